@@ -1,0 +1,1 @@
+"""Commands as plain functions (pack, unpack, push ...): the API under %kit and the CLI."""

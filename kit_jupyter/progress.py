@@ -1,0 +1,334 @@
+"""Injected progress and messages.
+
+Library code never prints: every command takes a :class:`Reporter` and tells it about kit's info
+and warning lines and about byte transfers. The adapters choose the implementation -- widgets in a
+live kernel, text on stderr in a terminal, nothing when asked. All reporters are thread-safe
+(boto3 and our download pool report from worker threads) and throttle redraws to about 10 per
+second, because unthrottled widget updates trip Jupyter's IOPub rate limit and freeze the bar.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+THROTTLE_SECONDS = 0.1
+
+
+def human_size(n: float) -> str:
+    """kit's size format (binary units, two decimals)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    value = float(n)
+    for unit in units:
+        if abs(value) < 1024 or unit == units[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+class Task:
+    """One progress row. ``advance`` may be called from any thread, with negative values too
+    (a retried range gives back the bytes it had counted)."""
+
+    def __init__(self, reporter: Reporter, label: str, total: int | None,
+                 parent: Task | None = None):
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.ok: bool | None = None
+        self._reporter = reporter
+        self._parent = parent
+
+    def advance(self, n: int) -> None:
+        with self._reporter._lock:
+            self.done += n
+            if self._parent is not None:
+                self._parent.done += n
+        self._reporter._changed(final=False)
+
+    def finish(self, ok: bool = True) -> None:
+        with self._reporter._lock:
+            if self.finished is not None:
+                return
+            self.finished = time.monotonic()
+            self.ok = ok
+        self._reporter._changed(final=True)
+
+    def __enter__(self) -> Task:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.finish(ok=exc_type is None)
+
+    # derived values, read under the reporter's lock by renderers
+    def rate(self) -> float:
+        end = self.finished or time.monotonic()
+        elapsed = max(end - self.started, 1e-6)
+        return self.done / elapsed
+
+    def eta(self) -> float | None:
+        rate = self.rate()
+        if self.total is None or rate <= 0 or self.finished is not None:
+            return None
+        return max(self.total - self.done, 0) / rate
+
+    def fraction(self) -> float:
+        if not self.total:
+            return 1.0 if self.finished else 0.0
+        return min(max(self.done / self.total, 0.0), 1.0)
+
+    def stats_text(self) -> str:
+        total = human_size(self.total) if self.total is not None else "?"
+        parts = [f"{human_size(self.done)} / {total}", f"{human_size(self.rate())}/s"]
+        eta = self.eta()
+        if eta is not None:
+            parts.append(f"ETA {eta:.0f}s")
+        elif self.finished is not None:
+            parts.append(f"in {self.finished - self.started:.1f}s")
+        return ", ".join(parts)
+
+
+class Reporter:
+    """Base reporter: collects messages and tasks, draws nothing.
+
+    Subclasses override ``_draw`` (called at most every ``THROTTLE_SECONDS`` and once more on
+    every task's finish) and ``_emit`` (one message). ``messages`` keeps everything said, so
+    tests and result objects can show it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._last_draw = 0.0
+        self.tasks: list[Task] = []
+        self.messages: list[tuple[str, str]] = []
+
+    def info(self, message: str) -> None:
+        with self._lock:
+            self.messages.append(("info", message))
+        self._emit("info", message)
+
+    def warning(self, message: str) -> None:
+        with self._lock:
+            self.messages.append(("warning", message))
+        self._emit("warning", message)
+
+    def task(self, label: str, total: int | None, parent: Task | None = None) -> Task:
+        t = Task(self, label, total, parent)
+        with self._lock:
+            self.tasks.append(t)
+        self._changed(final=True)
+        return t
+
+    def close(self) -> None:
+        """End of the command: draw the final state (widgets become a static summary)."""
+        self._changed(final=True)
+
+    def _changed(self, final: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not final and now - self._last_draw < THROTTLE_SECONDS:
+                return
+            self._last_draw = now
+            self._draw()
+
+    def _draw(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _emit(self, level: str, message: str) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class NullReporter(Reporter):
+    """Keeps messages and counters (for result objects and tests) and shows nothing."""
+
+
+class TextReporter(Reporter):
+    """Terminal output as kit prints it: info on ``out``, ``[WARN ]`` lines and ``\\r`` progress
+    on ``err``. Progress lines are only drawn when ``progress`` is true."""
+
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None,
+                 progress: bool = True) -> None:
+        super().__init__()
+        self._out = out or sys.stdout
+        self._err = err or sys.stderr
+        self._progress = progress
+        self._line_open = False
+        self._drawn_finished: set[int] = set()
+
+    def _emit(self, level: str, message: str) -> None:
+        with self._lock:
+            self._end_line()
+            if level == "warning":
+                self._err.write(f"[WARN ] {message}\n")
+                self._err.flush()
+            else:
+                self._out.write(message + "\n")
+                self._out.flush()
+
+    def _end_line(self) -> None:
+        if self._line_open:
+            self._err.write("\n")
+            self._line_open = False
+
+    def _draw(self) -> None:
+        if not self._progress:
+            return
+        for t in self.tasks:
+            if id(t) in self._drawn_finished:
+                continue
+            if t.finished is not None:
+                self._drawn_finished.add(id(t))
+                self._err.write(f"\r{t.label}: {t.fraction() * 100:5.1f}% {t.stats_text()}\n")
+                self._line_open = False
+            else:
+                self._err.write(f"\r{t.label}: {t.fraction() * 100:5.1f}% {t.stats_text()}")
+                self._line_open = True
+                break  # one live line at a time in a terminal
+        self._err.flush()
+
+
+class WidgetReporter(Reporter):
+    """ipywidgets rows (label, bar, stats) displayed once with a display id; messages go to a
+    text area below them. ``close()`` replaces the live widgets by a static HTML/text summary so
+    exported notebooks do not show a stale ``value=0.0`` repr."""
+
+    def __init__(self, display: Callable[..., Any] | None = None, title: str = "") -> None:
+        super().__init__()
+        import ipywidgets as w  # lazy: keep %load_ext cheap
+        from IPython.display import display as ipy_display
+
+        self._w = w
+        self._display = display or ipy_display
+        self._title = title
+        self._rows: dict[int, tuple[Any, Any, Any]] = {}
+        self.box = w.VBox([])
+        self._log = w.HTML("")
+        self._handle: Any = None
+        self._closed = False
+
+    def _ensure_shown(self) -> None:
+        if self._handle is None:
+            self._handle = self._display(self.box, display_id=True)
+
+    def _row(self, t: Task) -> tuple[Any, Any, Any]:
+        row = self._rows.get(id(t))
+        if row is None:
+            w = self._w
+            bar = w.FloatProgress(value=0.0, min=0.0, max=float(t.total or 1),
+                                  description="", layout=w.Layout(width="40%"))
+            name = w.Label(t.label, layout=w.Layout(width="30%"))
+            stats = w.Label("")
+            row = (name, bar, stats)
+            self._rows[id(t)] = row
+            self.box.children = (*self.box.children[:-1], w.HBox(list(row)), self._log) \
+                if self._log in self.box.children else (*self.box.children, w.HBox(list(row)))
+        return row
+
+    def _draw(self) -> None:
+        if self._closed or not self.tasks:
+            return
+        self._ensure_shown()
+        for t in self.tasks:
+            _, bar, stats = self._row(t)
+            with bar.hold_sync():
+                bar.max = float(t.total or 1)
+                bar.value = float(min(t.done, t.total)) if t.total else float(bool(t.finished))
+                if t.finished is not None:
+                    bar.bar_style = "success" if t.ok else "danger"
+            stats.value = t.stats_text()
+
+    def _emit(self, level: str, message: str) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            color = "#b36b00" if level == "warning" else "inherit"
+            prefix = "[WARN ] " if level == "warning" else ""
+            line = f'<div style="color:{color};font-family:monospace">' \
+                   f"{html.escape(prefix + message)}</div>"
+            self._log.value += line
+            if self._log not in self.box.children:
+                self.box.children = (*self.box.children, self._log)
+            self._ensure_shown()
+
+    def close(self) -> None:
+        with self._lock:
+            self._draw()
+            if self._closed or self._handle is None:
+                self._closed = True
+                return
+            self._closed = True
+            from IPython.display import HTML
+
+            summary = ProgressSummary(list(self.tasks), list(self.messages))
+            for row in self._rows.values():
+                for widget in row:
+                    widget.close()
+            self.box.close()
+            self._handle.update(summary)
+
+
+class ProgressSummary:
+    """The static end state of a reporter: one line per task and every message."""
+
+    def __init__(self, tasks: list[Task], messages: list[tuple[str, str]]):
+        self.tasks = tasks
+        self.messages = messages
+
+    def _lines(self) -> list[str]:
+        lines = [f"{m if lvl == 'info' else '[WARN ] ' + m}" for lvl, m in self.messages]
+        for t in self.tasks:
+            state = "done" if t.ok else "FAILED" if t.ok is False else "stopped"
+            lines.append(f"{t.label}: {state} {t.fraction() * 100:.0f}% ({t.stats_text()})")
+        return lines
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for t in self.tasks:
+            pct = t.fraction() * 100
+            color = "#2e7d32" if t.ok else "#c62828"
+            rows.append(
+                f"<tr><td>{html.escape(t.label)}</td>"
+                f'<td><div style="width:200px;background:#eee"><div style="width:{pct:.0f}%;'
+                f'background:{color};height:10px"></div></div></td>'
+                f"<td>{pct:.0f}%</td><td>{html.escape(t.stats_text())}</td></tr>")
+        msgs = "".join(
+            f'<div style="font-family:monospace">{html.escape(("[WARN ] " if lvl != "info" else "") + m)}</div>'
+            for lvl, m in self.messages)
+        table = f'<table class="kit-progress-summary">{"".join(rows)}</table>' if rows else ""
+        return f"<div>{msgs}{table}</div>"
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+
+def in_kernel() -> bool:
+    """True in a Jupyter kernel (where widgets can render), false in terminal IPython/scripts."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    ip = get_ipython()
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
+def make_reporter(mode: str = "auto") -> Reporter:
+    """``auto`` picks widgets in a kernel, text elsewhere; ``none`` shows progress as nothing but
+    still prints kit's messages as text."""
+    if mode == "auto":
+        mode = "widget" if in_kernel() else "text"
+    if mode == "widget":
+        return WidgetReporter()
+    if mode == "text":
+        return TextReporter()
+    if mode == "none":
+        return TextReporter(progress=False)
+    raise ValueError(f"unknown progress mode {mode!r}")
