@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-pytest_plugins = [
-    "tests.plugins.shell",
-]
+# Every module in tests/plugins/ is a plugin (one per real service), so adding a fixture module
+# never means editing this file.
+pytest_plugins = sorted(
+    f"tests.plugins.{p.stem}"
+    for p in (Path(__file__).parent / "plugins").glob("*.py")
+    if p.stem != "__init__"
+)
 
 
 @pytest.fixture
