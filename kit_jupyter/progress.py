@@ -263,8 +263,6 @@ class WidgetReporter(Reporter):
                 self._closed = True
                 return
             self._closed = True
-            from IPython.display import HTML
-
             summary = ProgressSummary(list(self.tasks), list(self.messages))
             for row in self._rows.values():
                 for widget in row:
@@ -298,7 +296,8 @@ class ProgressSummary:
                 f'background:{color};height:10px"></div></div></td>'
                 f"<td>{pct:.0f}%</td><td>{html.escape(t.stats_text())}</td></tr>")
         msgs = "".join(
-            f'<div style="font-family:monospace">{html.escape(("[WARN ] " if lvl != "info" else "") + m)}</div>'
+            '<div style="font-family:monospace">'
+            f'{html.escape(("[WARN ] " if lvl != "info" else "") + m)}</div>'
             for lvl, m in self.messages)
         table = f'<table class="kit-progress-summary">{"".join(rows)}</table>' if rows else ""
         return f"<div>{msgs}{table}</div>"

@@ -1,0 +1,313 @@
+"""The one command-line parser, shared by ``%kit`` and ``python -m kit_jupyter``.
+
+Both adapters parse with :func:`build_parser` and run :func:`run`, so a flag exists in the
+notebook exactly when it exists in the terminal. The parser never exits the process: a usage
+error raises :class:`CommandLineError` and ``--help`` raises :class:`HelpShown` after printing, and
+each adapter maps those to its own world (``UsageError`` in IPython, exit status 2 in a shell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .progress import Reporter, make_reporter
+
+PROGRESS_CHOICES = ("auto", "none", "text", "widget", "plain", "fancy")
+
+
+class CommandLineError(Exception):
+    """Bad arguments: one line, shown as a UsageError or on stderr with exit status 2."""
+
+
+class HelpShown(Exception):
+    """``-h`` was given; the help has been printed."""
+
+
+class KitArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CommandLineError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if status:
+            raise CommandLineError((message or "invalid arguments").strip())
+        raise HelpShown()
+
+
+@dataclass
+class Context:
+    """What a command needs from its adapter: how to report, how to ask for a password."""
+
+    progress: str = "auto"
+    getpass: Callable[[str], str] | None = None
+    stdin: Any = None
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    reporter_factory: Callable[[str], Reporter] = make_reporter
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="DIR",
+                   help="storage root (default: $KITOPS_HOME, else the OS default)")
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                   help="progress display: widget in a notebook, text in a terminal (default auto)")
+
+
+def _add_network(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plain-http", action="store_true", help="use plain HTTP for the registry")
+    p.add_argument("--tls-verify", default="true", choices=("true", "false"),
+                   help="verify the registry's TLS certificate (default true)")
+    p.add_argument("--concurrency", type=int, default=5, help="parallel transfers (default 5)")
+
+
+def build_parser(prog: str = "kit") -> KitArgumentParser:
+    parser = KitArgumentParser(
+        prog=prog,
+        description="KitOps ModelKits from Python and Jupyter, interchangeable with the kit CLI.",
+        epilog=f"Run '{prog} COMMAND -h' for a command's flags.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=KitArgumentParser)
+
+    p = sub.add_parser("validate", help="validate a Kitfile (a file, or a directory holding one)")
+    p.add_argument("path", nargs="?", default=".", help="Kitfile or directory (default .)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--check-remote", action="store_true",
+                   help="HEAD each S3 remote dataset and report a stale remoteHash")
+
+    p = sub.add_parser("pack", help="pack a directory into a ModelKit in local storage")
+    p.add_argument("directory", nargs="?", default=".")
+    p.add_argument("-f", "--file", help="Kitfile path (default: Kitfile, kitfile, .kitfile in DIR)")
+    p.add_argument("-t", "--tag", help="reference, e.g. churn:v1 (extra tags after commas)")
+    p.add_argument("--compression", choices=("none", "gzip", "gzip-fastest"), default="none")
+    _add_config(p)
+    _add_progress(p)
+
+    p = sub.add_parser("unpack", help="extract a ModelKit's components into a directory")
+    p.add_argument("ref")
+    p.add_argument("-d", "--dir", default=".", help="target directory (default .)")
+    p.add_argument("-o", "--overwrite", action="store_true", help="overwrite existing files")
+    p.add_argument("-i", "--ignore-existing", action="store_true", help="skip existing files")
+    p.add_argument("--filter", action="append", default=[], metavar="TYPES[:IDS]",
+                   help="e.g. model,datasets:events (repeatable)")
+    p.add_argument("--include-remote", action="store_true",
+                   help="also download remote (S3) datasets")
+    _add_config(p)
+    _add_progress(p)
+    _add_network(p)
+
+    p = sub.add_parser("push", help="upload a ModelKit to a registry")
+    p.add_argument("source")
+    p.add_argument("destination", nargs="?")
+    _add_config(p)
+    _add_progress(p)
+    _add_network(p)
+
+    p = sub.add_parser("pull", help="download a ModelKit from a registry into local storage")
+    p.add_argument("ref")
+    _add_config(p)
+    _add_progress(p)
+    _add_network(p)
+
+    p = sub.add_parser("list", help="list local ModelKits, or the tags of a remote repository")
+    p.add_argument("repository", nargs="?")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_config(p)
+    _add_network(p)
+
+    p = sub.add_parser("inspect", help="manifest and Kitfile of a ModelKit")
+    p.add_argument("ref")
+    p.add_argument("-r", "--remote", action="store_true", help="read from the registry")
+    _add_config(p)
+    _add_network(p)
+
+    p = sub.add_parser("info", help="the Kitfile of a ModelKit, as YAML")
+    p.add_argument("ref")
+    p.add_argument("-r", "--remote", action="store_true", help="read from the registry")
+    p.add_argument("-f", "--filter", help="dot path into the Kitfile, e.g. .model.path")
+    _add_config(p)
+    _add_network(p)
+
+    p = sub.add_parser("tag", help="add a tag to a local ModelKit")
+    p.add_argument("source")
+    p.add_argument("target")
+    _add_config(p)
+
+    p = sub.add_parser("remove", help="remove a local ModelKit or tag")
+    p.add_argument("ref", nargs="?")
+    p.add_argument("-f", "--force", action="store_true", help="remove all tags of the manifest")
+    p.add_argument("-a", "--all", action="store_true", help="remove all untagged ModelKits")
+    _add_config(p)
+
+    p = sub.add_parser("login", help="store registry credentials after checking them")
+    p.add_argument("registry")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password", help="prefer --password-stdin or the prompt")
+    p.add_argument("--password-stdin", action="store_true")
+    _add_config(p)
+    _add_network(p)
+
+    p = sub.add_parser("logout", help="forget stored registry credentials")
+    p.add_argument("registry")
+    _add_config(p)
+
+    sub.add_parser("version", help="version information")
+    return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [o for a in parser._actions for o in a.option_strings]
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+
+def _net(args: argparse.Namespace) -> dict[str, Any]:
+    return {"plain_http": args.plain_http, "tls_verify": args.tls_verify == "true",
+            "concurrency": args.concurrency}
+
+
+def _progress_mode(value: str) -> str:
+    return {"plain": "text", "fancy": "auto"}.get(value, value)
+
+
+def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
+    """Run one parsed command; returns its result object (never prints itself)."""
+    ctx = ctx or Context()
+    handler = _HANDLERS[args.command]
+    mode = _progress_mode(getattr(args, "progress", ctx.progress) or ctx.progress)
+    if mode == "auto" and ctx.progress != "auto":
+        mode = ctx.progress
+    reporter = ctx.reporter_factory(mode)
+    try:
+        return handler(args, ctx, reporter)
+    finally:
+        reporter.close()
+
+
+def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.validate import validate_path
+
+    return validate_path(args.path, check_remote=args.check_remote, env=ctx.env)
+
+
+def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.pack import pack
+
+    return pack(args.directory, file=args.file, tag=args.tag, compression=args.compression,
+                home=args.config, reporter=reporter)
+
+
+def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.unpack import unpack
+
+    return unpack(args.ref, dir=args.dir, overwrite=args.overwrite,
+                  ignore_existing=args.ignore_existing, filters=args.filter,
+                  include_remote=args.include_remote, home=args.config, reporter=reporter,
+                  **_net(args))
+
+
+def _push(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.remote import push
+
+    return push(args.source, args.destination, home=args.config, reporter=reporter, **_net(args))
+
+
+def _pull(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.remote import pull
+
+    return pull(args.ref, home=args.config, reporter=reporter, **_net(args))
+
+
+def _list(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    if args.repository:
+        from .commands.remote import list_remote
+
+        return list_remote(args.repository, home=args.config, **_net(args))
+    from .commands.local import list_modelkits
+
+    return list_modelkits(home=args.config)
+
+
+def _inspect(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    if args.remote:
+        from .commands.remote import inspect_remote
+
+        return inspect_remote(args.ref, home=args.config, **_net(args))
+    from .commands.local import inspect
+
+    return inspect(args.ref, home=args.config, **_net(args))
+
+
+def _info(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.local import info
+
+    return info(args.ref, home=args.config, filter=args.filter, remote=args.remote, **_net(args))
+
+
+def _tag(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.local import tag
+
+    return tag(args.source, args.target, home=args.config)
+
+
+def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.local import remove
+
+    if not args.ref and not args.all:
+        raise CommandLineError("remove: a reference is required unless --all is given")
+    return remove(args.ref, force=args.force, all=args.all, home=args.config)
+
+
+def _login(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.remote import login
+
+    password = args.password
+    if args.password_stdin:
+        stream = ctx.stdin or sys.stdin
+        password = stream.readline().rstrip("\r\n")
+    username = args.username
+    if username is None:
+        if ctx.getpass is None:
+            raise CommandLineError("login: -u/--username is required")
+        username = input("Username: ")
+    if password is None:
+        if ctx.getpass is None:
+            raise CommandLineError("login: give --password-stdin or run interactively")
+        password = ctx.getpass("Password: ")
+    return login(args.registry, username, password, home=args.config, reporter=reporter,
+                 **{k: v for k, v in _net(args).items() if k != "concurrency"})
+
+
+def _logout(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from .commands.remote import logout
+
+    return logout(args.registry, home=args.config)
+
+
+def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from . import __version__
+
+    return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {
+    "validate": _validate, "pack": _pack, "unpack": _unpack, "push": _push, "pull": _pull,
+    "list": _list, "inspect": _inspect, "info": _info, "tag": _tag, "remove": _remove,
+    "login": _login, "logout": _logout, "version": _version,
+}

@@ -1,0 +1,61 @@
+"""``kit validate``-style checking of a Kitfile on disk or in a cell.
+
+Decoding, validation and (optionally) the remote S3 check run together and never raise for a bad
+Kitfile: everything wrong becomes a finding, so a cell can show all problems at once. Only a
+missing file is an exception, because there is nothing to report findings about.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..display import ValidationReport
+from ..errors import KitError, KitfileError
+
+KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
+
+
+def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
+    """A file is taken as is; a directory is searched for kit's three names, in kit's order."""
+    p = Path(path)
+    if p.is_dir():
+        for name in KITFILE_NAMES:
+            candidate = p / name
+            if candidate.is_file():
+                return candidate
+        raise KitError(f"No Kitfile found in {p}. Consider using the -f flag to specify its path")
+    if not p.exists():
+        raise KitError(f"open {p}: no such file or directory")
+    return p
+
+
+def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = False,
+                  env: Mapping[str, str] | None = None) -> ValidationReport:
+    from ..kitfile import load_kitfile
+    from ..validate import check_kitfile_text
+
+    findings = list(check_kitfile_text(text))
+    kf = None
+    try:
+        kf = load_kitfile(text)
+    except KitfileError:
+        kf = None
+    if check_remote and kf is not None:
+        from ..s3 import check_remote_findings
+
+        findings.extend(check_remote_findings(kf, env=env))
+    return ValidationReport(findings=findings, source=source, kitfile=kf)
+
+
+def validate_path(path: str | os.PathLike[str] = ".", *, check_remote: bool = False,
+                  env: Mapping[str, str] | None = None) -> ValidationReport:
+    file = locate_kitfile(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise KitError(f"{file}: not a UTF-8 text file ({e.reason})") from None
+    except OSError as e:
+        raise KitError(f"open {file}: {e.strerror.lower() if e.strerror else e}") from None
+    return validate_text(text, source=str(file), check_remote=check_remote, env=env)

@@ -1,0 +1,177 @@
+"""IPython adapter: ``%kit`` and ``%%kitfile``.
+
+Deliberately thin: parse with the shared parser, call the same functions ``python -m kit_jupyter``
+calls, return the result object for display. User mistakes become exactly ``UsageError`` (a
+subclass would print a traceback, ipython/ipython#14024); bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, output_can_be_silenced
+from traitlets import Bool
+
+from . import cli
+from .errors import KitError
+
+_PARSER = cli.build_parser(prog="%kit")
+
+
+def _kitfile_parser() -> cli.KitArgumentParser:
+    p = cli.KitArgumentParser(
+        prog="%%kitfile",
+        description="Parse and validate the cell as a Kitfile and show the findings.")
+    p.add_argument("var", nargs="?", help="variable that receives the parsed Kitfile")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="also write the cell to FILE (atomically)")
+    p.add_argument("--strict", action="store_true",
+                   help="raise an error when the Kitfile has errors (for notebooks run in CI)")
+    p.add_argument("--check-remote", action="store_true",
+                   help="HEAD each S3 remote dataset and report a stale remoteHash")
+    return p
+
+
+_KITFILE_PARSER = _kitfile_parser()
+
+
+def _strip_silencer(line: str) -> str:
+    """``@output_can_be_silenced`` hides the result but still passes the ``;`` to us."""
+    line = line.rstrip()
+    return line[:-1].rstrip() if line.endswith(";") else line
+
+
+@magics_class
+class KitMagics(Magics):
+    short_errors = Bool(
+        True, help="Show user errors as one UsageError line; False re-raises the original "
+                   "exception with its traceback (for debugging).").tag(config=True)
+
+    def _usage(self, err: Exception) -> UsageError:
+        if not self.short_errors:
+            raise err
+        return UsageError(str(err))
+
+    def _context(self) -> cli.Context:
+        return cli.Context(getpass=getpass.getpass)
+
+    @output_can_be_silenced
+    @line_magic
+    def kit(self, line: str) -> Any:
+        try:
+            args = _PARSER.parse_args(_split(_strip_silencer(line)))
+        except cli.HelpShown:
+            return None
+        except cli.CommandLineError as e:
+            raise UsageError(str(e)) from None
+        try:
+            return cli.run(args, self._context())
+        except cli.CommandLineError as e:
+            raise UsageError(str(e)) from None
+        except KitError as e:
+            raise self._usage(e) from None
+
+    kit.__doc__ = _PARSER.format_help()
+
+    @cell_magic
+    def kitfile(self, line: str, cell: str) -> Any:
+        try:
+            args = _KITFILE_PARSER.parse_args(_split(line))
+        except cli.HelpShown:
+            return None
+        except cli.CommandLineError as e:
+            raise UsageError(str(e)) from None
+        return self._run_kitfile(args, cell)
+
+    kitfile.__doc__ = _KITFILE_PARSER.format_help()
+
+    def _run_kitfile(self, args: argparse.Namespace, cell: str) -> Any:
+        from IPython.display import display
+
+        from .commands.validate import validate_text
+
+        try:
+            report = validate_text(cell, source=args.output or "Kitfile",
+                                   check_remote=args.check_remote)
+        except KitError as e:
+            raise self._usage(e) from None
+        if args.var:
+            if not args.var.isidentifier():
+                raise UsageError(f"%%kitfile: {args.var!r} is not a valid variable name")
+            self.shell.user_ns[args.var] = report.kitfile
+        if args.strict and not report.valid:
+            display(report)
+            first = report.errors[0]
+            where = f" (line {first.line})" if first.line else ""
+            raise UsageError(f"Kitfile has {len(report.errors)} error(s): "
+                             f"{first.message}{where}")
+        if args.output:
+            from ._fs import write_bytes_atomic
+
+            try:
+                write_bytes_atomic(args.output, cell.encode("utf-8"))
+            except OSError as e:
+                raise UsageError(f"%%kitfile: cannot write {args.output}: {e.strerror}") from None
+        return report
+
+
+def _split(line: str) -> list[str]:
+    from IPython.utils.process import arg_split
+
+    return arg_split(line, posix=True)
+
+
+# -- tab completion ----------------------------------------------------------------------------
+
+def _complete(text_until_cursor: str, token: str) -> list[str] | None:
+    stripped = text_until_cursor.lstrip()
+    if stripped.startswith("%%kitfile"):
+        if token.startswith("-"):
+            return [o for o in cli.option_strings(_KITFILE_PARSER) if o.startswith(token)]
+        return None
+    if not stripped.startswith("%kit ") and stripped != "%kit":
+        return None
+    words = stripped.split()[1:]
+    if text_until_cursor.endswith(" "):
+        words.append("")
+    commands = cli.subcommands(_PARSER)
+    if len(words) <= 1:
+        prefix = words[0] if words else ""
+        return sorted(c for c in commands if c.startswith(prefix))
+    sub = commands.get(words[0])
+    if sub is None or not token.startswith("-"):
+        return None
+    return sorted(o for o in cli.option_strings(sub) if o.startswith(token))
+
+
+def _make_matcher() -> Any:
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()
+    def kit_matcher(context: Any) -> Any:
+        found = _complete(context.text_until_cursor, context.token)
+        if found is None:
+            return {"completions": [], "suppress": False}
+        return {"completions": [SimpleCompletion(t, type="kit") for t in found],
+                "suppress": True}
+
+    return kit_matcher
+
+
+def _is_ours(matcher: Any) -> bool:
+    return getattr(matcher, "__qualname__", "").startswith("_make_matcher")
+
+
+def load(ipython: Any) -> None:
+    ipython.register_magics(KitMagics)
+    matchers = ipython.Completer.custom_matchers
+    if not any(_is_ours(m) for m in matchers):
+        matchers.append(_make_matcher())
+
+
+def unload(ipython: Any) -> None:
+    matchers = ipython.Completer.custom_matchers
+    matchers[:] = [m for m in matchers if not _is_ours(m)]
