@@ -1,0 +1,155 @@
+"""%kit and %%kitfile in a real IPython shell."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from IPython.core.completer import provisionalcompleter
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+GOOD = """\
+manifestVersion: 1.0.0
+package: {name: churn, version: 1.10}
+model: {name: clf, path: model.pkl}
+datasets:
+  - name: events
+    path: data/events.parquet
+    remotePath: s3://acme-ml/events/2026-11.parquet
+    remoteHash: 9b2cf535f27731c974343645a3985328-12
+"""
+
+BAD = """\
+manifestVersion: 1.0
+model:
+  name: clf
+  path: https://example.com/model.pkl
+datasets:
+  - name: events
+    path: data/events.parquet
+    remotePath: s3://acme-ml/events.parquet
+"""
+
+
+def test_kitfile_cell_binds_parsed_kitfile(ip):
+    report = ip.run_cell_magic("kitfile", "kf", GOOD)
+    assert report.valid and report.findings == []
+    kf = ip.user_ns["kf"]
+    assert kf.package.version == "1.10"  # the scalar text as written, not 1.1
+    assert kf.datasets[0].remote_hash == "9b2cf535f27731c974343645a3985328-12"
+
+
+def test_kitfile_cell_shows_findings_with_field_and_line(ip):
+    report = ip.run_cell_magic("kitfile", "kf", BAD)
+    assert not report.valid
+    by_field = {f.field: f for f in report.findings}
+    assert by_field["manifestVersion"].severity == "warning"
+    assert by_field["manifestVersion"].line == 1
+    assert by_field["model.path"].line == 4
+    assert by_field["datasets[0].remoteHash"].message == (
+        "remoteHash is required when remote dataset paths are used "
+        "(s3://acme-ml/events.parquet)")
+    bundle = report._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert 'class="kit-findings"' in bundle["text/html"]
+    assert "datasets[0].remoteHash" in bundle["text/plain"]
+    assert "&lt;" not in bundle["text/plain"]
+
+
+def test_kitfile_malformed_yaml_is_a_finding_not_a_traceback(ip):
+    report = ip.run_cell_magic("kitfile", "kf", "model: {name: [unclosed\n")
+    assert not report.valid
+    assert report.errors[0].line is not None
+    assert ip.user_ns["kf"] is None
+
+
+def test_kitfile_unknown_key_suggests_closest(ip):
+    body = "manifestVersion: 1.0.0\ndatasets:\n  - name: e\n    path: d\n    remotepath: s3://b/k\n"
+    report = ip.run_cell_magic("kitfile", "", body)
+    (err,) = report.errors
+    assert err.line == 5
+    assert "remotepath" in err.message and '"remotePath"' in err.message
+
+
+def test_kitfile_strict_raises_plain_usage_error(ip):
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("kitfile", "--strict", BAD)
+    assert type(info.value) is UsageError
+    assert "error" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_kitfile_output_written_atomically(ip, tmp_path):
+    target = tmp_path / "Kitfile"
+    ip.run_cell_magic("kitfile", f"-o {target} kf", GOOD)
+    assert target.read_text() == GOOD
+    assert [p.name for p in tmp_path.iterdir()] == ["Kitfile"]
+
+
+def test_kit_validate_directory_and_file(ip, tmp_path):
+    (tmp_path / "kitfile").write_text(GOOD)
+    report = ip.run_line_magic("kit", f"validate {tmp_path}")
+    assert report.valid and report.source.endswith("kitfile")
+    (tmp_path / "Kitfile").write_text(BAD)  # Kitfile wins over kitfile, as in kit
+    assert not ip.run_line_magic("kit", f"validate {tmp_path}").valid
+
+
+def test_kit_validate_missing_path_is_one_line(ip, tmp_path):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", f"validate {tmp_path / 'nope'}")
+    assert "no such file" in str(info.value)
+
+
+def test_kit_var_expansion_and_silencing(ip, tmp_path):
+    (tmp_path / "Kitfile").write_text(GOOD)
+    ip.user_ns["where"] = str(tmp_path)
+    result = ip.run_cell("%kit validate $where;")
+    assert result.success and result.result is None
+    assert ip.run_cell("r = %kit validate {where}").success
+    assert ip.user_ns["r"].valid
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("frobnicate", "invalid choice"),
+    ("", "required"),
+    ("unpack", "required"),
+    ("pack --compression zstd .", "invalid choice"),
+])
+def test_kit_usage_errors_are_plain_usage_errors(ip, line, needle):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", line)
+    assert type(info.value) is UsageError and needle in str(info.value)
+
+
+def test_kit_help_does_not_exit(ip):
+    with capture_output() as cap:
+        assert ip.run_line_magic("kit", "unpack -h") is None
+    assert "--include-remote" in cap.stdout
+    doc = ip.find_line_magic("kit").__doc__
+    assert "unpack" in doc and "validate" in doc and "push" in doc
+
+
+def test_kit_run_cell_usage_error_is_one_line(ip, capsys):
+    result = ip.run_cell("%kit frobnicate")
+    assert type(result.error_in_exec) is UsageError
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "UsageError" in err
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("%kit un", {"unpack"}),
+    ("%kit p", {"pack", "push", "pull"}),
+    ("%kit unpack x --in", {"--include-remote"}),
+    ("%kit pack . --comp", {"--compression"}),
+])
+def test_tab_completion(ip, text, expected):
+    with provisionalcompleter():
+        found = {c.text for c in ip.Completer.completions(text, len(text))}
+    assert expected <= found
+
+
+def test_validate_json_shape_via_magic(ip, tmp_path):
+    (tmp_path / "Kitfile").write_text(BAD)
+    data = json.loads(ip.run_line_magic("kit", f"validate {tmp_path} --format json").to_json())
+    assert data["valid"] is False
+    assert set(data["findings"][0]) == {"severity", "message", "field", "line"}
