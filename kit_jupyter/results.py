@@ -1,0 +1,294 @@
+"""Result objects of the local commands (pack, unpack, list, inspect, info, tag, remove).
+
+Each renders three ways: ``_repr_html_`` (an escaped HTML table, for notebooks and exported
+HTML), ``_repr_pretty_`` / ``text()`` (what kit prints in a terminal) and ``.data`` (plain JSON
+values, so ``mk = %kit inspect x:v1`` can be used programmatically). ``messages`` keeps kit's
+info and warning lines said while the command ran.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+_TABLE_CSS = ("<style>.kit-result{border-collapse:collapse;font-size:13px}"
+              ".kit-result td,.kit-result th{padding:2px 8px;text-align:left;"
+              "vertical-align:top;font-family:monospace}</style>")
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def html_table(header: list[str] | None, rows: list[list[Any]], caption: str = "") -> str:
+    head = ""
+    if header:
+        head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
+    return f'{_TABLE_CSS}<table class="kit-result">{cap}{head}{body}</table>'
+
+
+def _messages_html(messages: list[tuple[str, str]]) -> str:
+    return "".join(
+        f'<div style="font-family:monospace">'
+        f'{_esc(("[WARN ] " if level == "warning" else "") + text)}</div>'
+        for level, text in messages)
+
+
+def go_json_indent(obj: Any) -> str:
+    """``json.MarshalIndent(v, "", "  ")``: two-space indent, HTML-escaped like Go."""
+    text = json.dumps(obj, ensure_ascii=False, indent=2)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def tabwriter(rows: list[list[str]], padding: int = 3) -> str:
+    """Go's ``tabwriter.NewWriter(w, 0, 2, 3, ' ', 0)`` as kit list uses it: every column but
+    the last is padded to its widest cell plus three spaces."""
+    if not rows:
+        return ""
+    ncols = max(len(r) for r in rows)
+    widths = [0] * ncols
+    for r in rows:
+        for i, cell in enumerate(r[:-1]):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for r in rows:
+        parts = [cell.ljust(widths[i] + padding) for i, cell in enumerate(r[:-1])]
+        lines.append("".join(parts) + (r[-1] if r else ""))
+    return "\n".join(lines) + "\n"
+
+
+class _Result:
+    messages: list[tuple[str, str]]
+
+    def text(self) -> str:  # pragma: no cover - overridden
+        return ""
+
+    @property
+    def data(self) -> Any:  # pragma: no cover - overridden
+        return {}
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, ensure_ascii=False, indent=2)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text().rstrip("\n") if not cycle else f"{type(self).__name__}(...)")
+
+    def _html_body(self) -> str:  # pragma: no cover - overridden
+        return ""
+
+    def _repr_html_(self) -> str:
+        return f"<div>{_messages_html(self.messages)}{self._html_body()}</div>"
+
+
+@dataclass
+class PackResult(_Result):
+    digest: str
+    repository: str                       # registry/repository, e.g. localhost/_
+    tags: list[str]
+    config: dict[str, Any]
+    layers: list[dict[str, Any]]          # descriptor + "path"
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(int(layer["size"]) for layer in self.layers)
+
+    @property
+    def reference(self) -> str:
+        tag = self.tags[0] if self.tags else None
+        return f"{self.repository}:{tag}" if tag else f"{self.repository}@{self.digest}"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"digest": self.digest, "repository": self.repository, "tags": list(self.tags),
+                "config": dict(self.config), "layers": [dict(x) for x in self.layers],
+                "size": self.size}
+
+    def text(self) -> str:
+        return ""  # kit's lines went to the reporter while packing
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(f"Model saved: {self.digest} ({self.reference})")
+
+    def _html_body(self) -> str:
+        rows = [[x["mediaType"], x.get("path", ""), x["digest"], x["size"]] for x in self.layers]
+        return html_table(["MEDIA TYPE", "PATH", "DIGEST", "SIZE"], rows,
+                          caption=f"{self.reference} -> {self.digest}")
+
+
+@dataclass
+class UnpackResult(_Result):
+    reference: str
+    digest: str
+    directory: str
+    kitfile_path: str | None
+    layers: list[dict[str, Any]]          # {"type", "name", "path", "digest"}
+    remote: list[Any] = field(default_factory=list)
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"reference": self.reference, "digest": self.digest,
+                "directory": self.directory, "kitfile": self.kitfile_path,
+                "layers": [dict(x) for x in self.layers],
+                "remote": [_jsonable(r) for r in self.remote]}
+
+    def text(self) -> str:
+        return ""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(f"Unpacked {self.reference} to {self.directory} "
+               f"({len(self.layers)} layer(s))")
+
+    def _html_body(self) -> str:
+        rows = [[x["type"], x.get("name", ""), x["path"], x["digest"]] for x in self.layers]
+        return html_table(["TYPE", "NAME", "PATH", "DIGEST"], rows,
+                          caption=f"{self.reference} -> {self.directory}")
+
+
+LIST_HEADER = ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
+
+
+@dataclass
+class ListResult(_Result):
+    models: list[dict[str, Any]]          # kit's --format json objects
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    def rows(self) -> list[list[str]]:
+        out = []
+        for m in self.models:
+            for tag in (m["tags"] or ["<none>"]):
+                out.append([m["repo"], tag, m["author"], m["modelName"], m["size"], m["digest"]])
+        return out
+
+    @property
+    def data(self) -> list[dict[str, Any]]:
+        return [dict(m) for m in self.models]
+
+    def to_json(self) -> str:
+        return go_json_indent(self.data)
+
+    def text(self) -> str:
+        return tabwriter([LIST_HEADER, *self.rows()])
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def _html_body(self) -> str:
+        return html_table(LIST_HEADER, self.rows())
+
+
+@dataclass
+class InspectResult(_Result):
+    digest: str
+    cli_version: str
+    kitfile: dict[str, Any] | None
+    manifest: dict[str, Any]
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"digest": self.digest, "cliVersion": self.cli_version}
+        if self.kitfile is not None:
+            out["kitfile"] = self.kitfile
+        out["manifest"] = self.manifest
+        return out
+
+    def to_json(self) -> str:
+        return go_json_indent(self.data)
+
+    def text(self) -> str:
+        return self.to_json() + "\n"
+
+    def _html_body(self) -> str:
+        rows: list[list[Any]] = [["digest", self.digest], ["cliVersion", self.cli_version]]
+        pkg = (self.kitfile or {}).get("package") or {}
+        if pkg.get("name"):
+            rows.append(["package", pkg["name"]])
+        for layer in self.manifest.get("layers") or []:
+            ann = layer.get("annotations") or {}
+            rows.append([layer.get("mediaType"),
+                         f"{ann.get('org.cncf.model.filepath', '')}  {layer.get('digest')}  "
+                         f"{layer.get('size')} B"])
+        table = html_table(None, rows)
+        raw = f"<details><summary>JSON</summary><pre>{_esc(self.to_json())}</pre></details>"
+        return table + raw
+
+
+@dataclass
+class InfoResult(_Result):
+    reference: str
+    yaml: str
+    kitfile: dict[str, Any] | None = None
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> Any:
+        return self.kitfile if self.kitfile is not None else self.yaml
+
+    def text(self) -> str:
+        return self.yaml
+
+    def __str__(self) -> str:
+        return self.yaml
+
+    def _html_body(self) -> str:
+        return f'<pre class="kit-info">{_esc(self.yaml)}</pre>'
+
+
+@dataclass
+class TagResult(_Result):
+    source: str
+    target: str
+    digest: str
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "digest": self.digest}
+
+    def text(self) -> str:
+        return "".join(m + "\n" for _, m in self.messages)
+
+    def _html_body(self) -> str:
+        return ""
+
+
+@dataclass
+class RemoveResult(_Result):
+    removed: list[dict[str, Any]]         # {"reference", "digest", "action": removed|untagged}
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.removed]
+
+    def text(self) -> str:
+        return "".join((("[WARN ] " if lvl == "warning" else "") + m + "\n")
+                       for lvl, m in self.messages)
+
+    def _html_body(self) -> str:
+        return ""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    data = getattr(value, "data", None)
+    if data is not None and not callable(data):
+        return _jsonable(data)
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    return str(value)
