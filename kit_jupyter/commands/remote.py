@@ -1,0 +1,603 @@
+"""push, pull, login, logout, remote list and remote inspect -- kit's registry commands.
+
+A push copies the exact local bytes (manifest, config, layers) so the registry's digest is the
+local one; a pull stores what it fetched the way a local pack would (blobs, ``index.json``,
+the repository's index and tags), so a pushed-then-pulled ModelKit is bit for bit the same.
+Transfers run ``concurrency`` layers at a time, each with its own progress task, and every
+downloaded blob is verified before it is committed to storage.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import KitError, NotFoundError, ReferenceError_, RegistryError
+from ..progress import NullReporter, Reporter, human_size
+
+KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
+KIT_ARTIFACT_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
+MODELPACK_CONFIG_TYPE = "application/vnd.cncf.model.config.v1+json"
+MODELPACK_ARTIFACT_TYPE = "application/vnd.cncf.model.manifest.v1+json"
+CLI_VERSION_ANNOTATION = "ml.kitops.modelkit.cli-version"
+MAX_REFERENCE_CHAIN = 10
+_SMALL_BLOB = 16 << 20
+
+Home = str | os.PathLike[str] | None
+
+
+# -- references -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Ref:
+    """Fallback for ``reference.Reference`` while reference.py is not there (same fields)."""
+
+    registry: str
+    repository: str
+    reference: str
+    extra_tags: tuple[str, ...] = ()
+
+
+def _parse(s: str) -> Any:
+    try:
+        from ..reference import parse_reference
+    except ImportError:
+        return _fallback_parse(s)
+    return parse_reference(s)
+
+
+def _fallback_parse(s: str) -> _Ref:
+    """Spec section 6.1 without the character checks (they live in reference.py)."""
+    if ":" in s and "/" not in s and s.split(":", 1)[0] in ("sha256", "sha512") \
+            and "," not in s:
+        return _Ref("localhost", "_", s)
+    first, *extra = s.split(",")
+    registry, rest = "localhost", first
+    if "/" in first:
+        head, tail = first.split("/", 1)
+        if ":" in head or "." in head:
+            registry, rest = head, tail
+    if "@" in rest:
+        repo, ref = rest.split("@", 1)
+        repo = repo.split(":", 1)[0]
+    elif ":" in rest:
+        repo, ref = rest.split(":", 1)
+    else:
+        repo, ref = rest, ""
+    if not repo or repo != repo.lower():
+        raise ReferenceError_(f"repository ({repo}) name must be lowercase")
+    return _Ref(registry, repo, ref, tuple(extra))
+
+
+def ref_string(registry: str, repository: str, reference: str) -> str:
+    """oras-go's ``Reference.String()``: ``reg/repo:tag`` or ``reg/repo@digest``."""
+    if not reference:
+        return f"{registry}/{repository}"
+    sep = "@" if ":" in reference else ":"
+    return f"{registry}/{repository}{sep}{reference}"
+
+
+def display(ref_str: str) -> str:
+    """kit's FormatRepositoryForDisplay (spec 6.3)."""
+    try:
+        from ..reference import display_repository
+    except ImportError:
+        out = ref_str.removeprefix("localhost/").removeprefix("_").removeprefix("@")
+        return out
+    return display_repository(ref_str)
+
+
+def _is_modelkit_reference(s: str) -> bool:
+    try:
+        from ..reference import is_modelkit_reference
+    except ImportError:
+        if ":" not in s and "@" not in s:
+            return False
+        try:
+            _fallback_parse(s)
+        except KitError:
+            return False
+        return True
+    return is_modelkit_reference(s)
+
+
+def _network(home: Home, plain_http: bool, tls_verify: bool | str, concurrency: int) -> Any:
+    from ..registry import RegistryOptions
+
+    return RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
+                           concurrency=max(1, int(concurrency)), home=home)
+
+
+# -- results ----------------------------------------------------------------------------------
+
+def _esc(v: Any) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+class _Result:
+    messages: list[tuple[str, str]]
+
+    def text(self) -> str:  # pragma: no cover - overridden
+        return ""
+
+    @property
+    def data(self) -> Any:  # pragma: no cover - overridden
+        return {}
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=2)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text() if not cycle else f"{type(self).__name__}(...)")
+
+    def _body_html(self) -> str:
+        return ""
+
+    def _repr_html_(self) -> str:
+        msgs = "".join(f'<div style="font-family:monospace">'
+                       f'{_esc(("[WARN ] " if lvl == "warning" else "") + m)}</div>'
+                       for lvl, m in self.messages)
+        return f'<div class="kit-remote">{msgs}{self._body_html()}</div>'
+
+
+@dataclass
+class BlobTransfer:
+    """One blob of a push or pull: ``action`` is uploaded/skipped (push) or
+    downloaded/present (pull)."""
+
+    digest: str
+    media_type: str
+    size: int
+    action: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"digest": self.digest, "mediaType": self.media_type, "size": self.size,
+                "action": self.action}
+
+
+def _blobs_html(blobs: list[BlobTransfer], caption: str) -> str:
+    rows = "".join(f"<tr><td>{_esc(b.media_type)}</td><td>{_esc(b.digest)}</td>"
+                   f"<td>{_esc(human_size(b.size))}</td><td>{_esc(b.action)}</td></tr>"
+                   for b in blobs)
+    return (f'<table class="kit-result"><caption>{_esc(caption)}</caption><tr><th>MEDIA TYPE'
+            f"</th><th>DIGEST</th><th>SIZE</th><th></th></tr>{rows}</table>")
+
+
+@dataclass
+class PushResult(_Result):
+    source: str
+    destination: str
+    digest: str
+    blobs: list[BlobTransfer]
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def uploaded(self) -> list[BlobTransfer]:
+        return [b for b in self.blobs if b.action == "uploaded"]
+
+    @property
+    def skipped(self) -> list[BlobTransfer]:
+        return [b for b in self.blobs if b.action == "skipped"]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"source": self.source, "destination": self.destination, "digest": self.digest,
+                "blobs": [b.data for b in self.blobs]}
+
+    def text(self) -> str:
+        sent = sum(b.size for b in self.uploaded)
+        return (f"Pushed {self.digest} to {self.destination} ({len(self.uploaded)} blob(s), "
+                f"{human_size(sent)} uploaded, {len(self.skipped)} already present)")
+
+    def _body_html(self) -> str:
+        return _blobs_html(self.blobs, self.text())
+
+
+@dataclass
+class PullResult(_Result):
+    reference: str
+    digest: str
+    repository: str
+    tags: list[str]
+    blobs: list[BlobTransfer]
+    parents: list[PullResult] = field(default_factory=list)
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def downloaded(self) -> list[BlobTransfer]:
+        return [b for b in self.blobs if b.action == "downloaded"]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"reference": self.reference, "digest": self.digest,
+                "repository": self.repository, "tags": list(self.tags),
+                "blobs": [b.data for b in self.blobs],
+                "parents": [p.data for p in self.parents]}
+
+    def text(self) -> str:
+        got = sum(b.size for b in self.downloaded)
+        return (f"Pulled {self.digest} ({self.reference}; {len(self.downloaded)} blob(s), "
+                f"{human_size(got)} downloaded, "
+                f"{len(self.blobs) - len(self.downloaded)} already present)")
+
+    def _body_html(self) -> str:
+        return _blobs_html(self.blobs, self.text())
+
+
+@dataclass
+class LoginResult(_Result):
+    registry: str
+    username: str
+    path: str
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"registry": self.registry, "username": self.username, "path": self.path}
+
+    def text(self) -> str:
+        return "Log in successful"
+
+
+@dataclass
+class LogoutResult(_Result):
+    registry: str
+    removed: bool
+    messages: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"registry": self.registry, "removed": self.removed}
+
+    def text(self) -> str:
+        return f"Successfully logged out from {self.registry}"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _default_tag(ref: Any, arg: str, what: str, reporter: Reporter) -> str:
+    if ref.reference:
+        return ref.reference
+    reporter.info(f"No tag specified for {what}. Using 'latest' as default ('{arg}:latest')")
+    return "latest"
+
+
+def _label(desc: dict[str, Any]) -> str:
+    mt = desc.get("mediaType", "")
+    kind = "config" if mt.endswith("config.v1+json") else mt.split("modelkit.")[-1].split(
+        ".v1")[0] if "modelkit." in mt else mt.rsplit("/", 1)[-1]
+    return f"{kind} {desc['digest'].split(':', 1)[-1][:12]}"
+
+
+def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
+    """Run ``fn`` over ``items``, ``concurrency`` at a time; the first failure cancels what has
+    not started and is raised once the running transfers end."""
+    if not items:
+        return []
+    if concurrency <= 1 or len(items) == 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items)),
+                            thread_name_prefix="kit-transfer") as pool:
+        futures = [pool.submit(fn, i) for i in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                wait(futures)
+                raise f.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+
+def _is_model_manifest(manifest: dict[str, Any]) -> bool:
+    config_type = (manifest.get("config") or {}).get("mediaType")
+    return (manifest.get("artifactType") in (KIT_ARTIFACT_TYPE, MODELPACK_ARTIFACT_TYPE)
+            or config_type in (KIT_CONFIG_TYPE, MODELPACK_CONFIG_TYPE))
+
+
+def _read_small(stream: Any) -> bytes:
+    with stream:
+        data = stream.read(_SMALL_BLOB + 1)
+        if len(data) > _SMALL_BLOB:
+            raise RegistryError("config blob is larger than 16 MiB")
+        while stream.read(1 << 16):  # drain so the verifying reader checks the digest
+            pass
+    return data
+
+
+# -- push -------------------------------------------------------------------------------------
+
+def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
+         plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
+         reporter: Reporter | None = None) -> PushResult:
+    """Upload a local ModelKit; blobs the registry already has are not sent again."""
+    from ..registry import OCI_MANIFEST, make_client, manifest_blobs
+    from ..storage import LocalStore
+
+    reporter = reporter or NullReporter()
+    start = len(reporter.messages)
+    src = _parse(source_ref)
+    if src.extra_tags:
+        raise ReferenceError_("reference cannot include multiple tags")
+    src_tag = _default_tag(src, source_ref, "push", reporter)
+    if dest_ref is None:
+        dest, dest_tag = src, src_tag
+    else:
+        dest = _parse(dest_ref)
+        if dest.extra_tags:
+            raise ReferenceError_("target reference cannot include multiple tags")
+        dest_tag = _default_tag(dest, dest_ref, "push target", reporter)
+    if dest.registry == "localhost":
+        raise ReferenceError_("registry is required when pushing")
+    src_str = ref_string(src.registry, src.repository, src_tag)
+    dest_str = ref_string(dest.registry, dest.repository, dest_tag)
+
+    store = LocalStore(home)
+    desc = store.resolve_descriptor(f"{src.registry}/{src.repository}", src_tag)
+    if desc is None:
+        raise NotFoundError(f"Failed to push: {display(src_str)} not found in local storage")
+    data, manifest = store.read_manifest(desc)
+    reporter.info(f"Pushing {src_str} to {dest_str}" if src_str != dest_str
+                  else f"Pushing {src_str}")
+    opts = _network(home, plain_http, tls_verify, concurrency)
+
+    with make_client(dest.registry, opts) as client:
+        repo = dest.repository
+
+        def one(blob: dict[str, Any]) -> BlobTransfer:
+            size = int(blob["size"])
+            if client.blob_exists(repo, blob["digest"]):
+                return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "skipped")
+            with reporter.task(_label(blob), size) as task:
+                client.push_blob(repo, blob, lambda: store.open_blob(blob), task)
+            return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "uploaded")
+
+        blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
+        media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
+        digest = client.put_manifest(repo, dest_tag, data, media_type)
+    if digest != desc["digest"]:  # put_manifest checks the registry; this checks storage
+        raise RegistryError(f"pushed manifest digest {digest} differs from local "
+                            f"{desc['digest']}")
+    reporter.info(f"Pushed {digest}")
+    return PushResult(src_str, dest_str, digest, blobs, list(reporter.messages[start:]))
+
+
+# -- pull -------------------------------------------------------------------------------------
+
+def pull(ref: str, *, home: Home = None, plain_http: bool = False,
+         tls_verify: bool | str = True, concurrency: int = 5,
+         reporter: Reporter | None = None) -> PullResult:
+    """Download a ModelKit (and the ModelKits its ``model.path`` refers to) into local storage,
+    verifying every blob before it is stored."""
+    reporter = reporter or NullReporter()
+    start = len(reporter.messages)
+    parsed = _parse(ref)
+    if parsed.registry == "localhost":
+        raise ReferenceError_("registry is required when pulling")
+    if parsed.extra_tags:
+        raise ReferenceError_("reference cannot include multiple tags")
+    tag = _default_tag(parsed, ref, "pull", reporter)
+    opts = _network(home, plain_http, tls_verify, concurrency)
+    result = _pull_recursive(parsed.registry, parsed.repository, tag, opts, reporter, [])
+    result.messages = list(reporter.messages[start:])
+    return result
+
+
+def _pull_recursive(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter,
+                    chain: list[str]) -> PullResult:
+    ref_str = ref_string(registry, repository, tag)
+    shown = display(ref_str)
+    if shown in chain:
+        idx = chain.index(shown)
+        raise RegistryError("found cycle in modelkit references: "
+                            f"[{'=>'.join(chain[idx:])}=>{shown}]")
+    chain = [*chain, shown]
+    if len(chain) > MAX_REFERENCE_CHAIN:
+        raise RegistryError(f"reached maximum number of model references: [{'=>'.join(chain)}]")
+    reporter.info(f"Pulling {ref_str}")
+    result, config = _pull_one(registry, repository, tag, opts, reporter)
+    model_path = ((config or {}).get("model") or {}).get("path") or ""
+    if model_path and _is_modelkit_reference(model_path):
+        reporter.info(f"Pulling referenced image {model_path}")
+        parent = _parse(model_path)
+        if parent.registry == "localhost":
+            raise RegistryError(f"failed to pull referenced modelkits: {model_path} has no "
+                                "registry")
+        result.parents.append(_pull_recursive(parent.registry, parent.repository,
+                                              parent.reference or "latest", opts, reporter,
+                                              chain))
+    reporter.info(f"Pulled {result.digest}")
+    return result
+
+
+def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter
+              ) -> tuple[PullResult, dict[str, Any] | None]:
+    from ..registry import OCI_MANIFEST, make_client, manifest_blobs
+    from ..storage import LocalStore
+
+    ref_str = ref_string(registry, repository, tag)
+    store = LocalStore(opts.home)
+    with make_client(registry, opts) as client:
+        try:
+            data, media_type, digest = client.get_manifest(repository, tag)
+        except NotFoundError:
+            raise NotFoundError(f"failed to fetch {ref_str}: not found") from None
+        if media_type != OCI_MANIFEST:
+            raise RegistryError(f"reference {ref_str} is not an image manifest")
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            raise RegistryError(f"failed to parse manifest of {ref_str}") from None
+        if not isinstance(manifest, dict) or not _is_model_manifest(manifest):
+            raise RegistryError(f"reference {ref_str} does not refer to a model")
+
+        def one(blob: dict[str, Any]) -> BlobTransfer:
+            size = int(blob["size"])
+            mt = blob.get("mediaType", "application/octet-stream")
+            if store.has_blob(blob["digest"]):
+                return BlobTransfer(blob["digest"], mt, size, "present")
+            with reporter.task(_label(blob), size) as task, store.ingest() as writer:
+                client.pull_blob(repository, blob, writer, task)
+                writer.commit(blob["digest"], media_type=mt, expected_size=size)
+            return BlobTransfer(blob["digest"], mt, size, "downloaded")
+
+        blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
+    tags = [] if ":" in tag else [tag]
+    stored = store.add_manifest(f"{registry}/{repository}", data, tags)
+    if stored != digest:  # pragma: no cover - get_manifest hashed the same bytes
+        raise RegistryError(f"stored manifest digest {stored} differs from {digest}")
+    config = None
+    cfg_desc = manifest.get("config") or {}
+    if cfg_desc.get("mediaType") == KIT_CONFIG_TYPE and int(cfg_desc.get("size", 0)) <= _SMALL_BLOB:
+        try:
+            config = json.loads(store.read_blob(cfg_desc))
+        except ValueError:
+            config = None
+    return PullResult(ref_str, digest, f"{registry}/{repository}", tags, blobs), config
+
+
+# -- remote list / inspect --------------------------------------------------------------------
+
+def _remote_modelkit(client: Any, repository: str, ref: str
+                     ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
+    """(digest, manifest, config) of a tag, or None when it is not a ModelKit."""
+    from ..registry import OCI_MANIFEST
+
+    data, media_type, digest = client.get_manifest(repository, ref)
+    if media_type != OCI_MANIFEST:
+        return None
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    cfg_desc = manifest.get("config") or {}
+    config = None
+    if cfg_desc.get("mediaType") == KIT_CONFIG_TYPE:
+        if int(cfg_desc.get("size", 0)) > _SMALL_BLOB:
+            raise RegistryError(f"config of {repository}:{ref} is larger than 16 MiB")
+        config = json.loads(_read_small(client.open_blob(repository, cfg_desc)))
+    return digest, manifest, config
+
+
+def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
+                tls_verify: bool | str = True, concurrency: int = 5,
+                reporter: Reporter | None = None) -> Any:
+    """The ModelKits (one row per tag) of a registry repository, as kit's ``list`` shows them;
+    tags that are not ModelKits are left out. A tag in ``repository`` lists only that tag."""
+    from ..registry import make_client
+    from ..results import ListResult
+
+    reporter = reporter or NullReporter()
+    ref = _parse(repository)
+    if ref.registry == "localhost":
+        raise ReferenceError_(f"can not list remote: {display(repository)} does not contain "
+                              "registry")
+    opts = _network(home, plain_http, tls_verify, concurrency)
+    models: list[dict[str, Any]] = []
+    with make_client(ref.registry, opts) as client:
+        tags = [ref.reference] if ref.reference else client.list_tags(ref.repository)
+
+        def one(tag: str) -> dict[str, Any] | None:
+            try:
+                found = _remote_modelkit(client, ref.repository, tag)
+            except NotFoundError:
+                if ref.reference:
+                    raise NotFoundError(f"failed to resolve reference {tag}: not found in "
+                                        f"{ref.registry}/{ref.repository}") from None
+                return None  # deleted between listing and reading
+            if found is None or found[2] is None:
+                return None
+            digest, manifest, config = found
+            pkg = config.get("package") or {}
+            authors = pkg.get("authors") or []
+            size = sum(int(x.get("size", 0)) for x in manifest.get("layers") or [])
+            return {"repo": ref.repository, "digest": digest, "tags": [tag],
+                    "modelName": pkg.get("name") or "<none>",
+                    "size": human_size(size),
+                    "author": authors[0] if authors else "<none>"}
+
+        for row in _parallel(opts.concurrency, sorted(tags), one):
+            if row is not None:
+                models.append(row)
+    return ListResult(models, list(reporter.messages))
+
+
+def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
+                   tls_verify: bool | str = True, concurrency: int = 5,
+                   reporter: Reporter | None = None) -> Any:
+    """kit ``inspect --remote``: digest, cliVersion, Kitfile (config) and manifest, read from
+    the registry without storing anything."""
+    from ..registry import make_client
+    from ..results import InspectResult
+
+    reporter = reporter or NullReporter()
+    parsed = _parse(ref)
+    if parsed.extra_tags:
+        raise ReferenceError_("invalid reference format: extra tags are not supported: "
+                              + ", ".join(parsed.extra_tags))
+    if not parsed.reference:
+        raise ReferenceError_(f"missing tag or digest from ModelKit reference '{ref}'")
+    full = ref_string(parsed.registry, parsed.repository, parsed.reference)
+    if parsed.registry == "localhost":
+        raise ReferenceError_(f"can not check remote: {display(full)} does not contain "
+                              "registry")
+    opts = _network(home, plain_http, tls_verify, concurrency)
+    with make_client(parsed.registry, opts) as client:
+        try:
+            found = _remote_modelkit(client, parsed.repository, parsed.reference)
+        except NotFoundError:
+            raise NotFoundError(f"Could not find modelkit {display(full)}") from None
+    if found is None:
+        raise RegistryError(f"Error resolving modelkit: reference {full} is not a modelkit")
+    digest, manifest, config = found
+    version = (manifest.get("annotations") or {}).get(CLI_VERSION_ANNOTATION) or "unknown"
+    return InspectResult(digest, version, config, manifest, list(reporter.messages))
+
+
+# -- login / logout ---------------------------------------------------------------------------
+
+def login(registry: str, username: str, password: str, *, home: Home = None,
+          plain_http: bool = False, tls_verify: bool | str = True,
+          reporter: Reporter | None = None) -> LoginResult:
+    """Check the credentials against the registry (GET /v2/ with auth), then store them in
+    ``$KITOPS_HOME/credentials.json`` as kit does. Nothing is stored when the check fails."""
+    from .. import credentials
+    from ..errors import AuthError
+    from ..registry import RegistryClient
+
+    reporter = reporter or NullReporter()
+    start = len(reporter.messages)
+    if not username:
+        raise AuthError("login: a username is required")
+    if not password:
+        raise AuthError("login: a password is required")
+    creds = credentials.Credentials(username, password)
+    with RegistryClient(registry, plain_http=plain_http, tls_verify=tls_verify,
+                        credentials=creds, lookup_credentials=False) as client:
+        client.ping()
+    path = credentials.store(registry, creds, home=home)
+    reporter.info("Log in successful")
+    return LoginResult(registry, username, str(path), list(reporter.messages[start:]))
+
+
+def logout(registry: str, *, home: Home = None,
+           reporter: Reporter | None = None) -> LogoutResult:
+    """Forget the credentials kit stored for ``registry`` (Docker's config is left alone)."""
+    from .. import credentials
+
+    reporter = reporter or NullReporter()
+    start = len(reporter.messages)
+    removed = credentials.remove(registry, home=home)
+    reporter.info(f"Successfully logged out from {registry}")
+    return LogoutResult(registry, removed, list(reporter.messages[start:]))

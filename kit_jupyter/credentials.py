@@ -1,0 +1,203 @@
+"""Registry credentials where kit keeps them, with Docker's configuration as the fallback.
+
+kit stores logins in ``$KITOPS_HOME/credentials.json`` (Docker's ``config.json`` format, written by
+oras-go's file store) and, for reading only, falls back to Docker's own configuration, including
+``credsStore`` / ``credHelpers``. We keep exactly that order so a ``kit login`` is seen by
+kit_jupyter and the other way round. The Docker side goes through oras-py (its credential-helper
+runner); the file we own is read and written here because oras-py ignores ``DOCKER_CONFIG`` and
+writes without checking anything.
+
+Passwords never leave this module in text form: :class:`Credentials` masks them in ``repr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._fs import write_bytes_atomic
+from .errors import AuthError
+
+DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+_DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and password (or token) for one registry; the secret is never shown."""
+
+    username: str
+    password: str = field(repr=False)
+    source: str = ""
+
+    def __repr__(self) -> str:
+        where = f", source={self.source!r}" if self.source else ""
+        return f"Credentials(username={self.username!r}, password='***'{where})"
+
+    def basic(self) -> str:
+        """The base64 ``user:password`` value of an HTTP Basic header / config.json ``auth``."""
+        raw = f"{self.username}:{self.password}".encode()
+        return base64.b64encode(raw).decode("ascii")
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """kit's storage root (spec section 9); defers to ``storage.resolve_home`` when present."""
+    try:
+        from .storage import resolve_home as storage_resolve_home
+    except ImportError:  # storage.py not there yet: same rules, spelled out
+        if home is not None:
+            return Path(home).absolute()
+        env = os.environ.get("KITOPS_HOME")
+        if env:
+            return Path(env).absolute()
+        xdg = os.environ.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+        return base / "kitops"
+    return Path(storage_resolve_home(home))
+
+
+def credentials_path(home: str | os.PathLike[str] | None = None) -> Path:
+    return resolve_home(home) / "credentials.json"
+
+
+def docker_config_path() -> Path:
+    """Docker's config file, honouring ``DOCKER_CONFIG`` (read at call time)."""
+    env = os.environ.get("DOCKER_CONFIG")
+    if env:
+        return Path(env) / "config.json"
+    return Path.home() / ".docker" / "config.json"
+
+
+def server_keys(registry: str) -> Iterator[str]:
+    """The config keys that may hold credentials for ``registry`` (localhost and 127.0.0.1 are
+    interchangeable, as oras-py treats them; Docker Hub lives under its legacy URL)."""
+    seen: set[str] = set()
+    candidates = [registry]
+    if registry in _DOCKER_HUB_NAMES:
+        candidates = [DOCKER_HUB_KEY, *_DOCKER_HUB_NAMES]
+    for name in list(candidates):
+        if "localhost" in name:
+            candidates.append(name.replace("localhost", "127.0.0.1"))
+        elif "127.0.0.1" in name:
+            candidates.append(name.replace("127.0.0.1", "localhost"))
+    for name in candidates:
+        for key in (name, f"https://{name}", f"http://{name}"):
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+
+def _store_key(registry: str) -> str:
+    return DOCKER_HUB_KEY if registry in _DOCKER_HUB_NAMES else registry
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"cannot read credentials file {path}: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise AuthError(f"cannot read credentials file {path}: not a JSON object")
+    return data
+
+
+def _decode_auth(value: str, source: str) -> Credentials | None:
+    try:
+        raw = base64.b64decode(value).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep:
+        return None
+    return Credentials(user, password, source)
+
+
+def _from_auths(config: dict[str, Any], registry: str, source: str) -> Credentials | None:
+    auths = config.get("auths") or {}
+    for key in server_keys(registry):
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("auth"):
+            creds = _decode_auth(entry["auth"], source)
+            if creds:
+                return creds
+        if entry.get("username") and entry.get("password"):
+            return Credentials(entry["username"], entry["password"], source)
+        if entry.get("identitytoken"):
+            # oras-go stores a refresh token with an empty user; Docker uses "<token>".
+            return Credentials("<token>", entry["identitytoken"], source)
+    return None
+
+
+def _from_docker_helpers(config: dict[str, Any], registry: str, source: str) -> Credentials | None:
+    """``credHelpers`` / ``credsStore`` through oras-py's helper runner."""
+    if not config.get("credHelpers") and not config.get("credsStore"):
+        return None
+    from oras.auth.base import AuthBackend
+
+    backend = AuthBackend()
+    backend._auth_config = {"auths": {}, "credsStore": config.get("credsStore"),
+                            "credHelpers": dict(config.get("credHelpers") or {})}
+    for key in server_keys(registry):
+        if backend._load_auth(key):
+            return _decode_auth(backend._basic_auth, source)
+    return None
+
+
+def lookup(registry: str, *, home: str | os.PathLike[str] | None = None) -> Credentials | None:
+    """Credentials for ``registry``: kit's ``credentials.json`` first, then Docker's config
+    (inline ``auths``, then ``credHelpers`` / ``credsStore``). None when nothing is stored."""
+    kit_path = credentials_path(home)
+    kit_cfg = _read_config(kit_path)
+    creds = _from_auths(kit_cfg, registry, str(kit_path))
+    if creds is None:
+        creds = _from_docker_helpers(kit_cfg, registry, str(kit_path))
+    if creds is not None:
+        return creds
+    docker_path = docker_config_path()
+    docker_cfg = _read_config(docker_path)
+    return (_from_auths(docker_cfg, registry, str(docker_path))
+            or _from_docker_helpers(docker_cfg, registry, str(docker_path)))
+
+
+def store(registry: str, creds: Credentials, *,
+          home: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``creds`` into kit's credentials file (mode 0600, atomic), keeping other entries."""
+    path = credentials_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = _read_config(path)
+    auths = config.setdefault("auths", {})
+    if not isinstance(auths, dict):
+        auths = config["auths"] = {}
+    auths[_store_key(registry)] = {"auth": creds.basic()}
+    data = json.dumps(config, indent="\t").encode("utf-8")
+    write_bytes_atomic(path, data, mode=0o600)
+    return path
+
+
+def remove(registry: str, *, home: str | os.PathLike[str] | None = None) -> bool:
+    """Forget ``registry`` in kit's credentials file; True if something was removed. Docker's
+    own config is never touched (kit's fallback store is read-only too)."""
+    path = credentials_path(home)
+    config = _read_config(path)
+    auths = config.get("auths")
+    if not isinstance(auths, dict):
+        return False
+    removed = False
+    for key in list(server_keys(registry)):
+        if key in auths and key in (registry, _store_key(registry)):
+            del auths[key]
+            removed = True
+    if removed:
+        with contextlib.suppress(FileNotFoundError):
+            write_bytes_atomic(path, json.dumps(config, indent="\t").encode("utf-8"), mode=0o600)
+    return removed

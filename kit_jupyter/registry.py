@@ -1,0 +1,698 @@
+"""OCI registry transport: oras-py for session and auth, our layer for what it lacks.
+
+oras-py (0.2.43) gives us the HTTP session, the token/basic auth backends, the Docker credential
+helpers and URL building, but used as-is it reads whole blobs into memory, has no progress hook,
+never checks a downloaded digest, re-parses manifests (so their digests change), fails to re-scope
+a token when a push needs more than ``pull``, picks the token backend for Basic-only registries,
+has no request timeouts, and retries every failure for 131 s. This module keeps oras-py's session
+and auth objects and replaces the request path:
+
+* every request has a timeout, and a short bounded retry (connection errors and 429/5xx only);
+  a refused connection, wrong credentials or a missing reference surfaces in seconds as one line;
+* the auth backend is chosen from the ``/v2/`` challenge (Basic: credentials sent up front;
+  Bearer: oras-py's token backend with the scope-refresh fix), so a streamed body is never sent
+  into a 401 and replayed from EOF;
+* blobs are uploaded as a monolithic PUT streaming from the file, skipped when ``HEAD`` finds
+  them, downloaded as verified streams (digest and size, checked at EOF), with per-layer progress;
+* manifests travel as the exact bytes (digest after push == local digest, checked against
+  ``Docker-Content-Digest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .errors import AuthError, NotFoundError, RegistryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+    from .credentials import Credentials
+    from .progress import Task
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # oras-go's limit; a manifest is never streamed to disk
+CHUNK = 1024 * 1024
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0
+RETRY_DELAYS = (0.25, 1.0)  # two retries: a dead registry fails in well under 3 s
+_RETRY_STATUS = frozenset({429, 502, 503, 504})
+_SCOPED_BACKEND = "kit-scoped-token"
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """kit's network flags (spec section 13) plus where credentials live."""
+
+    plain_http: bool = False
+    tls_verify: bool | str = True
+    concurrency: int = 5
+    home: str | os.PathLike[str] | None = None
+    connect_timeout: float = CONNECT_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
+
+    @classmethod
+    def coerce(cls, value: RegistryOptions | dict[str, Any] | None, **extra: Any
+               ) -> RegistryOptions:
+        if isinstance(value, cls):
+            base = value
+        else:
+            known = {k: v for k, v in (value or {}).items() if k in cls.__dataclass_fields__}
+            base = cls(**known)
+        extra = {k: v for k, v in extra.items() if v is not None}
+        if not extra:
+            return base
+        return cls(**{**base.__dict__, **extra})
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def registry_host(registry: str) -> str:
+    """The host that serves the API (Docker Hub's name differs from its API host)."""
+    return "registry-1.docker.io" if registry in ("docker.io", "index.docker.io") else registry
+
+
+def _scoped_token_auth() -> type:
+    """oras-py's TokenAuth, re-fetching the token when a cached one is refused (oras-py #187:
+    the first request gets a ``pull`` token and the upload POST needs ``pull,push``)."""
+    import oras.auth
+    from oras.auth.token import TokenAuth
+
+    existing = oras.auth.auth_backends.get(_SCOPED_BACKEND)
+    if existing is not None:
+        return existing
+
+    class ScopedTokenAuth(TokenAuth):
+        def authenticate_request(self, original: Any, headers: dict[str, str],
+                                 refresh: bool = False) -> tuple[dict[str, str], bool]:
+            if original.status_code in (401, 403) and self.token:
+                refresh = True
+            return super().authenticate_request(original, headers, refresh=refresh)
+
+    oras.auth.auth_backends[_SCOPED_BACKEND] = ScopedTokenAuth
+    return ScopedTokenAuth
+
+
+def _make_session(pool_size: int) -> requests.Session:
+    """A requests session with a default timeout (oras-py's token requests have none) and 1 MiB
+    send blocks (urllib3's 16 KiB default costs a Python call per 16 KiB of a 1 GiB upload)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class _Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["blocksize"] = CHUNK
+            super().init_poolmanager(*args, **kwargs)
+
+    class _Session(requests.Session):
+        default_timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)
+
+        def request(self, method: str, url: str, **kwargs: Any) -> Any:  # type: ignore[override]
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = self.default_timeout
+            return super().request(method, url, **kwargs)
+
+    from http.cookiejar import DefaultCookiePolicy
+
+    session = _Session()
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    adapter = _Adapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _error_detail(resp: requests.Response) -> str:
+    """The first registry error message of a response (never request headers or bodies)."""
+    try:
+        data = json.loads(resp.content[:65536] or b"{}")
+        errors = data.get("errors") or []
+        if errors and isinstance(errors[0], dict):
+            code = errors[0].get("code", "")
+            msg = errors[0].get("message", "")
+            return f"{code}: {msg}".strip(": ") if code or msg else ""
+    except (ValueError, AttributeError):
+        pass
+    return ""
+
+
+def _one_line(exc: BaseException) -> str:
+    """A short reason for a transport failure, without URLs' query strings or headers."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out",
+                   "Temporary failure in name resolution", "No route to host",
+                   "CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "Connection reset",
+                   "Remote end closed connection"):
+        if marker in text:
+            return marker.lower() if marker[0].isupper() and not marker.isupper() else marker
+    return type(exc).__name__
+
+
+class _ProgressReader:
+    """A file body for ``requests``: read() advances the task; ``__len__`` gives the length so
+    the PUT carries Content-Length and is streamed, not buffered."""
+
+    def __init__(self, f: BinaryIO, size: int, task: Task | None) -> None:
+        self._f = f
+        self._size = size
+        self._task = task
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(CHUNK if n is None or n < 0 else n)
+        if data:
+            self.sent += len(data)
+            if self._task is not None:
+                self._task.advance(len(data))
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class VerifiedBlobStream(io.RawIOBase):
+    """A downloaded blob as a file object, checked against its descriptor while it is read.
+
+    Raises :class:`RegistryError` as soon as more bytes than ``size`` arrive, and at EOF if the
+    size or the sha256 differ, so a consumer never finishes on tampered data unnoticed.
+    """
+
+    def __init__(self, resp: requests.Response, digest: str, size: int | None, where: str,
+                 task: Task | None = None) -> None:
+        super().__init__()
+        self._resp = resp
+        self._raw = resp.raw
+        self._digest = digest
+        self._size = size
+        self._where = where
+        self._task = task
+        algo, _, _ = digest.partition(":")
+        if algo not in ("sha256", "sha512"):
+            raise RegistryError(f"unsupported digest algorithm in {digest!r} ({where})")
+        self._hash = hashlib.new(algo)
+        self._count = 0
+        self._verified = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        try:
+            data = self._raw.read(len(view), decode_content=False)
+        except Exception as exc:  # urllib3 protocol/read errors → one clear line
+            raise RegistryError(f"download of {self._digest} from {self._where} failed: "
+                                f"{_one_line(exc)}") from None
+        n = len(data)
+        if n:
+            view[:n] = data
+            self._hash.update(data)
+            self._count += n
+            if self._task is not None:
+                self._task.advance(n)
+            if self._size is not None and self._count > self._size:
+                raise RegistryError(f"blob {self._digest} from {self._where} is larger than "
+                                    f"its descriptor size {self._size}")
+        else:
+            self._check()
+        return n
+
+    def _check(self) -> None:
+        if self._verified:
+            return
+        if self._size is not None and self._count != self._size:
+            raise RegistryError(f"blob {self._digest} from {self._where} is truncated: got "
+                                f"{self._count} of {self._size} bytes")
+        actual = f"{self._hash.name}:{self._hash.hexdigest()}"
+        if actual != self._digest:
+            raise RegistryError(f"blob {self._digest} from {self._where} does not match its "
+                                f"digest (got {actual})")
+        self._verified = True
+
+    def read_all_verified(self, sink: Callable[[bytes], Any]) -> int:
+        """Copy the whole blob into ``sink`` in 1 MiB pieces, verifying at the end."""
+        buf = bytearray(CHUNK)
+        while True:
+            n = self.readinto(buf)
+            if not n:
+                return self._count
+            sink(bytes(buf[:n]) if n < CHUNK else bytes(buf))
+
+    def close(self) -> None:
+        if not self.closed:
+            self._resp.close()
+        super().close()
+
+
+class RegistryClient:
+    """One registry host: auth discovery, bounded retries, streaming verified transfers.
+
+    Thread-safe for parallel layer transfers (one ``requests`` session with a pool as large as
+    ``concurrency``; token refreshes are serialised).
+    """
+
+    def __init__(self, registry: str, *, plain_http: bool = False,
+                 tls_verify: bool | str = True, credentials: Credentials | None = None,
+                 concurrency: int = 5, timeout: float = READ_TIMEOUT,
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 home: str | os.PathLike[str] | None = None,
+                 lookup_credentials: bool = True) -> None:
+        import oras.provider
+
+        self.registry = registry
+        self.host = registry_host(registry)
+        self.plain_http = plain_http
+        self.tls_verify = tls_verify
+        self.concurrency = max(1, int(concurrency))
+        self.base_url = f"{'http' if plain_http else 'https'}://{self.host}"
+        self._timeout = (connect_timeout, timeout)
+        self._home = home
+        self._credentials = credentials
+        self._lookup = lookup_credentials and credentials is None
+        # oras-py owns the session and the auth backend objects; we swap in a session with
+        # timeouts and bigger send blocks, shared by the backend for its token requests.
+        self._oras = oras.provider.Registry(hostname=self.host, insecure=plain_http,
+                                            tls_verify=tls_verify, auth_backend="basic")
+        self.session = _make_session(self.concurrency)
+        self.session.default_timeout = self._timeout  # type: ignore[attr-defined]
+        self._oras.session = self.session
+        self._oras.auth.session = self.session
+        self._auth: Any = None
+        self._scheme: str | None = None  # "none" | "basic" | "bearer"
+        self._basic_header: str | None = None
+        self._lock = threading.RLock()
+        self.request_count = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.registry!r}, plain_http={self.plain_http})"
+
+    # -- credentials and auth ----------------------------------------------------------------
+    def _creds(self) -> Credentials | None:
+        if self._credentials is None and self._lookup:
+            from . import credentials as creds_mod
+
+            self._credentials = creds_mod.lookup(self.registry, home=self._home)
+            self._lookup = False
+        return self._credentials
+
+    def _send(self, method: str, url: str, headers: dict[str, str], data: Any = None,
+              stream: bool = False) -> requests.Response:
+        """One HTTP exchange; transport errors become one-line :class:`RegistryError`."""
+        import requests
+
+        self.request_count += 1
+        try:
+            return self.session.request(method, url, headers=headers, data=data, stream=stream,
+                                        verify=self.tls_verify, timeout=self._timeout,
+                                        allow_redirects=method in ("GET", "HEAD"))
+        except requests.exceptions.SSLError as exc:
+            raise RegistryError(
+                f"TLS error talking to {self.registry}: {_one_line(exc)} (use --plain-http for "
+                "an HTTP registry, or --tls-verify=false)") from None
+        except requests.exceptions.Timeout:
+            raise _Transient(f"registry {self.registry} did not respond within "
+                             f"{self._timeout[1]:.0f}s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise _Transient(f"could not connect to registry {self.registry}: "
+                             f"{_one_line(exc)}") from None
+
+    def ping(self) -> None:
+        """GET /v2/ and set up auth from its challenge; with credentials, verifies them."""
+        with self._lock:
+            self._scheme = None
+            self._ping_locked()
+
+    def _ensure_auth(self) -> None:
+        if self._scheme is None:
+            with self._lock:
+                if self._scheme is None:
+                    self._ping_locked()
+
+    def _ping_locked(self) -> None:
+        url = f"{self.base_url}/v2/"
+        resp = self._with_retries(lambda: self._send("GET", url, {}))
+        resp.close()
+        if resp.status_code == 200:
+            self._scheme = "none"
+            return
+        if resp.status_code == 404:
+            raise RegistryError(f"{self.registry} is not an OCI registry (GET /v2/ returned 404)")
+        if resp.status_code != 401:
+            raise RegistryError(f"registry {self.registry} answered GET /v2/ with "
+                                f"{resp.status_code} {resp.reason}")
+        challenge = resp.headers.get("Www-Authenticate", "")
+        scheme = challenge.split(" ", 1)[0].strip().lower()
+        creds = self._creds()
+        if scheme == "basic":
+            if creds is None:
+                raise AuthError(f"registry {self.registry} requires authentication: "
+                                f"run kit login {self.registry}")
+            header = "Basic " + creds.basic()
+            check = self._with_retries(lambda: self._send("GET", url, {"Authorization": header}))
+            check.close()
+            if check.status_code in (401, 403):
+                raise AuthError(f"authentication to {self.registry} failed: wrong username or "
+                                "password")
+            self._basic_header = header
+            self._scheme = "basic"
+            return
+        if scheme == "bearer":
+            import oras.auth
+
+            _scoped_token_auth()
+            backend = oras.auth.get_auth_backend(_SCOPED_BACKEND, self.session,
+                                                 self.plain_http, tls_verify=self.tls_verify)
+            if creds is not None:
+                backend.set_basic_auth(creds.username, creds.password)
+            self._auth = backend
+            self._oras.auth = backend
+            try:
+                _, changed = backend.authenticate_request(resp, {})
+            except Exception as exc:  # token realm unreachable, bad JSON ...
+                raise AuthError(f"could not get a token for {self.registry}: "
+                                f"{_one_line(exc)}") from None
+            if not changed:
+                if creds is None:
+                    raise AuthError(f"registry {self.registry} requires authentication: "
+                                    f"run kit login {self.registry}")
+                raise AuthError(f"authentication to {self.registry} failed: wrong username or "
+                                "password")
+            check = self._with_retries(
+                lambda: self._send("GET", url, backend.get_auth_header()))
+            check.close()
+            if check.status_code in (401, 403):
+                raise AuthError(f"authentication to {self.registry} failed: wrong username or "
+                                "password")
+            self._scheme = "bearer"
+            return
+        raise AuthError(f"registry {self.registry} asks for unsupported authentication "
+                        f"{scheme or '(none given)'}")
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self._scheme == "basic" and self._basic_header:
+            return {"Authorization": self._basic_header}
+        if self._scheme == "bearer" and self._auth is not None:
+            return dict(self._auth.get_auth_header())
+        return {}
+
+    def _with_retries(self, fn: Callable[[], requests.Response],
+                      retry: bool = True) -> requests.Response:
+        """Short bounded retries for transport failures and 429/5xx gateway answers."""
+        for delay in (*(RETRY_DELAYS if retry else ()), None):
+            try:
+                resp = fn()
+            except _Transient as exc:
+                if delay is None:
+                    raise RegistryError(str(exc)) from None
+                time.sleep(delay)
+                continue
+            if resp.status_code in _RETRY_STATUS and delay is not None:
+                resp.close()
+                time.sleep(delay)
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                body: Callable[[], Any] | None = None, stream: bool = False,
+                retry: bool = True) -> requests.Response:
+        """An authenticated request. ``body`` is a factory so an auth replay reopens a stream
+        instead of sending a consumed one."""
+        self._ensure_auth()
+        if not url.startswith(("http://", "https://")):
+            url = self.base_url + url
+
+        def attempt() -> requests.Response:
+            reauthed = False
+            while True:
+                hdrs = dict(headers or {})
+                hdrs.update(self._auth_headers())
+                resp = self._send(method, url, hdrs, body() if body else None, stream)
+                if (resp.status_code in (401, 403) and self._scheme == "bearer"
+                        and not reauthed):
+                    reauthed = True
+                    with self._lock:
+                        try:
+                            _, changed = self._auth.authenticate_request(resp, {})
+                        except Exception as exc:
+                            raise AuthError(f"could not get a token for {self.registry}: "
+                                            f"{_one_line(exc)}") from None
+                    resp.close()
+                    if changed:
+                        continue
+                return resp
+
+        return self._with_retries(attempt, retry=retry)
+
+    def _raise_for(self, resp: requests.Response, what: str) -> None:
+        detail = _error_detail(resp)
+        status = f"{resp.status_code} {resp.reason}"
+        suffix = f" ({detail})" if detail else ""
+        resp.close()
+        if resp.status_code == 401:
+            raise AuthError(f"{what}: {self.registry} returned {status}{suffix}; check your "
+                            f"credentials (kit login {self.registry})")
+        if resp.status_code == 403:
+            raise AuthError(f"{what}: access denied by {self.registry} ({status}){suffix}")
+        if resp.status_code == 404:
+            raise NotFoundError(f"{what}: not found on {self.registry}{suffix}")
+        raise RegistryError(f"{what}: {self.registry} returned {status}{suffix}")
+
+    # -- blobs -------------------------------------------------------------------------------
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        resp = self.request("HEAD", f"/v2/{repo}/blobs/{digest}")
+        resp.close()
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        self._raise_for(resp, f"checking blob {digest} in {self.registry}/{repo}")
+        return False  # pragma: no cover
+
+    def push_blob(self, repo: str, descriptor: dict[str, Any],
+                  open_fn: Callable[[], BinaryIO], task: Task | None = None) -> None:
+        """Monolithic upload streamed from ``open_fn()`` (POST, then PUT ?digest=). A failed
+        transfer is retried once from a fresh upload session."""
+        digest, size = descriptor["digest"], int(descriptor["size"])
+        where = f"{self.registry}/{repo}"
+        readers: list[_ProgressReader] = []
+
+        def body() -> _ProgressReader:
+            for r in readers:  # an auth replay: give back what was counted, start over
+                if task is not None and r.sent:
+                    task.advance(-r.sent)
+                r.sent = 0
+                r.close()
+            readers.clear()
+            reader = _ProgressReader(open_fn(), size, task)
+            readers.append(reader)
+            return reader
+
+        last: Exception | None = None
+        for attempt in range(2):
+            start = self.request("POST", f"/v2/{repo}/blobs/uploads/",
+                                 headers={"Content-Length": "0"})
+            if start.status_code != 202 or not start.headers.get("Location"):
+                self._raise_for(start, f"starting upload of {digest} to {where}")
+            start.close()
+            location = urllib.parse.urljoin(self.base_url + "/", start.headers["Location"])
+            sep = "&" if urllib.parse.urlparse(location).query else "?"
+            put_url = f"{location}{sep}digest={urllib.parse.quote(digest)}"
+            try:
+                resp = self.request("PUT", put_url, body=body, retry=False, headers={
+                    "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+            except RegistryError as exc:  # transport failure mid-body: new session, once
+                last = exc
+                if attempt == 0 and not isinstance(exc, AuthError):
+                    continue
+                raise
+            finally:
+                for r in readers:
+                    r.close()
+            if resp.status_code not in (201, 204):
+                self._raise_for(resp, f"uploading {digest} to {where}")
+            resp.close()
+            got = resp.headers.get("Docker-Content-Digest")
+            if got and got != digest:
+                raise RegistryError(f"registry {self.registry} stored {digest} as {got}")
+            return
+        raise last or RegistryError(f"uploading {digest} to {where} failed")  # pragma: no cover
+
+    def open_blob(self, repo: str, descriptor: dict[str, Any],
+                  task: Task | None = None) -> VerifiedBlobStream:
+        digest = descriptor["digest"]
+        size = descriptor.get("size")
+        where = f"{self.registry}/{repo}"
+        resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", stream=True)
+        if resp.status_code != 200:
+            self._raise_for(resp, f"blob {digest} of {where}")
+        return VerifiedBlobStream(resp, digest, None if size is None else int(size), where,
+                                  task)
+
+    def pull_blob(self, repo: str, descriptor: dict[str, Any], writer: Any,
+                  task: Task | None = None) -> int:
+        """Stream a blob into ``writer.write`` and verify it; raises before the caller commits."""
+        with self.open_blob(repo, descriptor, task) as stream:
+            return stream.read_all_verified(writer.write)
+
+    # -- manifests and tags ------------------------------------------------------------------
+    def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str, str]:
+        """Raw manifest bytes, their media type and digest (checked if ``ref`` is a digest)."""
+        where = f"{self.registry}/{repo}{'@' if ':' in ref else ':'}{ref}"
+        resp = self.request("GET", f"/v2/{repo}/manifests/{ref}",
+                            headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        if resp.status_code == 404:
+            resp.close()
+            raise NotFoundError(f"{where} not found")
+        if resp.status_code != 200:
+            self._raise_for(resp, f"fetching manifest {where}")
+        try:
+            data = resp.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+        finally:
+            resp.close()
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise RegistryError(f"manifest {where} is larger than 4 MiB")
+        digest = sha256_digest(data)
+        if ":" in ref and ref != digest:
+            raise RegistryError(f"manifest {where} does not match its digest (got {digest})")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if not media_type or media_type in ("application/json", "text/plain"):
+            try:
+                media_type = json.loads(data).get("mediaType") or OCI_MANIFEST
+            except ValueError:
+                media_type = OCI_MANIFEST
+        return data, media_type, digest
+
+    def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
+        """PUT the exact bytes; the registry must agree on their digest."""
+        digest = sha256_digest(data)
+        where = f"{self.registry}/{repo}"
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", body=lambda: data,
+                            headers={"Content-Type": media_type})
+        if resp.status_code not in (200, 201, 202):
+            self._raise_for(resp, f"pushing manifest to {where}")
+        resp.close()
+        got = resp.headers.get("Docker-Content-Digest")
+        if got and got != digest:
+            raise RegistryError(f"registry {self.registry} computed manifest digest {got}, "
+                                f"expected {digest}")
+        return digest
+
+    def list_tags(self, repo: str) -> list[str]:
+        """All tags, following ``Link`` pagination."""
+        url: str | None = f"/v2/{repo}/tags/list"
+        tags: list[str] = []
+        while url:
+            resp = self.request("GET", url)
+            if resp.status_code == 404:
+                resp.close()
+                raise NotFoundError(f"repository {self.registry}/{repo} not found")
+            if resp.status_code != 200:
+                self._raise_for(resp, f"listing tags of {self.registry}/{repo}")
+            try:
+                tags.extend(resp.json().get("tags") or [])
+            except ValueError:
+                raise RegistryError(f"listing tags of {self.registry}/{repo}: invalid "
+                                    "JSON") from None
+            link = resp.links.get("next", {}).get("url")
+            resp.close()
+            url = urllib.parse.urljoin(self.base_url + "/", link) if link else None
+        return tags
+
+
+class _Transient(Exception):
+    """A transport failure worth a short retry (internal; callers see RegistryError)."""
+
+
+def make_client(registry: str, options: RegistryOptions | dict[str, Any] | None = None,
+                credentials: Credentials | None = None) -> RegistryClient:
+    opts = RegistryOptions.coerce(options)
+    return RegistryClient(registry, plain_http=opts.plain_http, tls_verify=opts.tls_verify,
+                          credentials=credentials, concurrency=opts.concurrency,
+                          timeout=opts.read_timeout, connect_timeout=opts.connect_timeout,
+                          home=opts.home)
+
+
+class RemoteSource:
+    """A ModelKit in a registry as a BlobSource: unpack/inspect/info read from it directly,
+    fetching only the blobs asked for, every one verified while it streams."""
+
+    def __init__(self, reference: Any, options: RegistryOptions | dict[str, Any] | None = None,
+                 *, client: RegistryClient | None = None) -> None:
+        if isinstance(reference, str):
+            from .reference import parse_reference
+
+            reference = parse_reference(reference)
+        self.reference = reference
+        self.options = RegistryOptions.coerce(options)
+        self.client = client or make_client(reference.registry, self.options)
+        self.repository = reference.repository
+        self.blob_requests: list[str] = []
+
+    def resolve(self, ref: Any = None) -> tuple[bytes, str]:
+        ref = ref or self.reference
+        if ref.registry != self.reference.registry:
+            raise RegistryError(f"{ref.registry} is not the registry of this source "
+                                f"({self.reference.registry})")
+        tag = ref.reference or "latest"
+        display = f"{ref.registry}/{ref.repository}{'@' if ':' in tag else ':'}{tag}"
+        try:
+            data, _, digest = self.client.get_manifest(ref.repository, tag)
+        except NotFoundError:
+            raise NotFoundError(f"reference {display} is not present in local storage and "
+                                "could not be found in remote") from None
+        return data, digest
+
+    def open_blob(self, descriptor: dict[str, Any], task: Task | None = None) -> BinaryIO:
+        self.blob_requests.append(descriptor["digest"])
+        stream = self.client.open_blob(self.repository, descriptor, task)
+        return io.BufferedReader(stream, buffer_size=CHUNK)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> RemoteSource:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+def manifest_blobs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Config first, then layers: the order a push uploads and a pull downloads them."""
+    blobs: Iterable[dict[str, Any]] = [manifest["config"], *manifest.get("layers", [])]
+    seen: set[str] = set()
+    out = []
+    for d in blobs:
+        if d["digest"] not in seen:
+            seen.add(d["digest"])
+            out.append(d)
+    return out

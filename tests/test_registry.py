@@ -1,0 +1,316 @@
+"""push / pull / remote list / remote inspect / remote unpack against a real docker-registry."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kit_jupyter.commands.remote import inspect_remote, list_remote, pull, push
+from kit_jupyter.errors import NotFoundError, ReferenceError_, RegistryError
+from kit_jupyter.progress import NullReporter
+from kit_jupyter.registry import RegistryClient, RemoteSource
+from kit_jupyter.storage import LocalStore
+
+pytestmark = pytest.mark.registry
+
+KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
+KIT_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_modelkit(home: Path, repo_key: str = "localhost/churn", tag: str = "v1",
+                  *, model: bytes = b"", seed: str = "a") -> dict:
+    """A small kit-format ModelKit stored with LocalStore (model, code, dataset, docs)."""
+    store = LocalStore(home)
+    model = model or (seed.encode() * 300_000)  # ~300 KB, several HTTP chunks
+    parts = [
+        ("model", "model.bin", {"model.bin": model}),
+        ("code", "src", {"src/train.py": f"print('{seed}')\n".encode()}),
+        ("dataset", "data", {"data/events.csv": f"a,b\n1,{seed}\n".encode()}),
+        ("docs", "README.md", {"README.md": f"# {seed}\n".encode()}),
+    ]
+    layers, diff_ids = [], []
+    for kind, path, files in parts:
+        blob = _tar(files)
+        desc = store.put_bytes(blob, f"application/vnd.kitops.modelkit.{kind}.v1.tar")
+        desc["annotations"] = {"org.cncf.model.filepath": path}
+        layers.append(desc)
+        diff_ids.append(desc["digest"])
+    config = {
+        "manifestVersion": "1.0.0",
+        "package": {"name": f"churn-{seed}", "authors": ["Alice"]},
+        "model": {"name": "churn", "path": "model.bin", "digest": layers[0]["digest"],
+                  "diffId": diff_ids[0]},
+        "code": [{"path": "src", "digest": layers[1]["digest"], "diffId": diff_ids[1]}],
+        "datasets": [{"name": "events", "path": "data", "digest": layers[2]["digest"],
+                      "diffId": diff_ids[2]}],
+        "docs": [{"path": "README.md", "digest": layers[3]["digest"], "diffId": diff_ids[3]}],
+    }
+    cfg_desc = store.put_bytes(json.dumps(config, separators=(",", ":")).encode(), KIT_CONFIG)
+    manifest = {"schemaVersion": 2, "artifactType": KIT_ARTIFACT, "config": cfg_desc,
+                "layers": layers,
+                "annotations": {"ml.kitops.modelkit.cli-version": "kit-jupyter-test"}}
+    data = json.dumps(manifest, separators=(",", ":")).encode()
+    digest = store.add_manifest(repo_key, data, [tag] if tag else [])
+    return {"digest": digest, "manifest": manifest, "bytes": data, "config": config}
+
+
+def _storage_files(home: Path) -> dict[str, bytes]:
+    root = home / "storage"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "ingest" not in p.parts and p.name != ".lock"}
+
+
+def _blob_gets(reqs: list[tuple[str, str, int]]) -> list[str]:
+    return [path.rsplit("/", 1)[-1] for m, path, _ in reqs if m == "GET" and "/blobs/" in path]
+
+
+def test_push_then_pull_is_bit_for_bit(registry, tmp_path):
+    src_home, dst_home = tmp_path / "src", tmp_path / "dst"
+    kit = make_modelkit(src_home, "localhost/churn", "v1")
+    rep = NullReporter()
+    res = push("churn:v1", f"{registry.host}/acme/roundtrip:v1", home=src_home, plain_http=True,
+               reporter=rep)
+    assert res.digest == kit["digest"]
+    assert len(res.uploaded) == 5 and not res.skipped
+    assert ("info", f"Pushing localhost/churn:v1 to {registry.host}/acme/roundtrip:v1") \
+        in rep.messages
+    assert ("info", f"Pushed {kit['digest']}") in rep.messages
+    assert all(t.ok for t in rep.tasks) and len(rep.tasks) == 5
+
+    rep2 = NullReporter()
+    got = pull(f"{registry.host}/acme/roundtrip:v1", home=dst_home, plain_http=True,
+               reporter=rep2)
+    assert got.digest == kit["digest"]
+    assert rep2.messages[0] == ("info", f"Pulling {registry.host}/acme/roundtrip:v1")
+    assert rep2.messages[-1] == ("info", f"Pulled {kit['digest']}")
+    dst = LocalStore(dst_home)
+    repo_key = f"{registry.host}/acme/roundtrip"
+    data, _ = dst.read_manifest(dst.resolve_descriptor(repo_key, "v1"))
+    assert data == kit["bytes"]
+    src_blobs = {k: v for k, v in _storage_files(src_home).items() if k.startswith("blobs/")}
+    dst_blobs = {k: v for k, v in _storage_files(dst_home).items() if k.startswith("blobs/")}
+    assert src_blobs == dst_blobs
+    for name, blob in dst_blobs.items():
+        assert hashlib.sha256(blob).hexdigest() == name.rsplit("/", 1)[-1]
+    top = json.loads((dst_home / "storage" / "index.json").read_text())
+    assert kit["digest"] in [d["digest"] for d in top["manifests"]]
+    assert dst.tags(repo_key)["v1"]["digest"] == kit["digest"]
+
+
+def test_pull_same_as_local_pack_layout(registry, tmp_path):
+    """A pulled ModelKit is stored exactly as packing it under the same name would store it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    repo_key = f"{registry.host}/acme/layout"
+    make_modelkit(a, repo_key, "v2", seed="L")
+    push(f"{repo_key}:v2", home=a, plain_http=True)
+    pull(f"{repo_key}:v2", home=b, plain_http=True)
+    assert _storage_files(a) == _storage_files(b)
+
+
+def test_repush_skips_existing_blobs(registry, tmp_path):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/skip", "v1", seed="s")
+    dest = f"{registry.host}/acme/skip:v1"
+    push("skip:v1", dest, home=home, plain_http=True)
+    mark = registry.mark()
+    res = push("skip:v1", dest.replace(":v1", ":v2"), home=home, plain_http=True)
+    reqs = registry.requests(mark)
+    assert len(res.skipped) == 5 and not res.uploaded
+    assert not [r for r in reqs if r[0] in ("POST", "PATCH")]
+    puts = [r for r in reqs if r[0] == "PUT"]
+    assert len(puts) == 1 and "/manifests/v2" in puts[0][1]
+    assert len([r for r in reqs if r[0] == "HEAD"]) == 5
+
+
+def test_default_tag_messages(registry, tmp_path):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/deftag", "latest", seed="d")
+    rep = NullReporter()
+    push("deftag", f"{registry.host}/acme/deftag", home=home, plain_http=True, reporter=rep)
+    assert ("info", "No tag specified for push. Using 'latest' as default ('deftag:latest')") \
+        in rep.messages
+    assert ("info", "No tag specified for push target. Using 'latest' as default "
+            f"('{registry.host}/acme/deftag:latest')") in rep.messages
+    rep = NullReporter()
+    pull(f"{registry.host}/acme/deftag", home=tmp_path / "p", plain_http=True, reporter=rep)
+    assert rep.messages[0] == ("info", "No tag specified for pull. Using 'latest' as default "
+                               f"('{registry.host}/acme/deftag:latest')")
+
+
+def test_push_requires_registry_and_local_modelkit(registry, tmp_path):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/req", "v1")
+    with pytest.raises(ReferenceError_, match="registry is required when pushing"):
+        push("req:v1", home=home)
+    with pytest.raises(NotFoundError, match="nothere:v1 not found in local storage"):
+        push("nothere:v1", f"{registry.host}/acme/x:v1", home=home, plain_http=True)
+    with pytest.raises(ReferenceError_, match="registry is required when pulling"):
+        pull("req:v1", home=home)
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Every back-off sleep of the retry policy (recorded, not slept): a bounded policy, not
+    a stopwatch, is what keeps failures fast."""
+    import kit_jupyter.registry as reg
+
+    slept: list[float] = []
+    monkeypatch.setattr(reg.time, "sleep", slept.append)
+    return slept
+
+
+def test_missing_reference_is_clear_and_fast(registry, tmp_path, sleeps):
+    with pytest.raises(NotFoundError) as info:
+        pull(f"{registry.host}/acme/never:v9", home=tmp_path, plain_http=True)
+    assert sleeps == []  # a 404 is an answer, not something to retry
+    msg = str(info.value)
+    assert msg == f"failed to fetch {registry.host}/acme/never:v9: not found"
+    assert "\n" not in msg
+    assert not (tmp_path / "storage" / "index.json").exists() or \
+        LocalStore(tmp_path).repositories() == []
+
+
+def test_connection_refused_fails_fast(tmp_path, sleeps):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RegistryError) as info:
+        pull(f"127.0.0.1:{port}/acme/x:v1", home=tmp_path, plain_http=True)
+    assert len(sleeps) <= 2 and sum(sleeps) < 3  # oras-py alone: 131 s of back-off
+    assert str(info.value) == f"could not connect to registry 127.0.0.1:{port}: connection refused"
+
+
+def test_tampered_blob_in_registry_is_detected(registry, tmp_path):
+    home = tmp_path / "src"
+    kit = make_modelkit(home, "localhost/tamper", "v1", seed="t")
+    push("tamper:v1", f"{registry.host}/acme/tamper:v1", home=home, plain_http=True)
+    code = kit["manifest"]["layers"][1]
+    path = registry.blob_data_path(code["digest"])
+    original = path.read_bytes()
+    try:
+        tampered = bytearray(original)
+        tampered[600] ^= 0x01  # inside the file content, same size
+        path.write_bytes(bytes(tampered))
+        dst = tmp_path / "dst"
+        with pytest.raises(RegistryError, match="does not match its digest"):
+            pull(f"{registry.host}/acme/tamper:v1", home=dst, plain_http=True)
+        store = LocalStore(dst)
+        assert not store.has_blob(code["digest"])
+        assert store.repositories() == []
+        assert not list((dst / "storage" / "ingest").glob("*"))
+    finally:
+        path.write_bytes(original)
+
+
+def test_remote_source_fetches_only_requested_blobs(registry, tmp_path):
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/partial", "v1", seed="p")
+    push("partial:v1", f"{registry.host}/acme/partial:v1", home=home, plain_http=True)
+    mark = registry.mark()
+    with RemoteSource(f"{registry.host}/acme/partial:v1", {"plain_http": True}) as src:
+        data, digest = src.resolve(src.reference)
+        assert data == kit["bytes"] and digest == kit["digest"]
+        docs = kit["manifest"]["layers"][3]
+        with src.open_blob(docs) as f:
+            blob = f.read()
+    assert hashlib.sha256(blob).hexdigest() == docs["digest"].split(":")[1]
+    assert _blob_gets(registry.requests(mark)) == [docs["digest"]]
+
+
+def test_remote_unpack_with_filter_fetches_only_needed_blobs(registry, tmp_path):
+    unpack_mod = pytest.importorskip("kit_jupyter.commands.unpack",
+                                     reason="commands/unpack.py has not landed yet")
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/runpack", "v1", seed="u")
+    push("runpack:v1", f"{registry.host}/acme/runpack:v1", home=home, plain_http=True)
+    fresh = tmp_path / "fresh"
+    mark = registry.mark()
+    unpack_mod.unpack(f"{registry.host}/acme/runpack:v1", home=fresh, plain_http=True,
+                      dir=tmp_path / "out", filters=["docs"])
+    gets = _blob_gets(registry.requests(mark))
+    docs, config = kit["manifest"]["layers"][3], kit["manifest"]["config"]
+    assert set(gets) <= {docs["digest"], config["digest"]} and docs["digest"] in gets
+    assert (tmp_path / "out" / "README.md").read_text() == "# u\n"
+    assert not (tmp_path / "out" / "model.bin").exists()
+
+
+def test_remote_list_and_inspect(registry, tmp_path):
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/listme", "v1", seed="x")
+    for tag in ("v1", "v2"):
+        push("listme:v1", f"{registry.host}/acme/listme:{tag}", home=home, plain_http=True)
+    listed = list_remote(f"{registry.host}/acme/listme", plain_http=True)
+    assert [(m["tags"], m["digest"]) for m in listed.data] == [
+        (["v1"], kit["digest"]), (["v2"], kit["digest"])]
+    assert listed.data[0]["modelName"] == "churn-x" and listed.data[0]["author"] == "Alice"
+    assert "REPOSITORY" in listed.text() and "churn-x" in listed._repr_html_()
+
+    one = list_remote(f"{registry.host}/acme/listme:v2", plain_http=True)
+    assert [m["tags"] for m in one.data] == [["v2"]]
+
+    ins = inspect_remote(f"{registry.host}/acme/listme:v1", plain_http=True)
+    assert ins.data["digest"] == kit["digest"]
+    assert ins.data["cliVersion"] == "kit-jupyter-test"
+    assert ins.data["kitfile"] == kit["config"]
+    assert ins.data["manifest"] == kit["manifest"]
+    with pytest.raises(NotFoundError, match=r"^Could not find modelkit .*/acme/listme:v7$"):
+        inspect_remote(f"{registry.host}/acme/listme:v7", plain_http=True)
+    with pytest.raises(NotFoundError, match="not found"):
+        list_remote(f"{registry.host}/acme/nosuchrepo", plain_http=True)
+
+
+def test_concurrency_one_and_many_give_same_result(registry, tmp_path):
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/conc", "v1", seed="c")
+    for n, name in ((1, "conc1"), (8, "conc8")):
+        res = push("conc:v1", f"{registry.host}/acme/{name}:v1", home=home, plain_http=True,
+                   concurrency=n)
+        assert res.digest == kit["digest"]
+        got = pull(f"{registry.host}/acme/{name}:v1", home=tmp_path / name, plain_http=True,
+                   concurrency=n)
+        assert got.digest == kit["digest"] and len(got.downloaded) == 5
+
+
+def test_manifest_bytes_kept_exactly(registry, tmp_path):
+    """Non-canonical JSON (spaces, key order) must survive the round trip unchanged."""
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/exact", "v1", seed="e")
+    odd = json.dumps(kit["manifest"], indent=3).encode()  # same content, other bytes
+    store = LocalStore(home)
+    digest = store.add_manifest("localhost/exact", odd, ["odd"])
+    res = push("exact:odd", f"{registry.host}/acme/exact:odd", home=home, plain_http=True)
+    assert res.digest == digest
+    with RegistryClient(registry.host, plain_http=True) as client:
+        data, media_type, got = client.get_manifest("acme/exact", "odd")
+    assert data == odd and got == digest
+    assert media_type == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_result_objects_render(registry, tmp_path):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/render", "v1", seed="r")
+    res = push("render:v1", f"{registry.host}/acme/render:v1", home=home, plain_http=True)
+    assert res.data["destination"] == f"{registry.host}/acme/render:v1"
+    assert "uploaded" in res._repr_html_() and res.text().startswith("Pushed sha256:")
+    got = pull(f"{registry.host}/acme/render:v1", home=tmp_path / "p", plain_http=True)
+    assert got.data["tags"] == ["v1"] and "<table" in got._repr_html_()
+    assert os.fspath(got.reference).endswith("/acme/render:v1")
