@@ -1,0 +1,566 @@
+"""``unpack``: a ModelKit's Kitfile and layers into a directory, with kit's rules (spec §11).
+
+Layers are matched to Kitfile entries by position within each type, each entry's digest is
+cross-checked against its layer, and only the blobs the filters select are fetched. Every blob
+is verified against its digest as it streams (a mismatch raises after the last byte, and the
+file being written at that moment is never renamed into place). Every file is written to a
+temporary name in its directory and renamed when complete, so an interrupted unpack leaves
+whole files or none -- never a truncated model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import secrets
+import tarfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._fs import write_bytes_atomic
+from ..errors import FilterError, KitError, UnpackError
+from ..progress import NullReporter, Reporter
+from ..results import UnpackResult
+from ..storage import CHUNK, drain_and_verify
+from .local import config_bytes, model_format, parse_manifest, parse_ref
+from .sources import BlobSource, display, open_source, resolve_in
+
+MAX_MODEL_REF_CHAIN = 10
+PROMPT_SUBTYPE_ANNOTATION = "ml.kitops.modelkit.layer-subtype"
+_MEDIA_PREFIXES = ("application/vnd.kitops.modelkit.", "application/vnd.cncf.model.")
+_BASE_TYPES = {
+    # Kit format                     ModelPack format
+    "model": "model", "weight": "model",
+    "modelpart": "modelpart", "weight.config": "modelpart",
+    "code": "code", "dataset": "dataset", "docs": "docs", "doc": "docs",
+    "mcpb": "mcpb", "config": "config",
+}
+
+
+def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's flag name
+           overwrite: bool = False, ignore_existing: bool = False,
+           filters: Sequence[Any] = (), include_remote: bool = False,
+           home: str | os.PathLike[str] | None = None, source: BlobSource | None = None,
+           reporter: Reporter | None = None, env: Any = None,
+           **registry_options: Any) -> UnpackResult:
+    """Unpack ``ref`` (``[registry/]repository[:tag|@digest]``, tag defaults to ``latest``)
+    into ``dir``. ``filters`` are kit's ``--filter`` strings (or parsed filters)."""
+    rep = reporter if reporter is not None else NullReporter()
+    start = len(rep.messages)
+    parsed = parse_ref(ref)
+    if not parsed.reference:
+        from ..reference import default_tag_message
+
+        parsed, _ = parsed.with_default_tag()
+        rep.info(default_tag_message("unpack", parsed))
+    if parsed.extra_tags:
+        raise KitError("can not unpack multiple tags")
+    flts = _parse_filters(filters)
+    target = Path(dir).expanduser().absolute()
+    try:
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnpackError(f"failed to create directory {target}: {exc.strerror}") from None
+    rep.info(f"Unpacking to {target}")
+    ctx = _Unpack(target=target, overwrite=overwrite, ignore_existing=ignore_existing,
+                  home=home, reporter=rep, registry_options=registry_options)
+    digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source, visited=[])
+    remote = _remote_datasets(kf, target, include_remote=include_remote, filters=flts,
+                              overwrite=overwrite, ignore_existing=ignore_existing,
+                              reporter=rep, env=env)
+    return UnpackResult(reference=display(parsed), digest=digest, directory=str(target),
+                        kitfile_path=kitfile_path, layers=layers, remote=remote,
+                        messages=list(rep.messages[start:]))
+
+
+# --------------------------------------------------------------------------------------------
+# filters and the remote-dataset hook (other modules; imported lazily)
+
+
+def _parse_filters(filters: Sequence[Any]) -> list[Any]:
+    items = list(filters or ())
+    if not items:
+        return []
+    if all(isinstance(f, str) for f in items):
+        from ..filters import parse_filters
+
+        try:
+            return list(parse_filters(items))
+        except FilterError:
+            raise
+    return items
+
+
+def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
+    if not filters:
+        return True
+    from ..filters import matches
+
+    return bool(matches(filters, kind, name or "", path or ""))
+
+
+def _remote_datasets(kf: Any, target: Path, *, include_remote: bool, filters: list[Any],
+                     overwrite: bool, ignore_existing: bool, reporter: Reporter,
+                     env: Any) -> list[Any]:
+    if kf is None:
+        return []
+    try:
+        from ..s3 import unpack_remote_datasets
+    except ImportError:
+        # TODO(integration): s3.py has not landed; without it only kit's warning is given.
+        datasets = getattr(kf, "datasets", None) or []
+        if any(_remote_path(d) for d in datasets) and not include_remote:
+            reporter.warning("ModelKit contains remote datasets. To unpack, specify the "
+                             "--include-remote flag")
+        return []
+    return list(unpack_remote_datasets(kf, target, include_remote=include_remote,
+                                       filters=filters, overwrite=overwrite,
+                                       ignore_existing=ignore_existing, reporter=reporter,
+                                       env=env) or [])
+
+
+def _remote_path(entry: Any) -> str:
+    if isinstance(entry, dict):
+        return entry.get("remotePath") or ""
+    return getattr(entry, "remote_path", "") or getattr(entry, "remotePath", "") or ""
+
+
+# --------------------------------------------------------------------------------------------
+# the unpack itself
+
+
+def layer_base(media_type: str) -> tuple[str, str] | None:
+    """``(base type, compression)`` of a Kit or ModelPack layer media type, or None."""
+    for prefix in _MEDIA_PREFIXES:
+        if media_type.startswith(prefix):
+            rest = media_type[len(prefix):]
+            break
+    else:
+        return None
+    head, _, compression = rest.partition("+")
+    base, sep, fmt = head.rpartition(".v1.")
+    if not sep or base not in _BASE_TYPES or fmt not in ("tar", "raw"):
+        return None
+    if compression not in ("", "gzip", "zstd"):
+        return None
+    return _BASE_TYPES[base], f"{fmt}+{compression}" if compression else fmt
+
+
+class _Unpack:
+    def __init__(self, *, target: Path, overwrite: bool, ignore_existing: bool, home: Any,
+                 reporter: Reporter, registry_options: dict[str, Any]):
+        self.target = target
+        self.overwrite = overwrite
+        self.ignore_existing = ignore_existing
+        self.home = home
+        self.reporter = reporter
+        self.registry_options = registry_options
+        self.umask = _current_umask()
+
+    def run(self, ref: Any, filters: list[Any], source: BlobSource | None,
+            visited: list[str]) -> tuple[str, Any, list[dict[str, Any]], str | None]:
+        if len(visited) > MAX_MODEL_REF_CHAIN:
+            raise KitError("reached maximum number of model references: "
+                           f"[{'=>'.join(visited)}]")
+        src = source if source is not None else open_source(
+            ref, home=self.home, registry_options=self.registry_options)
+        data, digest = resolve_in(src, ref)
+        manifest = parse_manifest(data, digest)
+        model_format(manifest)
+        raw_config = config_bytes(src, manifest)
+        if raw_config is None:
+            raise KitError("failed to read model: artifact does not contain a Kitfile")
+        config = json.loads(raw_config)
+        from ..kitfile import Kitfile
+
+        kf = Kitfile.from_config_json(raw_config)
+        model = config.get("model") or None
+        if model and _is_modelkit_reference(model.get("path") or ""):
+            self.reporter.info(f"Unpacking referenced modelkit {model['path']}")
+            self._unpack_parent(model["path"], filters, visited)
+        kitfile_path = None
+        if _matches(filters, "kitfile", "", ""):
+            kitfile_path = self._write_kitfile(kf)
+        layers = self._layers(src, manifest, config, filters)
+        return digest, kf, layers, kitfile_path
+
+    def _unpack_parent(self, path: str, filters: list[Any], visited: list[str]) -> None:
+        if path in visited:
+            idx = visited.index(path)
+            raise KitError("found cycle in modelkit references: "
+                           f"[{'=>'.join([*visited[idx:], path])}]")
+        from ..filters import parse_filters
+
+        if filters:
+            # kit keeps only the model part of each filter; a filter without `model` drops
+            # the parent entirely.
+            model_filters = [f for f in filters if _filter_has_model(f)]
+            if not model_filters:
+                return
+            parent_filters = [_only_model(f) for f in model_filters]
+        else:
+            parent_filters = list(parse_filters(["model"]))
+        self.run(parse_ref(path), parent_filters, None, [*visited, path])
+
+    # -- Kitfile ---------------------------------------------------------------------------
+    def _write_kitfile(self, kf: Any) -> str:
+        data = kf.to_yaml().encode("utf-8")
+        path = self.target / "Kitfile"
+        if path.exists() or path.is_symlink():
+            if not path.is_file() or path.is_symlink():
+                raise UnpackError(f"failed to unpack config: path {path} exists and is not a "
+                                  "regular file")
+            if not self.overwrite:
+                if path.stat().st_size != len(data):
+                    raise UnpackError(f"failed to unpack config: path {path} already exists")
+                if path.read_bytes() == data:
+                    self.reporter.info(f"Found existing Kitfile at {path}")
+                    return str(path)
+                raise UnpackError("failed to unpack: Kitfile exists and does not match model's "
+                                  "Kitfile")
+        self.reporter.info(f"Unpacking config to {path}")
+        write_bytes_atomic(path, data, 0o644 & ~self.umask)
+        return str(path)
+
+    # -- layers ----------------------------------------------------------------------------
+    def _layers(self, src: BlobSource, manifest: dict[str, Any], config: dict[str, Any],
+                filters: list[Any]) -> list[dict[str, Any]]:
+        model = config.get("model") or {}
+        parts = list(model.get("parts") or [])
+        code = list(config.get("code") or [])
+        local_datasets = [d for d in config.get("datasets") or [] if not _remote_path(d)]
+        docs = list(config.get("docs") or [])
+        prompts = list(config.get("prompts") or [])
+        idx = {"modelpart": 0, "code": 0, "prompt": 0, "dataset": 0, "docs": 0}
+        done: list[dict[str, Any]] = []
+        for desc in manifest.get("layers") or []:
+            media_type = desc.get("mediaType", "")
+            parsed = layer_base(media_type)
+            if parsed is None:
+                self.reporter.warning(f"Unknown media type {media_type}: skipping unpack")
+                continue
+            base, fmt = parsed
+            annotations = desc.get("annotations") or {}
+            if base == "config":
+                continue
+            if base == "model":
+                entry, kind, type_name = model, "model", "model"
+                message = f"Unpacking model {model.get('name', '')} to {model.get('path', '')}"
+            elif base == "modelpart":
+                entry, kind, type_name = _take(parts, idx, "modelpart"), "model", "modelpart"
+                message = (f"Unpacking model part {entry.get('name', '')} to "
+                           f"{entry.get('path', '')}")
+            elif base == "code" and annotations.get(PROMPT_SUBTYPE_ANNOTATION) == "prompt":
+                entry, kind, type_name = _take(prompts, idx, "prompt"), "prompts", "prompt"
+                message = f"Unpacking prompt to {entry.get('path', '')}"
+            elif base == "code":
+                entry, kind, type_name = _take(code, idx, "code"), "code", "code"
+                message = f"Unpacking code to {entry.get('path', '')}"
+            elif base == "dataset":
+                entry, kind, type_name = _take(local_datasets, idx, "dataset"), "datasets", \
+                    "dataset"
+                message = (f"Unpacking dataset {entry.get('name', '')} to "
+                           f"{entry.get('path', '')}")
+            elif base == "docs":
+                entry, kind, type_name = _take(docs, idx, "docs"), "docs", "docs"
+                message = f"Unpacking docs to {entry.get('path', '')}"
+            else:  # mcpb (raw MCP bundles): not unpacked by this version
+                self.reporter.warning(f"Unknown media type {media_type}: skipping unpack")
+                continue
+            if entry is None:
+                raise UnpackError(f"failed to unpack: no Kitfile entry for {type_name} layer "
+                                  f"{desc.get('digest')}")
+            if not _matches(filters, kind, entry.get("name", ""), entry.get("path", "")):
+                continue
+            self.reporter.info(message)
+            extract_dir = ""
+            if entry.get("digest"):
+                if entry["digest"] != desc.get("digest"):
+                    raise UnpackError(f"digest in config and manifest do not match in "
+                                      f"{base}")
+            else:  # ModelKits from before digests were in the config
+                extract_dir = _legacy_dir(entry.get("path", ""), base)
+            self._unpack_layer(src, desc, fmt, extract_dir, entry.get("path", ""))
+            done.append({"type": type_name, "name": entry.get("name", ""),
+                         "path": entry.get("path", ""), "digest": desc.get("digest"),
+                         "size": desc.get("size")})
+        return done
+
+    def _unpack_layer(self, src: BlobSource, desc: dict[str, Any], fmt: str,
+                      extract_dir: str, path: str) -> None:
+        if fmt.startswith("raw"):
+            raise UnpackError(f"failed to unpack: raw layers are not supported yet "
+                              f"({desc.get('mediaType')})")
+        task = self.reporter.task(f"unpack {path or desc.get('digest', '')[:19]}",
+                                  desc.get("size"))
+        ok = False
+        try:
+            stream = src.open_blob(desc)
+            with contextlib.closing(stream):
+                counted = _Counting(stream, task)
+                if fmt.endswith("+gzip"):
+                    import gzip
+
+                    reader: Any = gzip.GzipFile(fileobj=counted, mode="rb")
+                elif fmt.endswith("+zstd"):
+                    raise UnpackError("failed to unpack: zstd-compressed layers are not "
+                                      "supported")
+                else:
+                    reader = counted
+                try:
+                    self._extract(reader, extract_dir)
+                except (OSError, EOFError, tarfile.TarError) as exc:
+                    raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
+                drain_and_verify(stream)
+            ok = True
+        finally:
+            task.finish(ok)
+
+    def _extract(self, reader: Any, extract_dir: str) -> None:
+        buf = bytearray(CHUNK)
+        for name, typeflag, mode, size in _tar_entries(reader):
+            out = posixpath.join(extract_dir, name) if extract_dir else name
+            full = _checked_path(self.target, out)
+            if typeflag == tarfile.DIRTYPE:
+                if full.exists() or full.is_symlink():
+                    if not full.is_dir():
+                        raise UnpackError(f"failed to unpack: path '{out}' already exists and "
+                                          "is not a directory")
+                else:
+                    os.makedirs(full, mode=(mode & 0o7777) or 0o755, exist_ok=True)
+                continue
+            if typeflag not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+                raise UnpackError(f"failed to unpack: unrecognized type in archive: {name}")
+            if full.exists() or full.is_symlink():
+                if self.ignore_existing:
+                    _skip(reader, _padded(size), buf)
+                    continue
+                if not self.overwrite:
+                    raise UnpackError(f"failed to unpack: path '{out}' already exists")
+                if not full.is_file() or full.is_symlink():
+                    raise UnpackError(f"failed to unpack: path '{out}' already exists and is "
+                                      "not a regular file")
+            full.parent.mkdir(parents=True, exist_ok=True)
+            _write_member(reader, full, size, (mode & 0o7777) & ~self.umask, buf)
+            _skip(reader, _padded(size) - size, buf)
+
+
+def _take(entries: list[dict[str, Any]], idx: dict[str, int], key: str) -> Any:
+    i = idx[key]
+    idx[key] = i + 1
+    return entries[i] if i < len(entries) else None
+
+
+def _is_modelkit_reference(path: str) -> bool:
+    if not path:
+        return False
+    from ..reference import is_modelkit_reference
+
+    return bool(is_modelkit_reference(path))
+
+
+def _filter_has_model(f: Any) -> bool:
+    types = getattr(f, "types", None) or getattr(f, "base_types", None) or ()
+    return "model" in types
+
+
+def _only_model(f: Any) -> Any:
+    import dataclasses
+
+    for attr in ("types", "base_types"):
+        if hasattr(f, attr):
+            with contextlib.suppress(TypeError, ValueError):
+                return dataclasses.replace(f, **{attr: ("model",)})
+    return f
+
+
+def _legacy_dir(path: str, base: str) -> str:
+    clean = posixpath.normpath(path or ".")
+    if clean.startswith("/") or clean == ".." or clean.startswith("../"):
+        raise UnpackError(f"error resolving {base} path: layer paths must stay within "
+                          "context directory")
+    parent = posixpath.dirname(clean)
+    return "" if parent in ("", ".") else parent
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _os_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _checked_path(base: Path, name: str) -> Path:
+    """kit's VerifySubpath: no absolute names, nothing escaping ``base`` lexically or through
+    a symlinked directory already on disk."""
+    if name.startswith("/") or posixpath.isabs(name):
+        raise UnpackError(f"failed to unpack: illegal file path: {name}: absolute paths are "
+                          f"not supported ({name})")
+    clean = posixpath.normpath(name)
+    if clean == ".." or clean.startswith("../"):
+        raise UnpackError(f"failed to unpack: illegal file path: {name}: layer paths must stay "
+                          "within context directory")
+    full = base / clean
+    real_base = os.path.realpath(base)
+    real_parent = os.path.realpath(full.parent)
+    if os.path.commonpath([real_base, real_parent]) != real_base:
+        raise UnpackError(f"failed to unpack: illegal file path: {name}: paths must be within "
+                          "context directory")
+    return full
+
+
+# --------------------------------------------------------------------------------------------
+# streaming tar reading (headers parsed by tarfile, content copied with large buffers)
+
+
+class _Counting:
+    """Pass-through that reports bytes read (compressed size) to a progress task."""
+
+    def __init__(self, raw: Any, task: Any):
+        self._raw = raw
+        self._task = task
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)
+        if n:
+            self._task.advance(n)
+        return n or 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._task.advance(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+def _read_into(reader: Any, view: memoryview) -> int:
+    """Fill ``view`` unless EOF comes first; returns the number of bytes read."""
+    got = 0
+    total = len(view)
+    while got < total:
+        n = reader.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _read_exact(reader: Any, n: int) -> bytes:
+    buf = bytearray(n)
+    got = _read_into(reader, memoryview(buf))
+    if got != n:
+        raise UnpackError("failed to unpack: unexpected EOF in layer archive")
+    return bytes(buf)
+
+
+def _padded(size: int) -> int:
+    return (size + 511) // 512 * 512
+
+
+def _skip(reader: Any, n: int, buf: bytearray) -> None:
+    view = memoryview(buf)
+    while n > 0:
+        got = _read_into(reader, view[:min(n, len(buf))])
+        if not got:
+            raise UnpackError("failed to unpack: unexpected EOF in layer archive")
+        n -= got
+
+
+def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearray) -> None:
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+    view = memoryview(buf)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            remaining = size
+            while remaining:
+                got = _read_into(reader, view[:min(remaining, len(buf))])
+                if not got:
+                    raise UnpackError(f"failed to unpack: could not unpack file {target.name}")
+                f.write(view[:got])
+                remaining -= got
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            break
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise UnpackError("failed to unpack: invalid PAX header in layer archive") from None
+        if length <= 0:
+            break
+        record = data[space + 1:pos + length - 1]  # without the trailing newline
+        key, _, value = record.partition(b"=")
+        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def _tar_entries(reader: Any) -> Iterable[tuple[str, bytes, int, int]]:
+    """Yield ``(name, typeflag, mode, size)``; the caller consumes the content (padded)."""
+    pending: dict[str, str] = {}
+    while True:
+        block = _read_exact_or_eof(reader)
+        if block is None:
+            return
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.EOFHeaderError:
+            return
+        except tarfile.HeaderError as exc:
+            raise UnpackError(f"failed to unpack: invalid tar header: {exc}") from None
+        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
+            data = _read_exact(reader, _padded(info.size))[:info.size]
+            if info.type != tarfile.XGLTYPE:
+                pending.update(_pax_records(data))
+            continue
+        if info.type == tarfile.GNUTYPE_LONGNAME:
+            data = _read_exact(reader, _padded(info.size))[:info.size]
+            pending["path"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+            continue
+        if info.type == tarfile.GNUTYPE_LONGLINK:
+            _read_exact(reader, _padded(info.size))
+            continue
+        name = pending.get("path", info.name)
+        size = int(pending["size"]) if "size" in pending else info.size
+        pending = {}
+        if info.type == tarfile.DIRTYPE:
+            name = name.rstrip("/")
+            size = 0
+        yield name, info.type, info.mode, size
+
+
+def _read_exact_or_eof(reader: Any) -> bytes | None:
+    buf = bytearray(512)
+    got = _read_into(reader, memoryview(buf))
+    if got == 0:
+        return None
+    if got != 512:
+        raise UnpackError("failed to unpack: unexpected EOF in layer archive")
+    return bytes(buf)
+
+
+__all__ = ["unpack", "layer_base"]
