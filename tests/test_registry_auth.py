@@ -1,0 +1,168 @@
+"""login / logout and credential lookup against a docker-registry with htpasswd basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import sys
+
+import pytest
+
+from kit_jupyter.commands.remote import login, logout, pull, push
+from kit_jupyter.credentials import Credentials, lookup
+from kit_jupyter.errors import AuthError
+from kit_jupyter.progress import NullReporter
+from kit_jupyter.registry import RegistryClient
+from tests.test_registry import make_modelkit
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(autouse=True)
+def _isolated_docker_config(tmp_path, monkeypatch):
+    """Never read the developer's ~/.docker: an empty DOCKER_CONFIG per test."""
+    d = tmp_path / "docker-config"
+    d.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(d))
+    return d
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    import kit_jupyter.registry as reg
+
+    slept: list[float] = []
+    monkeypatch.setattr(reg.time, "sleep", slept.append)
+    return slept
+
+
+def test_login_stores_verified_credentials_like_kit(auth_registry, tmp_path):
+    home = tmp_path / "home"
+    rep = NullReporter()
+    res = login(auth_registry.host, auth_registry.username, auth_registry.password, home=home,
+                plain_http=True, reporter=rep)
+    assert rep.messages == [("info", "Log in successful")]
+    path = home / "credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = json.loads(path.read_text())
+    expected = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode())
+    assert stored == {"auths": {auth_registry.host: {"auth": expected.decode()}}}
+    assert auth_registry.password not in repr(res) + res.text() + res._repr_html_()
+    assert auth_registry.password not in json.dumps(res.data)
+
+
+def test_push_and_pull_with_login_send_credentials_up_front(auth_registry, tmp_path):
+    home = tmp_path / "home"
+    login(auth_registry.host, auth_registry.username, auth_registry.password, home=home,
+          plain_http=True)
+    kit = make_modelkit(home, "localhost/private", "v1", seed="q")
+    dest = f"{auth_registry.host}/team/private:v1"
+    mark = auth_registry.mark()
+    res = push("private:v1", dest, home=home, plain_http=True)
+    reqs = auth_registry.requests(mark)
+    assert res.digest == kit["digest"]
+    # Basic auth is sent pre-emptively after the /v2/ challenge: one 401, and no upload body is
+    # ever sent into a 401 (oras-py's basic backend answers every request with a 401 first).
+    assert [r for r in reqs if r[2] == 401] == [("GET", "/v2/", 401)]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(home / "credentials.json", other / "credentials.json")
+    got = pull(dest, home=other, plain_http=True)
+    assert got.digest == kit["digest"] and len(got.downloaded) == 5
+
+
+def test_wrong_password_fails_fast_one_line_nothing_stored(auth_registry, tmp_path, sleeps):
+    home = tmp_path / "home"
+    secret = "not-the-Right-pw-93"
+    with pytest.raises(AuthError) as info:
+        login(auth_registry.host, auth_registry.username, secret, home=home, plain_http=True)
+    msg = str(info.value)
+    assert msg == f"authentication to {auth_registry.host} failed: wrong username or password"
+    assert secret not in msg and secret not in repr(info.value)
+    assert sleeps == []
+    assert not (home / "credentials.json").exists()
+
+
+def test_push_without_credentials_says_login(auth_registry, tmp_path, sleeps):
+    home = tmp_path / "home"
+    make_modelkit(home, "localhost/anon", "v1")
+    with pytest.raises(AuthError) as info:
+        push("anon:v1", f"{auth_registry.host}/team/anon:v1", home=home, plain_http=True)
+    assert str(info.value) == (f"registry {auth_registry.host} requires authentication: "
+                               f"run kit login {auth_registry.host}")
+    assert sleeps == []
+
+
+def test_logout_removes_only_kits_entry(auth_registry, tmp_path):
+    home = tmp_path / "home"
+    login(auth_registry.host, auth_registry.username, auth_registry.password, home=home,
+          plain_http=True)
+    path = home / "credentials.json"
+    data = json.loads(path.read_text())
+    data["auths"]["other.example.com"] = {"auth": "eDp5"}
+    path.write_text(json.dumps(data))
+    rep = NullReporter()
+    res = logout(auth_registry.host, home=home, reporter=rep)
+    assert res.removed
+    assert rep.messages == [("info", f"Successfully logged out from {auth_registry.host}")]
+    assert json.loads(path.read_text()) == {"auths": {"other.example.com": {"auth": "eDp5"}}}
+    assert lookup(auth_registry.host, home=home) is None
+    make_modelkit(home, "localhost/gone", "v1")
+    with pytest.raises(AuthError, match="requires authentication"):
+        push("gone:v1", f"{auth_registry.host}/team/gone:v1", home=home, plain_http=True)
+    assert not logout(auth_registry.host, home=home).removed  # kit: no error either
+
+
+def test_docker_config_is_the_fallback(auth_registry, tmp_path, _isolated_docker_config):
+    home = tmp_path / "home"
+    auth = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode())
+    (_isolated_docker_config / "config.json").write_text(
+        json.dumps({"auths": {auth_registry.host: {"auth": auth.decode()}}}))
+    creds = lookup(auth_registry.host, home=home)
+    assert creds is not None and creds.username == auth_registry.username
+    assert creds.source.endswith("config.json") and "docker-config" in creds.source
+    kit = make_modelkit(home, "localhost/dockercfg", "v1", seed="k")
+    assert push("dockercfg:v1", f"{auth_registry.host}/team/dockercfg:v1", home=home,
+                plain_http=True).digest == kit["digest"]
+
+    # kit's own file wins over Docker's
+    (home / "credentials.json").write_text(json.dumps(
+        {"auths": {auth_registry.host: {"auth": base64.b64encode(b"kit:first").decode()}}}))
+    assert lookup(auth_registry.host, home=home).username == "kit"
+
+
+def test_docker_credential_helper_via_oras(auth_registry, tmp_path, monkeypatch,
+                                           _isolated_docker_config):
+    """``credHelpers`` run ``docker-credential-<name> get`` (oras-py's helper runner)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-kittest"
+    helper.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        "host = sys.stdin.read().strip()\n"
+        f"assert host == {auth_registry.host!r}, host\n"
+        f"print(json.dumps({{'Username': {auth_registry.username!r}, "
+        f"'Secret': {auth_registry.password!r}}}))\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    (_isolated_docker_config / "config.json").write_text(
+        json.dumps({"credHelpers": {auth_registry.host: "kittest"}}))
+    home = tmp_path / "home"
+    creds = lookup(auth_registry.host, home=home)
+    assert creds is not None and creds.password == auth_registry.password
+    kit = make_modelkit(home, "localhost/helper", "v1", seed="h")
+    push("helper:v1", f"{auth_registry.host}/team/helper:v1", home=home, plain_http=True)
+    with RegistryClient(auth_registry.host, plain_http=True, home=home) as client:
+        assert client.list_tags("team/helper") == ["v1"]
+        assert client.get_manifest("team/helper", "v1")[2] == kit["digest"]
+
+
+def test_credentials_repr_hides_password():
+    c = Credentials("bob", "hunter2-secret")
+    assert "hunter2" not in repr(c) and "hunter2" not in str(c)
+    client = RegistryClient("r.example.com", credentials=c)
+    assert "hunter2" not in repr(client)
