@@ -16,7 +16,7 @@ from ..errors import KitError, NotFoundError, ReferenceError_, StorageError
 from ..progress import NullReporter, Reporter
 from ..results import InfoResult, InspectResult, ListResult, RemoveResult, TagResult
 from ..storage import LocalStore, is_digest
-from .sources import BlobSource, display, read_small, repo_key
+from .sources import BlobSource, display, read_small, repo_key, resolve_in
 
 KIT_MANIFEST_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
@@ -458,3 +458,41 @@ def _remove_everything(store: LocalStore, rep: Reporter, removed: list[dict[str,
             removed.append({"reference": f"{repo}@{desc['digest']}", "digest": desc["digest"],
                             "action": "removed"})
             rep.info(f"Removed {shown}@{desc['digest']}")
+
+
+# --------------------------------------------------------------------------------------------
+# parent ModelKits (model.path is a reference)
+
+
+def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> Any:
+    """The Kitfile a ``model.path`` reference points at, following chains of references
+    (local storage first, then the registry) with kit's limit and cycle messages."""
+    from ..kitfile import Kitfile
+    from ..reference import is_modelkit_reference
+    from .sources import open_source
+
+    visited: list[str] = []
+    current = path
+    while True:
+        if current in visited:
+            idx = visited.index(current)
+            raise KitError("Found cycle in modelkit references: "
+                           f"[{'=>'.join([*visited[idx:], current])}]")
+        if len(visited) >= max_chain:
+            raise KitError(f"reached maximum number of model references: [{', '.join(visited)}]")
+        visited.append(current)
+        ref = parse_ref(current)
+        if not ref.reference:
+            ref, _ = ref.with_default_tag()
+        src = open_source(ref, home=home)
+        data, digest = resolve_in(src, ref)
+        manifest = parse_manifest(data, digest)
+        raw = config_bytes(src, manifest)
+        if raw is None:
+            raise KitError("artifact does not contain a Kitfile")
+        kf = Kitfile.from_config_json(raw)
+        model = getattr(kf, "model", None)
+        nxt = getattr(model, "path", "") if model is not None else ""
+        if not nxt or not is_modelkit_reference(nxt):
+            return kf
+        current = nxt

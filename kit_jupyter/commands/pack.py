@@ -1,0 +1,328 @@
+"""``pack``: a context directory and its Kitfile into a ModelKit in local storage (spec §10).
+
+Order matters for "nothing half-written": the Kitfile is decoded and validated first and the
+remote (S3) datasets are checked next, so a bad Kitfile or a stale ``remoteHash`` stops before a
+single blob is written. Layers are then built one by one into temp files under
+``$KITOPS_HOME/cache/pack`` (hashed while written, so each is read from disk exactly once) and
+renamed into ``blobs/``; the config and the manifest follow, and the manifest is recorded in the
+indexes last. An interrupted pack therefore leaves at most unreferenced blobs, never an index
+entry pointing at something missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import KitError, PackError, ValidationError
+from ..progress import NullReporter, Reporter
+from ..results import PackResult
+from ..storage import LocalStore, go_json, resolve_home
+
+KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
+KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
+ANNOTATION_FILEPATH = "org.cncf.model.filepath"
+ANNOTATION_LAYER_SUBTYPE = "ml.kitops.modelkit.layer-subtype"
+ANNOTATION_CLI_VERSION = "ml.kitops.modelkit.cli-version"
+DEFAULT_REPO_KEY = "localhost/_"
+KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
+
+
+def cli_version() -> str:
+    """What we write in ``ml.kitops.modelkit.cli-version`` (kit writes its own version)."""
+    return f"kit-jupyter/{__version__}"
+
+
+def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
+         tag: str | None = None, compression: str = "none",
+         home: str | os.PathLike[str] | None = None,
+         reporter: Reporter | None = None, env: Any = None) -> PackResult:
+    """Pack ``context_dir`` into local storage and return the stored ModelKit's description.
+
+    ``file`` names the Kitfile (may live outside the context; ``"-"`` reads stdin), ``tag`` is
+    ``[registry/]repository[:tag][,tag2...]`` (no tag: ``latest``; no ``tag`` at all: the
+    untagged ``localhost/_``), ``compression`` is ``none`` (byte-identical to kit), ``gzip`` or
+    ``gzip-fastest``."""
+    rep = reporter if reporter is not None else NullReporter()
+    start = len(rep.messages)
+    context = Path(context_dir).expanduser().absolute()
+    if not context.is_dir():
+        raise PackError(f"Failed to use context path {context}: not a directory")
+
+    # 1. Kitfile: decode and validate before anything touches storage.
+    kf = _load_kitfile(context, file)
+    from ..validate import error_text, validate
+
+    findings = validate(kf)
+    errors = [f for f in findings if f.severity == "error"]
+    for f in findings:
+        if f.severity == "warning":
+            rep.warning(f.message)
+    if errors:
+        raise ValidationError(error_text(findings), findings)
+
+    # 2. Flags.
+    repo, tags = _target(tag, rep)
+    compression = _check_compression(compression)
+
+    # 3. Remote datasets: verified before any blob is written.
+    _verify_remote(kf, rep, env)
+
+    # 4. Layers, config, manifest.
+    home_dir = resolve_home(home)
+    store = LocalStore(home_dir)
+    try:
+        layers = _build_layers(kf, context, store, home_dir, compression, rep)
+        config_bytes = kf.to_config_json()
+        if store.has_blob(_sha256(config_bytes)):
+            config_desc = {"mediaType": KIT_CONFIG, "digest": _sha256(config_bytes),
+                           "size": len(config_bytes)}
+            rep.info(f"Configuration already exists in storage: {config_desc['digest']}")
+        else:
+            config_desc = store.put_bytes(config_bytes, KIT_CONFIG)
+            rep.info(f"Saved configuration: {config_desc['digest']}")
+        manifest = {
+            "schemaVersion": 2,
+            "artifactType": KIT_MANIFEST_ARTIFACT,
+            "config": config_desc,
+            "layers": [{k: v for k, v in layer.items() if k != "path"} for layer in layers],
+            "annotations": {ANNOTATION_CLI_VERSION: cli_version()},
+        }
+        manifest_bytes = manifest_json(manifest)
+        manifest_digest = _sha256(manifest_bytes)
+        existed = store.has_blob(manifest_digest)
+        digest = store.add_manifest(repo, manifest_bytes, tags)
+    except KitError as exc:
+        if isinstance(exc, ValidationError) or str(exc).startswith("Failed to pack model kit"):
+            raise
+        raise PackError(f"Failed to pack model kit: {exc}") from None
+    if existed:
+        rep.info(f"Manifest already exists in storage: {digest}")
+    else:
+        rep.info(f"Saved manifest to storage: {digest}")
+    rep.info(f"Model saved: {digest}")
+    import json
+
+    return PackResult(digest=digest, repository=repo, tags=tags,
+                      config=json.loads(config_bytes), layers=layers,
+                      messages=list(rep.messages[start:]))
+
+
+# --------------------------------------------------------------------------------------------
+# steps
+
+
+def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Any:
+    from ..kitfile import find_kitfile, load_kitfile
+
+    if file is None:
+        path = Path(find_kitfile(context))
+        text = _read_text(path)
+    elif str(file) == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise PackError("No input file specified and no data piped")
+        text = sys.stdin.read()
+    else:
+        path = Path(file).expanduser()
+        text = _read_text(path)
+    return load_kitfile(text)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise PackError(f"open {path}: no such file or directory") from None
+    except IsADirectoryError:
+        raise PackError(f"read {path}: is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise PackError(f"Kitfile {path} is not UTF-8: {exc.reason}") from None
+
+
+def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
+    if not tag:
+        return DEFAULT_REPO_KEY, []
+    from ..reference import default_tag_message, parse_reference
+
+    try:
+        ref = parse_reference(tag)
+    except KitError as exc:
+        raise type(exc)(f"Invalid arguments: failed to parse reference: {exc}") from None
+    if not ref.reference:
+        ref, _ = ref.with_default_tag()
+        rep.info(default_tag_message("pack", ref))
+    if ref.digest:
+        raise KitError(f"Invalid arguments: cannot tag a packed ModelKit with a digest ({tag})")
+    tags = [ref.reference, *(t for t in ref.extra_tags if t)]
+    return ref.repo_key, list(dict.fromkeys(tags))
+
+
+def _check_compression(value: str) -> str:
+    from ..mediatypes import check_compression_flag
+
+    value = check_compression_flag(value or "none")
+    if value == "zstd":
+        raise PackError("Failed to pack model kit: zstd compression is not supported yet")
+    return value
+
+
+def _verify_remote(kf: Any, rep: Reporter, env: Any) -> None:
+    if not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
+        return
+    try:
+        from ..s3 import verify_remote_datasets
+    except ImportError:
+        # TODO(integration): s3.py not landed yet -- remote datasets cannot be verified.
+        raise PackError("Failed to pack model kit: verifying remote datasets is not "
+                        "available (kit_jupyter.s3 missing)") from None
+    try:
+        verify_remote_datasets(kf, reporter=rep, env=env)
+    except KitError as exc:
+        if str(exc).startswith("Failed to pack model kit"):
+            raise
+        raise type(exc)(f"Failed to pack model kit: {exc}") from None
+
+
+def _remote_path(entry: Any) -> str:
+    return getattr(entry, "remote_path", "") or getattr(entry, "remotePath", "") or ""
+
+
+def _layer_entries(kf: Any) -> list[tuple[str, Any, str]]:
+    """``(base, entry, kind)`` in kit's layer order (spec §7.5)."""
+    from ..reference import is_modelkit_reference
+
+    out: list[tuple[str, Any, str]] = []
+    model = getattr(kf, "model", None)
+    if model is not None:
+        if model.path and not is_modelkit_reference(model.path):
+            out.append(("model", model, "model"))
+        for part in getattr(model, "parts", None) or []:
+            out.append(("modelpart", part, "modelpart"))
+    for entry in getattr(kf, "code", None) or []:
+        out.append(("code", entry, "code"))
+    for entry in getattr(kf, "datasets", None) or []:
+        if not _remote_path(entry):
+            out.append(("dataset", entry, "dataset"))
+    for entry in getattr(kf, "docs", None) or []:
+        out.append(("docs", entry, "docs"))
+    for entry in getattr(kf, "prompts", None) or []:
+        out.append(("code", entry, "prompt"))
+    if getattr(kf, "mcp_servers", None):
+        raise PackError("Failed to pack model kit: packing mcpServers is not supported yet")
+    return out
+
+
+def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compression: str,
+                  rep: Reporter) -> list[dict[str, Any]]:
+    from ..ignore import IgnoreRules, layer_paths_from_kitfile
+    from ..mediatypes import layer_media_type
+
+    extra_paths = _parent_layer_paths(kf, home)
+    ignore = IgnoreRules.load(context, layer_paths=[*layer_paths_from_kitfile(kf), *extra_paths])
+    cache = home / "cache" / "pack"
+    cache.mkdir(parents=True, exist_ok=True)
+    layers: list[dict[str, Any]] = []
+    entries = _layer_entries(kf)
+    for base, entry, kind in entries:
+        media_type = layer_media_type(base, compression)
+        tmp = cache / f"kitops_layer_{secrets.token_hex(8)}"
+        try:
+            built = _write_layer(context, entry.path, base, media_type, compression, ignore,
+                                 tmp, rep)
+            desc = store.adopt_file(tmp, built["digest"], built["size"], media_type)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        entry.digest = built["digest"]
+        entry.diff_id = built["diff_id"]
+        annotations = {ANNOTATION_FILEPATH: built["path"]}
+        if kind == "prompt":
+            annotations[ANNOTATION_LAYER_SUBTYPE] = "prompt"
+        layers.append({"mediaType": media_type, "digest": desc["digest"],
+                       "size": desc["size"], "annotations": annotations,
+                       "path": built["path"]})
+        rep.info(f"Saved {base} layer: {desc['digest']}")
+    if not layers:
+        rep.warning("ModelKit contains no layers")
+    return layers
+
+
+def _write_layer(context: Path, path: str, base: str, media_type: str, compression: str,
+                 ignore: Any, out: Path, rep: Reporter) -> dict[str, Any]:
+    """One tar layer into ``out`` via layers.py; returns digest, diff_id, size, cleaned path."""
+    from .. import layers
+
+    task = rep.task(f"pack {base} {path}", None)
+    ok = False
+    try:
+        result = layers.write_layer_file(context, path, out, ignore=ignore, base=base,
+                                         compression=compression, reporter=rep, task=task)
+        ok = True
+    finally:
+        task.finish(ok)
+    return _layer_result(result, path)
+
+
+def _layer_result(result: Any, path: str) -> dict[str, Any]:
+    get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
+    digest = get("digest")
+    diff_id = get("diff_id") or get("diffId") or digest
+    size = get("size")
+    clean = get("path") or get("layer_path") or _clean(path)
+    return {"digest": digest, "diff_id": diff_id, "size": int(size), "path": clean}
+
+
+def _clean(path: str) -> str:
+    import posixpath
+
+    return posixpath.normpath(path or ".")
+
+
+def _parent_layer_paths(kf: Any, home: Path) -> list[str]:
+    """Layer paths of a parent ModelKit named in ``model.path`` (excluded from our layers)."""
+    model = getattr(kf, "model", None)
+    path = getattr(model, "path", "") if model is not None else ""
+    if not path:
+        return []
+    from ..reference import is_modelkit_reference
+
+    if not is_modelkit_reference(path):
+        return []
+    from ..ignore import layer_paths_from_kitfile
+    from .local import _resolve_parent_kitfile
+
+    try:
+        parent = _resolve_parent_kitfile(path, home)
+    except KitError as exc:
+        raise PackError(f"Failed to pack model kit: Failed to resolve referenced modelkit "
+                        f"{path}: {exc}") from None
+    return layer_paths_from_kitfile(parent)
+
+
+def manifest_json(manifest: dict[str, Any]) -> bytes:
+    """The manifest as Go's ``json.Marshal`` writes ``ocispec.Manifest`` (no ``mediaType``)."""
+    def desc(d: dict[str, Any]) -> dict[str, Any]:
+        out = {"mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"]}
+        if d.get("annotations"):
+            out["annotations"] = dict(sorted(d["annotations"].items()))
+        return out
+
+    ordered: dict[str, Any] = {"schemaVersion": 2}
+    if manifest.get("artifactType"):
+        ordered["artifactType"] = manifest["artifactType"]
+    ordered["config"] = desc(manifest["config"])
+    ordered["layers"] = [desc(x) for x in manifest.get("layers") or []]
+    if manifest.get("annotations"):
+        ordered["annotations"] = dict(sorted(manifest["annotations"].items()))
+    return go_json(ordered)
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
