@@ -237,8 +237,8 @@ def test_remote_source_fetches_only_requested_blobs(registry, tmp_path):
 
 
 def test_remote_unpack_with_filter_fetches_only_needed_blobs(registry, tmp_path):
-    unpack_mod = pytest.importorskip("kit_jupyter.commands.unpack",
-                                     reason="commands/unpack.py has not landed yet")
+    from kit_jupyter.commands import unpack as unpack_mod
+
     home = tmp_path / "h"
     kit = make_modelkit(home, "localhost/runpack", "v1", seed="u")
     push("runpack:v1", f"{registry.host}/acme/runpack:v1", home=home, plain_http=True)

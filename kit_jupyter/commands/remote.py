@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import KitError, NotFoundError, ReferenceError_, RegistryError
+from ..errors import NotFoundError, ReferenceError_, RegistryError
 from ..progress import NullReporter, Reporter, human_size
 
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
@@ -33,45 +33,10 @@ Home = str | os.PathLike[str] | None
 
 # -- references -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Ref:
-    """Fallback for ``reference.Reference`` while reference.py is not there (same fields)."""
-
-    registry: str
-    repository: str
-    reference: str
-    extra_tags: tuple[str, ...] = ()
-
-
 def _parse(s: str) -> Any:
-    try:
-        from ..reference import parse_reference
-    except ImportError:
-        return _fallback_parse(s)
+    from ..reference import parse_reference
+
     return parse_reference(s)
-
-
-def _fallback_parse(s: str) -> _Ref:
-    """Spec section 6.1 without the character checks (they live in reference.py)."""
-    if ":" in s and "/" not in s and s.split(":", 1)[0] in ("sha256", "sha512") \
-            and "," not in s:
-        return _Ref("localhost", "_", s)
-    first, *extra = s.split(",")
-    registry, rest = "localhost", first
-    if "/" in first:
-        head, tail = first.split("/", 1)
-        if ":" in head or "." in head:
-            registry, rest = head, tail
-    if "@" in rest:
-        repo, ref = rest.split("@", 1)
-        repo = repo.split(":", 1)[0]
-    elif ":" in rest:
-        repo, ref = rest.split(":", 1)
-    else:
-        repo, ref = rest, ""
-    if not repo or repo != repo.lower():
-        raise ReferenceError_(f"repository ({repo}) name must be lowercase")
-    return _Ref(registry, repo, ref, tuple(extra))
 
 
 def ref_string(registry: str, repository: str, reference: str) -> str:
@@ -84,25 +49,14 @@ def ref_string(registry: str, repository: str, reference: str) -> str:
 
 def display(ref_str: str) -> str:
     """kit's FormatRepositoryForDisplay (spec 6.3)."""
-    try:
-        from ..reference import display_repository
-    except ImportError:
-        out = ref_str.removeprefix("localhost/").removeprefix("_").removeprefix("@")
-        return out
+    from ..reference import display_repository
+
     return display_repository(ref_str)
 
 
 def _is_modelkit_reference(s: str) -> bool:
-    try:
-        from ..reference import is_modelkit_reference
-    except ImportError:
-        if ":" not in s and "@" not in s:
-            return False
-        try:
-            _fallback_parse(s)
-        except KitError:
-            return False
-        return True
+    from ..reference import is_modelkit_reference
+
     return is_modelkit_reference(s)
 
 
