@@ -1,0 +1,416 @@
+"""``.kitignore``: Docker ``.dockerignore`` semantics, as kit gets them from moby/patternmatcher
+(v0.6).
+
+Reproduced rule for rule rather than approximated with ``fnmatch``: which files end up in a layer
+decides the layer digest, so any difference from kit's matcher is a digest that differs from
+kit's for the same context directory. The quirks kept on purpose (spec §8.6):
+
+* patterns are cleaned like Go's ``filepath.Clean``, a leading ``/`` is dropped, ``#`` starts a
+  comment only in column 0;
+* ``*`` and ``?`` never cross ``/``; ``**`` crosses any number of directories; a leading ``**`` or a
+  trailing ``**`` turns into plain suffix/prefix string tests (``foo/**`` does not match ``foo``);
+* a path is ignored if it or any parent matches; later ``!`` patterns re-include;
+* ``Kitfile``, ``kitfile``, ``.kitfile`` and ``.kitignore`` are always ignored;
+* another layer's path excludes what it string-prefixes (``data`` excludes ``database.txt``),
+  unless it is a prefix of the layer being packed. kit fixed this in PR #1280 (Sept 2026,
+  whole path elements); ``element_prefix=True`` selects that newer rule.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PackError
+
+IGNORE_FILE_NAME = ".kitignore"
+KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
+ALWAYS_IGNORED = (*KITFILE_NAMES, IGNORE_FILE_NAME)
+
+# Go's unicode.IsSpace (what strings.TrimSpace trims); Python's str.strip() also trims \x1c-\x1f.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
+            "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_REGEX_ESCAPE = set(".+()|{}$")
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ",
+    "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z",
+    "print": " -~", "punct": "!-/:-@\\[-`{-~", "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z", "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
+}
+
+
+def go_trim_space(s: str) -> str:
+    return s.strip(_GO_SPACE)
+
+
+def go_clean(path: str) -> str:
+    """Go's ``path.Clean`` (slash-separated): unlike ``posixpath.normpath`` it folds a leading
+    ``//`` and maps ``""`` to ``"."``."""
+    if path == "":
+        return "."
+    rooted = path.startswith("/")
+    out: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(part)
+    cleaned = "/".join(out)
+    if rooted:
+        return "/" + cleaned
+    return cleaned or "."
+
+
+def _clean_arg(path: str) -> str:
+    return go_clean(go_trim_space(path))
+
+
+# --- Go filepath.Match syntax check ---------------------------------------------------------
+
+def _check_go_pattern(pattern: str) -> None:
+    """Raise ValueError where Go's ``filepath.Match`` reports ``syntax error in pattern``.
+
+    patternmatcher calls ``Match(p, ".")`` only for this error; Go checks every chunk's syntax
+    whatever the match result, so checking all chunks is equivalent.
+    """
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise ValueError("syntax error in pattern")
+            i += 2
+        elif c == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            nrange = 0
+            while True:
+                if i < n and pattern[i] == "]" and nrange > 0:
+                    i += 1
+                    break
+                i = _check_esc(pattern, i)
+                if pattern[i] == "-":
+                    i = _check_esc(pattern, i + 1)
+                nrange += 1
+        else:
+            i += 1
+
+
+def _check_esc(pattern: str, i: int) -> int:
+    n = len(pattern)
+    if i >= n or pattern[i] in "-]":
+        raise ValueError("syntax error in pattern")
+    if pattern[i] == "\\":
+        i += 1
+        if i >= n:
+            raise ValueError("syntax error in pattern")
+    if "\udc80" <= pattern[i] <= "\udcff":  # an invalid UTF-8 byte (surrogateescape)
+        raise ValueError("syntax error in pattern")
+    i += 1
+    if i >= n:
+        raise ValueError("syntax error in pattern")
+    return i
+
+
+# --- one pattern --------------------------------------------------------------------------
+
+@dataclass
+class Pattern:
+    """One compiled pattern; ``kind`` is patternmatcher's match type."""
+
+    cleaned: str
+    exclusion: bool
+    kind: str = "exact"  # exact | prefix | suffix | regexp
+    regexp: re.Pattern[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def compile(cls, cleaned: str, exclusion: bool) -> Pattern:
+        regex = "^"
+        kind = "exact"
+        chars = cleaned
+        i, n, step = 0, len(chars), 0
+        in_class = False
+        while i < n:
+            ch = chars[i]
+            i += 1
+            if in_class:
+                # Go regexp syntax inside [...] differs from Python's in a few spots; translate.
+                if ch == "]":
+                    regex += "]"
+                    in_class = False
+                elif ch == "[" and chars.startswith(":", i):
+                    end = chars.find(":]", i + 1)
+                    name = chars[i + 1:end] if end > 0 else ""
+                    if name in _POSIX_CLASSES:
+                        regex += _POSIX_CLASSES[name]
+                        i = end + 2
+                    else:
+                        regex += "\\["
+                elif ch == "\\":
+                    if i < n:
+                        regex += _escape_one(chars[i])
+                        i += 1
+                    else:
+                        regex += "\\\\"
+                elif ch in "[&~|":
+                    regex += "\\" + ch
+                else:
+                    regex += ch
+                step += 1
+                continue
+            if ch == "*":
+                if i < n and chars[i] == "*":
+                    i += 1
+                    if i < n and chars[i] == "/":
+                        i += 1
+                    if i >= n:
+                        if kind == "exact":
+                            kind = "prefix"
+                        else:
+                            regex += ".*"
+                            kind = "regexp"
+                    else:
+                        regex += "(.*/)?"
+                        kind = "regexp"
+                    if step == 0:
+                        kind = "suffix"
+                else:
+                    regex += "[^/]*"
+                    kind = "regexp"
+            elif ch == "?":
+                regex += "[^/]"
+                kind = "regexp"
+            elif ch in _REGEX_ESCAPE:
+                regex += "\\" + ch
+            elif ch == "\\":
+                if i < n:
+                    regex += _escape_one(chars[i])
+                    i += 1
+                    kind = "regexp"
+                else:
+                    regex += "\\\\"
+            elif ch == "[":
+                regex += "["
+                kind = "regexp"
+                in_class = True
+                if i < n and chars[i] == "^":
+                    regex += "^"
+                    i += 1
+            elif ch == "]":
+                regex += "\\]"
+                kind = "regexp"
+            else:
+                # Go passes '^' through as an anchor; anything else here is a plain character.
+                regex += "^" if ch == "^" else re.escape(ch)
+            step += 1
+        pat = cls(cleaned, exclusion, kind)
+        if kind == "regexp":
+            try:
+                pat.regexp = re.compile(regex + r"\Z")
+            except re.error as err:
+                raise ValueError(f"error parsing regexp: {err}") from None
+        return pat
+
+    def match(self, path: str) -> bool:
+        if self.kind == "exact":
+            return path == self.cleaned
+        if self.kind == "prefix":
+            return path.startswith(self.cleaned[:-2])
+        if self.kind == "suffix":
+            suffix = self.cleaned[2:]
+            if path.endswith(suffix):
+                return True
+            return suffix[:1] == "/" and path == suffix[1:]
+        assert self.regexp is not None
+        return self.regexp.match(path) is not None
+
+
+def _escape_one(ch: str) -> str:
+    # Go regexp escapes like \d keep their regexp meaning; punctuation becomes literal.
+    if ch.isalnum() and ch.isascii():
+        return "\\" + ch
+    return re.escape(ch)
+
+
+# --- the matcher --------------------------------------------------------------------------
+
+class PatternMatcher:
+    """moby/patternmatcher ``PatternMatcher`` (only the parts kit uses)."""
+
+    def __init__(self, patterns: Iterable[str]):
+        self.patterns: list[Pattern] = []
+        self.exclusions = False
+        for raw in patterns:
+            p = go_trim_space(raw)
+            if not p:
+                continue
+            p = go_clean(p)
+            exclusion = False
+            if p[0] == "!":
+                if len(p) == 1:
+                    raise ValueError('illegal exclusion pattern: "!"')
+                exclusion = True
+                p = p[1:]
+                self.exclusions = True
+            _check_go_pattern(p)
+            self.patterns.append(Pattern.compile(p, exclusion))
+
+    def matches_or_parent_matches(self, file: str) -> bool:
+        matched = False
+        parent = _go_dir(file)
+        parent_dirs = parent.split("/")
+        for pattern in self.patterns:
+            if pattern.exclusion != matched:
+                continue
+            match = pattern.match(file)
+            if not match and parent != ".":
+                for i in range(len(parent_dirs)):
+                    if pattern.match("/".join(parent_dirs[: i + 1])):
+                        match = True
+                        break
+            if match:
+                matched = not pattern.exclusion
+        return matched
+
+
+def _go_dir(path: str) -> str:
+    i = path.rfind("/")
+    return go_clean(path[: i + 1]) if i >= 0 else "."
+
+
+def read_ignore_file(data: bytes) -> list[str]:
+    """moby ``ignorefile.ReadAll``: BOM stripped, ``#`` comments in column 0, each pattern
+    trimmed and cleaned, a leading ``/`` dropped (``!`` kept in front)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    out: list[str] = []
+    for raw in data.split(b"\n"):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        line = raw.decode("utf-8", "surrogateescape")
+        if line.startswith("#"):
+            continue
+        line = go_trim_space(line)
+        if not line:
+            continue
+        invert = line[0] == "!"
+        if invert:
+            line = go_trim_space(line[1:])
+        if line:
+            line = go_clean(line)
+            if len(line) > 1 and line[0] == "/":
+                line = line[1:]
+        out.append("!" + line if invert else line)
+    return out
+
+
+# --- kit's ignore.Paths -------------------------------------------------------------------
+
+class IgnoreRules:
+    """What kit leaves out of a layer: the ``.kitignore`` matcher plus the other layers' paths.
+
+    ``matches(rel_path)`` answers for the ignore file alone; ``excludes(rel_path, layer_path)``
+    is kit's full ``Matches(path, layerPath)``, adding the cross-layer rule.
+    """
+
+    def __init__(self, patterns: Sequence[str] = (), layer_paths: Sequence[str] = (), *,
+                 element_prefix: bool = False):
+        all_patterns = [*patterns, *ALWAYS_IGNORED]
+        try:
+            self._matcher = PatternMatcher(all_patterns)
+        except ValueError as err:
+            raise PackError(f"invalid {IGNORE_FILE_NAME} file: {err}") from None
+        self.patterns = list(patterns)
+        self.layer_paths = [_clean_arg(p) for p in layer_paths]
+        self.element_prefix = element_prefix
+
+    @classmethod
+    def load(cls, context_dir: str | os.PathLike[str], extra_excludes: Sequence[str] = (), *,
+             layer_paths: Sequence[str] = (), element_prefix: bool = False) -> IgnoreRules:
+        """Read ``<context_dir>/.kitignore`` (absent is fine). ``extra_excludes`` are patterns
+        appended after the file's; ``layer_paths`` are every Kitfile layer path (see
+        :func:`layer_paths_from_kitfile`) plus a parent ModelKit's layer paths."""
+        path = Path(context_dir) / IGNORE_FILE_NAME
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as err:
+            raise PackError(f"failed to open {IGNORE_FILE_NAME} file: {err.strerror}") from None
+        return cls([*read_ignore_file(data), *extra_excludes], layer_paths,
+                   element_prefix=element_prefix)
+
+    @property
+    def has_exceptions(self) -> bool:
+        """True if any ``!`` pattern exists; then ignored directories must still be walked."""
+        return self._matcher.exclusions
+
+    def matches(self, rel_path: str) -> bool:
+        return self._matcher.matches_or_parent_matches(_clean_arg(rel_path))
+
+    def with_layer_paths(self, layer_paths: Iterable[str]) -> IgnoreRules:
+        clone = object.__new__(IgnoreRules)
+        clone.__dict__.update(self.__dict__)
+        clone.layer_paths = [*self.layer_paths, *(_clean_arg(p) for p in layer_paths)]
+        return clone
+
+    def excludes(self, rel_path: str, layer_path: str) -> bool:
+        """kit's ``ignore.Paths.Matches(path, layerPath)``."""
+        path = _clean_arg(rel_path)
+        layer = _clean_arg(layer_path)
+        if self._matcher.matches_or_parent_matches(path):
+            return True
+        return in_other_layer(path, layer, self.layer_paths, element_prefix=self.element_prefix)
+
+
+def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str], *,
+                   element_prefix: bool = False) -> bool:
+    """Cross-layer exclusion (spec §8.6): ``path`` belongs to another layer M if it starts with
+    M, unless M starts the current layer's own path (parents are not excluded)."""
+    within = _is_within if element_prefix else str.startswith
+    path = _clean_arg(path)
+    layer_path = _clean_arg(layer_path)
+    for other in other_layer_paths:
+        other = _clean_arg(other)
+        if within(layer_path, other):
+            continue
+        if within(path, other):
+            return True
+    return False
+
+
+def _is_within(path: str, directory: str) -> bool:
+    if directory == ".":
+        return True
+    return path == directory or path.startswith(directory + "/")
+
+
+def layer_paths_from_kitfile(kitfile: object) -> list[str]:
+    """Every path kit treats as "another layer" (``LayerPathsFromKitfile``): code, datasets
+    (remote ones too), docs, prompts, the model path when set, model parts. Duck-typed so it works
+    with any object shaped like ``kitfile.Kitfile``."""
+    paths: list[str] = []
+
+    def add(entries: object) -> None:
+        for entry in entries or ():  # type: ignore[attr-defined]
+            paths.append(_clean_arg(getattr(entry, "path", "") or ""))
+
+    add(getattr(kitfile, "code", None))
+    add(getattr(kitfile, "datasets", None))
+    add(getattr(kitfile, "docs", None))
+    add(getattr(kitfile, "prompts", None))
+    model = getattr(kitfile, "model", None)
+    if model is not None:
+        if getattr(model, "path", ""):
+            paths.append(_clean_arg(model.path))
+        add(getattr(model, "parts", None))
+    return paths

@@ -1,0 +1,203 @@
+"""Media types, artifact types and annotation keys of ModelKits (spec §7.1-§7.4).
+
+Layers are written in kit's format only; ModelPack types are parsed so that unpack/inspect can read
+ModelPack artifacts. The grammar mirrors kit's own parser (Go regexps, so ``\\w`` is ASCII-only),
+because a media type kit cannot parse is one kit_jupyter must not write either.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import KitError
+
+# --- manifests, indexes, configs -------------------------------------------------------------
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
+MODELPACK_MANIFEST_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
+KIT_INDEX_ARTIFACT = "application/vnd.kitops.modelkit.index.v1+json"
+KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
+MODELPACK_CONFIG = "application/vnd.cncf.model.config.v1+json"
+
+# --- annotations ---------------------------------------------------------------------------
+ANNOTATION_FILEPATH = "org.cncf.model.filepath"
+ANNOTATION_FILE_METADATA = "org.cncf.model.file.metadata+json"
+ANNOTATION_LAYER_SUBTYPE = "ml.kitops.modelkit.layer-subtype"
+LAYER_SUBTYPE_PROMPT = "prompt"
+ANNOTATION_CLI_VERSION = "ml.kitops.modelkit.cli-version"
+ANNOTATION_KITFILE = "ml.kitops.modelkit.kitfile"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+
+# --- layer grammar -------------------------------------------------------------------------
+KIT_FORMAT = "kit"
+MODELPACK_FORMAT = "modelpack"
+
+#: kit base names, in the vocabulary the rest of kit_jupyter uses ("what kind of layer").
+BASES = ("config", "model", "modelpart", "dataset", "code", "docs", "mcpb")
+_MODELPACK_BASE = {"config": "config", "model": "weight", "modelpart": "weight.config",
+                   "dataset": "dataset", "code": "code", "docs": "doc"}
+_MODELPACK_BASE_REV = {v: k for k, v in _MODELPACK_BASE.items()}
+
+#: Kitfile component -> kit base (prompts are code layers with a subtype annotation).
+COMPONENT_BASE = {"model": "model", "parts": "modelpart", "datasets": "dataset", "code": "code",
+                  "prompts": "code", "docs": "docs", "mcpServers": "mcpb"}
+
+COMPRESSIONS = ("none", "gzip", "gzip-fastest", "zstd")
+FORMATS = ("tar", "raw")
+
+_KIT_RE = re.compile(r"^application/vnd\.kitops\.modelkit\.(\w+)\.v1\.(\w+)(?:\+(\w+))?$", re.ASCII)
+_MODELPACK_RE = re.compile(
+    r"^application/vnd\.cncf\.model\.(\w+(?:\.\w+)?)\.v1\.(\w+)(?:\+(\w+))?$", re.ASCII)
+
+
+class MediaTypeError(KitError, ValueError):
+    """A media type, compression or layer format string kit would not accept."""
+
+
+def parse_compression(value: str) -> str:
+    """kit's compression tokens; ``""`` means none (as in a media type without a suffix)."""
+    if value in ("", "none"):
+        return "none"
+    if value in ("gzip", "gzip-fastest", "zstd"):
+        return value
+    raise MediaTypeError(f"invalid compression {value}")
+
+
+def check_compression_flag(value: str) -> str:
+    """Validate ``--compression`` with kit's flag message."""
+    if value not in COMPRESSIONS:
+        raise MediaTypeError("invalid compression type: must be one of 'none', 'gzip', "
+                             "'gzip-fastest', or 'zstd'")
+    return value
+
+
+def check_layer_format_flag(value: str) -> str:
+    if value not in FORMATS:
+        raise MediaTypeError("invalid layer format: must be either 'tar' or 'raw'")
+    return value
+
+
+@dataclass(frozen=True)
+class MediaType:
+    """A parsed layer or config media type.
+
+    ``base`` always uses kit's vocabulary (``model``, not ModelPack's ``weight``) so callers can
+    match layers to Kitfile entries without caring which format the artifact is in.
+    ``compression`` keeps ``gzip-fastest`` when built for writing; parsing can only ever yield
+    ``gzip`` because the string does not record the level.
+    """
+
+    base: str
+    format: str = "tar"
+    compression: str = "none"
+    model_format: str = KIT_FORMAT
+
+    @property
+    def is_config(self) -> bool:
+        return self.base == "config"
+
+    @property
+    def compressed(self) -> bool:
+        return self.compression != "none"
+
+    @property
+    def user_string(self) -> str:
+        """The word kit uses in messages (``No files detected in <this> layer ...``)."""
+        if self.model_format == MODELPACK_FORMAT:
+            return _MODELPACK_BASE.get(self.base, "invalid mediatype")
+        return self.base
+
+    def __str__(self) -> str:
+        if self.model_format == MODELPACK_FORMAT:
+            if self.base == "config":
+                return MODELPACK_CONFIG
+            base = _MODELPACK_BASE[self.base]
+            if self.format == "raw":
+                return f"application/vnd.cncf.model.{base}.v1.raw"
+            suffix = {"none": "", "gzip": "+gzip", "gzip-fastest": "+gzip",
+                      "zstd": "+zstd"}[self.compression]
+            return f"application/vnd.cncf.model.{base}.v1.tar{suffix}"
+        if self.base == "config":
+            return KIT_CONFIG
+        suffix = {"none": "", "gzip": "+gzip", "gzip-fastest": "+gzip",
+                  "zstd": "+zstd"}[self.compression]
+        return f"application/vnd.kitops.modelkit.{self.base}.v1.{self.format}{suffix}"
+
+
+def layer_media_type(base: str, compression: str = "none", layer_format: str = "tar") -> str:
+    """The kit-format media type string for a layer we write.
+
+    mcpServers are always ``…mcpb.v1.raw`` whatever was asked (spec §7.3).
+    """
+    if base not in BASES or base == "config":
+        raise MediaTypeError(f"invalid base type {base}")
+    compression = parse_compression(compression)
+    check_layer_format_flag(layer_format)
+    if base == "mcpb":
+        return "application/vnd.kitops.modelkit.mcpb.v1.raw"
+    return str(MediaType(base, layer_format, compression, KIT_FORMAT))
+
+
+def parse_media_type(value: str) -> MediaType:
+    """Parse a config or layer media type of either format; kit's error texts."""
+    if value == KIT_CONFIG:
+        return MediaType("config", "", "none", KIT_FORMAT)
+    if value == MODELPACK_CONFIG:
+        return MediaType("config", "", "none", MODELPACK_FORMAT)
+    m = _KIT_RE.match(value)
+    if m:
+        base, fmt, comp = m.group(1), m.group(2), m.group(3) or ""
+        if base not in BASES:
+            raise MediaTypeError(f"failed to parse media type: invalid base type {base}")
+        return MediaType(base, _parse_format(fmt), _parse_comp(comp), KIT_FORMAT)
+    m = _MODELPACK_RE.match(value)
+    if m:
+        base, fmt, comp = m.group(1), m.group(2), m.group(3) or ""
+        kit_base = _MODELPACK_BASE_REV.get(base)
+        if kit_base is None:
+            raise MediaTypeError(f"failed to parse media type: invalid base type {base}")
+        mt = MediaType(kit_base, _parse_format(fmt), _parse_comp(comp), MODELPACK_FORMAT)
+        if mt.format == "raw" and mt.compression != "none":
+            raise MediaTypeError("invalid mediatype: model-spec does not support compression "
+                                 "for raw layers")
+        return mt
+    raise MediaTypeError(f"unrecognized media type {value}")
+
+
+def _parse_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise MediaTypeError(f"failed to parse media type: invalid format {fmt}")
+    return fmt
+
+
+def _parse_comp(comp: str) -> str:
+    try:
+        return parse_compression(comp)
+    except MediaTypeError as err:
+        raise MediaTypeError(f"failed to parse media type: {err}") from None
+
+
+def model_format_for_manifest(manifest: dict[str, Any]) -> str:
+    """``kit`` or ``modelpack``; ModelKits from 2024 lack ``artifactType`` and are recognised by
+    their config media type."""
+    artifact_type = manifest.get("artifactType") or ""
+    config_type = (manifest.get("config") or {}).get("mediaType") or ""
+    if artifact_type == KIT_MANIFEST_ARTIFACT or config_type == KIT_CONFIG:
+        return KIT_FORMAT
+    if artifact_type == MODELPACK_MANIFEST_ARTIFACT or config_type == MODELPACK_CONFIG:
+        return MODELPACK_FORMAT
+    raise MediaTypeError(f"manifest is not a Model manifest: artifactType is {artifact_type}, "
+                         f"config mediaType is {config_type}")
+
+
+def format_for_user(media_type: str) -> str:
+    """kit's short form of a media type for tables (``manifest``, ``dataset`` ...)."""
+    if media_type == OCI_MANIFEST:
+        return "manifest"
+    try:
+        return parse_media_type(media_type).user_string
+    except MediaTypeError:
+        return "(invalid media type)"
