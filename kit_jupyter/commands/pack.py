@@ -11,9 +11,7 @@ entry pointing at something missing.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -220,61 +218,31 @@ def _layer_entries(kf: Any) -> list[tuple[str, Any, str]]:
 def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compression: str,
                   rep: Reporter) -> list[dict[str, Any]]:
     from ..ignore import IgnoreRules, layer_paths_from_kitfile
-    from ..mediatypes import layer_media_type
+    from ..layers import pack_layer_to_file
 
     extra_paths = _parent_layer_paths(kf, home)
-    ignore = IgnoreRules.load(context, layer_paths=[*layer_paths_from_kitfile(kf), *extra_paths])
+    ignore = IgnoreRules.load(context, layer_paths=layer_paths_from_kitfile(kf))
     cache = home / "cache" / "pack"
-    cache.mkdir(parents=True, exist_ok=True)
     layers: list[dict[str, Any]] = []
-    entries = _layer_entries(kf)
-    for base, entry, kind in entries:
-        media_type = layer_media_type(base, compression)
-        tmp = cache / f"kitops_layer_{secrets.token_hex(8)}"
+    for base, entry, kind in _layer_entries(kf):
+        annotations = {ANNOTATION_LAYER_SUBTYPE: "prompt"} if kind == "prompt" else None
+        packed = pack_layer_to_file(context, entry.path, cache, base=base,
+                                    compression=compression, ignore=ignore,
+                                    other_layer_paths=extra_paths, reporter=rep,
+                                    label=f"{kind} {entry.path}", annotations=annotations)
         try:
-            built = _write_layer(context, entry.path, base, media_type, compression, ignore,
-                                 tmp, rep)
-            desc = store.adopt_file(tmp, built["digest"], built["size"], media_type)
+            desc = store.adopt_file(packed.path, packed.digest, packed.size, packed.media_type)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        entry.digest = built["digest"]
-        entry.diff_id = built["diff_id"]
-        annotations = {ANNOTATION_FILEPATH: built["path"]}
-        if kind == "prompt":
-            annotations[ANNOTATION_LAYER_SUBTYPE] = "prompt"
-        layers.append({"mediaType": media_type, "digest": desc["digest"],
-                       "size": desc["size"], "annotations": annotations,
-                       "path": built["path"]})
+            packed.discard()
+        entry.digest = packed.digest
+        entry.diff_id = packed.diff_id
+        layers.append({"mediaType": packed.media_type, "digest": desc["digest"],
+                       "size": desc["size"], "annotations": dict(packed.annotations),
+                       "path": packed.annotations.get(ANNOTATION_FILEPATH, entry.path)})
         rep.info(f"Saved {base} layer: {desc['digest']}")
     if not layers:
         rep.warning("ModelKit contains no layers")
     return layers
-
-
-def _write_layer(context: Path, path: str, base: str, media_type: str, compression: str,
-                 ignore: Any, out: Path, rep: Reporter) -> dict[str, Any]:
-    """One tar layer into ``out`` via layers.py; returns digest, diff_id, size, cleaned path."""
-    from .. import layers
-
-    task = rep.task(f"pack {base} {path}", None)
-    ok = False
-    try:
-        result = layers.write_layer_file(context, path, out, ignore=ignore, base=base,
-                                         compression=compression, reporter=rep, task=task)
-        ok = True
-    finally:
-        task.finish(ok)
-    return _layer_result(result, path)
-
-
-def _layer_result(result: Any, path: str) -> dict[str, Any]:
-    get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
-    digest = get("digest")
-    diff_id = get("diff_id") or get("diffId") or digest
-    size = get("size")
-    clean = get("path") or get("layer_path") or _clean(path)
-    return {"digest": digest, "diff_id": diff_id, "size": int(size), "path": clean}
 
 
 def _clean(path: str) -> str:

@@ -24,7 +24,7 @@ from .._fs import write_bytes_atomic
 from ..errors import FilterError, KitError, UnpackError
 from ..progress import NullReporter, Reporter
 from ..results import UnpackResult
-from ..storage import CHUNK, drain_and_verify
+from ..storage import CHUNK
 from .local import config_bytes, model_format, parse_manifest, parse_ref
 from .sources import BlobSource, display, open_source, resolve_in
 
@@ -314,7 +314,9 @@ class _Unpack:
                     self._extract(reader, extract_dir)
                 except (OSError, EOFError, tarfile.TarError) as exc:
                     raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
-                drain_and_verify(stream)
+                # Read what the tar reader left (end-of-archive padding) so the stream's
+                # digest check runs; counted, so progress ends at 100%.
+                _drain(counted)
             ok = True
         finally:
             task.finish(ok)
@@ -442,6 +444,12 @@ class _Counting:
 
     def readable(self) -> bool:
         return True
+
+
+def _drain(reader: Any) -> None:
+    buf = bytearray(CHUNK)
+    while reader.readinto(buf):
+        pass
 
 
 def _read_into(reader: Any, view: memoryview) -> int:
