@@ -208,7 +208,7 @@ def test_remote_unpacked_file_is_complete(remote):
 def test_remote_rerun_downloads_nothing(remote):
     text = remote.text("unpack-again")
     assert "Downloaded remote S3 dataset" not in text
-    assert "data/events.bin" in text  # but it says the dataset is there
+    assert "Remote S3 dataset for path data/events.bin is up to date" in text
 
 
 def test_remote_unpack_without_include_remote_warns(remote):
