@@ -1,0 +1,273 @@
+"""Pure logic of the S3 module: s3:// parsing, settings, ETag plans, the downloader's bookkeeping
+(against an in-memory fake of ``get_object`` -- the real server tests are in test_s3.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+
+from kit_jupyter import s3
+from kit_jupyter.errors import RemoteDatasetError, UnpackError
+from kit_jupyter.s3_download import (
+    DigestMismatch,
+    Downloader,
+    MiB,
+    ObjectInfo,
+    etag_plan,
+    file_etag,
+    multipart_etag,
+    part_size_candidates,
+    resolve_part_size,
+)
+
+
+@pytest.mark.parametrize("url,hash_,expected", [
+    ("s3://bkt/key.csv", "abc", s3.S3Object("bkt", "key.csv")),
+    ("s3://bkt/dir/key.csv?versionId=v1", "abc", s3.S3Object("bkt", "dir/key.csv", "v1")),
+    ("s3://bkt//file", "abc", s3.S3Object("bkt", "/file")),          # one leading / removed
+    ("S3://bkt/a%20b", "abc", s3.S3Object("bkt", "a b")),            # Go lowercases the scheme
+    ("s3://bkt/k?versionId=", "abc", s3.S3Object("bkt", "k")),
+])
+def test_parse_s3_url(url, hash_, expected):
+    assert s3.parse_s3_url(url, hash_) == expected
+
+
+@pytest.mark.parametrize("url,hash_,message", [
+    ("s3://bkt/key", "", "hash is required for s3 references"),
+    ("not even a url", "", "hash is required for s3 references"),    # hash checked first
+    ("s3://bkt/%zz", "h", 'failed to parse s3 reference: parse "s3://bkt/%zz": '
+                          'invalid URL escape "%zz"'),
+    ("s3://bkt/a\x7f", "h", 'failed to parse s3 reference: parse "s3://bkt/a\x7f": '
+                            "net/url: invalid control character in URL"),
+    ("https://bkt/key", "h", "url does not use 's3' scheme"),
+    ("data/file.csv", "h", "url does not use 's3' scheme"),
+    ("s3:///key", "h", "bucket name is required for S3 references"),
+    ("s3://bkt", "h", "bucket key is required for S3 references"),
+    ("s3://bkt/", "h", "bucket key is required for S3 references"),
+])
+def test_parse_s3_url_errors(url, hash_, message):
+    with pytest.raises(RemoteDatasetError) as e:
+        s3.parse_s3_url(url, hash_)
+    assert str(e.value) == message
+
+
+def test_settings_both_or_neither_and_no_secret_in_repr():
+    only_key = s3.S3Settings.from_env({"S3_ACCESS_KEY_ID": "k"})
+    assert only_key.access_key is None and only_key.secret_key is None
+    both = s3.S3Settings.from_env({"S3_ACCESS_KEY_ID": "k", "S3_SECRET_KEY": "sekrit",
+                                   "S3_API_ENDPOINT": "http://h:1", "S3_REGION": "r"})
+    assert (both.access_key, both.secret_key, both.endpoint, both.region) == \
+        ("k", "sekrit", "http://h:1", "r")
+    assert "sekrit" not in repr(both)
+
+
+def test_client_config_follows_kit():
+    env = {"S3_API_ENDPOINT": "http://127.0.0.1:9", "S3_REGION": "eu-central-1",
+           "S3_ACCESS_KEY_ID": "k", "S3_SECRET_KEY": "sekrit"}
+    c = s3.make_client(env)
+    cfg = c.meta.config
+    assert c.meta.endpoint_url == "http://127.0.0.1:9"
+    assert c.meta.region_name == "eu-central-1"
+    assert cfg.s3["addressing_style"] == "path"
+    assert cfg.request_checksum_calculation == "when_required"
+    assert cfg.response_checksum_validation == "when_required"
+    assert cfg.connect_timeout <= 10 and cfg.retries["total_max_attempts"] <= 3
+    assert c._request_signer._credentials.secret_key == "sekrit"
+    aws = s3.make_client({"S3_REGION": "us-west-2", "S3_ACCESS_KEY_ID": "k",
+                          "S3_SECRET_KEY": "s"})
+    assert aws.meta.config.s3.get("use_arn_region") is True
+    assert "addressing_style" not in aws.meta.config.s3
+
+
+def test_etag_plans():
+    md5 = hashlib.md5(b"x").hexdigest()
+    assert etag_plan(ObjectInfo(1, f'"{md5}"')).mode == "md5"
+    p = etag_plan(ObjectInfo(1, f'"{md5}-3"'))
+    assert (p.mode, p.parts) == ("multipart", 3)
+    kms = etag_plan(ObjectInfo(1, f'"{md5}"', sse="aws:kms"))
+    assert kms.mode == "none" and "aws:kms" in kms.reason
+    assert etag_plan(ObjectInfo(1, f'"{md5}"', sse="AES256")).mode == "md5"
+    assert etag_plan(ObjectInfo(1, '"W/xyz"')).mode == "none"
+
+
+def test_part_size_candidates():
+    assert part_size_candidates(1 << 30, 128) == [8 * MiB]
+    assert part_size_candidates(11 * MiB, 3) == [4 * MiB, 5 * MiB]
+    assert part_size_candidates(7, 1) == [7]
+    assert part_size_candidates(5 * 1024**3, 1000) == []
+
+
+def test_resolve_part_size_prefers_the_servers_answer_then_guesses():
+    info = ObjectInfo(1 << 30, '"' + "a" * 32 + '-128"')
+    plan = resolve_part_size(etag_plan(info), info,
+                             lambda: {"PartsCount": 128, "ContentLength": 8 * MiB})
+    assert (plan.part_size, plan.confirmed) == (8 * MiB, True)
+    # RGW ignores partNumber: whole length, no PartsCount -> the unique MiB guess
+    plan = resolve_part_size(etag_plan(info), info, lambda: {"ContentLength": 1 << 30})
+    assert (plan.part_size, plan.confirmed) == (8 * MiB, False)
+
+
+class FakeBody(io.BytesIO):
+    def __init__(self, data: bytes, fail_at: int | None = None):
+        super().__init__(data)
+        self.fail_at = fail_at
+
+    def read(self, n: int = -1) -> bytes:
+        if self.fail_at is not None and self.tell() >= self.fail_at:
+            raise ConnectionResetError("reset by peer")
+        if self.fail_at is not None:
+            n = min(n, self.fail_at - self.tell())
+        return super().read(n)
+
+
+def fake_get(data: bytes, *, fail_first: dict[int, int] | None = None, log: list | None = None):
+    """get_object over ``data``; ``fail_first`` maps a range start to a byte count after which
+    the first response for that range breaks."""
+    fail_first = dict(fail_first or {})
+
+    def get(Range: str) -> dict:  # noqa: N803 - boto3 spelling
+        a, b = (int(x) for x in Range.removeprefix("bytes=").split("-"))
+        if log is not None:
+            log.append((a, b))
+        fail = fail_first.pop(a, None)
+        return {"Body": FakeBody(data[a:b + 1], fail), "ContentRange": f"bytes {a}-{b}/{len(data)}",
+                "ContentLength": b + 1 - a}
+    return get
+
+
+def multipart_of(data: bytes, part: int) -> str:
+    return multipart_etag([hashlib.md5(data[s:s + part]).digest()
+                           for s in range(0, len(data), part)])
+
+
+def test_downloader_multipart_resumes_from_the_byte_written(tmp_path):
+    data = os.urandom(5 * 1000 + 7)
+    part = 1000
+    info = ObjectInfo(len(data), f'"{multipart_of(data, part)}"')
+    plan = etag_plan(info)
+    plan.part_size, plan.confirmed = part, True
+    log: list = []
+    advanced: list[int] = []
+    d = Downloader(fake_get(data, fail_first={2000: 1500}, log=log), info, plan,
+                   tmp_path / "out.bin", advance=advanced.append, workers=3, range_size=2000,
+                   read_size=300)
+    assert d.run() == "multipart MD5 verified (6 parts)"
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert (3500, 3999) in log                 # resumed mid-range, mid-part
+    assert sum(advanced) == len(data) and min(advanced) > 0
+    assert d.retries == 1
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_downloader_mismatch_leaves_nothing(tmp_path):
+    data = os.urandom(3000)
+    info = ObjectInfo(len(data), f'"{hashlib.md5(b"other").hexdigest()}"')
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"previous")
+    with pytest.raises(DigestMismatch):
+        Downloader(fake_get(data), info, etag_plan(info), target).run()
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_downloader_ambiguous_part_size_verified_by_second_pass(tmp_path):
+    data = os.urandom(11 * MiB)
+    info = ObjectInfo(len(data), f'"{multipart_of(data, 5 * MiB)}"')
+    plan = resolve_part_size(etag_plan(info), info, None)
+    assert plan.candidates == [4 * MiB, 5 * MiB]
+    d = Downloader(fake_get(data), info, plan, tmp_path / "o", range_size=3 * MiB)
+    assert d.run().startswith("multipart MD5 verified")
+    assert plan.part_size == 5 * MiB
+    assert file_etag(tmp_path / "o", plan) == info.etag_value
+
+
+def test_downloader_gives_up_after_bounded_retries(tmp_path):
+    data = os.urandom(1000)
+    info = ObjectInfo(len(data), f'"{hashlib.md5(data).hexdigest()}"')
+    calls = []
+
+    def get(Range: str) -> dict:  # noqa: N803
+        calls.append(Range)
+        raise ConnectionResetError("reset")
+
+    with pytest.raises(ConnectionResetError):
+        Downloader(get, info, etag_plan(info), tmp_path / "o").run()
+    assert 1 < len(calls) <= 5
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("path,message", [
+    ("/etc/passwd", "absolute paths are not supported (/etc/passwd)"),
+    ("../outside.csv", "layer paths must stay within context directory"),
+    ("a/../../x", "layer paths must stay within context directory"),
+])
+def test_unpack_path_checks(tmp_path, path, message):
+    with pytest.raises(ValueError) as e:
+        s3.check_unpack_path(path, tmp_path)
+    assert str(e.value) == message
+
+
+def test_unpack_path_through_symlink_is_refused(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path.parent)
+    with pytest.raises(ValueError, match="paths must be within context directory"):
+        s3.check_unpack_path("link/x.csv", tmp_path)
+
+
+def test_no_include_remote_warns_in_kits_words(tmp_path):
+    from types import SimpleNamespace as NS
+
+    from kit_jupyter.progress import NullReporter
+
+    kf = NS(datasets=[NS(name="train", path="data/train.csv", remote_path="s3://b/k",
+                         remote_hash="h"), NS(name="local", path="x", remote_path="")])
+    r = NullReporter()
+    res = s3.unpack_remote_datasets(kf, tmp_path, include_remote=False, filters=[], reporter=r)
+    assert r.messages == [("warning", s3.WARN_NOT_INCLUDED)]
+    assert [x.status for x in res] == ["not-included"]
+    r2 = NullReporter()
+    none = s3.unpack_remote_datasets(kf, tmp_path, include_remote=False, reporter=r2,
+                                     filters=lambda kind, name, path: name == "local")
+    assert none == [] and r2.messages == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unpack_errors_before_any_request(tmp_path):
+    from types import SimpleNamespace as NS
+
+    def kf(path, rp="s3://b/k", rh="h"):
+        return NS(datasets=[NS(name="d", path=path, remote_path=rp, remote_hash=rh)])
+
+    env = {"S3_API_ENDPOINT": "http://127.0.0.1:9"}
+    with pytest.raises(RemoteDatasetError) as e:
+        s3.unpack_remote_datasets(kf("d.csv", rh=""), tmp_path, include_remote=True, env=env)
+    assert str(e.value) == ("failed to parse S3 object reference for dataset d.csv: "
+                            "hash is required for s3 references")
+    with pytest.raises(UnpackError) as e:
+        s3.unpack_remote_datasets(kf("../d.csv"), tmp_path, include_remote=True, env=env)
+    assert str(e.value) == ("error verifying path ../d.csv for remote reference: "
+                            "layer paths must stay within context directory")
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(UnpackError) as e:
+        s3.unpack_remote_datasets(kf("dir.csv"), tmp_path, include_remote=True, env=env)
+    assert str(e.value) == ("failed to unpack remote dataset: path 'dir.csv' already exists "
+                            "and is not a regular file")
+
+
+def test_check_remote_without_s3_datasets_is_empty():
+    from types import SimpleNamespace as NS
+
+    assert s3.check_remote_findings(NS(datasets=[NS(name="a", path="p", remote_path="")])) == []
+
+
+def test_file_etag_matches_s3_forms(tmp_path):
+    data = os.urandom(2 * MiB + 5)
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    assert file_etag(f, etag_plan(ObjectInfo(len(data), '"' + "0" * 32 + '"'))) == \
+        hashlib.md5(data).hexdigest()
+    plan = etag_plan(ObjectInfo(len(data), '"' + "0" * 32 + '-3"'))
+    assert file_etag(f, plan, MiB) == multipart_of(data, MiB)
+
