@@ -1,0 +1,799 @@
+"""The Kitfile model: strict YAML decoding with lines, kit-style YAML output, config JSON.
+
+Everything here mirrors how kit (Go, yaml.v3 in strict mode, encoding/json) treats a Kitfile, so
+that a Kitfile accepted here is accepted by kit, and a config written here has the same bytes and
+digest as kit's (spec §3, §4). String fields keep their source text; ``parameters`` are typed as
+yaml.v3 types them; every field path remembers its YAML line so findings can point at it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import yaml
+
+from . import _yaml
+from ._gojson import AnyKeyMap, UnsupportedValue, marshal
+from ._yaml import FlowList, Struct
+from .errors import KitfileError
+
+if TYPE_CHECKING:
+    from .validate import Finding
+
+KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
+MANIFEST_VERSION = "1.0.0"
+
+# Field kinds in the schema tables below.
+_S = "str"
+_SL = "strlist"
+_ANY = "any"
+
+
+class _Entity:
+    """Shared behaviour of the Kitfile's struct types (schema-driven (de)serialisation)."""
+
+    _schema: ClassVar[tuple[tuple[str, str, Any], ...]] = ()
+    _go_name: ClassVar[str] = ""
+    _always: ClassVar[frozenset[str]] = frozenset()
+    _has_layer: ClassVar[bool] = True
+
+    def _to_struct(self, *, json_mode: bool) -> Struct:
+        out = Struct()
+        for key, attr, kind in self._schema:
+            v = getattr(self, attr)
+            if kind == _S:
+                if v or key in self._always:
+                    out[key] = v
+            elif kind == _SL:
+                if v:
+                    out[key] = list(v) if json_mode else FlowList(v)
+            elif kind == _ANY:
+                if v is not None:
+                    out[key] = v
+            else:  # list of entities
+                if v:
+                    out[key] = [e._to_struct(json_mode=json_mode) for e in v]
+        if json_mode and self._has_layer:
+            if getattr(self, "digest", ""):
+                out["digest"] = self.digest  # type: ignore[attr-defined]
+            if getattr(self, "diff_id", ""):
+                out["diffId"] = self.diff_id  # type: ignore[attr-defined]
+        return out
+
+    def is_empty(self) -> bool:
+        return not self._to_struct(json_mode=True)
+
+    @classmethod
+    def _from_json(cls, d: Any, where: str):
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise KitfileError(f"json: cannot unmarshal {_json_kind(d)} into Go value of type "
+                               f"artifact.{cls._go_name}", field=where or None)
+        obj = cls()
+        for key, attr, kind in cls._schema:
+            if key not in d:
+                continue
+            v = d[key]
+            if kind == _S:
+                setattr(obj, attr, _json_str(v, f"{where}.{key}".lstrip(".")))
+            elif kind == _SL:
+                if v is None:
+                    v = []
+                if not isinstance(v, list):
+                    raise KitfileError(f"json: cannot unmarshal {_json_kind(v)} into Go struct "
+                                       f"field {cls._go_name}.{key} of type []string")
+                setattr(obj, attr, [_json_str(x, key) for x in v])
+            elif kind == _ANY:
+                setattr(obj, attr, v)
+            elif kind is Package or kind is Model:
+                sub = f"{where}.{key}".lstrip(".")
+                none = v is None and kind is Model
+                setattr(obj, attr, None if none else kind._from_json(v, sub))
+            else:
+                if v is None:
+                    v = []
+                if not isinstance(v, list):
+                    raise KitfileError(f"json: cannot unmarshal {_json_kind(v)} into Go struct "
+                                       f"field {cls._go_name}.{key}")
+                setattr(obj, attr, [kind._from_json(x, f"{where}.{key}[{i}]".lstrip("."))
+                                    for i, x in enumerate(v)])
+        if cls._has_layer:
+            obj.digest = _json_str(d.get("digest", ""), "digest")  # type: ignore[attr-defined]
+            obj.diff_id = _json_str(d.get("diffId", ""), "diffId")  # type: ignore[attr-defined]
+        return obj
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _json_str(v: Any, where: str) -> str:
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise KitfileError(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
+                           f"{where} of type string", field=where)
+    return v
+
+
+@dataclass
+class Package(_Entity):
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    license: str = ""
+    authors: list[str] = field(default_factory=list)
+
+    _go_name: ClassVar[str] = "Package"
+    _has_layer: ClassVar[bool] = False
+    _schema: ClassVar[tuple] = (
+        ("name", "name", _S), ("version", "version", _S), ("description", "description", _S),
+        ("license", "license", _S), ("authors", "authors", _SL),
+    )
+
+
+@dataclass
+class ModelPart(_Entity):
+    name: str = ""
+    path: str = ""
+    license: str = ""
+    type: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "ModelPart"
+    _schema: ClassVar[tuple] = (
+        ("name", "name", _S), ("path", "path", _S), ("license", "license", _S),
+        ("type", "type", _S),
+    )
+
+
+@dataclass
+class Model(_Entity):
+    name: str = ""
+    path: str = ""
+    license: str = ""
+    framework: str = ""
+    format: str = ""
+    version: str = ""
+    description: str = ""
+    parts: list[ModelPart] = field(default_factory=list)
+    parameters: Any = None
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "Model"
+    _schema: ClassVar[tuple] = (
+        ("name", "name", _S), ("path", "path", _S), ("license", "license", _S),
+        ("framework", "framework", _S), ("format", "format", _S), ("version", "version", _S),
+        ("description", "description", _S), ("parts", "parts", ModelPart),
+        ("parameters", "parameters", _ANY),
+    )
+
+
+@dataclass
+class Code(_Entity):
+    path: str = ""
+    description: str = ""
+    license: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "Code"
+    _schema: ClassVar[tuple] = (
+        ("path", "path", _S), ("description", "description", _S), ("license", "license", _S),
+    )
+
+
+@dataclass
+class DataSet(_Entity):
+    name: str = ""
+    path: str = ""
+    remote_path: str = ""
+    remote_hash: str = ""
+    description: str = ""
+    license: str = ""
+    parameters: Any = None
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "DataSet"
+    _schema: ClassVar[tuple] = (
+        ("name", "name", _S), ("path", "path", _S), ("remotePath", "remote_path", _S),
+        ("remoteHash", "remote_hash", _S), ("description", "description", _S),
+        ("license", "license", _S), ("parameters", "parameters", _ANY),
+    )
+
+    @property
+    def is_remote(self) -> bool:
+        return bool(self.remote_path)
+
+
+@dataclass
+class Docs(_Entity):
+    path: str = ""
+    description: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "Docs"
+    _always: ClassVar[frozenset[str]] = frozenset({"path"})
+    _schema: ClassVar[tuple] = (("path", "path", _S), ("description", "description", _S))
+
+
+@dataclass
+class Prompt(_Entity):
+    name: str = ""
+    path: str = ""
+    description: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "Prompt"
+    _schema: ClassVar[tuple] = (
+        ("name", "name", _S), ("path", "path", _S), ("description", "description", _S),
+    )
+
+
+@dataclass
+class MCPServer(_Entity):
+    name: str = ""
+    path: str = ""
+    description: str = ""
+    digest: str = ""
+    diff_id: str = ""
+
+    _go_name: ClassVar[str] = "MCPServer"
+    _schema: ClassVar[tuple] = (
+        ("name", "name", _S), ("path", "path", _S), ("description", "description", _S),
+    )
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One Kitfile entry that produces a layer, in kit's layer order (spec §7.5)."""
+
+    kind: str  # model, modelpart, code, dataset, docs, prompt, mcpserver
+    index: int  # index within its Kitfile list (0 for the model)
+    entity: Any
+    path: str
+    name: str
+
+    @property
+    def field(self) -> str:
+        """The Kitfile field path of the entry's ``path``."""
+        return {
+            "model": "model.path",
+            "modelpart": f"model.parts[{self.index}].path",
+            "code": f"code[{self.index}].path",
+            "dataset": f"datasets[{self.index}].path",
+            "docs": f"docs[{self.index}].path",
+            "prompt": f"prompts[{self.index}].path",
+            "mcpserver": f"mcpServers[{self.index}].path",
+        }[self.kind]
+
+
+@dataclass
+class Kitfile(_Entity):
+    manifest_version: str = ""
+    package: Package | None = field(default_factory=Package)
+    model: Model | None = None
+    code: list[Code] = field(default_factory=list)
+    datasets: list[DataSet] = field(default_factory=list)
+    docs: list[Docs] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)
+    mcp_servers: list[MCPServer] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    value_lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    _go_name: ClassVar[str] = "KitFile"
+    _has_layer: ClassVar[bool] = False
+    _schema: ClassVar[tuple] = (
+        ("manifestVersion", "manifest_version", _S), ("package", "package", Package),
+        ("model", "model", Model), ("code", "code", Code), ("datasets", "datasets", DataSet),
+        ("docs", "docs", Docs), ("prompts", "prompts", Prompt),
+        ("mcpServers", "mcp_servers", MCPServer),
+    )
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _top(self, *, json_mode: bool) -> Struct:
+        out = Struct()
+        out["manifestVersion"] = self.manifest_version
+        pkg = self.package._to_struct(json_mode=json_mode) if self.package else Struct()
+        if json_mode or pkg:
+            out["package"] = pkg
+        if self.model is not None:
+            out["model"] = self.model._to_struct(json_mode=json_mode)
+        for key, attr in (("code", "code"), ("datasets", "datasets"), ("docs", "docs"),
+                          ("prompts", "prompts"), ("mcpServers", "mcp_servers")):
+            items = getattr(self, attr)
+            if items:
+                out[key] = [e._to_struct(json_mode=json_mode) for e in items]
+        return out
+
+    def to_yaml(self) -> str:
+        """The Kitfile as kit writes it (yaml.v3, indent 2; spec §3.5)."""
+        return _yaml.dump_document(self._top(json_mode=False))
+
+    def to_config_json(self) -> bytes:
+        """The config blob, byte-identical to kit's ``json.Marshal`` (spec §4).
+
+        Raises KitfileError with Go's text when parameters hold values JSON cannot carry
+        (``.inf``, ``.nan``, maps with non-string keys), as kit's pack does.
+        """
+        try:
+            return marshal(self._top(json_mode=True))
+        except UnsupportedValue as exc:
+            raise KitfileError(str(exc)) from None
+
+    @classmethod
+    def from_config_json(cls, data: bytes | str) -> Kitfile:
+        """A Kitfile read back from a config blob (digests kept; numbers become floats)."""
+        try:
+            d = json.loads(data, parse_int=float)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise KitfileError(f"invalid config JSON: {exc}") from None
+        return cls._from_json(d, "")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def line_of(self, field_path: str) -> int | None:
+        """The YAML line of a field; for an absent key the enclosing mapping's first line."""
+        if not self.lines and not self.value_lines:
+            return None
+        if field_path in self.lines:
+            return self.lines[field_path]
+        parent = field_path
+        while True:
+            cut = max(parent.rfind("."), parent.rfind("["))
+            if cut <= 0:
+                return 1
+            if parent[cut] == ".":
+                parent = parent[:cut]
+            else:
+                # "x[3]" -> "x[3]" is an item: look it up before dropping the index
+                item = parent
+                parent = parent[:cut]
+                if item in self.value_lines:
+                    return self.value_lines[item]
+                if item in self.lines:
+                    return self.lines[item]
+                continue
+            if parent in self.value_lines:
+                return self.value_lines[parent]
+            if parent in self.lines:
+                return self.lines[parent]
+
+    def layer_entries(self) -> list[LayerEntry]:
+        """Entries that produce layers, in kit's order (spec §7.5)."""
+        from .reference import is_modelkit_reference
+
+        out: list[LayerEntry] = []
+        m = self.model
+        if m is not None:
+            if m.path and not is_modelkit_reference(m.path):
+                out.append(LayerEntry("model", 0, m, m.path, m.name))
+            for i, p in enumerate(m.parts):
+                out.append(LayerEntry("modelpart", i, p, p.path, p.name))
+        for i, c in enumerate(self.code):
+            out.append(LayerEntry("code", i, c, c.path, ""))
+        for i, d in enumerate(self.datasets):
+            if not d.remote_path:
+                out.append(LayerEntry("dataset", i, d, d.path, d.name))
+        for i, doc in enumerate(self.docs):
+            out.append(LayerEntry("docs", i, doc, doc.path, ""))
+        for i, pr in enumerate(self.prompts):
+            out.append(LayerEntry("prompt", i, pr, pr.path, pr.name))
+        for i, s in enumerate(self.mcp_servers):
+            out.append(LayerEntry("mcpserver", i, s, s.path, s.name))
+        return out
+
+    def remote_datasets(self) -> list[tuple[int, DataSet]]:
+        return [(i, d) for i, d in enumerate(self.datasets) if d.remote_path]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass
+class _Problem:
+    line: int | None
+    message: str  # our text (with field path / hint)
+    kit: str  # yaml.v3's text
+    field: str | None
+
+
+class _Decoder:
+    """Strict decoding of the node tree into the Kitfile types, collecting every problem."""
+
+    MAX_NODES = 2_000_000
+
+    def __init__(self) -> None:
+        self.problems: list[_Problem] = []
+        self.lines: dict[str, int] = {}
+        self.value_lines: dict[str, int] = {}
+        self._active: set[int] = set()
+        self._count = 0
+
+    # -- helpers
+    def _problem(self, node: yaml.Node, kit: str, ours: str | None, path: str | None) -> None:
+        line = node.start_mark.line + 1
+        self.problems.append(
+            _Problem(line, f"line {line}: {ours or kit}", f"line {line}: {kit}", path or None)
+        )
+
+    def _type_error(self, node: yaml.Node, target: str, path: str) -> None:
+        if isinstance(node, yaml.ScalarNode):
+            tag = _yaml.scalar_tag(node)
+            v = node.value
+            v = f" `{v[:7]}...`" if len(v) > 10 else f" `{v}`"
+        else:
+            tag = _yaml.MAP if isinstance(node, yaml.MappingNode) else _yaml.SEQ
+            v = ""
+        kit = f"cannot unmarshal {tag}{v} into {target}"
+        ours = f"{path}: {kit}" if path else kit
+        self._problem(node, kit, ours, path)
+
+    def _is_null(self, node: yaml.Node) -> bool:
+        if not isinstance(node, yaml.ScalarNode):
+            return False
+        try:
+            return _yaml.resolve_scalar(node)[0] == _yaml.NULL
+        except _yaml.TagError:
+            return False
+
+    def _enter(self, node: yaml.Node, path: str) -> bool:
+        self._count += 1
+        if self._count > self.MAX_NODES:
+            if self._count == self.MAX_NODES + 1:
+                self._problem(node, "document contains excessive aliasing", None, path)
+            return False
+        if id(node) in self._active:
+            self._problem(node, "anchor value contains itself", None, path)
+            return False
+        return True
+
+    @staticmethod
+    def _key_text(node: yaml.Node) -> str | None:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value
+        return None
+
+    def _duplicates(self, node: yaml.MappingNode, path: str) -> bool:
+        """yaml.v3's unique-key check; returns True (and reports) when keys repeat."""
+        seen: dict[tuple[str, str], list[yaml.Node]] = {}
+        found = False
+        for k, _ in node.value:
+            kind = "s" if isinstance(k, yaml.ScalarNode) else (
+                "m" if isinstance(k, yaml.MappingNode) else "q")
+            val = k.value if isinstance(k, yaml.ScalarNode) else ""
+            seen.setdefault((kind, val), []).append(k)
+        if all(len(v) == 1 for v in seen.values()):
+            return False
+        pairs = []
+        for group in seen.values():
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    pairs.append((a, b))
+        order = {id(k): i for i, (k, _) in enumerate(node.value)}
+        pairs.sort(key=lambda ab: (order[id(ab[0])], order[id(ab[1])]))
+        for a, b in pairs:
+            key = a.value if isinstance(a, yaml.ScalarNode) else ""
+            kit = (f'mapping key "{_go_quote(key)}" already defined at line '
+                   f"{a.start_mark.line + 1}")
+            where = f" in {path}" if path else ""
+            ours = f"{kit}{where}" if path else kit
+            self._problem(b, kit, ours, f"{path}.{key}".lstrip(".") if key else path)
+            found = True
+        return found
+
+    @staticmethod
+    def _is_merge(k: yaml.Node) -> bool:
+        return (
+            isinstance(k, yaml.ScalarNode)
+            and k.value == "<<"
+            and (k.tag == _yaml.PLAIN or _yaml.short_tag(k.tag) == _yaml.MERGE)
+        )
+
+    def _merged_entries(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+        """Mapping entries with ``<<`` merges applied: explicit keys win, earlier merges win."""
+        explicit = {
+            k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)
+            and not self._is_merge(k)
+        }
+        entries: list[tuple[yaml.Node, yaml.Node]] = []
+        taken = set(explicit)
+        for k, v in node.value:
+            if not self._is_merge(k):
+                entries.append((k, v))
+                continue
+            sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            for src in sources:
+                if not isinstance(src, yaml.MappingNode):
+                    self._problem(src, "map merge requires map or sequence of maps as the value",
+                                  None, None)
+                    continue
+                for sk, sv in self._merged_entries(src):
+                    name = self._key_text(sk)
+                    if name is not None and name in taken:
+                        continue
+                    if name is not None:
+                        taken.add(name)
+                    entries.append((sk, sv))
+        return entries
+
+    # -- typed decoding
+    def decode_string(self, node: yaml.Node, path: str) -> str:
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                tag, val = _yaml.resolve_scalar(node)
+            except _yaml.TagError as exc:
+                self._problem(node, str(exc), f"{path}: {exc}", path)
+                return ""
+            if tag == _yaml.NULL:
+                return ""
+            if _yaml.short_tag(node.tag) == _yaml.BINARY:
+                return val
+            return node.value
+        self._type_error(node, "string", path)
+        return ""
+
+    def decode_strlist(self, node: yaml.Node, path: str) -> list[str]:
+        if self._is_null(node):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self._type_error(node, "[]string", path)
+            return []
+        out = []
+        for i, item in enumerate(node.value):
+            p = f"{path}[{i}]"
+            self.lines[p] = item.start_mark.line + 1
+            out.append(self.decode_string(item, p))
+        return out
+
+    def decode_entity(self, node: yaml.Node, cls: type, path: str, *, pointer: bool = False):
+        if self._is_null(node):
+            return None if pointer else cls()
+        if not isinstance(node, yaml.MappingNode):
+            self._type_error(node, f"artifact.{cls._go_name}", path)
+            return None if pointer else cls()
+        if not self._enter(node, path):
+            return cls()
+        self._active.add(id(node))
+        try:
+            return self._decode_mapping(node, cls, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _decode_mapping(self, node: yaml.MappingNode, cls: type, path: str):
+        obj = cls()
+        self.value_lines[path] = node.start_mark.line + 1
+        if self._duplicates(node, path):
+            return obj
+        by_key = {key: (attr, kind) for key, attr, kind in cls._schema}
+        done: set[str] = set()
+        for k, v in self._merged_entries(node):
+            if isinstance(k, yaml.ScalarNode):
+                name = "" if self._is_null(k) else k.value
+            else:
+                self._type_error(k, "string", path)
+                continue
+            fpath = f"{path}.{name}" if path else name
+            spec = by_key.get(name)
+            if spec is None:
+                self._unknown_key(k, name, cls, path)
+                continue
+            if name in done:
+                kit = f"field {name} already set in type artifact.{cls._go_name}"
+                self._problem(k, kit, kit, fpath)
+                continue
+            done.add(name)
+            attr, kind = spec
+            self.lines[fpath] = k.start_mark.line + 1
+            if isinstance(v, (yaml.MappingNode, yaml.SequenceNode)):
+                self.value_lines[fpath] = v.start_mark.line + 1
+            if kind == _S:
+                setattr(obj, attr, self.decode_string(v, fpath))
+            elif kind == _SL:
+                setattr(obj, attr, self.decode_strlist(v, fpath))
+            elif kind == _ANY:
+                setattr(obj, attr, self.decode_any(v, fpath))
+            elif kind in (Package, Model):
+                setattr(obj, attr, self.decode_entity(v, kind, fpath, pointer=kind is Model))
+            else:
+                setattr(obj, attr, self.decode_list(v, kind, fpath))
+        return obj
+
+    def decode_list(self, node: yaml.Node, cls: type, path: str) -> list:
+        if self._is_null(node):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self._type_error(node, f"[]artifact.{cls._go_name}", path)
+            return []
+        out = []
+        for i, item in enumerate(node.value):
+            p = f"{path}[{i}]"
+            self.lines[p] = item.start_mark.line + 1
+            out.append(self.decode_entity(item, cls, p))
+        return out
+
+    def _unknown_key(self, k: yaml.Node, name: str, cls: type, path: str) -> None:
+        kit = f"field {name} not found in type artifact.{cls._go_name}"
+        where = path or "Kitfile"
+        ours = f"field {name} not found in {where}"
+        hint = closest_key(name, [key for key, _, _ in cls._schema])
+        if hint:
+            ours += f'; did you mean "{hint}"?'
+        self._problem(k, kit, ours, f"{path}.{name}".lstrip(".") if path else name)
+
+    def decode_any(self, node: yaml.Node, path: str) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return _yaml.resolve_scalar(node)[1]
+            except _yaml.TagError as exc:
+                self._problem(node, str(exc), f"{path}: {exc}", path)
+                return None
+        if not self._enter(node, path):
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.decode_any(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+            if self._duplicates(node, path):
+                return {}
+            entries = self._merged_entries(node)
+            keys = []
+            all_str = True
+            for k, _ in entries:
+                if isinstance(k, yaml.ScalarNode):
+                    try:
+                        tag, kv = _yaml.resolve_scalar(k)
+                    except _yaml.TagError as exc:
+                        self._problem(k, str(exc), f"{path}: {exc}", path)
+                        tag, kv = _yaml.STR, k.value
+                    if tag != _yaml.STR:
+                        all_str = False
+                else:
+                    all_str = False
+                    kv = _hashable(self.decode_any(k, path))
+                keys.append(kv)
+            out: dict = {} if all_str else AnyKeyMap()
+            for kv, (_, v) in zip(keys, entries, strict=False):
+                sub = f"{path}.{kv}" if isinstance(kv, str) else f"{path}.{kv!r}"
+                try:
+                    out[kv] = self.decode_any(v, sub)
+                except TypeError:
+                    out[repr(kv)] = self.decode_any(v, sub)
+            return out
+        finally:
+            self._active.discard(id(node))
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple((k, _hashable(x)) for k, x in v.items())
+    return v
+
+
+def _go_quote(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def closest_key(name: str, candidates: list[str]) -> str | None:
+    """The valid key a mistyped key most likely meant (case-insensitive first)."""
+    lower = {c.lower(): c for c in candidates}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    hits = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return lower[hits[0]] if hits else None
+
+
+@dataclass
+class _DecodeResult:
+    kitfile: Kitfile | None
+    problems: list[_Problem]
+    kit_text: str
+
+
+def _decode(text: str | bytes) -> _DecodeResult:
+    try:
+        root = _yaml.compose_first(text)
+    except _yaml.YAMLSyntaxError as exc:
+        msg = str(exc)
+        return _DecodeResult(None, [_Problem(exc.line, msg, msg, None)], msg)
+    if root is None:
+        return _DecodeResult(None, [_Problem(None, "EOF", "EOF", None)], "EOF")
+    dec = _Decoder()
+    kf = dec.decode_entity(root, Kitfile, "")
+    if dec.problems:
+        kit = "yaml: unmarshal errors:\n  " + "\n  ".join(p.kit for p in dec.problems)
+        return _DecodeResult(None, dec.problems, kit)
+    assert isinstance(kf, Kitfile)
+    kf.lines = dec.lines
+    kf.value_lines = dec.value_lines
+    if kf.package is None:
+        kf.package = Package()
+    return _DecodeResult(kf, [], "")
+
+
+def _raise(res: _DecodeResult) -> None:
+    first = res.problems[0]
+    more = len(res.problems) - 1
+    msg = first.message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+    err = KitfileError(msg, line=first.line, field=first.field)
+    err.problems = [p.message for p in res.problems]  # type: ignore[attr-defined]
+    err.kit_text = res.kit_text  # type: ignore[attr-defined]
+    err.findings = _findings(res.problems)  # type: ignore[attr-defined]
+    raise err
+
+
+def _findings(problems: list[_Problem]) -> list[Finding]:
+    from .validate import Finding
+
+    return [Finding("error", p.message, p.field, p.line) for p in problems]
+
+
+def load_kitfile(text: str | bytes) -> Kitfile:
+    """Decode a Kitfile strictly (unknown keys, repeated keys and wrong types are errors)."""
+    res = _decode(text)
+    if res.kitfile is None:
+        _raise(res)
+    assert res.kitfile is not None
+    return res.kitfile
+
+
+def load_kitfile_file(path: str | os.PathLike) -> Kitfile:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise KitfileError(f"open {p}: no such file or directory") from None
+    except IsADirectoryError:
+        raise KitfileError(f"read {p}: is a directory") from None
+    except OSError as exc:
+        raise KitfileError(f"failed to read {p}: {exc.strerror or exc}") from None
+    return load_kitfile(data)
+
+
+def decode_errors(text: str | bytes) -> list[Finding]:
+    """Every decoding problem as an error finding (empty when the Kitfile decodes)."""
+    return _findings(_decode(text).problems)
+
+
+def find_kitfile(context_dir: str | os.PathLike, file: str | os.PathLike | None = None) -> Path:
+    """The Kitfile kit would use: ``file`` if given, else Kitfile, kitfile, .kitfile."""
+    if file is not None:
+        p = Path(file)
+        if not p.is_file():
+            raise KitfileError(f"open {p}: no such file or directory")
+        return p
+    ctx = Path(context_dir)
+    try:
+        names = set(os.listdir(ctx))
+    except OSError:
+        names = set()
+    for name in KITFILE_NAMES:
+        # exact-name match, so a case-insensitive file system does not find "kitfile" twice
+        if name in names and (ctx / name).is_file():
+            return ctx / name
+    raise KitfileError(
+        f"No Kitfile found in {context_dir}. Consider using the -f flag to specify its path"
+    )

@@ -1,0 +1,169 @@
+"""ModelKit references (spec §6), parsed exactly as kit's ``ParseReference`` does.
+
+kit decides what is a registry by looking for ``:`` or ``.`` in the first path segment and fills
+in ``localhost`` and ``_`` as defaults; a Python user must get the same storage keys and the same
+error texts as a ``kit`` user typing the same string, so the quirks (``localhost/foo`` is a
+repository, not a registry) are kept on purpose.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ReferenceError_
+
+DEFAULT_REGISTRY = "localhost"
+DEFAULT_REPOSITORY = "_"
+DEFAULT_TAG = "latest"
+
+_REPOSITORY_RE = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*"
+)
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*")
+_DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HEX_RE = re.compile(r"[a-f0-9]+")
+# Go's url host grammar, as far as it matters for "dummy://<registry>" round-tripping.
+_HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=\"<>]*)(?::[0-9]*)?")
+
+
+def digest_error(s: str) -> str | None:
+    """The go-digest validation error for ``s``, or None when ``s`` is a valid digest."""
+    i = s.find(":")
+    if i <= 0 or i + 1 == len(s):
+        return "invalid checksum digest format"
+    algorithm, encoded = s[:i], s[i + 1 :]
+    if not _ALGORITHM_RE.fullmatch(algorithm):
+        return "invalid checksum digest format"
+    if algorithm not in _DIGEST_HEX_LEN:
+        return "unsupported digest algorithm"
+    if len(encoded) != _DIGEST_HEX_LEN[algorithm]:
+        return "invalid checksum digest length"
+    if not _HEX_RE.fullmatch(encoded):
+        return "invalid checksum digest format"
+    return None
+
+
+def is_digest(s: str) -> bool:
+    return digest_error(s) is None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference. ``reference`` is a tag, a digest or empty (no tag given)."""
+
+    registry: str
+    repository: str
+    reference: str = ""
+    extra_tags: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        return self.reference if is_digest(self.reference) else ""
+
+    @property
+    def tag(self) -> str:
+        return "" if is_digest(self.reference) else self.reference
+
+    @property
+    def repo_key(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        if not self.reference:
+            return self.repo_key
+        sep = "@" if is_digest(self.reference) else ":"
+        return f"{self.repo_key}{sep}{self.reference}"
+
+    def display(self) -> str:
+        """The reference as kit prints it (default registry/repository stripped)."""
+        return display_repository(str(self))
+
+    def with_default_tag(self) -> tuple[Reference, str | None]:
+        """Fill in ``latest`` when no tag or digest was given, as kit's commands do.
+
+        Returns the new reference and the info message kit prints in that case (the wording of
+        the message differs per command, so callers format it with :func:`default_tag_message`).
+        """
+        if self.reference:
+            return self, None
+        ref = Reference(self.registry, self.repository, DEFAULT_TAG, self.extra_tags)
+        return ref, f"Using '{DEFAULT_TAG}' as default ('{ref}')"
+
+
+def default_tag_message(command: str, ref: Reference) -> str:
+    """kit's info line when a command fills in ``latest`` (spec §6.1)."""
+    full = f"{ref.registry}/{ref.repository}:{DEFAULT_TAG}"
+    shown = display_repository(full)
+    if command == "pack":
+        return (
+            "No tag or digest specified with --tag flag. "
+            f"Using '{DEFAULT_TAG}' as default ('{shown}')"
+        )
+    return f"No tag specified for {command}. Using '{DEFAULT_TAG}' as default ('{shown}')"
+
+
+def _registry_ok(registry: str) -> bool:
+    return bool(_HOST_RE.fullmatch(registry)) and not any(ord(c) < 0x21 for c in registry)
+
+
+def parse_reference(s: str) -> Reference:
+    """Parse ``s`` like kit's ``ParseReference``; raises ReferenceError_ with kit's texts."""
+    if is_digest(s):
+        return Reference(DEFAULT_REGISTRY, DEFAULT_REPOSITORY, s, ())
+    parts = s.split(",")
+    unprocessed, extra = parts[0], tuple(parts[1:])
+    registry = DEFAULT_REGISTRY
+    if "/" in unprocessed:
+        first, rest = unprocessed.split("/", 1)
+        if ":" in first or "." in first:
+            registry, unprocessed = first, rest
+    has_tag = has_digest = False
+    if "@" in unprocessed:
+        has_digest = True
+        repo, ref = unprocessed.split("@", 1)
+        repo = repo.split(":", 1)[0]
+    elif ":" in unprocessed:
+        has_tag = True
+        repo, ref = unprocessed.split(":", 1)
+    else:
+        repo, ref = unprocessed, ""
+    if repo.lower() != repo:
+        raise ReferenceError_(f"repository ({repo}) name must be lowercase")
+    if not re.search(r"[a-z0-9]", repo):
+        raise ReferenceError_(f"repository ({repo}) must start and end with a letter or number")
+    if not _registry_ok(registry):
+        raise ReferenceError_(f'invalid reference: invalid registry "{registry}"')
+    if not _REPOSITORY_RE.fullmatch(repo):
+        raise ReferenceError_(f'invalid reference: invalid repository "{repo}"')
+    if has_tag and not _TAG_RE.fullmatch(ref):
+        raise ReferenceError_(f'invalid reference: invalid tag "{ref}"')
+    if has_digest:
+        err = digest_error(ref)
+        if err:
+            raise ReferenceError_(f'invalid reference: invalid digest "{ref}": {err}')
+    return Reference(registry, repo, ref, extra)
+
+
+def is_modelkit_reference(s: str) -> bool:
+    """True when ``s`` names a ModelKit (used for ``model.path`` and dataset ``remotePath``)."""
+    if ":" not in s and "@" not in s:
+        return False
+    try:
+        parse_reference(s)
+    except ReferenceError_:
+        return False
+    return True
+
+
+def display_repository(repo: str) -> str:
+    """kit's ``FormatRepositoryForDisplay``: hide the default registry and repository."""
+    prefix = DEFAULT_REGISTRY + "/"
+    if repo.startswith(prefix):
+        repo = repo[len(prefix) :]
+    if repo.startswith(DEFAULT_REPOSITORY):
+        repo = repo[len(DEFAULT_REPOSITORY) :]
+    if repo.startswith("@"):
+        repo = repo[1:]
+    return repo

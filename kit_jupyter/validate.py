@@ -1,0 +1,366 @@
+"""Kitfile validation with kit's rules and texts (spec §5), plus a field path and line per finding.
+
+kit returns one error string; we keep each finding separate so a notebook can point at the YAML
+line, while :func:`error_text` rebuilds kit's exact combined text for CLI-style output.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .errors import ValidationError
+from .reference import is_modelkit_reference
+
+if TYPE_CHECKING:
+    from .kitfile import Kitfile
+    from .progress import Reporter
+
+MANIFEST_VERSION = "1.0.0"
+_PART_TYPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_HEX = "0123456789abcdefABCDEF"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: Literal["error", "warning"]
+    message: str
+    field: str | None = None
+    line: int | None = None
+    related: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.message}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Path classification (spec §5.2): Go net/url rules, only as far as they decide the class.
+
+
+def _unescape_ok(s: str) -> bool:
+    """Go's unescape fails on a ``%`` not followed by two hex digits."""
+    i = s.find("%")
+    while i != -1:
+        if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
+            return False
+        i = s.find("%", i + 3)
+    return True
+
+
+_HOST_OK = set(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~!$&'()*+,;=:[]<>\"%"
+)
+_USERINFO_OK = set(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:~!$&'()*+,;=%@"
+)
+
+
+def _parse_host(host: str) -> str | None:
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            return None
+        port = host[end + 1 :]
+        if port and (not port.startswith(":") or not port[1:].isdigit() and port != ":"):
+            return None
+    else:
+        i = host.rfind(":")
+        if i != -1:
+            port = host[i + 1 :]
+            if port and not (port.isascii() and port.isdigit()):
+                return None
+    if not _unescape_ok(host):
+        return None
+    if any(ord(c) < 0x80 and c not in _HOST_OK for c in host):
+        return None
+    return host
+
+
+def _go_url(raw: str) -> tuple[str, str] | None:
+    """(scheme, host) as Go's url.Parse sees them, or None when Go fails to parse ``raw``."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
+        return None
+    u, sep, frag = raw.partition("#")
+    if sep and not _unescape_ok(frag):
+        return None
+    if u == "*":
+        return "", ""
+    scheme, rest = "", u
+    for i, c in enumerate(u):
+        if c.isascii() and c.isalpha():
+            continue
+        if c.isascii() and (c.isdigit() or c in "+-."):
+            if i == 0:
+                break
+            continue
+        if c == ":":
+            if i == 0:
+                return None  # missing protocol scheme
+            scheme, rest = u[:i].lower(), u[i + 1 :]
+        break
+    if rest.endswith("?") and rest.count("?") == 1:
+        rest = rest[:-1]
+    else:
+        rest = rest.partition("?")[0]
+    if not rest.startswith("/"):
+        if scheme:
+            return scheme, ""  # opaque
+        if ":" in rest.partition("/")[0]:
+            return None  # first path segment in URL cannot contain colon
+    host = ""
+    if (scheme or not rest.startswith("///")) and rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        rest = slash + path
+        userinfo, at, hostpart = authority.rpartition("@")
+        if at and any(c not in _USERINFO_OK for c in userinfo if ord(c) < 0x80):
+            return None
+        parsed = _parse_host(hostpart if at else authority)
+        if parsed is None:
+            return None
+        host = parsed
+    if not _unescape_ok(rest):
+        return None
+    return scheme, host
+
+
+def classify_path(path: str) -> tuple[str | None, str | None]:
+    """(class, error): class is "reference", "local", "s3" or None when ``error`` is set."""
+    if (":" in path or "@" in path) and is_modelkit_reference(path):
+        return "reference", None
+    parsed = _go_url(path)
+    if parsed is None:
+        return "local", None
+    scheme, host = parsed
+    if not scheme and not host:
+        return "local", None
+    if scheme == "s3":
+        return "s3", None
+    if scheme in ("http", "https"):
+        return None, f"HTTP urls are not supported in paths ({path})"
+    return None, f"unrecognized URL in path: {path}"
+
+
+def go_clean(path: str) -> str:
+    """Go's filepath.Clean on a slash-separated path."""
+    if path == "":
+        return "."
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for seg in path.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            continue
+        parts.append(seg)
+    out = "/".join(parts)
+    if rooted:
+        return "/" + out
+    return out or "."
+
+
+def _is_local(cleaned: str) -> bool:
+    """Go's filepath.IsLocal for an already cleaned path."""
+    if cleaned == "" or cleaned.startswith("/"):
+        return False
+    return cleaned != ".." and not cleaned.startswith("../")
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation (spec §5.3)
+
+
+class _Collector:
+    def __init__(self, kf: Kitfile):
+        self.kf = kf
+        self.findings: list[Finding] = []
+
+    def add(self, severity, message: str, field: str | None, related: tuple[str, ...] = ()):
+        line = self.kf.line_of(field) if field else None
+        self.findings.append(Finding(severity, message, field, line, related))
+
+    def error(self, message: str, field: str | None, related: tuple[str, ...] = ()):
+        self.add("error", message, field, related)
+
+    def warning(self, message: str, field: str | None):
+        self.add("warning", message, field)
+
+
+def validate(kf: Kitfile) -> list[Finding]:
+    """Warnings and errors for a decoded Kitfile, with kit's exact texts.
+
+    Warnings come first, then errors in kit's (sorted) order.
+    """
+    c = _Collector(kf)
+    registry: dict[str, list[tuple[str, str]]] = {}
+    remote_paths: list[str] = []
+
+    def register(path: str, label: str, field: str) -> None:
+        registry.setdefault(go_clean(path or "."), []).append((label, field))
+
+    if kf.manifest_version != MANIFEST_VERSION:
+        c.warning(
+            f"Unrecognized manifestVersion {kf.manifest_version}: treating Kitfile as 1.0.0",
+            "manifestVersion",
+        )
+
+    m = kf.model
+    if m is not None:
+        register(m.path, f"model {m.name}", "model.path")
+        cls, err = classify_path(m.path)
+        if err:
+            c.error(f"invalid path for model: {err}", "model.path")
+        if cls not in ("local", "reference"):
+            c.error(
+                "invalid path for model: only local paths and ModelKit references are permitted",
+                "model.path",
+            )
+        for i, part in enumerate(m.parts):
+            f = f"model.parts[{i}].path"
+            register(part.path, f"modelpart {part.name}", f)
+            cls, err = classify_path(part.path)
+            if err:
+                c.error(f"invalid path for model part ({part.path}): {err}", f)
+            if cls != "local":
+                c.error(f"invalid path for model part ({part.path}): only local paths are "
+                        "permitted", f)
+            if part.type:
+                tf = f"model.parts[{i}].type"
+                if not _PART_TYPE_RE.fullmatch(part.type):
+                    c.error(f"modelpart {part.name} has invalid type (must be alphanumeric with "
+                            "dots, dashes, and underscores)", tf)
+                if len(part.type.encode("utf-8")) > 64:
+                    c.error(f"modelpart {part.name} type is too long (must be fewer than 64 "
+                            "characters)", tf)
+
+    def simple(items, key: str, label: str, noun: str) -> None:
+        for i, e in enumerate(items):
+            f = f"{key}[{i}].path"
+            register(e.path, f"{label} {i}", f)
+            cls, err = classify_path(e.path)
+            if err:
+                c.error(f"invalid path for {noun} ({e.path}): {err}", f)
+            if cls != "local":
+                c.error(f"invalid path for {noun} ({e.path}): only local paths are permitted", f)
+
+    simple(kf.code, "code", "code layer", "code")
+
+    for i, ds in enumerate(kf.datasets):
+        f = f"datasets[{i}].path"
+        register(ds.path, f"dataset layer {i}", f)
+        cls, err = classify_path(ds.path)
+        if err:
+            c.error(f"invalid path for dataset ({ds.path}): {err}", f)
+        if cls != "local":
+            c.error(f"invalid path for dataset ({ds.path}): only local paths are permitted", f)
+        rp_field, rh_field = f"datasets[{i}].remotePath", f"datasets[{i}].remoteHash"
+        if ds.remote_path:
+            rcls, rerr = classify_path(ds.remote_path)
+            if rerr:
+                c.error(f"invalid remote path for dataset ({ds.remote_path}): {rerr}", rp_field)
+            if rcls == "s3":
+                if not ds.remote_hash:
+                    c.error("remoteHash is required when remote dataset paths are used "
+                            f"({ds.remote_path})", rh_field)
+            elif rcls == "reference":
+                if ds.remote_hash:
+                    c.warning("remoteHash is ignored for ModelKit references in datasets "
+                              f"({ds.path})", rh_field)
+                remote_paths.append(go_clean(ds.path or "."))
+            else:
+                c.error("only S3 URLs and ModelKit references are supported for remote dataset "
+                        f"paths ({ds.remote_path})", rp_field)
+        elif ds.remote_hash:
+            c.error("remote hash is only applicable when remotePath is set", rh_field)
+
+    simple(kf.docs, "docs", "docs layer", "doc")
+    simple(kf.prompts, "prompts", "prompt layer", "prompt")
+
+    names: set[str] = set()
+    for i, s in enumerate(kf.mcp_servers):
+        f = f"mcpServers[{i}].path"
+        register(s.path, f"mcpServer layer {i}", f)
+        cls, err = classify_path(s.path)
+        if err:
+            c.error(f"invalid path for mcpServer ({s.path}): {err}", f)
+        if cls != "local":
+            c.error(f"invalid path for mcpServer ({s.path}): only local paths are permitted", f)
+        elif not s.path.endswith(".mcpb"):
+            c.error(f"invalid path for mcpServer ({s.path}): path must point to a single .mcpb "
+                    "file", f)
+        nf = f"mcpServers[{i}].name"
+        if not s.name:
+            c.error(f"mcpServer with path {s.path} must have a name", nf)
+        elif s.name in names:
+            c.error(f"duplicate mcpServer name {s.name}: names must be unique", nf)
+        else:
+            names.add(s.name)
+
+    for p, regs in registry.items():
+        labels = [lab for lab, _ in regs]
+        first_label, first_field = regs[0]
+        if len(regs) > 1:
+            text = ", ".join(labels[:-1]) + " and " + labels[-1]
+            c.error(f"{text} use the same path {p}", regs[-1][1],
+                    tuple(fld for _, fld in regs[:-1]))
+        if p.startswith("/"):
+            c.error(f"absolute paths are not supported in a Kitfile (path {p} in {first_label})",
+                    first_field)
+        elif classify_path(p)[0] == "local" and not _is_local(p):
+            c.error("paths outside the context directory are not supported in a Kitfile "
+                    f"(path {p} in {first_label})", first_field)
+        for r in remote_paths:
+            if r == p:
+                continue
+            if r.startswith("/") != p.startswith("/"):
+                c.error("error calculating relative path for remote dataset: "
+                        f"Rel: can't make {p} relative to {r}", first_field)
+                continue
+            rel = posixpath.relpath(p, r)
+            if rel != ".." and not rel.startswith("../"):
+                c.error(f"{first_label} uses a path ({p}) that is within the path for a remote "
+                        "dataset", first_field)
+
+    warnings = [x for x in c.findings if x.severity == "warning"]
+    errors = sorted((x for x in c.findings if x.severity == "error"), key=lambda x: x.message)
+    return warnings + errors
+
+
+def error_text(findings: list[Finding]) -> str:
+    """kit's combined error text (spec §5.3 D); empty when there are no errors."""
+    lines = sorted(f"  * {f.message}" for f in findings if f.severity == "error")
+    if not lines:
+        return ""
+    return "errors while validating Kitfile: \n" + "\n".join(lines)
+
+
+def check_kitfile_text(text: str | bytes) -> list[Finding]:
+    """Decode and validate; decode errors stop validation, as in kit. Never raises."""
+    from .kitfile import _decode, _findings
+
+    res = _decode(text)
+    if res.kitfile is None:
+        return _findings(res.problems)
+    return validate(res.kitfile)
+
+
+def ensure_valid(kf: Kitfile, *, reporter: Reporter | None = None) -> list[Finding]:
+    """Validate for a command: warnings go to the reporter, errors raise ValidationError."""
+    findings = validate(kf)
+    if reporter is not None:
+        for f in findings:
+            if f.severity == "warning":
+                reporter.warning(f.message)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        msgs = sorted(f.message for f in errors)
+        err = ValidationError("errors while validating Kitfile: " + "; ".join(msgs), findings)
+        err.kit_text = error_text(findings)  # type: ignore[attr-defined]
+        raise err
+    return findings
