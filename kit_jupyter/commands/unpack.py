@@ -297,6 +297,7 @@ class _Unpack:
         task = self.reporter.task(f"unpack {path or desc.get('digest', '')[:19]}",
                                   desc.get("size"))
         ok = False
+        pending: list[tuple[Path, Path]] = []
         try:
             stream = src.open_blob(desc)
             with contextlib.closing(stream):
@@ -311,17 +312,25 @@ class _Unpack:
                 else:
                     reader = counted
                 try:
-                    self._extract(reader, extract_dir)
+                    self._extract(reader, extract_dir, pending)
                 except (OSError, EOFError, tarfile.TarError) as exc:
                     raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
                 # Read what the tar reader left (end-of-archive padding) so the stream's
                 # digest check runs; counted, so progress ends at 100%.
                 _drain(counted)
+            # Only a verified layer's files are renamed into place.
+            while pending:
+                tmp, final = pending.pop(0)
+                os.replace(tmp, final)
             ok = True
         finally:
+            for tmp, _ in pending:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
             task.finish(ok)
 
-    def _extract(self, reader: Any, extract_dir: str) -> None:
+    def _extract(self, reader: Any, extract_dir: str,
+                 pending: list[tuple[Path, Path]]) -> None:
         buf = bytearray(CHUNK)
         for name, typeflag, mode, size in _tar_entries(reader):
             out = posixpath.join(extract_dir, name) if extract_dir else name
@@ -346,7 +355,8 @@ class _Unpack:
                     raise UnpackError(f"failed to unpack: path '{out}' already exists and is "
                                       "not a regular file")
             full.parent.mkdir(parents=True, exist_ok=True)
-            _write_member(reader, full, size, (mode & 0o7777) & ~self.umask, buf)
+            pending.append((_write_member(reader, full, size, (mode & 0o7777) & ~self.umask,
+                                          buf), full))
             _skip(reader, _padded(size) - size, buf)
 
 
@@ -485,7 +495,9 @@ def _skip(reader: Any, n: int, buf: bytearray) -> None:
         n -= got
 
 
-def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearray) -> None:
+def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearray) -> Path:
+    """The member's bytes into a temp file next to ``target``; the caller renames it once the
+    whole blob has been verified."""
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     view = memoryview(buf)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -500,11 +512,11 @@ def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearra
                 remaining -= got
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return tmp
 
 
 def _pax_records(data: bytes) -> dict[str, str]:
