@@ -74,12 +74,24 @@ def run_notebook(path: Path, out_dir: Path, timeout: int, kernel: str) -> Outcom
     seconds = time.monotonic() - started
     executed = out_dir / path.name
     _write_atomic(executed, nbformat.writes(nb).encode())
-    html, _ = HTMLExporter().from_notebook_node(nb)
+    html, _ = _html_exporter(HTMLExporter).from_notebook_node(nb)
     _write_atomic(out_dir / (path.stem + ".html"), html.encode())
     widgets = nb.metadata.get("widgets", {}).get(
         "application/vnd.jupyter.widget-state+json", {}).get("state", {})
     cells = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count"))
     return Outcome(path.stem, not error, seconds, cells, len(widgets), error)
+
+
+def _html_exporter(cls: type) -> object:
+    """HTML whose outputs show without a network: nbconvert would pick the widget view first,
+    which only renders after loading the widget manager from a CDN; every widget output of ours
+    also carries an HTML fallback (the findings table, the progress summary), so prefer it."""
+    from traitlets.config import Config
+
+    priority = ["text/html", "application/vnd.jupyter.widget-view+json",
+                "application/javascript", "text/markdown", "image/svg+xml", "text/latex",
+                "image/png", "image/jpeg", "text/plain"]
+    return cls(config=Config({"NbConvertBase": {"display_data_priority": priority}}))
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
