@@ -500,7 +500,7 @@ def _literal(value: str, indent: int) -> str:
         hints += "-"
     elif len(value) == 1 or value[-2] in _BREAKS:
         hints += "+"
-    out = [hints]
+    out = [hints, "\n"]
     pad = " " * indent
     breaks = True
     line: list[str] = []
