@@ -247,29 +247,29 @@ class _Unpack:
             if base == "config":
                 continue
             if base == "model":
-                entry, kind, type_name = model, "model", "model"
+                entry, kind = model, "model"
                 message = f"Unpacking model {model.get('name', '')} to {model.get('path', '')}"
             elif base == "modelpart":
-                entry, kind, type_name = _take(parts, idx, "modelpart"), "model", "modelpart"
+                entry, kind = _take(parts, idx, "modelpart"), "modelpart"
                 message = (f"Unpacking model part {entry.get('name', '')} to "
                            f"{entry.get('path', '')}")
             elif base == "code" and annotations.get(PROMPT_SUBTYPE_ANNOTATION) == "prompt":
-                entry, kind, type_name = _take(prompts, idx, "prompt"), "prompts", "prompt"
+                entry, kind = _take(prompts, idx, "prompt"), "prompt"
                 message = f"Unpacking prompt to {entry.get('path', '')}"
             elif base == "code":
-                entry, kind, type_name = _take(code, idx, "code"), "code", "code"
+                entry, kind = _take(code, idx, "code"), "code"
                 message = f"Unpacking code to {entry.get('path', '')}"
             elif base == "dataset":
-                entry, kind, type_name = _take(local_datasets, idx, "dataset"), "datasets", \
-                    "dataset"
+                entry, kind = _take(local_datasets, idx, "dataset"), "dataset"
                 message = (f"Unpacking dataset {entry.get('name', '')} to "
                            f"{entry.get('path', '')}")
             elif base == "docs":
-                entry, kind, type_name = _take(docs, idx, "docs"), "docs", "docs"
+                entry, kind = _take(docs, idx, "docs"), "docs"
                 message = f"Unpacking docs to {entry.get('path', '')}"
             else:  # mcpb (raw MCP bundles): not unpacked by this version
                 self.reporter.warning(f"Unknown media type {media_type}: skipping unpack")
                 continue
+            type_name = kind
             if entry is None:
                 raise UnpackError(f"failed to unpack: no Kitfile entry for {type_name} layer "
                                   f"{desc.get('digest')}")

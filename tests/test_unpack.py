@@ -1,0 +1,258 @@
+"""unpack: round trip, filters, kit's existing-file rules, verification, positional matching."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kit_jupyter.commands.pack import pack
+from kit_jupyter.commands.unpack import unpack
+from kit_jupyter.errors import FilterError, KitError, NotFoundError, StorageError, UnpackError
+from kit_jupyter.progress import NullReporter
+from kit_jupyter.storage import LocalStore, go_json
+from tests.test_pack import KITFILE, make_context, no_remote, write
+
+FILES = ["model.bin", "src/train.py", "data/train/a.csv", "README.md", "prompts/system.txt"]
+
+
+@pytest.fixture
+def packed(kitops_home, tmp_path, monkeypatch):
+    no_remote(monkeypatch)
+    ctx = make_context(tmp_path)
+    res = pack(ctx, tag="demo:v1")
+    return ctx, res
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_round_trip_reproduces_files(packed, tmp_path):
+    ctx, res = packed
+    out = tmp_path / "out"
+    rep = NullReporter()
+    result = unpack("demo:v1", dir=out, reporter=rep)
+    got = tree(out)
+    assert sorted(got) == sorted(["Kitfile", *FILES])
+    for name in FILES:
+        assert got[name] == (ctx / name).read_bytes()
+    assert os.stat(out / "src" / "train.py").st_mode & 0o777 == 0o755 & ~_umask()
+    assert result.digest == res.digest
+    assert [x["type"] for x in result.layers] == ["model", "code", "dataset", "docs", "prompt"]
+    text = [m for _, m in rep.messages]
+    assert text[:3] == [f"Unpacking to {out}", f"Unpacking config to {out / 'Kitfile'}",
+                        "Unpacking model m to ./model.bin"]
+    assert "Unpacking code to src" in text
+    assert "Unpacking dataset train to data/train" in text
+    assert "Unpacking docs to README.md" in text
+    assert "Unpacking prompt to prompts/system.txt" in text
+    # the remote dataset: kit's warning, no file
+    assert ("warning", "ModelKit contains remote datasets. To unpack, specify the "
+                       "--include-remote flag") in rep.messages
+    assert not (out / "raw").exists()
+    # the written Kitfile is the config's Kitfile in kit's YAML
+    kitfile = (out / "Kitfile").read_text()
+    assert 'version: "1.10"' in kitfile and "remotePath: s3://bucket/raw/file.csv" in kitfile
+    assert "digest" not in kitfile
+
+
+def _umask() -> int:
+    m = os.umask(0o22)
+    os.umask(m)
+    return m
+
+
+def test_default_tag_and_errors(packed, tmp_path):
+    from kit_jupyter.commands.local import tag
+
+    with pytest.raises(NotFoundError, match="^failed to find reference demo:latest: not found"):
+        unpack("demo", dir=tmp_path / "a")
+    tag("demo:v1", "demo:latest")
+    rep = NullReporter()
+    res = unpack("demo", dir=tmp_path / "b", reporter=rep)
+    assert res.digest == packed[1].digest
+    assert rep.messages[0] == ("info", "No tag specified for unpack. Using 'latest' as default "
+                                       "('demo:latest')")
+    with pytest.raises(KitError, match="^can not unpack multiple tags$"):
+        unpack("demo:v1,v2", dir=tmp_path / "c")
+    with pytest.raises(NotFoundError, match="^failed to find reference nope:v1: not found$"):
+        unpack("nope:v1", dir=tmp_path / "d")
+
+
+def test_filters_select_layers_and_fetch_only_needed_blobs(packed, tmp_path):
+    store = LocalStore()
+    opened: list[str] = []
+
+    class Counting:
+        def resolve(self, ref):
+            return store.resolve(ref)
+
+        def open_blob(self, desc):
+            opened.append(desc["digest"])
+            return store.open_blob(desc)
+
+    out = tmp_path / "f1"
+    res = unpack("demo:v1", dir=out, filters=["datasets:train"], source=Counting())
+    assert sorted(tree(out)) == ["data/train/a.csv"]
+    config_digest = json.loads(store.read_blob(store.resolve("localhost/demo", "v1")))["config"]
+    assert opened == [config_digest["digest"], res.layers[0]["digest"]]
+    assert res.kitfile_path is None
+
+    out = tmp_path / "f2"
+    unpack("demo:v1", dir=out, filters=["model", "kitfile"])
+    assert sorted(tree(out)) == ["Kitfile", "model.bin"]
+    out = tmp_path / "f3"
+    unpack("demo:v1", dir=out, filters=["code:src", "prompts:system", "docs:README.md"])
+    assert sorted(tree(out)) == ["README.md", "prompts/system.txt", "src/train.py"]
+    out = tmp_path / "f4"
+    unpack("demo:v1", dir=out, filters=["datasets:nosuch"])
+    assert tree(out) == {}
+    with pytest.raises(FilterError, match="^Invalid filter 'weights'"):
+        unpack("demo:v1", dir=tmp_path / "f5", filters=["weights"])
+
+
+def test_existing_file_rules(packed, tmp_path):
+    out = tmp_path / "out"
+    unpack("demo:v1", dir=out)
+    # same Kitfile: accepted with kit's info line; existing layer file: error
+    rep = NullReporter()
+    with pytest.raises(UnpackError, match="^failed to unpack: path 'model.bin' already exists$"):
+        unpack("demo:v1", dir=out, reporter=rep)
+    assert ("info", f"Found existing Kitfile at {out / 'Kitfile'}") in rep.messages
+    # -i skips existing files and keeps their content
+    (out / "model.bin").write_bytes(b"mine")
+    unpack("demo:v1", dir=out, ignore_existing=True)
+    assert (out / "model.bin").read_bytes() == b"mine"
+    # -o overwrites
+    unpack("demo:v1", dir=out, overwrite=True)
+    assert (out / "model.bin").read_bytes() == (packed[0] / "model.bin").read_bytes()
+    # Kitfile: different size / same size different bytes / not a regular file
+    kitfile = (out / "Kitfile").read_bytes()
+    (out / "Kitfile").write_bytes(kitfile + b"# extra\n")
+    with pytest.raises(UnpackError, match=r"^failed to unpack config: path .*Kitfile already "
+                                          r"exists$"):
+        unpack("demo:v1", dir=out, ignore_existing=True)
+    (out / "Kitfile").write_bytes(kitfile.replace(b"demo", b"DEMO"))
+    with pytest.raises(UnpackError, match="^failed to unpack: Kitfile exists and does not "
+                                          "match model's Kitfile$"):
+        unpack("demo:v1", dir=out, ignore_existing=True)
+    (out / "Kitfile").unlink()
+    (out / "Kitfile").mkdir()
+    with pytest.raises(UnpackError, match="exists and is not a regular file$"):
+        unpack("demo:v1", dir=out, overwrite=True)
+    # a directory entry where a file is
+    out2 = tmp_path / "out2"
+    write(out2 / "src", "not a dir")
+    with pytest.raises(UnpackError, match="^failed to unpack: path 'src' already exists and is "
+                                          "not a directory$"):
+        unpack("demo:v1", dir=out2, filters=["code"])
+    # an existing directory where a file goes
+    out3 = tmp_path / "out3"
+    (out3 / "model.bin").mkdir(parents=True)
+    with pytest.raises(UnpackError, match="already exists and is not a regular file$"):
+        unpack("demo:v1", dir=out3, filters=["model"], overwrite=True)
+
+
+def test_corrupted_blob_leaves_no_file(packed, tmp_path):
+    store = LocalStore()
+    _, manifest = store.read_manifest(store.resolve("localhost/demo", "v1"))
+    model_layer = manifest["layers"][0]
+    path = store.blob_path(model_layer["digest"])
+    data = bytearray(path.read_bytes())
+    data[700] ^= 0xFF  # inside model.bin's content
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    with pytest.raises(StorageError, match="is corrupt"):
+        unpack("demo:v1", dir=out, filters=["model"])
+    assert tree(out) == {}  # neither model.bin nor a temp file
+
+
+def test_gzip_round_trip(kitops_home, tmp_path, monkeypatch):
+    no_remote(monkeypatch)
+    ctx = make_context(tmp_path)
+    pack(ctx, tag="gz:v1", compression="gzip-fastest")
+    out = tmp_path / "out"
+    unpack("gz:v1", dir=out)
+    for name in FILES:
+        assert (out / name).read_bytes() == (ctx / name).read_bytes()
+
+
+def _store_variant(store: LocalStore, mutate) -> str:
+    """Re-store demo:v1 with a changed config/manifest; returns the new tag."""
+    _, manifest = store.read_manifest(store.resolve("localhost/demo", "v1"))
+    config = json.loads(store.read_blob(manifest["config"]))
+    manifest, config = mutate(manifest, config)
+    manifest["config"] = store.put_bytes(go_json(config), manifest["config"]["mediaType"])
+    store.add_manifest("localhost/demo", go_json(manifest), ["variant"])
+    return "demo:variant"
+
+
+def test_digest_cross_check(packed, tmp_path):
+    store = LocalStore()
+
+    def mutate(manifest, config):
+        config["code"][0]["digest"] = "sha256:" + "0" * 64
+        return manifest, config
+
+    ref = _store_variant(store, mutate)
+    with pytest.raises(UnpackError, match="^digest in config and manifest do not match in "
+                                          "code$"):
+        unpack(ref, dir=tmp_path / "out")
+
+
+def test_unknown_media_type_is_skipped(packed, tmp_path):
+    store = LocalStore()
+
+    def mutate(manifest, config):
+        manifest["layers"].append({"mediaType": "application/x-something", "digest":
+                                   manifest["layers"][0]["digest"], "size":
+                                   manifest["layers"][0]["size"]})
+        return manifest, config
+
+    ref = _store_variant(store, mutate)
+    rep = NullReporter()
+    unpack(ref, dir=tmp_path / "out", reporter=rep)
+    assert ("warning", "Unknown media type application/x-something: skipping unpack") \
+        in rep.messages
+
+
+def test_positional_matching_skips_remote_datasets(kitops_home, tmp_path, monkeypatch):
+    """A dataset layer belongs to the next dataset *without* remotePath (since #1085)."""
+    no_remote(monkeypatch)
+    kitfile = KITFILE.replace("datasets:\n", "datasets:\n  - name: far\n    path: far/x.csv\n"
+                              "    remotePath: s3://b/far.csv\n    remoteHash: abc\n")
+    ctx = make_context(tmp_path, kitfile=kitfile)
+    pack(ctx, tag="pos:v1")
+    rep = NullReporter()
+    res = unpack("pos:v1", dir=tmp_path / "out", reporter=rep, filters=["datasets"])
+    assert [(x["name"], x["path"]) for x in res.layers] == [("train", "data/train")]
+    assert (tmp_path / "out" / "data" / "train" / "a.csv").exists()
+
+
+def test_unsafe_archive_entries_are_refused(packed, tmp_path):
+    import io
+    import tarfile
+
+    store = LocalStore()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"evil"))
+    evil = store.put_bytes(buf.getvalue(), "application/vnd.kitops.modelkit.code.v1.tar")
+
+    def mutate(manifest, config):
+        layer = dict(manifest["layers"][1], digest=evil["digest"], size=evil["size"])
+        manifest["layers"] = [layer]
+        config["code"][0]["digest"] = evil["digest"]
+        return manifest, config
+
+    ref = _store_variant(store, mutate)
+    with pytest.raises(UnpackError, match="illegal file path: ../evil.txt"):
+        unpack(ref, dir=tmp_path / "out", filters=["code"])
+    assert not (tmp_path / "evil.txt").exists()
