@@ -1,11 +1,12 @@
-"""OCI registry transport: oras-py for session and auth, our layer for what it lacks.
+"""OCI registry transport: oras-py for auth, our layer for what it lacks.
 
-oras-py (0.2.43) gives us the HTTP session, the token/basic auth backends, the Docker credential
-helpers and URL building, but used as-is it reads whole blobs into memory, has no progress hook,
-never checks a downloaded digest, re-parses manifests (so their digests change), fails to re-scope
-a token when a push needs more than ``pull``, picks the token backend for Basic-only registries,
-has no request timeouts, and retries every failure for 131 s. This module keeps oras-py's session
-and auth objects and replaces the request path:
+oras-py (0.2.43) gives us the token auth backend (``oras.auth``) and the Docker credential
+helpers (used by ``credentials.py``). Its ``oras.provider.Registry``, used as-is, reads whole
+blobs into memory, has no progress hook, never checks a downloaded digest, re-parses manifests
+(so their digests change), fails to re-scope a token when a push needs more than ``pull``,
+picks the token backend for Basic-only registries, has no request timeouts, retries every
+failure for 131 s, and costs 2-3.5 s to import. This module keeps oras-py's auth objects,
+shares one ``requests`` session with them, and owns the request path:
 
 * every request has a timeout, and a short bounded retry (connection errors and 429/5xx only);
   a refused connection, wrong credentials or a missing reference surfaces in seconds as one line;
@@ -192,11 +193,15 @@ class VerifiedBlobStream(io.RawIOBase):
     """A downloaded blob as a file object, checked against its descriptor while it is read.
 
     Raises :class:`RegistryError` as soon as more bytes than ``size`` arrive, and at EOF if the
-    size or the sha256 differ, so a consumer never finishes on tampered data unnoticed.
+    size or the digest differ, so a consumer never finishes on tampered data unnoticed. When
+    the consumer hashes the bytes anyway (a storage BlobWriter), ``external_digest`` supplies
+    that digest at EOF instead of hashing twice: SHA-256 is the slowest step of a pull on CPUs
+    without SHA extensions (about 200-400 MB/s here).
     """
 
     def __init__(self, resp: requests.Response, digest: str, size: int | None, where: str,
-                 task: Task | None = None) -> None:
+                 task: Task | None = None,
+                 external_digest: Callable[[], str] | None = None) -> None:
         super().__init__()
         self._resp = resp
         self._raw = resp.raw
@@ -207,30 +212,37 @@ class VerifiedBlobStream(io.RawIOBase):
         algo, _, _ = digest.partition(":")
         if algo not in ("sha256", "sha512"):
             raise RegistryError(f"unsupported digest algorithm in {digest!r} ({where})")
-        self._hash = hashlib.new(algo)
+        self._external = external_digest
+        self._hash = None if external_digest else hashlib.new(algo)
         self._count = 0
         self._verified = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
+    def _next(self, n: int) -> bytes:
         try:
-            data = self._raw.read(len(view), decode_content=False)
+            data = self._raw.read(n, decode_content=False)
         except Exception as exc:  # urllib3 protocol/read errors → one clear line
             raise RegistryError(f"download of {self._digest} from {self._where} failed: "
                                 f"{_one_line(exc)}") from None
-        n = len(data)
-        if n:
-            view[:n] = data
-            self._hash.update(data)
-            self._count += n
+        if data:
+            if self._hash is not None:
+                self._hash.update(data)
+            self._count += len(data)
             if self._task is not None:
-                self._task.advance(n)
+                self._task.advance(len(data))
             if self._size is not None and self._count > self._size:
                 raise RegistryError(f"blob {self._digest} from {self._where} is larger than "
                                     f"its descriptor size {self._size}")
+        return data
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self._next(len(view))
+        n = len(data)
+        if n:
+            view[:n] = data
         else:
             self._check()
         return n
@@ -241,20 +253,22 @@ class VerifiedBlobStream(io.RawIOBase):
         if self._size is not None and self._count != self._size:
             raise RegistryError(f"blob {self._digest} from {self._where} is truncated: got "
                                 f"{self._count} of {self._size} bytes")
-        actual = f"{self._hash.name}:{self._hash.hexdigest()}"
+        if self._hash is not None:
+            actual = f"{self._hash.name}:{self._hash.hexdigest()}"
+        else:
+            actual = self._external()  # type: ignore[misc]
         if actual != self._digest:
             raise RegistryError(f"blob {self._digest} from {self._where} does not match its "
                                 f"digest (got {actual})")
         self._verified = True
 
     def read_all_verified(self, sink: Callable[[bytes], Any]) -> int:
-        """Copy the whole blob into ``sink`` in 1 MiB pieces, verifying at the end."""
-        buf = bytearray(CHUNK)
-        while True:
-            n = self.readinto(buf)
-            if not n:
-                return self._count
-            sink(bytes(buf[:n]) if n < CHUNK else bytes(buf))
+        """Copy the whole blob into ``sink`` in 1 MiB pieces, verifying at the end (after the
+        last ``sink`` call, so an external digest has seen every byte)."""
+        while data := self._next(CHUNK):
+            sink(data)
+        self._check()
+        return self._count
 
     def close(self) -> None:
         if not self.closed:
@@ -275,8 +289,6 @@ class RegistryClient:
                  connect_timeout: float = CONNECT_TIMEOUT,
                  home: str | os.PathLike[str] | None = None,
                  lookup_credentials: bool = True) -> None:
-        import oras.provider
-
         self.registry = registry
         self.host = registry_host(registry)
         self.plain_http = plain_http
@@ -287,14 +299,11 @@ class RegistryClient:
         self._home = home
         self._credentials = credentials
         self._lookup = lookup_credentials and credentials is None
-        # oras-py owns the session and the auth backend objects; we swap in a session with
-        # timeouts and bigger send blocks, shared by the backend for its token requests.
-        self._oras = oras.provider.Registry(hostname=self.host, insecure=plain_http,
-                                            tls_verify=tls_verify, auth_backend="basic")
+        # One session with timeouts and big send blocks, shared with oras-py's token backend
+        # for its token requests. (oras.provider is not imported: it pulls in jsonschema and
+        # rfc3987 grammars, 2-3.5 s per process, for nothing this layer uses.)
         self.session = _make_session(self.concurrency)
         self.session.default_timeout = self._timeout  # type: ignore[attr-defined]
-        self._oras.session = self.session
-        self._oras.auth.session = self.session
         self._auth: Any = None
         self._scheme: str | None = None  # "none" | "basic" | "bearer"
         self._basic_header: str | None = None
@@ -393,7 +402,6 @@ class RegistryClient:
             if creds is not None:
                 backend.set_basic_auth(creds.username, creds.password)
             self._auth = backend
-            self._oras.auth = backend
             try:
                 _, changed = backend.authenticate_request(resp, {})
             except Exception as exc:  # token realm unreachable, bad JSON ...
@@ -537,6 +545,10 @@ class RegistryClient:
             finally:
                 for r in readers:
                     r.close()
+            if resp.status_code == 400 and "DIGEST_INVALID" in _error_detail(resp):
+                resp.close()
+                raise RegistryError(f"blob {digest} is corrupt: {self.registry} computed a "
+                                    "different digest for the bytes sent")
             if resp.status_code not in (201, 204):
                 self._raise_for(resp, f"uploading {digest} to {where}")
             resp.close()
@@ -546,8 +558,8 @@ class RegistryClient:
             return
         raise last or RegistryError(f"uploading {digest} to {where} failed")  # pragma: no cover
 
-    def open_blob(self, repo: str, descriptor: dict[str, Any],
-                  task: Task | None = None) -> VerifiedBlobStream:
+    def open_blob(self, repo: str, descriptor: dict[str, Any], task: Task | None = None,
+                  external_digest: Callable[[], str] | None = None) -> VerifiedBlobStream:
         digest = descriptor["digest"]
         size = descriptor.get("size")
         where = f"{self.registry}/{repo}"
@@ -555,12 +567,18 @@ class RegistryClient:
         if resp.status_code != 200:
             self._raise_for(resp, f"blob {digest} of {where}")
         return VerifiedBlobStream(resp, digest, None if size is None else int(size), where,
-                                  task)
+                                  task, external_digest)
 
     def pull_blob(self, repo: str, descriptor: dict[str, Any], writer: Any,
                   task: Task | None = None) -> int:
-        """Stream a blob into ``writer.write`` and verify it; raises before the caller commits."""
-        with self.open_blob(repo, descriptor, task) as stream:
+        """Stream a blob into ``writer.write`` and verify it; raises before the caller commits.
+        A writer that hashes what it is given (``writer.digest``, like storage's BlobWriter)
+        is trusted for the digest, so each byte is hashed once."""
+        external = None
+        if isinstance(getattr(type(writer), "digest", None), property):
+            def external() -> str:
+                return str(writer.digest)
+        with self.open_blob(repo, descriptor, task, external) as stream:
             return stream.read_all_verified(writer.write)
 
     # -- manifests and tags ------------------------------------------------------------------

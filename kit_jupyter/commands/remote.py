@@ -270,6 +270,24 @@ def _read_small(stream: Any) -> bytes:
 
 # -- push -------------------------------------------------------------------------------------
 
+def _open_local(store: Any, blob: dict[str, Any]) -> Any:
+    """The local blob file for an upload, size-checked only: the registry verifies the digest
+    of every upload (``PUT ?digest=``) and rejects a mismatch, so hashing it here as well would
+    only double the CPU on the critical path."""
+    from ..errors import StorageError
+
+    try:
+        f = open(store.blob_path(blob["digest"]), "rb")  # noqa: SIM115 - closed by the upload
+    except FileNotFoundError:
+        raise NotFoundError(f"blob {blob['digest']} not found in local storage") from None
+    actual = os.fstat(f.fileno()).st_size
+    if actual != int(blob["size"]):
+        f.close()
+        raise StorageError(f"blob {blob['digest']} is corrupt: {actual} bytes, "
+                           f"{blob['size']} expected")
+    return f
+
+
 def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PushResult:
@@ -312,7 +330,7 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
             if client.blob_exists(repo, blob["digest"]):
                 return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "skipped")
             with reporter.task(_label(blob), size) as task:
-                client.push_blob(repo, blob, lambda: store.open_blob(blob), task)
+                client.push_blob(repo, blob, lambda: _open_local(store, blob), task)
             return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "uploaded")
 
         blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
