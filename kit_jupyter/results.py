@@ -76,8 +76,16 @@ class _Result:
     def to_json(self) -> str:
         return json.dumps(self.data, ensure_ascii=False, indent=2)
 
+    def summary(self) -> str:
+        """What a notebook cell shows as text (``text()`` is what a terminal prints)."""
+        return self.text().rstrip("\n")
+
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text().rstrip("\n") if not cycle else f"{type(self).__name__}(...)")
+        p.text(self.summary() if not cycle else f"{type(self).__name__}(...)")
+
+    def __repr__(self) -> str:
+        # dataclass reprs would shadow _repr_pretty_ in IPython and dump whole configs
+        return f"<{type(self).__name__}: {self.summary()[:200] or 'ok'}>"
 
     def _html_body(self) -> str:  # pragma: no cover - overridden
         return ""
@@ -86,7 +94,7 @@ class _Result:
         return f"<div>{_messages_html(self.messages)}{self._html_body()}</div>"
 
 
-@dataclass
+@dataclass(repr=False)
 class PackResult(_Result):
     digest: str
     repository: str                       # registry/repository, e.g. localhost/_
@@ -113,8 +121,8 @@ class PackResult(_Result):
     def text(self) -> str:
         return ""  # kit's lines went to the reporter while packing
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(f"Model saved: {self.digest} ({self.reference})")
+    def summary(self) -> str:
+        return f"Model saved: {self.digest} ({self.reference})"
 
     def _html_body(self) -> str:
         rows = [[x["mediaType"], x.get("path", ""), x["digest"], x["size"]] for x in self.layers]
@@ -122,7 +130,7 @@ class PackResult(_Result):
                           caption=f"{self.reference} -> {self.digest}")
 
 
-@dataclass
+@dataclass(repr=False)
 class UnpackResult(_Result):
     reference: str
     digest: str
@@ -142,9 +150,9 @@ class UnpackResult(_Result):
     def text(self) -> str:
         return ""
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(f"Unpacked {self.reference} to {self.directory} "
-               f"({len(self.layers)} layer(s))")
+    def summary(self) -> str:
+        return (f"Unpacked {self.reference} to {self.directory} "
+                f"({len(self.layers)} layer(s))")
 
     def _html_body(self) -> str:
         rows = [[x["type"], x.get("name", ""), x["path"], x["digest"]] for x in self.layers]
@@ -155,7 +163,7 @@ class UnpackResult(_Result):
 LIST_HEADER = ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
 
 
-@dataclass
+@dataclass(repr=False)
 class ListResult(_Result):
     models: list[dict[str, Any]]          # kit's --format json objects
     messages: list[tuple[str, str]] = field(default_factory=list)
@@ -184,7 +192,7 @@ class ListResult(_Result):
         return html_table(LIST_HEADER, self.rows())
 
 
-@dataclass
+@dataclass(repr=False)
 class InspectResult(_Result):
     digest: str
     cli_version: str
@@ -221,7 +229,7 @@ class InspectResult(_Result):
         return table + raw
 
 
-@dataclass
+@dataclass(repr=False)
 class InfoResult(_Result):
     reference: str
     yaml: str
@@ -242,7 +250,7 @@ class InfoResult(_Result):
         return f'<pre class="kit-info">{_esc(self.yaml)}</pre>'
 
 
-@dataclass
+@dataclass(repr=False)
 class TagResult(_Result):
     source: str
     target: str
@@ -260,7 +268,7 @@ class TagResult(_Result):
         return ""
 
 
-@dataclass
+@dataclass(repr=False)
 class RemoveResult(_Result):
     removed: list[dict[str, Any]]         # {"reference", "digest", "action": removed|untagged}
     messages: list[tuple[str, str]] = field(default_factory=list)
