@@ -1,0 +1,179 @@
+"""Config JSON: byte-exact Go json.Marshal output (spec §4, §3.4, §14.2)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from kit_jupyter._gojson import marshal
+from kit_jupyter._yaml import go_format_g, go_json_float
+from kit_jupyter.errors import KitfileError
+from kit_jupyter.kitfile import Docs, Kitfile, load_kitfile
+
+SPEC_KITFILE = """manifestVersion: 1.0.0
+package:
+  name: demo <&>
+  version: 1.10
+  authors: [Zoë, "R&D"]
+model:
+  name: m
+  path: ./model.bin
+  parameters:
+    lr: 0.001
+    epochs: 3
+    whole: 2.0
+    note: "a<b & c>d"
+datasets:
+  - name: train
+    path: data
+    parameters:
+      split: 0.8
+  - name: raw
+    path: raw/file.csv
+    remotePath: s3://bucket/raw/file.csv?versionId=v1
+    remoteHash: 9b2cf535f27731c974343645a3985328
+"""
+
+SPEC_CONFIG = (
+    '{"manifestVersion":"1.0.0","package":{"name":"demo \\u003c\\u0026\\u003e","version":"1.10",'
+    '"authors":["Zoë","R\\u0026D"]},"model":{"name":"m","path":"./model.bin","parameters":'
+    '{"epochs":3,"lr":0.001,"note":"a\\u003cb \\u0026 c\\u003ed","whole":2},"digest":"sha256:'
+    + "a" * 64 + '","diffId":"sha256:' + "b" * 64 + '"},"datasets":[{"name":"train","path":'
+    '"data","parameters":{"split":0.8},"digest":"sha256:' + "c" * 64 + '","diffId":"sha256:'
+    + "c" * 64 + '"},{"name":"raw","path":"raw/file.csv","remotePath":'
+    '"s3://bucket/raw/file.csv?versionId=v1","remoteHash":"9b2cf535f27731c974343645a3985328"}]}'
+).encode("utf-8")
+
+
+def test_spec_golden_bytes():
+    kf = load_kitfile(SPEC_KITFILE)
+    kf.model.digest = "sha256:" + "a" * 64
+    kf.model.diff_id = "sha256:" + "b" * 64
+    kf.datasets[0].digest = kf.datasets[0].diff_id = "sha256:" + "c" * 64
+    out = kf.to_config_json()
+    assert out == SPEC_CONFIG
+    assert not out.endswith(b"\n")
+    # and it survives a round trip through storage unchanged
+    assert Kitfile.from_config_json(out).to_config_json() == SPEC_CONFIG
+    assert hashlib.sha256(out).hexdigest() == hashlib.sha256(SPEC_CONFIG).hexdigest()
+
+
+def test_string_escaping():
+    path = "a\x01\b\f\t\n\r\u2028\u2029\x7f/é\"\\"
+    kf = Kitfile(manifest_version="1.0.0", docs=[Docs(path=path)])
+    assert kf.to_config_json() == (
+        b'{"manifestVersion":"1.0.0","package":{},"docs":[{"path":"a\\u0001\\b\\f\\t\\n\\r'
+        b'\\u2028\\u2029\x7f/\xc3\xa9\\"\\\\"}]}'
+    )
+
+
+def test_lone_surrogate_becomes_replacement_char():
+    assert marshal("a\ud800b") == '"a\ufffdb"'.encode()
+
+
+def test_package_always_present_and_docs_path_always_written():
+    kf = load_kitfile("manifestVersion: 1.0.0\ndocs:\n  - description: d\n")
+    assert kf.to_config_json() == (
+        b'{"manifestVersion":"1.0.0","package":{},"docs":[{"path":"","description":"d"}]}'
+    )
+    assert Kitfile().to_config_json() == b'{"manifestVersion":"","package":{}}'
+
+
+def test_empty_structures_kept_as_go_does():
+    kf = load_kitfile("manifestVersion: 1.0.0\nmodel: {}\ncode: [{}]\n")
+    assert kf.to_config_json() == (
+        b'{"manifestVersion":"1.0.0","package":{},"model":{},"code":[{}]}'
+    )
+    for yaml_value, json_value in [("{}", b"{}"), ("[]", b"[]"), ("''", b'""'), ("0", b"0")]:
+        kf = load_kitfile(f"manifestVersion: 1.0.0\nmodel:\n  parameters: {yaml_value}\n")
+        assert kf.to_config_json() == (
+            b'{"manifestVersion":"1.0.0","package":{},"model":{"parameters":' + json_value + b"}}"
+        )
+    kf = load_kitfile("manifestVersion: 1.0.0\nmodel:\n  name: m\n  parameters: ~\n")
+    assert kf.to_config_json() == b'{"manifestVersion":"1.0.0","package":{},"model":{"name":"m"}}'
+
+
+def test_full_key_order():
+    kf = load_kitfile(
+        "mcpServers:\n  - {description: d, path: s.mcpb, name: s}\n"
+        "prompts:\n  - {description: d, path: p, name: n}\n"
+        "docs:\n  - {description: d, path: p}\n"
+        "datasets:\n  - {parameters: 1, license: l, description: d, remoteHash: h,"
+        " remotePath: s3://b/k, path: p, name: n}\n"
+        "code:\n  - {license: l, description: d, path: p}\n"
+        "model:\n  parameters: 1\n  parts:\n    - {type: t, license: l, path: p, name: n}\n"
+        "  description: d\n  version: v\n  format: f\n  framework: fw\n  license: l\n"
+        "  path: p\n  name: n\n"
+        "package:\n  authors: [a]\n  license: l\n  description: d\n  version: v\n  name: n\n"
+        "manifestVersion: 1.0.0\n"
+    )
+    for e in [kf.model, *kf.model.parts, *kf.code, *kf.datasets, *kf.docs, *kf.prompts,
+              *kf.mcp_servers]:
+        e.digest, e.diff_id = "sha256:d", "sha256:i"
+    assert kf.to_config_json() == (
+        b'{"manifestVersion":"1.0.0","package":{"name":"n","version":"v","description":"d",'
+        b'"license":"l","authors":["a"]},"model":{"name":"n","path":"p","license":"l",'
+        b'"framework":"fw","format":"f","version":"v","description":"d","parts":[{"name":"n",'
+        b'"path":"p","license":"l","type":"t","digest":"sha256:d","diffId":"sha256:i"}],'
+        b'"parameters":1,"digest":"sha256:d","diffId":"sha256:i"},"code":[{"path":"p",'
+        b'"description":"d","license":"l","digest":"sha256:d","diffId":"sha256:i"}],'
+        b'"datasets":[{"name":"n","path":"p","remotePath":"s3://b/k","remoteHash":"h",'
+        b'"description":"d","license":"l","parameters":1,"digest":"sha256:d",'
+        b'"diffId":"sha256:i"}],"docs":[{"path":"p","description":"d","digest":"sha256:d",'
+        b'"diffId":"sha256:i"}],"prompts":[{"name":"n","path":"p","description":"d",'
+        b'"digest":"sha256:d","diffId":"sha256:i"}],"mcpServers":[{"name":"s","path":"s.mcpb",'
+        b'"description":"d","digest":"sha256:d","diffId":"sha256:i"}]}'
+    )
+
+
+# The number table of spec §3.4: YAML scalar -> exact JSON text.
+NUMBERS = [
+    ("true", "true"), ("FALSE", "false"), ("yes", '"yes"'), ("off", '"off"'), ("3", "3"),
+    ("-123", "-123"), ("1_000", "1000"), ("0x1F", "31"), ("0o17", "15"), ("017", "15"),
+    ("12345678901234567890123", "1.2345678901234568e+22"), ("12.3", "12.3"), ("2.0", "2"),
+    ("1e3", "1000"), ("1e16", "10000000000000000"), ("1e21", "1e+21"), ("1e-7", "1e-7"),
+    ("1.5e-7", "1.5e-7"), ("-0.0", "-0"), ("2024-01-01", '"2024-01-01T00:00:00Z"'),
+    ("~", "null"), ("null", "null"), ("", "null"), ("0.000001", "0.000001"),
+    ("1.2e+3", "1200"), ("0xFF", "255"), ("18446744073709551615", "18446744073709551615"),
+    ("-9223372036854775808", "-9223372036854775808"), ("123456789.123", "123456789.123"),
+    ("1e20", "100000000000000000000"), ("1e-6", "0.000001"), ("9.999e-7", "9.999e-7"),
+]
+
+
+@pytest.mark.parametrize("scalar,json_text", NUMBERS, ids=[n[0] or "empty" for n in NUMBERS])
+def test_number_table(scalar, json_text):
+    kf = load_kitfile(f"manifestVersion: 1.0.0\nmodel:\n  parameters:\n    v: {scalar}\n")
+    assert kf.to_config_json() == (
+        b'{"manifestVersion":"1.0.0","package":{},"model":{"parameters":{"v":'
+        + json_text.encode() + b"}}}"
+    )
+
+
+def test_map_keys_sorted_by_utf8_bytes():
+    kf = load_kitfile("manifestVersion: 1.0.0\nmodel:\n  parameters:\n"
+                      "    b: 1\n    a10: 2\n    a9: 3\n    Z: 4\n    é: 5\n    _: 6\n")
+    assert kf.to_config_json().endswith(
+        '"parameters":{"Z":4,"_":6,"a10":2,"a9":3,"b":1,"é":5}}}'.encode()
+    )
+
+
+def test_unsupported_values():
+    kf = load_kitfile("manifestVersion: 1.0.0\ndatasets:\n  - path: d\n    parameters: [.nan]\n")
+    with pytest.raises(KitfileError, match="^json: unsupported value: NaN$"):
+        kf.to_config_json()
+
+
+@pytest.mark.parametrize(
+    "value,g,j",
+    [
+        (1234567.0, "1.234567e+06", "1234567"), (100000.0, "100000", "100000"),
+        (123456789012345678.0, "1.2345678901234568e+17", "123456789012345680"),
+        (0.0001, "0.0001", "0.0001"), (0.00001, "1e-05", "0.00001"), (1e21, "1e+21", "1e+21"),
+        (1e100, "1e+100", "1e+100"), (5e-324, "5e-324", "5e-324"), (-2.5, "-2.5", "-2.5"),
+        (0.0, "0", "0"),
+    ],
+)
+def test_go_float_formats(value, g, j):
+    assert go_format_g(value) == g
+    assert go_json_float(value) == j
