@@ -495,6 +495,16 @@ def _skip(reader: Any, n: int, buf: bytearray) -> None:
         n -= got
 
 
+_WRITEBACK_KICK = 64 << 20
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearray) -> Path:
     """The member's bytes into a temp file next to ``target``; the caller renames it once the
     whole blob has been verified."""
@@ -504,12 +514,19 @@ def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearra
     try:
         with os.fdopen(fd, "wb", buffering=0) as f:
             remaining = size
+            written = flushed = 0
             while remaining:
                 got = _read_into(reader, view[:min(remaining, len(buf))])
                 if not got:
                     raise UnpackError(f"failed to unpack: could not unpack file {target.name}")
                 f.write(view[:got])
                 remaining -= got
+                written += got
+                if written - flushed >= _WRITEBACK_KICK:
+                    # start writeback of what is written so far, so the final fsync of a
+                    # multi-GiB model does not wait for all of it at once
+                    _start_writeback(fd, flushed, written - flushed)
+                    flushed = written
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
     except BaseException:
