@@ -256,3 +256,31 @@ def test_unsafe_archive_entries_are_refused(packed, tmp_path):
     with pytest.raises(UnpackError, match="illegal file path: ../evil.txt"):
         unpack(ref, dir=tmp_path / "out", filters=["code"])
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_parent_modelkit_reference(kitops_home, tmp_path):
+    """model.path naming another ModelKit: pack makes no model layer and leaves the parent's
+    paths out; unpack unpacks the parent's model first (spec §6.4)."""
+    base = tmp_path / "base"
+    write(base / "Kitfile", "manifestVersion: 1.0.0\nmodel:\n  name: base\n  path: weights\n")
+    write(base / "weights" / "w.bin", b"W" * 1000)
+    pack(base, tag="base:v1")
+    child = tmp_path / "child"
+    write(child / "Kitfile", "manifestVersion: 1.0.0\nmodel:\n  name: tuned\n  path: base:v1\n"
+                             "code:\n  - path: .\n")
+    write(child / "train.py", "fit()\n")
+    write(child / "weights" / "stale.bin", b"old")  # the parent's layer path: not packed
+    res = pack(child, tag="child:v1")
+    assert [x["mediaType"].split(".")[-3] for x in res.layers] == ["code"]
+    assert res.config["model"] == {"name": "tuned", "path": "base:v1"}
+    rep = NullReporter()
+    out = tmp_path / "out"
+    unpack("child:v1", dir=out, reporter=rep)
+    assert (out / "weights" / "w.bin").read_bytes() == b"W" * 1000
+    assert not (out / "weights" / "stale.bin").exists()
+    assert (out / "train.py").exists()
+    assert ("info", "Unpacking referenced modelkit base:v1") in rep.messages
+    # a filter without model skips the parent entirely
+    out2 = tmp_path / "out2"
+    unpack("child:v1", dir=out2, filters=["code"])
+    assert not (out2 / "weights").exists() and (out2 / "train.py").exists()
