@@ -134,39 +134,15 @@ class Pattern:
 
     @classmethod
     def compile(cls, cleaned: str, exclusion: bool) -> Pattern:
+        """patternmatcher's ``compile``: builds the very regexp string Go builds (character by
+        character, no notion of ``[...]``), then translates that RE2 string to Python."""
         regex = "^"
         kind = "exact"
         chars = cleaned
         i, n, step = 0, len(chars), 0
-        in_class = False
         while i < n:
             ch = chars[i]
             i += 1
-            if in_class:
-                # Go regexp syntax inside [...] differs from Python's in a few spots; translate.
-                if ch == "]":
-                    regex += "]"
-                    in_class = False
-                elif ch == "[" and chars.startswith(":", i):
-                    end = chars.find(":]", i + 1)
-                    name = chars[i + 1:end] if end > 0 else ""
-                    if name in _POSIX_CLASSES:
-                        regex += _POSIX_CLASSES[name]
-                        i = end + 2
-                    else:
-                        regex += "\\["
-                elif ch == "\\":
-                    if i < n:
-                        regex += _escape_one(chars[i])
-                        i += 1
-                    else:
-                        regex += "\\\\"
-                elif ch in "[&~|":
-                    regex += "\\" + ch
-                else:
-                    regex += ch
-                step += 1
-                continue
             if ch == "*":
                 if i < n and chars[i] == "*":
                     i += 1
@@ -193,29 +169,21 @@ class Pattern:
                 regex += "\\" + ch
             elif ch == "\\":
                 if i < n:
-                    regex += _escape_one(chars[i])
+                    regex += "\\" + chars[i]
                     i += 1
                     kind = "regexp"
                 else:
-                    regex += "\\\\"
-            elif ch == "[":
-                regex += "["
-                kind = "regexp"
-                in_class = True
-                if i < n and chars[i] == "^":
-                    regex += "^"
-                    i += 1
-            elif ch == "]":
-                regex += "\\]"
+                    regex += "\\"
+            elif ch in "[]":
+                regex += ch
                 kind = "regexp"
             else:
-                # Go passes '^' through as an anchor; anything else here is a plain character.
-                regex += "^" if ch == "^" else re.escape(ch)
+                regex += ch
             step += 1
         pat = cls(cleaned, exclusion, kind)
         if kind == "regexp":
             try:
-                pat.regexp = re.compile(regex + r"\Z")
+                pat.regexp = re.compile(_re2_to_python(regex + "$"))
             except re.error as err:
                 raise ValueError(f"error parsing regexp: {err}") from None
         return pat
@@ -234,11 +202,59 @@ class Pattern:
         return self.regexp.match(path) is not None
 
 
-def _escape_one(ch: str) -> str:
-    # Go regexp escapes like \d keep their regexp meaning; punctuation becomes literal.
-    if ch.isalnum() and ch.isascii():
-        return "\\" + ch
-    return re.escape(ch)
+def _re2_to_python(regex: str) -> str:
+    """Translate the RE2 strings patternmatcher builds into Python ``re`` syntax.
+
+    Only what such strings can contain differs: inside a class RE2 reads ``[`` literally (Python
+    warns of nested sets) and knows ``[:alpha:]``; an unknown escape of punctuation is literal in
+    both; ``$`` must not match before a final newline (``\\Z``).
+    """
+    out: list[str] = []
+    i, n = 0, len(regex)
+    in_class = class_start = negated_seen = False
+    while i < n:
+        ch = regex[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = regex[i + 1]
+            out.append("\\" + nxt if nxt.isascii() and nxt.isalnum() else re.escape(nxt))
+            i += 2
+            continue
+        if in_class:
+            if ch == "]" and not class_start:
+                in_class = False
+                out.append("]")
+            elif ch == "[" and regex.startswith("[:", i):
+                end = regex.find(":]", i + 2)
+                name = regex[i + 2:end] if end > 0 else ""
+                if name in _POSIX_CLASSES:
+                    out.append(_POSIX_CLASSES[name])
+                    i = end + 2
+                    class_start = False
+                    continue
+                out.append("\\[")
+            elif ch == "^" and class_start and not negated_seen:
+                out.append("^")
+                negated_seen = True
+                i += 1
+                continue
+            elif ch in "[&~|]":
+                out.append("\\" + ch)
+            else:
+                out.append(ch)
+            class_start = False
+            i += 1
+            continue
+        if ch == "[":
+            in_class = True
+            class_start = True
+            negated_seen = False
+            out.append("[")
+        elif ch == "$" and i == n - 1:
+            out.append(r"\Z")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 # --- the matcher --------------------------------------------------------------------------

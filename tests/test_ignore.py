@@ -1,0 +1,137 @@
+""".kitignore matching. The expected values of the table were produced by moby/patternmatcher
+v0.6.0 itself (ignorefile.ReadAll + MatchesOrParentMatches, plus kit's always-ignored names)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from kit_jupyter.errors import PackError
+from kit_jupyter.ignore import (
+    IgnoreRules,
+    go_clean,
+    in_other_layer,
+    layer_paths_from_kitfile,
+    read_ignore_file,
+)
+
+GO_CASES = [
+    (["*.txt"], {"a.txt": True, "d/a.txt": False, "a.txt/x": True, "a.txtx": False}),
+    (["**/*.txt"], {"a.txt": True, "d/a.txt": True, "d/e/a.txt": True, "a.md": False}),
+    (["data/**"], {"data": False, "data/x": True, "data/x/y": True, "database": False}),
+    (["foo**"], {"foo": True, "foobar": True, "foo/x": True, "fo": False}),
+    (["**"], {"a": True, "a/b": True}),
+    (["**/cache"], {"cache": True, "a/cache": True, "a/b/cache/x": True, "xcache": False,
+                    "a/xcache": False}),
+    (["a?c"], {"abc": True, "a/c": False, "ac": False, "abbc": False}),
+    (["[a-c]x", "[^b]y"], {"ax": True, "dx": False, "by": False, "cy": True, "b/y": False}),
+    (["/abs/path"], {"abs/path": True, "abs/path/x": True, "abs": False}),
+    (["docs/../src"], {"src": True, "docs/src": False, "src/x": True}),
+    (["*.md", "!README.md"], {"a.md": True, "README.md": False, "d/README.md": False,
+                              "d/a.md": False}),
+    (["**/*.md", "!README.md"], {"a.md": True, "README.md": False, "d/README.md": True}),
+    (["d", "!d/keep"], {"d": True, "d/x": True, "d/keep": False, "d/keep/y": False}),
+    (["!d", "d"], {"d": True, "d/x": True}),
+    (["# comment", " #notcomment", "  spaced.txt  "], {"# comment": False, "#notcomment": True,
+                                                       "spaced.txt": True}),
+    (["a\\*b"], {"a*b": True, "axb": False}),
+    (["file.(1)"], {"file.(1)": True, "fileX(1)": False}),
+    (["$RECYCLE", "c++"], {"$RECYCLE": True, "c++": True, "c": False}),
+    (["é*"], {"été": True, "e": False}),
+    (["model*/weights"], {"model1/weights": True, "model1/weights/x": True,
+                          "model/weights": True, "models/a/weights": False}),
+    ([], {"Kitfile": True, "kitfile": True, ".kitfile": True, ".kitignore": True,
+          "sub/Kitfile": False, "KITFILE": False}),
+    # regexps Go builds from '*' and '?' inside brackets (translated from RE2, not reinterpreted)
+    (["[+?\\*[^b]"], {"+*a": True, "/*a": True, "[*b": False, "+*b": False, "^*a": True,
+                     "+a": False}),
+]
+
+
+@pytest.mark.parametrize("patterns,expected", GO_CASES)
+def test_matches_like_patternmatcher(patterns: list[str], expected: dict[str, bool]) -> None:
+    rules = IgnoreRules(read_ignore_file("\n".join(patterns).encode()))
+    got = {p: rules.matches(p) for p in expected}
+    assert got == expected
+
+
+def test_has_exceptions() -> None:
+    assert IgnoreRules(["a", "!b"]).has_exceptions
+    assert not IgnoreRules(["a", "b"]).has_exceptions
+    assert not IgnoreRules().has_exceptions  # the always-ignored names add none
+
+
+def test_read_ignore_file_normalises() -> None:
+    text = "\ufeff# c\n/lead\r\n ! /neg/ \n\n  \ta/./b//c/  \n#x\n!\n"
+    assert read_ignore_file(text.encode()) == ["lead", "!neg", "a/b/c", "!"]
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("!\n", 'invalid .kitignore file: illegal exclusion pattern: "!"'),
+    ("a[\n", "invalid .kitignore file: syntax error in pattern"),
+    ("x[]y\n", "invalid .kitignore file: syntax error in pattern"),
+    ("ok\\\n", "invalid .kitignore file: syntax error in pattern"),
+    ("a*[\n", "invalid .kitignore file: syntax error in pattern"),  # Go >= 1.20 checks the rest
+])
+def test_bad_patterns_are_errors(tmp_path: Path, text: str, msg: str) -> None:
+    (tmp_path / ".kitignore").write_text(text)
+    with pytest.raises(PackError) as err:
+        IgnoreRules.load(tmp_path)
+    assert str(err.value) == msg
+
+
+def test_load_missing_file_and_extra_excludes(tmp_path: Path) -> None:
+    rules = IgnoreRules.load(tmp_path, ["*.log"])
+    assert rules.matches("x.log") and rules.matches("Kitfile") and not rules.matches("x.py")
+    (tmp_path / ".kitignore").write_text("*.py\n")
+    rules = IgnoreRules.load(tmp_path, ["!keep.py"])
+    assert rules.matches("x.py") and not rules.matches("keep.py") and rules.has_exceptions
+
+
+def test_paths_are_cleaned_before_matching() -> None:
+    rules = IgnoreRules(["data/raw"])
+    assert rules.matches("./data/raw/") and rules.matches(" data//raw/x ")
+
+
+def test_cross_layer_string_prefix_rule() -> None:
+    layers = [".", "data", "models/m1"]
+    assert in_other_layer("database.txt", ".", layers)  # spec §8.6: a string prefix
+    assert in_other_layer("data/x", ".", layers)
+    assert not in_other_layer("data/x", "data", layers)  # own layer
+    assert not in_other_layer("data/x", "data/sub", layers)  # "data" is a parent of the layer
+    assert in_other_layer("models/m1/w", "models", layers)
+    assert not in_other_layer("database.txt", ".", layers, element_prefix=True)
+    assert in_other_layer("data/x", ".", layers, element_prefix=True)
+
+
+def test_excludes_combines_ignore_file_and_layers() -> None:
+    rules = IgnoreRules(["**/*.tmp"], layer_paths=["code", "code/vendor"])
+    assert rules.excludes("code/a.tmp", "code")
+    assert rules.excludes("code/vendor/lib.py", "code")
+    assert not rules.excludes("code/main.py", "code")
+    assert not rules.excludes("code/vendor/lib.py", "code/vendor")
+    extended = rules.with_layer_paths(["code/gen"])
+    assert extended.excludes("code/gen/x", "code") and not rules.excludes("code/gen/x", "code")
+
+
+def test_layer_paths_from_kitfile_duck_typed() -> None:
+    kf = SimpleNamespace(
+        code=[SimpleNamespace(path="./src/")],
+        datasets=[SimpleNamespace(path="data", remote_path="s3://b/k"),
+                  SimpleNamespace(path=" d2 ")],
+        docs=[SimpleNamespace(path="README.md")],
+        prompts=[SimpleNamespace(path="prompts")],
+        model=SimpleNamespace(path="model.bin", parts=[SimpleNamespace(path="tok/")]),
+    )
+    assert layer_paths_from_kitfile(kf) == ["src", "data", "d2", "README.md", "prompts",
+                                            "model.bin", "tok"]
+    kf.model = SimpleNamespace(path="", parts=[])
+    assert layer_paths_from_kitfile(kf)[-1] == "prompts"
+
+
+@pytest.mark.parametrize("raw,clean", [("", "."), ("a//b/", "a/b"), ("//x", "/x"),
+                                       ("a/../..", ".."), ("/../a", "/a"), ("./", ".")])
+def test_go_clean(raw: str, clean: str) -> None:
+    assert go_clean(raw) == clean

@@ -1,0 +1,442 @@
+"""The tar writer against the golden values of spec §14.1, Python's tarfile, and gzip."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kit_jupyter.errors import PackError
+from kit_jupyter.ignore import IgnoreRules
+from kit_jupyter.layers import (
+    EMPTY_LAYER_DIGEST,
+    LayerStats,
+    extract_layer,
+    go_rel,
+    layer_size,
+    list_layer_entries,
+    pack_layer_to_file,
+    pack_raw_layer_to_file,
+    tar_header,
+    write_layer,
+)
+from kit_jupyter.mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH
+from kit_jupyter.progress import NullReporter
+
+
+def mkfile(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.chmod(path, mode)
+
+
+def mkdir(path: Path, mode: int = 0o755) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+
+
+def layer(ctx: Path, path: str, **kw) -> tuple[bytes, NullReporter, LayerStats]:
+    out = io.BytesIO()
+    rep = NullReporter()
+    stats = write_layer(ctx, path, out, reporter=rep, **kw)
+    return out.getvalue(), rep, stats
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def names(data: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        return [m.name for m in tf]
+
+
+@pytest.fixture
+def t1(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    mkdir(ctx)
+    mkdir(ctx / "data")
+    mkfile(ctx / "data/a.txt", b"hello\n", 0o644)
+    mkfile(ctx / "data/b.bin", b"\x00\x01\x02", 0o755)
+    mkdir(ctx / "data2")
+    mkfile(ctx / "data2/x", b"decoy")
+    os.symlink("a.txt", ctx / "data/link")
+    return ctx
+
+
+# --- golden values (spec §14.1) ----------------------------------------------------------------
+
+def test_t1_two_file_directory_bytes(t1: Path) -> None:
+    data, rep, stats = layer(t1, "data")
+    assert len(data) == 3584
+    assert sha(data) == "sha256:e4771edd1e9b7f4d31c9554bdb2ca3ccb6918b535beb27be6a3fe4b421455a9d"
+    assert names(data) == ["data", "data/a.txt", "data/b.bin"]
+    assert stats.entries == 3 and stats.files == 2 and stats.dirs == 1
+    assert ("warning", "Skipping symlink data/link (symlinks are not supported)") in rep.messages
+
+
+T1_FIELDS = [  # name, mode, size, chksum, type
+    (b"data", b"0000755\0", b"00000000000\0", b"010054\0 ", b"5"),
+    (b"data/a.txt", b"0000644\0", b"00000000006\0", b"011110\0 ", b"0"),
+    (b"data/b.bin", b"0000755\0", b"00000000003\0", b"011042\0 ", b"0"),
+]
+
+
+@pytest.mark.parametrize("index,offset", [(0, 0), (1, 512), (2, 1536)])
+def test_t1_header_fields(t1: Path, index: int, offset: int) -> None:
+    data, _, _ = layer(t1, "data")
+    h = data[offset:offset + 512]
+    name, mode, size, chksum, typ = T1_FIELDS[index]
+    assert h[0:100] == name.ljust(100, b"\0")
+    assert h[100:108] == mode
+    assert h[108:116] == b"0001750\0"
+    assert h[116:124] == b"0000000\0"
+    assert h[124:136] == size
+    assert h[136:148] == b"00000000000\0"
+    assert h[148:156] == chksum
+    assert h[156:157] == typ
+    assert h[157:257] == b"\0" * 100
+    assert h[257:263] == b"ustar\0" and h[263:265] == b"00"
+    assert h[265:329] == b"\0" * 64  # uname, gname
+    assert h[329:337] == b"0000000\0" and h[337:345] == b"0000000\0"
+    assert h[345:512] == b"\0" * 167
+
+
+def test_t1_layout_and_end(t1: Path) -> None:
+    data, _, _ = layer(t1, "data")
+    assert data[1024:1030] == b"hello\n" and data[1030:1536] == b"\0" * 506
+    assert data[2048:2051] == b"\x00\x01\x02" and data[2051:2560] == b"\0" * 509
+    assert data[2560:] == b"\0" * 1024
+
+
+def test_t2_single_file(t1: Path) -> None:
+    data, rep, _ = layer(t1, "data/a.txt")
+    assert len(data) == 2560
+    assert sha(data) == "sha256:67603e208f35b2708e78f0986354f9ac1fb06449d2c68812531c33e689058314"
+    assert names(data) == ["data", "data/a.txt"]
+    assert rep.messages == []  # the symlink is not in this layer's tree
+
+
+def test_t3_ustar_split_takes_last_slash(tmp_path: Path) -> None:
+    mkdir(tmp_path / "a")
+    mkdir(tmp_path / "a" / ("b" * 50))
+    mkfile(tmp_path / "a" / ("b" * 50) / ("c" * 49), b"z\n")
+    data, _, _ = layer(tmp_path, "a")
+    assert len(data) == 3072
+    assert sha(data) == "sha256:44c001a5e983efd1707d7f795bd044d79f840bae049b6566cdca25101e9babfa"
+    h = data[1024:1536]
+    assert h[345:345 + 52] == b"a/" + b"b" * 50 and h[397] == 0
+    assert h[0:49] == b"c" * 49 and h[49] == 0
+
+
+def test_ustar_split_differs_from_tarfile() -> None:
+    # several valid splits: Go takes the last '/' within 156 bytes, tarfile the first
+    name = b"p/q/" + b"r" * 98
+    h = tar_header(name, 0o644, 0, False)
+    assert h[345:349] == b"p/q\0" and h[0:99] == b"r" * 98 + b"\0"
+    info = tarfile.TarInfo(name.decode())
+    py = info.tobuf(tarfile.USTAR_FORMAT)
+    assert py[345:347] == b"p\0"  # tarfile: prefix "p", name "q/rrr..."
+
+
+def test_t4_non_ascii_pax(tmp_path: Path) -> None:
+    mkdir(tmp_path / "données")
+    mkfile(tmp_path / "données/é.txt", b"u\n")
+    data, _, _ = layer(tmp_path, "données")
+    assert len(data) == 4608
+    assert sha(data) == "sha256:f4212764f2f1f8788ea3b61bd3145a8825f7bc174434d124c57dd58f3e3e424a"
+    x1, rec1, main1 = data[0:512], data[512:1024], data[1024:1536]
+    assert x1[0:20] == b"PaxHeaders.0/donnes\0" and x1[156:157] == b"x"
+    assert x1[100:136] == b"0000000\0" * 3 + b"00000000021\0"  # 17 bytes of records
+    assert x1[329:345] == b"\0" * 16  # devmajor/devminor NUL in the extended header
+    assert rec1.rstrip(b"\0") == "17 path=données\n".encode()
+    assert main1[0:7] == b"donnes\0" and main1[156:157] == b"5"
+    assert main1[329:345] == b"0000000\0" * 2
+    x2, rec2, main2 = data[1536:2048], data[2048:2560], data[2560:3072]
+    assert x2[0:25] == b"donnes/PaxHeaders.0/.txt\0"
+    assert rec2.rstrip(b"\0") == "24 path=données/é.txt\n".encode()
+    assert main2[0:12] == b"donnes/.txt\0"
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert [m.name for m in tf] == ["données", "données/é.txt"]
+
+
+def test_t5_eight_gib_sparse_file_headers(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(8 * 1024**3)
+    os.chmod(big, 0o644)
+    head = tar_header(b"big.bin", 0o644, big.stat().st_size, False)
+    assert len(head) == 1536
+    assert head[0:21] == b"PaxHeaders.0/big.bin\0" and head[156:157] == b"x"
+    assert head[512:1024].rstrip(b"\0") == b"19 size=8589934592\n"
+    main = head[1024:1536]
+    assert main[0:8] == b"big.bin\0" and main[124:136] == b"00000000000\0"
+    assert main[156:157] == b"0"
+    # and the writer emits exactly these headers first (stop after them: 8 GiB of zeros follow)
+    class Stop(Exception):
+        pass
+
+    class FirstBlocks(io.RawIOBase):
+        def __init__(self) -> None:
+            self.buf = bytearray()
+
+        def write(self, b) -> int:  # type: ignore[override]
+            self.buf += bytes(b)[: max(0, 1536 - len(self.buf))]
+            if len(self.buf) >= 1536:
+                raise Stop
+            return len(b)
+
+    sink = FirstBlocks()
+    with pytest.raises(Stop):
+        write_layer(tmp_path, "big.bin", sink)  # type: ignore[arg-type]
+    assert bytes(sink.buf) == head
+
+
+def test_long_ascii_name_without_split_uses_pax(tmp_path: Path) -> None:
+    name = b"d" * 120  # no '/' at all: cannot be split
+    h = tar_header(name, 0o644, 3, False)
+    assert h[0:13] == b"PaxHeaders.0/" and h[13:100] == b"d" * 87  # cut to 100 bytes
+    assert h[512:1024].rstrip(b"\0") == b"130 path=" + name + b"\n"
+    assert h[1024:1124] == b"d" * 100
+
+
+def test_pax_main_name_cut_drops_trailing_slashes() -> None:
+    name = b"q" * 98 + b"//" + b"r" * 10  # cut at 100 ends in '/', non-splittable prefix rule
+    h = tar_header("é".encode() + name, 0o644, 0, False)
+    main = h[-512:]
+    # Go's formatString puts one NUL terminator where the trailing slashes start
+    assert main[0:98] == b"q" * 98 and main[98:100] == b"\0/"
+
+
+def test_t6_walk_order_per_directory(tmp_path: Path) -> None:
+    mkfile(tmp_path / "a/x", b"1")
+    mkfile(tmp_path / "a-b/y", b"2")
+    data, _, _ = layer(tmp_path, ".")
+    assert names(data) == ["a", "a/x", "a-b", "a-b/y"]
+
+
+def test_names_sorted_by_bytes_not_locale(tmp_path: Path) -> None:
+    for n in ("b", "B", "a", "_", "é", "Z"):
+        mkfile(tmp_path / "d" / n, b"x")
+    data, _, _ = layer(tmp_path, "d")
+    assert names(data) == ["d", "d/B", "d/Z", "d/_", "d/a", "d/b", "d/é"]
+
+
+def test_t7_dotdot_quirk(tmp_path: Path) -> None:
+    mkfile(tmp_path / "data/ok.txt", b"ok")
+    mkfile(tmp_path / "data/v1..2.txt", b"dropped")
+    data, rep, stats = layer(tmp_path, "data")
+    assert len(data) == 2560 and names(data) == ["data", "data/ok.txt"]
+    assert stats.skipped_dotdot == ["data/v1..2.txt"]
+    assert any("v1..2.txt" in m for _, m in rep.messages)
+
+
+def test_t8_symlinked_layer_path_is_empty(tmp_path: Path) -> None:
+    mkfile(tmp_path / "real/x", b"x")
+    os.symlink("real", tmp_path / "link")
+    data, rep, _ = layer(tmp_path, "link")
+    assert data == b"\0" * 1024 and sha(data) == EMPTY_LAYER_DIGEST
+    assert ("warning", "No files detected in code layer with path link") in rep.messages
+    assert ("warning", "Skipping symlink link (symlinks are not supported)") in rep.messages
+
+
+def test_dotdot_quirk_drops_ancestor_of_dotted_layer(tmp_path: Path) -> None:
+    # Rel("d/v1..2", "d") is ".." and Rel("d", "d/v1..2") is "v1..2": both contain "..",
+    # so the ancestor is skipped and never entered: the layer comes out empty (spec T8)
+    mkfile(tmp_path / "d/v1..2/f", b"x")
+    data, _, stats = layer(tmp_path, "d/v1..2")
+    assert data == b"\0" * 1024 and stats.skipped_dotdot == ["d"]
+    assert go_rel("d/v1..2", "d") == ".." and go_rel("d", "d/v1..2") == "v1..2"
+    mkfile(tmp_path / "x..y/in/f", b"x")  # a dotted *ancestor* is kept: "in" has no ".."
+    data, _, _ = layer(tmp_path, "x..y/in")
+    assert names(data) == ["x..y", "x..y/in", "x..y/in/f"]
+
+
+def test_t9_empty_directory(tmp_path: Path) -> None:
+    mkdir(tmp_path / "e")
+    data, rep, _ = layer(tmp_path, "e", kind_label="dataset")
+    assert len(data) == 1536 and data[0:2] == b"e\0" and data[156:157] == b"5"
+    assert data[512:] == b"\0" * 1024
+    assert ("warning", "No files detected in dataset layer with path e") in rep.messages
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(PackError, match=r"^path nope does not exist$"):
+        layer(tmp_path, "nope")
+
+
+@pytest.mark.parametrize("path,msg", [("/abs", r"absolute paths are not supported \(/abs\)"),
+                                      ("../up", "layer paths must stay within context")])
+def test_layer_path_must_be_inside(tmp_path: Path, path: str, msg: str) -> None:
+    with pytest.raises(PackError, match=msg):
+        layer(tmp_path, path)
+
+
+def test_modes_keep_special_bits_and_hardlinks_are_files(tmp_path: Path) -> None:
+    mkfile(tmp_path / "d/f", b"abc", 0o640)
+    os.link(tmp_path / "d/f", tmp_path / "d/g")
+    mkdir(tmp_path / "d/sticky", 0o1777)
+    os.chmod(tmp_path / "d/sticky", 0o1777)
+    data, _, _ = layer(tmp_path, "d")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        members = {m.name: m for m in tf}
+    assert members["d/f"].mode == 0o640 and members["d/g"].isreg()
+    assert members["d/g"].size == 3
+    assert members["d/sticky"].mode == 0o1777
+
+
+def test_os_junk_and_fifo_skipped(tmp_path: Path) -> None:
+    mkfile(tmp_path / "d/keep", b"1")
+    mkfile(tmp_path / "d/.DS_Store", b"junk")
+    mkfile(tmp_path / "d/THUMBS.DB", b"junk")
+    os.mkfifo(tmp_path / "d/pipe")
+    data, _, _ = layer(tmp_path, "d")
+    assert names(data) == ["d", "d/keep"]
+
+
+def test_header_matches_tarfile_view(t1: Path) -> None:
+    data, _, _ = layer(t1, ".")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        got = {m.name: (m.type, m.mode, m.uid, m.gid, m.mtime, m.size) for m in tf}
+        assert tf.extractfile("data/a.txt").read() == b"hello\n"  # type: ignore[union-attr]
+    assert got["data"] == (tarfile.DIRTYPE, 0o755, 1000, 0, 0, 0)
+    assert got["data/b.bin"] == (tarfile.REGTYPE, 0o755, 1000, 0, 0, 3)
+    assert "data/link" not in got and "data2/x" in got
+
+
+# --- ignore rules and other layers inside the writer -------------------------------------------
+
+def test_kitfile_and_kitignore_always_ignored(tmp_path: Path) -> None:
+    for n in ("Kitfile", "kitfile", ".kitfile", ".kitignore", "main.py"):
+        mkfile(tmp_path / n, b"x")
+    mkfile(tmp_path / "sub/Kitfile", b"x")  # only the root Kitfile matches the pattern
+    data, _, _ = layer(tmp_path, ".", ignore=IgnoreRules.load(tmp_path))
+    assert names(data) == ["main.py", "sub", "sub/Kitfile"]
+
+
+def test_other_layers_string_prefix(tmp_path: Path) -> None:
+    for n in ("data/set1.txt", "data-v2/extra.txt", "database.txt", "main.py"):
+        mkfile(tmp_path / n, b"x")
+    rules = IgnoreRules.load(tmp_path, layer_paths=[".", "data"])
+    data, _, _ = layer(tmp_path, ".", ignore=rules)
+    assert names(data) == ["main.py"]  # kit (spec §8.6) drops everything starting "data"
+    newer = IgnoreRules.load(tmp_path, layer_paths=[".", "data"], element_prefix=True)
+    data, _, _ = layer(tmp_path, ".", ignore=newer)
+    assert names(data) == ["data-v2", "data-v2/extra.txt", "database.txt", "main.py"]
+    sub, _, _ = layer(tmp_path, "data", ignore=rules)
+    assert names(sub) == ["data", "data/set1.txt"]  # the parent layer "." is not excluded
+
+
+def test_other_layer_paths_argument(tmp_path: Path) -> None:
+    mkfile(tmp_path / "m/weights.bin", b"w")
+    mkfile(tmp_path / "m/tok/vocab", b"v")
+    data, _, _ = layer(tmp_path, "m", other_layer_paths=["m/tok"])
+    assert names(data) == ["m", "m/weights.bin"]
+
+
+def test_ignored_directory_pruned_or_walked(tmp_path: Path) -> None:
+    mkfile(tmp_path / "src/a.py", b"a")
+    mkfile(tmp_path / "src/cache/x.pyc", b"c")
+    mkfile(tmp_path / "src/cache/keep.txt", b"k")
+    (tmp_path / ".kitignore").write_text("src/cache\n")
+    data, _, _ = layer(tmp_path, "src", ignore=IgnoreRules.load(tmp_path))
+    assert names(data) == ["src", "src/a.py"]
+    (tmp_path / ".kitignore").write_text("src/cache\n!src/cache/keep.txt\n")
+    data, _, _ = layer(tmp_path, "src", ignore=IgnoreRules.load(tmp_path))
+    # kit walks into the ignored directory and re-includes the file, without the directory entry
+    assert names(data) == ["src", "src/a.py", "src/cache/keep.txt"]
+
+
+def test_layer_path_ignored_warns(tmp_path: Path) -> None:
+    mkfile(tmp_path / "docs/readme.md", b"r")
+    (tmp_path / ".kitignore").write_text("docs\n")
+    data, rep, stats = layer(tmp_path, "docs", ignore=IgnoreRules.load(tmp_path),
+                             kind_label="docs")
+    assert stats.ignored_layer_path and data == b"\0" * 1024
+    assert ("warning", "Warning: docs layer path docs ignored by kitignore") in rep.messages
+
+
+def test_layer_size_is_kits_total(t1: Path) -> None:
+    assert layer_size(t1, "data") == 9
+    assert layer_size(t1, "data/a.txt") == 6
+    assert layer_size(t1, "data", other_layer_paths=["data/b"]) == 6
+
+
+# --- pack to file: digests, gzip, progress -----------------------------------------------------
+
+def test_pack_none_digest_equals_diff_id(t1: Path, tmp_path: Path) -> None:
+    packed = pack_layer_to_file(t1, "./data/", tmp_path / "cache", base="dataset")
+    try:
+        assert packed.path.name.startswith("kitops_layer_")
+        assert packed.path.parent == tmp_path / "cache"
+        assert packed.digest == packed.diff_id == \
+            "sha256:e4771edd1e9b7f4d31c9554bdb2ca3ccb6918b535beb27be6a3fe4b421455a9d"
+        assert packed.size == 3584 == packed.path.stat().st_size
+        assert packed.media_type == "application/vnd.kitops.modelkit.dataset.v1.tar"
+        assert packed.annotations == {ANNOTATION_FILEPATH: "data"}
+        assert packed.descriptor()["size"] == 3584
+    finally:
+        packed.discard()
+    assert not packed.path.exists()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "gzip-fastest"])
+def test_pack_gzip_round_trip(t1: Path, tmp_path: Path, compression: str) -> None:
+    rep = NullReporter()
+    packed = pack_layer_to_file(t1, "data", tmp_path / "c", base="code",
+                                compression=compression, reporter=rep, label="code data")
+    blob = packed.path.read_bytes()
+    assert packed.media_type == "application/vnd.kitops.modelkit.code.v1.tar+gzip"
+    assert packed.digest == sha(blob) and packed.size == len(blob)
+    raw = gzip.decompress(blob)
+    assert sha(raw) == packed.diff_id == \
+        "sha256:e4771edd1e9b7f4d31c9554bdb2ca3ccb6918b535beb27be6a3fe4b421455a9d"
+    assert [e.name for e in list_layer_entries(io.BytesIO(blob), compressed=True)] == \
+        ["data", "data/a.txt", "data/b.bin"]
+    out = tmp_path / "out"
+    extract_layer(io.BytesIO(blob), out, compressed=compression)
+    assert (out / "data/a.txt").read_bytes() == b"hello\n"
+    (task,) = rep.tasks
+    assert task.total == 9 and task.done == 9 and task.ok is True
+
+
+def test_pack_failure_leaves_no_temp_file(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(PackError):
+        pack_layer_to_file(tmp_path, "missing", cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_pack_streams_large_file_in_chunks(tmp_path: Path) -> None:
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    mkfile(tmp_path / "m/w.bin", payload)
+    writes: list[int] = []
+
+    class Recorder(io.RawIOBase):
+        def write(self, b) -> int:  # type: ignore[override]
+            writes.append(len(b))
+            return len(b)
+
+    write_layer(tmp_path, "m", Recorder())  # type: ignore[arg-type]
+    assert max(writes) <= 1 << 20 and sum(writes) == 512 * 2 + len(payload) + \
+        (-len(payload) % 512) + 1024
+
+
+def test_raw_layer(tmp_path: Path) -> None:
+    mkfile(tmp_path / "srv/tool.mcpb", b"PK\x03\x04zip", 0o644)
+    packed = pack_raw_layer_to_file(tmp_path, "srv/tool.mcpb", tmp_path / "c")
+    try:
+        assert packed.path.read_bytes() == b"PK\x03\x04zip"
+        assert packed.media_type == "application/vnd.kitops.modelkit.mcpb.v1.raw"
+        assert packed.digest == packed.diff_id == sha(b"PK\x03\x04zip")
+        assert packed.annotations[ANNOTATION_FILEPATH] == "srv/tool.mcpb"
+        assert '"name":"tool.mcpb"' in packed.annotations[ANNOTATION_FILE_METADATA]
+    finally:
+        packed.discard()
+    with pytest.raises(PackError, match="file srv is not a regular file"):
+        pack_raw_layer_to_file(tmp_path, "srv", tmp_path / "c")
