@@ -66,6 +66,8 @@ def open_and_run_all(context: Any, lab: Any, notebook: str) -> Any:
     # The toolbar's idle indicator shows up while the kernel is still initializing; Run All then
     # opens a kernel dialog. The status bar text is the reliable signal.
     expect(page.get_by_text(KERNEL_IDLE)).to_be_visible(timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="View").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="File Browser").first.click()  # more room
     page.evaluate(WATCH_PROGRESS)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
@@ -105,9 +107,10 @@ def test_remote_datasets_progress_bar_reaches_100(jupyterlab, chromium, screensh
         assert progress["maxPct"] == pytest.approx(100.0), progress
         assert progress["success100"], progress
         # ...and the live widgets ended as the static summary, at 100% too
-        summary = page.locator("table.kit-progress-summary").first
+        summary = page.locator("table.kit-progress-summary").filter(has_text="data/events.bin")
+        expect(summary).to_have_count(1)
         expect(summary).to_be_visible()
-        expect(summary).to_contain_text("100%")
+        expect(summary.locator("tr", has_text="data/events.bin")).to_contain_text("100%")
         summary.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_dir / "remote-datasets-progress.png"))
     finally:
