@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("[ERROR] Interrupted\n")
         return 130
     out = _render(result, getattr(args, "format", None))
-    if out is not None:
+    if out is not None and out.strip():
         sys.stdout.write(out.rstrip("\n") + "\n")
     if args.command == "validate" and not result.valid:
         return 1
