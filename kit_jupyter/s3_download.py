@@ -255,10 +255,12 @@ class Downloader:
             if self.cancel.is_set():
                 return
             progressed = False
+            with self._count_lock:
+                self.requests += 1
+            # Failed requests were already retried by botocore (connection refused, 5xx, ...);
+            # what botocore cannot retry is a body that breaks off, which is resumed here.
+            resp = self.get(Range=f"bytes={pos}-{job.end - 1}")
             try:
-                with self._count_lock:
-                    self.requests += 1
-                resp = self.get(Range=f"bytes={pos}-{job.end - 1}")
                 body = resp["Body"]
                 try:
                     self._check_range(resp, pos, job.end)

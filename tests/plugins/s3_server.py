@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import re
+import selectors
 import signal
 import socket
 import struct
@@ -220,42 +221,56 @@ class TcpProxy:
             u = socket.create_connection(("127.0.0.1", self.upstream))
             with self._lock:
                 self._conns += [c, u]
-            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
 
-    def _up(self, c: socket.socket, u: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := c.recv(65536):
-                for m in self._REQ.finditer(data):
-                    head = data[m.start():data.find(b"\r\n\r\n", m.start())]
-                    rng = re.search(rb"\r\nrange: *(\S+)", head, re.I)
-                    with self._lock:
-                        self.requests.append((m.group(1).decode(), m.group(2).decode(),
-                                              rng.group(1).decode() if rng else None))
-                u.sendall(data)
-        with contextlib.suppress(OSError):
-            u.shutdown(socket.SHUT_WR)
+    def _log_requests(self, data: bytes) -> None:
+        for m in self._REQ.finditer(data):
+            head = data[m.start():data.find(b"\r\n\r\n", m.start())]
+            rng = re.search(rb"\r\nrange: *(\S+)", head, re.I)
+            with self._lock:
+                self.requests.append((m.group(1).decode(), m.group(2).decode(),
+                                      rng.group(1).decode() if rng else None))
 
-    def _down(self, u: socket.socket, c: socket.socket) -> None:
+    def _pump(self, c: socket.socket, u: socket.socket) -> None:
+        """Both directions in one thread, so a cut closes sockets nobody is blocked on (a socket
+        closed under another thread's recv() is only really closed when that recv returns)."""
         sent = 0
-        with contextlib.suppress(OSError):
-            while data := u.recv(65536):
-                with self._lock:
-                    cut = self._cut_after is not None and self._cuts_left > 0 \
-                        and sent + len(data) > self._cut_after
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ)
+        sel.register(u, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in sel.select(timeout=1):
+                    src = key.fileobj
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    if src is c:
+                        self._log_requests(data)
+                        u.sendall(data)
+                        continue
+                    with self._lock:
+                        cut = self._cut_after is not None and self._cuts_left > 0 \
+                            and sent + len(data) > self._cut_after
+                        if cut:
+                            self._cuts_left -= 1
+                            self.cuts_done += 1
                     if cut:
-                        self._cuts_left -= 1
-                        self.cuts_done += 1
-                if cut:
-                    c.sendall(data[: max(0, self._cut_after - sent)])
-                    for s in (c, u):   # RST, as a broken network does
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                        s.close()
+                        c.sendall(data[: max(0, self._cut_after - sent)])
+                        time.sleep(0.3)  # let the client read it: an RST drops unread data
+                        return   # RST below, as a broken network does
+                    c.sendall(data)
+                    sent += len(data)
+                if self._closed:
                     return
-                c.sendall(data)
-                sent += len(data)
-        with contextlib.suppress(OSError):
-            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            sel.close()
+            for s in (c, u):
+                with contextlib.suppress(OSError):
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
 
     def close(self) -> None:
         self._closed = True

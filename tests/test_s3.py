@@ -1,0 +1,381 @@
+"""Remote datasets against a real S3-compatible server (moto over HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import _thread
+import hashlib
+import os
+import time
+from types import SimpleNamespace as NS
+
+import pytest
+
+from kit_jupyter import s3 as ks3
+from kit_jupyter.errors import KitError, RemoteDatasetError, UnpackError
+from kit_jupyter.progress import NullReporter, Reporter
+from tests.plugins.s3_server import SECRET_KEY, S3Fixture
+
+KiB = 1024
+MiB = 1 << 20
+
+
+def kitfile(*datasets: tuple[str, str, str], name: str = "d") -> NS:
+    """A stand-in for kitfile.Kitfile: the attributes the hooks read."""
+    return NS(datasets=[NS(name=f"{name}{i}", path=p, remote_path=rp, remote_hash=rh)
+                        for i, (p, rp, rh) in enumerate(datasets)],
+              lines={f"datasets[{i}].remoteHash": 10 + 4 * i for i in range(len(datasets))})
+
+
+def no_litter(directory) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
+                  if p.name.endswith(".part"))
+
+
+def assert_no_secret(*texts: str) -> None:
+    for t in texts:
+        assert SECRET_KEY not in t
+
+
+@pytest.fixture
+def data(s3: S3Fixture):
+    bucket = s3.bucket("data")
+    small = os.urandom(300 * KiB + 3)
+    multi = os.urandom(2 * MiB + 123 * KiB)
+    return NS(bucket=bucket, small=small, small_etag=s3.put(bucket, "small.bin", small)["etag"],
+              multi=multi,
+              multi_etag=s3.put_multipart(bucket, "dir/multi.bin", multi, 512 * KiB)["etag"])
+
+
+# --- pack hook -----------------------------------------------------------------------------
+
+def test_pack_verifies_etag(s3, data):
+    kf = kitfile(("train.bin", "s3://data/small.bin", data.small_etag),
+                 ("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
+    r = NullReporter()
+    assert s3_verify(kf, r, s3.env()) is None
+    assert r.messages == [("info", "Verified remote S3 dataset for path train.bin"),
+                          ("info", "Verified remote S3 dataset for path big.bin")]
+    assert data.multi_etag.endswith("-5")
+
+
+def s3_verify(kf, reporter, env):
+    return ks3.verify_remote_datasets(kf, reporter=reporter, env=env)
+
+
+def test_pack_refuses_a_wrong_hash_with_kits_message(s3, data):
+    wrong = data.small_etag[:-1] + ("0" if data.small_etag[-1] != "0" else "1")
+    kf = kitfile(("train.bin", "s3://data/small.bin", wrong))
+    with pytest.raises(RemoteDatasetError) as e:
+        s3_verify(kf, NullReporter(), s3.env())
+    assert str(e.value) == (
+        "failed to verify remote object for train.bin: object in s3 bucket does not match hash: "
+        f'ETag = "{data.small_etag}", hash = {wrong}')
+
+
+def test_pack_multipart_hash_must_keep_its_suffix(s3, data):
+    kf = kitfile(("big.bin", "s3://data/dir/multi.bin", data.multi_etag.split("-")[0]))
+    with pytest.raises(RemoteDatasetError, match="does not match hash"):
+        s3_verify(kf, NullReporter(), s3.env())
+
+
+def test_pack_not_found_names_path_and_remote_path(s3, data):
+    kf = kitfile(("train.bin", "s3://data/missing.bin", "abc"))
+    with pytest.raises(RemoteDatasetError) as e:
+        s3_verify(kf, NullReporter(), s3.env())
+    msg = str(e.value)
+    assert msg.startswith("failed to verify remote object for train.bin: failed to HEAD object "
+                          "in S3 bucket: s3://data/missing.bin: not found (404)")
+    assert "\n" not in msg
+
+
+def test_pack_skips_modelkit_reference_datasets(s3):
+    kf = kitfile(("ds", "registry.example/org/data:v1", ""))
+    r = NullReporter()
+    s3_verify(kf, r, s3.env(S3_API_ENDPOINT="http://127.0.0.1:9"))  # never contacted
+    assert r.messages == []
+
+
+def test_region_is_discovered_when_none_is_configured(s3, monkeypatch):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/kit-jupyter-test")
+    s3.bucket("euro", region="eu-west-1")
+    etag = s3.put("euro", "x.csv", b"a,b\n")["etag"]
+    env = s3.env(S3_REGION=None)
+    clients = ks3.S3Clients(env)
+    assert clients.region is None
+    assert clients.bucket_region("euro") == "eu-west-1"
+    assert clients.for_bucket("euro").meta.region_name == "eu-west-1"
+    r = NullReporter()
+    s3_verify(kitfile(("x.csv", "s3://euro/x.csv", etag)), r, env)
+    assert r.messages == [("info", "Verified remote S3 dataset for path x.csv")]
+
+
+# --- check-remote findings ---------------------------------------------------------------------
+
+def test_check_remote_reports_stale_hash_with_current_etag(s3, data):
+    kf = kitfile(("ok.bin", "s3://data/small.bin", data.small_etag),
+                 ("big.bin", "s3://data/dir/multi.bin", "0" * 32))
+    findings = ks3.check_remote_findings(kf, env=s3.env())
+    assert len(findings) == 1
+    f = findings[0]
+    assert (f.severity, f.field, f.line) == ("error", "datasets[1].remoteHash", 14)
+    assert f.message == (f"remoteHash {'0' * 32} does not match the object's current ETag "
+                         f"{data.multi_etag} (s3://data/dir/multi.bin); "
+                         f"set remoteHash: {data.multi_etag}")
+
+
+def test_check_remote_reports_unreachable_and_missing(s3, data):
+    kf = kitfile(("gone.bin", "s3://data/gone.bin", "abc"))
+    [f] = ks3.check_remote_findings(kf, env=s3.env())
+    assert f.field == "datasets[0].remotePath" and "not found (404)" in f.message
+    [f] = ks3.check_remote_findings(kf, env=s3.env(S3_API_ENDPOINT="http://127.0.0.1:9"))
+    assert "cannot reach http://127.0.0.1:9" in f.message
+    assert_no_secret(f.message)
+
+
+# --- unpack hook --------------------------------------------------------------------------------
+
+def test_unpack_downloads_and_verifies(s3, data, tmp_path):
+    kf = kitfile(("train/small.bin", "s3://data/small.bin", data.small_etag),
+                 ("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
+    r = NullReporter()
+    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, filters=[],
+                                    overwrite=False, ignore_existing=False, reporter=r,
+                                    env=s3.env(), range_size=MiB, workers=3)
+    assert (tmp_path / "train/small.bin").read_bytes() == data.small
+    assert (tmp_path / "big.bin").read_bytes() == data.multi
+    assert oct((tmp_path / "big.bin").stat().st_mode & 0o777) == "0o644"
+    assert [x.status for x in res] == ["downloaded", "downloaded"]
+    assert res[0].verification == "MD5 verified"
+    assert res[1].verification == "multipart MD5 verified (5 parts)"
+    assert res[1].requests == 3                      # 2 MiB ranges = 2 parts each, in parallel
+    assert ("info", "Downloaded remote S3 dataset for path big.bin") in r.messages
+    # progress: an overall task and one task per dataset under it, all complete
+    overall, *rows = r.tasks
+    assert [t.label for t in rows] == ["train/small.bin", "big.bin"]
+    assert overall.total == overall.done == len(data.small) + len(data.multi)
+    assert all(t.ok and t.done == t.total for t in r.tasks)
+    assert no_litter(tmp_path) == []
+
+
+def test_unpack_versioned_object(s3, tmp_path):
+    s3.bucket("ver", versioned=True)
+    v1 = s3.put("ver", "d.csv", b"version one\n")
+    s3.put("ver", "d.csv", b"version two, longer\n")
+    kf = kitfile(("d.csv", f"s3://ver/d.csv?versionId={v1['version']}", v1["etag"]))
+    ks3.verify_remote_datasets(kf, reporter=NullReporter(), env=s3.env())
+    ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
+    assert (tmp_path / "d.csv").read_bytes() == b"version one\n"
+
+
+def test_unpack_changed_object_fails_with_412_and_writes_nothing(s3, data, tmp_path):
+    old = data.small_etag
+    s3.put("data", "small.bin", b"changed after packing")
+    kf = kitfile(("small.bin", "s3://data/small.bin", old))
+    with pytest.raises(RemoteDatasetError) as e:
+        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
+    assert str(e.value) == (
+        "failed to download remote dataset for path small.bin: failed to get object from S3 "
+        f"bucket: s3://data/small.bin: object changed since the ModelKit was packed: its ETag "
+        f"no longer matches remoteHash {old} (412 PreconditionFailed)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unpack_existing_file_rules(s3, data, tmp_path):
+    kf = kitfile(("small.bin", "s3://data/small.bin", data.small_etag))
+    target = tmp_path / "small.bin"
+    target.write_bytes(b"something else")
+    with pytest.raises(UnpackError) as e:
+        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
+    assert str(e.value) == "failed to unpack remote dataset: path 'small.bin' already exists"
+    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, ignore_existing=True,
+                                    env=s3.env())
+    assert res[0].status == "skipped-existing" and target.read_bytes() == b"something else"
+    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, overwrite=True,
+                                    env=s3.env())
+    assert res[0].status == "downloaded" and target.read_bytes() == data.small
+
+
+@pytest.mark.parametrize("which", ["small", "multi"])
+def test_unchanged_file_is_not_downloaded_again(s3, data, tmp_path, tcp_proxy, which):
+    proxy = tcp_proxy(s3.server.port)
+    rp, etag, content = (("s3://data/small.bin", data.small_etag, data.small) if which == "small"
+                         else ("s3://data/dir/multi.bin", data.multi_etag, data.multi))
+    kf = kitfile(("f.bin", rp, etag))
+    env = s3.env(S3_API_ENDPOINT=proxy.endpoint)
+    ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
+    assert len(proxy.gets()) >= 1
+    before = len(proxy.gets())
+    r = NullReporter()
+    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env, reporter=r)
+    assert len(proxy.gets()) == before                # HEADs only
+    assert res[0].status == "up-to-date"
+    assert r.messages == [("info", f"Remote S3 dataset for path f.bin is up to date (existing "
+                                   f"file matches ETag {etag}); not downloaded again")]
+    assert (tmp_path / "f.bin").read_bytes() == content
+
+
+def test_resume_after_connection_reset(s3, data, tmp_path, tcp_proxy):
+    proxy = tcp_proxy(s3.server.port)
+    kf = kitfile(("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
+    proxy.cut_next_response(after_bytes=700 * KiB)
+    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True,
+                                    env=s3.env(S3_API_ENDPOINT=proxy.endpoint), workers=1)
+    assert proxy.cuts_done == 1
+    assert (tmp_path / "big.bin").read_bytes() == data.multi
+    assert res[0].retries == 1
+    ranges = [g[2] for g in proxy.gets()]
+    first = ranges[0]
+    resumed = ranges[1]
+    assert first == f"bytes=0-{len(data.multi) - 1}"
+    start = int(resumed.removeprefix("bytes=").split("-")[0])
+    assert 0 < start <= 700 * KiB                     # from the last verified byte
+    assert resumed.endswith(f"-{len(data.multi) - 1}")
+
+
+class InterruptingReporter(Reporter):
+    """Sends Ctrl-C to the main thread once ``after`` bytes have arrived (like the notebook's
+    interrupt button while a cell downloads)."""
+
+    def __init__(self, after: int, action=None):
+        super().__init__()
+        self.after = after
+        self.fired = False
+        self.action = action or _thread.interrupt_main
+
+    def _changed(self, final: bool) -> None:
+        with self._lock:
+            done = max((t.done for t in self.tasks), default=0)
+            fire = not self.fired and done >= self.after
+            if fire:
+                self.fired = True
+        if fire:
+            self.action()
+
+
+def test_keyboard_interrupt_leaves_no_partial_file(s3, data, tmp_path):
+    target = tmp_path / "big.bin"
+    target.write_bytes(b"old content stays")
+    kf = kitfile(("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
+    r = InterruptingReporter(after=600 * KiB)
+    with pytest.raises(KeyboardInterrupt):
+        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, overwrite=True,
+                                  env=s3.env(), reporter=r, range_size=512 * KiB, workers=2)
+        time.sleep(5)   # interrupt_main is delivered asynchronously
+    assert r.fired
+    assert target.read_bytes() == b"old content stays"
+    assert no_litter(tmp_path) == []
+    assert [t.ok for t in r.tasks] == [False, False]
+
+
+def test_server_killed_mid_download(moto_factory, tmp_path):
+    server = moto_factory()
+    fx = S3Fixture(server)
+    fx.bucket("data")
+    blob = os.urandom(2 * MiB)
+    etag = fx.put_multipart("data", "k.bin", blob, 256 * KiB)["etag"]
+    kf = kitfile(("k.bin", "s3://data/k.bin", etag))
+    r = InterruptingReporter(after=300 * KiB, action=server.kill)
+    t0 = time.monotonic()
+    with pytest.raises(RemoteDatasetError) as e:
+        ks3.unpack_remote_datasets(kf, tmp_path / "out", include_remote=True, env=fx.env(),
+                                   reporter=r, range_size=256 * KiB, workers=1)
+    assert r.fired
+    msg = str(e.value)
+    assert msg.startswith("failed to download remote dataset for path k.bin: failed to get "
+                          "object from S3 bucket: s3://data/k.bin: ")
+    assert "cannot reach" in msg or "connection" in msg.lower()
+    assert time.monotonic() - t0 < 60
+    assert list((tmp_path / "out").iterdir()) == []
+    print(msg)
+
+
+def test_unreachable_endpoint_fails_fast_and_clearly(tmp_path):
+    kf = kitfile(("x.bin", "s3://data/x.bin", "abc"))
+    env = {"S3_API_ENDPOINT": "http://127.0.0.1:9", "S3_REGION": "us-east-1",
+           "S3_ACCESS_KEY_ID": "k", "S3_SECRET_KEY": SECRET_KEY}
+    with pytest.raises(RemoteDatasetError) as e:
+        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
+    assert str(e.value).startswith(
+        "failed to download remote dataset for path x.bin: failed to get object from S3 bucket: "
+        's3://data/x.bin: cannot reach http://127.0.0.1:9: Could not connect to the endpoint URL')
+    assert_no_secret(str(e.value))
+
+
+def test_missing_credentials(s3, data, tmp_path, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kit-jupyter-test")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/kit-jupyter-test")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    kf = kitfile(("small.bin", "s3://data/small.bin", data.small_etag))
+    env = s3.env(S3_ACCESS_KEY_ID=None, S3_SECRET_KEY=None)
+    with pytest.raises(RemoteDatasetError) as e:
+        s3_verify(kf, NullReporter(), env)
+    assert str(e.value) == (
+        "failed to verify remote object for small.bin: failed to HEAD object in S3 bucket: "
+        "s3://data/small.bin: no S3 credentials found: set S3_ACCESS_KEY_ID and S3_SECRET_KEY "
+        "(or configure AWS credentials)")
+
+
+@pytest.fixture
+def auth_s3(moto_factory):
+    """A moto that checks credentials: the first 3 requests (IAM setup) are free."""
+    import boto3
+
+    server = moto_factory(auth_free_actions=3)
+    iam = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    iam.create_user(UserName="kit")
+    iam.put_user_policy(UserName="kit", PolicyName="all", PolicyDocument=(
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*",'
+        '"Resource":"*"}]}'))
+    key = iam.create_access_key(UserName="kit")["AccessKey"]
+    from tests.plugins.s3_server import s3_client
+
+    admin = s3_client(server.endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    admin.create_bucket(Bucket="data")
+    etag = admin.put_object(Bucket="data", Key="a.bin", Body=b"hello")["ETag"].strip('"')
+    return NS(endpoint=server.endpoint, key=key["AccessKeyId"], secret=key["SecretAccessKey"],
+              etag=etag)
+
+
+def test_credentials_are_checked(auth_s3, tmp_path):
+    kf = kitfile(("a.bin", "s3://data/a.bin", auth_s3.etag))
+    env = {"S3_API_ENDPOINT": auth_s3.endpoint, "S3_REGION": "us-east-1",
+           "S3_ACCESS_KEY_ID": auth_s3.key, "S3_SECRET_KEY": auth_s3.secret}
+    ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
+    assert (tmp_path / "a.bin").read_bytes() == b"hello"
+
+    messages = []
+    # HEAD answers carry no error code: "access denied (403)" for unknown key and wrong secret
+    for bad, expect in [({"S3_ACCESS_KEY_ID": "AKIDUNKNOWN", "S3_SECRET_KEY": SECRET_KEY},
+                         "access denied (403)"),
+                        ({"S3_SECRET_KEY": SECRET_KEY}, "access denied (403)")]:
+        for call in (lambda e: s3_verify(kf, NullReporter(), e),
+                     lambda e: ks3.unpack_remote_datasets(kf, tmp_path / "new",
+                                                         include_remote=True, env=e)):
+            with pytest.raises(KitError) as e:
+                call({**env, **bad})
+            messages.append(str(e.value))
+            assert expect in str(e.value), str(e.value)
+            assert "s3://data/a.bin" in str(e.value) and "a.bin" in str(e.value)
+    assert_no_secret(*messages)
+    assert not any(auth_s3.secret in m for m in messages)
+    assert not (tmp_path / "new").exists() or no_litter(tmp_path / "new") == []
+    findings = ks3.check_remote_findings(kf, env={**env, "S3_SECRET_KEY": SECRET_KEY})
+    assert len(findings) == 1 and "access denied" in findings[0].message
+    assert_no_secret(findings[0].message)
+
+
+def test_download_function_contract(s3, data, tmp_path):
+    client = s3.client
+    obj = ks3.parse_s3_url("s3://data/dir/multi.bin", data.multi_etag)
+    res = ks3.download(client, obj, data.multi_etag, tmp_path / "m.bin",
+                           dataset_path="m.bin", range_size=MiB)
+    assert res.status == "downloaded"
+    assert hashlib.md5((tmp_path / "m.bin").read_bytes()).digest() == \
+        hashlib.md5(data.multi).digest()
+    assert ks3.head_etag(client, obj) == f'"{data.multi_etag}"'
