@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import queue
 import threading
 import time
 import urllib.parse
@@ -220,14 +221,14 @@ class VerifiedBlobStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _next(self, n: int) -> bytes:
+    def _next(self, n: int, hash_inline: bool = True) -> bytes:
         try:
             data = self._raw.read(n, decode_content=False)
         except Exception as exc:  # urllib3 protocol/read errors → one clear line
             raise RegistryError(f"download of {self._digest} from {self._where} failed: "
                                 f"{_one_line(exc)}") from None
         if data:
-            if self._hash is not None:
+            if self._hash is not None and hash_inline:
                 self._hash.update(data)
             self._count += len(data)
             if self._task is not None:
@@ -264,9 +265,32 @@ class VerifiedBlobStream(io.RawIOBase):
 
     def read_all_verified(self, sink: Callable[[bytes], Any]) -> int:
         """Copy the whole blob into ``sink`` in 1 MiB pieces, verifying at the end (after the
-        last ``sink`` call, so an external digest has seen every byte)."""
-        while data := self._next(CHUNK):
-            sink(data)
+        last ``sink`` call, so an external digest has seen every byte).
+
+        Our own hashing runs in a helper thread fed through a small bounded queue (8 MiB), so
+        it overlaps receiving and writing instead of adding to them (hashlib releases the GIL).
+        """
+        if self._hash is None:
+            while data := self._next(CHUNK):
+                sink(data)
+            self._check()
+            return self._count
+        hasher = self._hash
+        pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+
+        def run() -> None:
+            while (item := pending.get()) is not None:
+                hasher.update(item)
+
+        worker = threading.Thread(target=run, name="kit-hash", daemon=True)
+        worker.start()
+        try:
+            while data := self._next(CHUNK, hash_inline=False):
+                pending.put(data)
+                sink(data)
+        finally:
+            pending.put(None)
+            worker.join()
         self._check()
         return self._count
 

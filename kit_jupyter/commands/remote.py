@@ -391,6 +391,24 @@ def _pull_recursive(registry: str, repository: str, tag: str, opts: Any, reporte
     return result
 
 
+def _download(client: Any, store: Any, repository: str, blob: dict[str, Any], task: Any
+              ) -> None:
+    """Stream one blob into ``storage/ingest``, verified (digest and size) while it arrives,
+    then hand it to storage (fsync + rename). Any failure leaves nothing behind."""
+    import secrets
+
+    store.ingest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = store.ingest_dir / f"kitjupyter-pull-{secrets.token_hex(8)}"
+    try:
+        with open(tmp, "xb") as f:
+            client.pull_blob(repository, blob, f, task)
+        store.adopt_file(tmp, blob["digest"], int(blob["size"]),
+                         blob.get("mediaType", "application/octet-stream"))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter
               ) -> tuple[PullResult, dict[str, Any] | None]:
     from ..registry import OCI_MANIFEST, make_client, manifest_blobs
@@ -417,9 +435,8 @@ def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Rep
             mt = blob.get("mediaType", "application/octet-stream")
             if store.has_blob(blob["digest"]):
                 return BlobTransfer(blob["digest"], mt, size, "present")
-            with reporter.task(_label(blob), size) as task, store.ingest() as writer:
-                client.pull_blob(repository, blob, writer, task)
-                writer.commit(blob["digest"], media_type=mt, expected_size=size)
+            with reporter.task(_label(blob), size) as task:
+                _download(client, store, repository, blob, task)
             return BlobTransfer(blob["digest"], mt, size, "downloaded")
 
         blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
