@@ -41,7 +41,7 @@ _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class _Loader(_Base):  # type: ignore[misc, valid-type]
     """Composer whose resolver marks untagged scalars instead of typing them."""
 
-    def resolve(self, kind, value, implicit):  # noqa: D401 - PyYAML hook
+    def resolve(self, kind, value, implicit):
         if kind is yaml.ScalarNode:
             return PLAIN if implicit[0] else QUOTED
         return super().resolve(kind, value, implicit)
@@ -274,8 +274,6 @@ def resolve_scalar(node: yaml.ScalarNode) -> tuple[str, Any]:
             return rtag, rval
         if st == FLOAT and rtag == INT:
             return FLOAT, float(rval)
-        if st == TIMESTAMP and rtag == STR:
-            pass
         raise TagError(f"cannot decode {rtag} `{value}` as a {st}")
     # Unknown (application) tags: yaml.v3 keeps the text.
     return st, value
@@ -356,9 +354,7 @@ def go_json_float(f: float) -> str:
 # ---------------------------------------------------------------------------------------------
 # Emitter (yaml.v3 encoder + libyaml emitter, block style, indent 2)
 
-_OLD_BOOLS = frozenset(
-    "y Y yes Yes YES n N no No NO on On ON off Off OFF".split()
-)
+_OLD_BOOLS = frozenset("y Y yes Yes YES n N no No NO on On ON off Off OFF".split())
 _BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 _BREAKS = "\n\r\x85\u2028\u2029"
 
@@ -373,10 +369,18 @@ def _printable(c: str) -> bool:
     )
 
 
+_SIMPLE = re.compile(r"[A-Za-z0-9_/](?:[A-Za-z0-9_./+=@ -]*[A-Za-z0-9_./+=@-])?")
+
+
 class _Analysis:
     __slots__ = ("multiline", "flow_plain", "block_plain", "single", "block")
 
     def __init__(self, value: str):
+        if _SIMPLE.fullmatch(value):
+            # fast path: no indicators, breaks, edge spaces or special characters
+            self.multiline = False
+            self.flow_plain = self.block_plain = self.single = self.block = True
+            return
         if not value:
             self.multiline = False
             self.flow_plain = False
@@ -557,10 +561,6 @@ def format_string(
     return _literal(s, indent)
 
 
-def _key_sort_key(k: Any):
-    return k
-
-
 def _kind_rank(v: Any) -> int:
     # reflect.Kind order: Bool(1) < Int(2) < Uint(7) < Float64(14) < ... < String(24)
     if v is None:
@@ -641,8 +641,17 @@ class _KeyCmp:
         return key_less(self.k, other.k)
 
 
+def _letter_key(s: str) -> tuple:
+    # Without digits, keyList.Less is: letters by code point, a non-letter before a letter,
+    # non-letters by code point, a prefix first -- exactly this tuple order.
+    return tuple((c.isalpha(), ord(c)) for c in s)
+
+
 def sorted_keys(d: dict) -> list:
-    return sorted(d.keys(), key=_KeyCmp)
+    keys = list(d.keys())
+    if all(isinstance(k, str) and not any(c.isdecimal() for c in k) for k in keys):
+        return sorted(keys, key=_letter_key)
+    return sorted(keys, key=_KeyCmp)
 
 
 class Struct(dict):
@@ -667,10 +676,6 @@ def format_scalar(v: Any, *, indent: int, flow: bool = False, key: bool = False)
     if isinstance(v, str):
         return format_string(v, indent=indent, flow=flow, key=key)
     raise TypeError(f"cannot write {type(v).__name__} as YAML")
-
-
-def _is_collection(v: Any) -> bool:
-    return isinstance(v, (dict, list))
 
 
 def _items(d: dict) -> list:
