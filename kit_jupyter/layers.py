@@ -14,6 +14,7 @@ texts.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -737,23 +738,43 @@ def _compression_mode(compressed: bool | str) -> str:
     raise UnpackError(f"unsupported layer compression: {compressed}")
 
 
+_READ_ERRORS = (tarfile.TarError, zlib.error, EOFError, gzip.BadGzipFile)
+
+
 @contextlib.contextmanager
-def _open_tar(blob_stream: BinaryIO, compressed: bool | str,
-              task: Task | None) -> Iterator[tuple[tarfile.TarFile, _CountingReader]]:
+def _open_tar(blob_stream: BinaryIO, compressed: bool | str, task: Task | None
+              ) -> Iterator[tuple[tarfile.TarFile, Callable[[], None]]]:
+    """A stream-mode TarFile over the blob, plus a ``drain`` that reads the rest to EOF.
+
+    gzip is decoded by ``gzip.GzipFile`` rather than tarfile's own ``r|gz`` because only the
+    former checks the gzip CRC; draining makes that check (and a verifying blob reader's digest
+    check) happen even though tar stops at its end-of-archive blocks.
+    """
     reader = _CountingReader(blob_stream, task)
-    mode = "r|" + _compression_mode(compressed)
+    source: BinaryIO = reader  # type: ignore[assignment]
+    if _compression_mode(compressed) == "gz":
+        source = gzip.GzipFile(fileobj=reader, mode="rb")  # type: ignore[assignment]
+
+    def drain() -> None:
+        try:
+            while source.read(CHUNK):
+                pass
+        except _READ_ERRORS as err:
+            raise UnpackError(f"failed to read layer: {err}") from None
+        reader.drain()
+
     try:
-        tf = tarfile.open(fileobj=reader, mode=mode, bufsize=CHUNK)  # type: ignore[call-overload]
-    except (tarfile.TarError, zlib.error, EOFError) as err:
+        tf = tarfile.open(fileobj=source, mode="r|", bufsize=CHUNK)  # type: ignore[call-overload]
+    except _READ_ERRORS as err:
         raise UnpackError(f"failed to read layer: {err}") from None
     with tf:
-        yield tf, reader
+        yield tf, drain
 
 
 def _next_member(tf: tarfile.TarFile) -> tarfile.TarInfo | None:
     try:
         member = tf.next()
-    except (tarfile.TarError, zlib.error, EOFError) as err:
+    except _READ_ERRORS as err:
         raise UnpackError(f"failed to read layer: {err}") from None
     tf.members.clear()  # stream mode needs no history; keep memory flat on huge layers
     return member
@@ -830,7 +851,7 @@ def extract_layer(blob_stream: BinaryIO, target_dir: str | os.PathLike[str], *,
     root = os.path.realpath(os.fspath(target_dir))
     stats = ExtractStats()
     late_chmod: list[tuple[str, int]] = []
-    with _open_tar(blob_stream, compressed, task) as (tf, reader):
+    with _open_tar(blob_stream, compressed, task) as (tf, drain):
         while (member := _next_member(tf)) is not None:
             name = member.name
             target = _resolve_target(root, name)
@@ -855,7 +876,7 @@ def extract_layer(blob_stream: BinaryIO, target_dir: str | os.PathLike[str], *,
                 stats.bytes += member.size
             else:
                 raise UnpackError(f"unrecognized type in archive: {name}")
-        reader.drain()  # lets a verifying blob reader see EOF and check the digest
+        drain()  # gzip CRC, and a verifying blob reader's digest check, happen at EOF
     for path, mode in reversed(late_chmod):
         with contextlib.suppress(OSError):
             os.chmod(path, mode)
@@ -903,7 +924,7 @@ def _extract_file(src: BinaryIO, target: str, name: str, size: int, mode: int,
             while remaining > 0:
                 try:
                     data = src.read(min(CHUNK, remaining))
-                except (tarfile.TarError, zlib.error, EOFError) as err:
+                except _READ_ERRORS as err:
                     raise UnpackError(f"failed to write file {name}: {err}") from None
                 if not data:
                     raise UnpackError(f"could not unpack file {name}")
