@@ -51,7 +51,7 @@ _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 # ocispec.Descriptor field order, as Go's json.Marshal writes it
 _DESCRIPTOR_KEYS = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform",
                     "artifactType")
-_INDEX_KEYS = ("schemaVersion", "mediaType", "artifactType", "subject", "manifests",
+_INDEX_KEYS = ("schemaVersion", "mediaType", "artifactType", "manifests", "subject",
                "annotations")
 
 
