@@ -71,6 +71,8 @@ def compose_first(text: str | bytes) -> yaml.Node | None:
         raise YAMLSyntaxError(f"yaml: {where}{problem}", line) from None
     except yaml.YAMLError as exc:
         raise YAMLSyntaxError(f"yaml: {str(exc).splitlines()[0]}", None) from None
+    except RecursionError:
+        raise YAMLSyntaxError("yaml: exceeded max depth", None) from None
     finally:
         loader.dispose()
 

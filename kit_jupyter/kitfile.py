@@ -423,6 +423,9 @@ class _Decoder:
     """Strict decoding of the node tree into the Kitfile types, collecting every problem."""
 
     MAX_NODES = 2_000_000
+    # Python recursion, not YAML, sets this bound (yaml.v3 allows 10000 levels); deeper
+    # parameters could not be written back out anyway.
+    MAX_DEPTH = 250
 
     def __init__(self) -> None:
         self.problems: list[_Problem] = []
@@ -642,7 +645,9 @@ class _Decoder:
             ours += f'; did you mean "{hint}"?'
         self._problem(k, kit, ours, f"{path}.{name}".lstrip(".") if path else name)
 
-    def decode_any(self, node: yaml.Node, path: str) -> Any:
+    def decode_any(self, node: yaml.Node, path: str, depth: int = 0) -> Any:
+        if depth > self.MAX_DEPTH:
+            raise RecursionError
         if isinstance(node, yaml.ScalarNode):
             try:
                 return _yaml.resolve_scalar(node)[1]
@@ -654,7 +659,10 @@ class _Decoder:
         self._active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.decode_any(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+                return [
+                    self.decode_any(item, f"{path}[{i}]", depth + 1)
+                    for i, item in enumerate(node.value)
+                ]
             if self._duplicates(node, path):
                 return {}
             entries = self._merged_entries(node)
@@ -671,15 +679,15 @@ class _Decoder:
                         all_str = False
                 else:
                     all_str = False
-                    kv = _hashable(self.decode_any(k, path))
+                    kv = _hashable(self.decode_any(k, path, depth + 1))
                 keys.append(kv)
             out: dict = {} if all_str else AnyKeyMap()
             for kv, (_, v) in zip(keys, entries, strict=False):
                 sub = f"{path}.{kv}" if isinstance(kv, str) else f"{path}.{kv!r}"
                 try:
-                    out[kv] = self.decode_any(v, sub)
-                except TypeError:
-                    out[repr(kv)] = self.decode_any(v, sub)
+                    out[kv] = self.decode_any(v, sub, depth + 1)
+                except TypeError:  # unhashable key (e.g. a NaN-containing structure)
+                    out[repr(kv)] = self.decode_any(v, sub, depth + 1)
             return out
         finally:
             self._active.discard(id(node))
@@ -722,13 +730,18 @@ def _decode(text: str | bytes) -> _DecodeResult:
     if root is None:
         return _DecodeResult(None, [_Problem(None, "EOF", "EOF", None)], "EOF")
     dec = _Decoder()
-    kf = dec.decode_entity(root, Kitfile, "")
+    try:
+        kf = dec.decode_entity(root, Kitfile, "")
+    except RecursionError:
+        msg = f"yaml: exceeded max depth of {_Decoder.MAX_DEPTH}"
+        return _DecodeResult(None, [_Problem(None, msg, msg, None)], msg)
     if dec.problems:
         kit = "yaml: unmarshal errors:\n  " + "\n  ".join(p.kit for p in dec.problems)
         return _DecodeResult(None, dec.problems, kit)
     assert isinstance(kf, Kitfile)
     kf.lines = dec.lines
     kf.value_lines = dec.value_lines
+    kf.value_lines.setdefault("", root.start_mark.line + 1)
     if kf.package is None:
         kf.package = Package()
     return _DecodeResult(kf, [], "")

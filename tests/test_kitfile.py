@@ -482,3 +482,36 @@ def test_layer_entries_order_and_skips():
                        "    - path: extra\n")
     assert [e.kind for e in ref.layer_entries()] == ["modelpart"]
     assert load_kitfile(MV + "model:\n  name: only\n").layer_entries() == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"name: \xff\n",
+        "a: \x00\n",
+        MV + "model:\n  parameters: " + "[" * 600 + "]" * 600 + "\n",
+        MV + "model:\n  parameters: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+    ],
+    ids=["bad-utf8", "nul", "deep-600", "deep-5000"],
+)
+def test_hostile_input_gives_one_error_not_a_crash(text):
+    (f,) = decode_errors(text)
+    assert f.severity == "error" and f.message.startswith("yaml: ")
+    with pytest.raises(KitfileError):
+        load_kitfile(text)
+
+
+def test_moderately_deep_parameters_round_trip():
+    text = MV + "model:\n  parameters: " + "{a: " * 200 + "1" + "}" * 200 + "\n"
+    kf = load_kitfile(text)
+    assert load_kitfile(kf.to_yaml()).to_config_json() == kf.to_config_json()
+
+
+def test_null_document_is_an_empty_kitfile_with_lines():
+    kf = load_kitfile("~\n")
+    assert kf == Kitfile() and kf.line_of("manifestVersion") == 1
+
+
+def test_utf16_with_bom_is_read():
+    kf = load_kitfile("manifestVersion: 1.0.0\npackage:\n  name: é\n".encode("utf-16"))
+    assert kf.package.name == "é"
