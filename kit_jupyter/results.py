@@ -65,6 +65,8 @@ def tabwriter(rows: list[list[str]], padding: int = 3) -> str:
 
 class _Result:
     messages: list[tuple[str, str]]
+    #: commands that were given a reporter already showed their messages while running
+    _html_messages: bool = True
 
     def text(self) -> str:  # pragma: no cover - overridden
         return ""
@@ -91,7 +93,8 @@ class _Result:
         return ""
 
     def _repr_html_(self) -> str:
-        return f"<div>{_messages_html(self.messages)}{self._html_body()}</div>"
+        msgs = _messages_html(self.messages) if self._html_messages else ""
+        return f"<div>{msgs}{self._html_body()}</div>"
 
 
 @dataclass(repr=False)
@@ -102,6 +105,7 @@ class PackResult(_Result):
     config: dict[str, Any]
     layers: list[dict[str, Any]]          # descriptor + "path"
     messages: list[tuple[str, str]] = field(default_factory=list)
+    _html_messages = False
 
     @property
     def size(self) -> int:
@@ -139,6 +143,7 @@ class UnpackResult(_Result):
     layers: list[dict[str, Any]]          # {"type", "name", "path", "digest"}
     remote: list[Any] = field(default_factory=list)
     messages: list[tuple[str, str]] = field(default_factory=list)
+    _html_messages = False
 
     @property
     def data(self) -> dict[str, Any]:
