@@ -413,13 +413,14 @@ def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
 def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: BinaryIO, *,
                 ignore: IgnoreRules | None = None, other_layer_paths: Sequence[str] = (),
                 reporter: Reporter | None = None, kind_label: str = "code",
-                task: Task | None = None) -> LayerStats:
+                task: Task | None = None, label: str | None = None) -> LayerStats:
     """Write the uncompressed tar kit would write for ``layer_path`` into ``out``.
 
     ``ignore`` carries the ``.kitignore`` rules and (via ``IgnoreRules.layer_paths``) the Kitfile's
     layer paths; ``other_layer_paths`` adds more (a parent ModelKit's). ``kind_label`` is the
     media type's base (``model``, ``dataset`` ...), used in kit's warnings. File contents are
-    streamed in 1 MiB chunks; ``task`` advances by content bytes.
+    streamed in 1 MiB chunks; ``task`` advances by content bytes. With ``label`` and a
+    ``reporter`` but no ``task``, a task with kit's total (file bytes) is created and finished.
     """
     ctx = os.fspath(context_dir)
     base = _check_layer_path(layer_path)
@@ -432,9 +433,30 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
     stats.size_total = layer_size(ctx, base, ignore=rules, other_layer_paths=other_layer_paths)
     if stats.size_total == 0 and reporter is not None:
         reporter.warning(f"No files detected in {kind_label} layer with path {base}")
-    if task is not None and task.total is None:
+    own_task = task is None and label is not None and reporter is not None
+    if own_task:
+        task = reporter.task(label, stats.size_total)  # type: ignore[union-attr]
+    elif task is not None and task.total is None:
         task.total = stats.size_total
+    try:
+        _write_entries(ctx, base, out, rules, other_layer_paths, stats, task)
+    except BaseException:
+        if own_task:
+            task.finish(False)  # type: ignore[union-attr]
+        raise
+    if own_task:
+        task.finish(True)  # type: ignore[union-attr]
+    if reporter is not None:
+        for rel in stats.skipped_symlinks:
+            reporter.warning(f"Skipping symlink {rel} (symlinks are not supported)")
+        for rel in stats.skipped_dotdot:
+            reporter.warning(f"Skipping {rel}: kit leaves names containing '..' out of layers")
+    return stats
 
+
+def _write_entries(ctx: str, base: str, out: BinaryIO, rules: IgnoreRules,
+                   other_layer_paths: Sequence[str], stats: LayerStats,
+                   task: Task | None) -> None:
     written = 0
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -462,12 +484,6 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
         stats.entries += 1
     out.write(END_OF_ARCHIVE)
     stats.tar_bytes = written + len(END_OF_ARCHIVE)
-    if reporter is not None:
-        for rel in stats.skipped_symlinks:
-            reporter.warning(f"Skipping symlink {rel} (symlinks are not supported)")
-        for rel in stats.skipped_dotdot:
-            reporter.warning(f"Skipping {rel}: kit leaves names containing '..' out of layers")
-    return stats
 
 
 def _copy_file(path: str, rel: str, size: int, out: BinaryIO, view: memoryview,
@@ -583,30 +599,19 @@ def pack_layer_to_file(context_dir: str | os.PathLike[str], layer_path: str,
     os.makedirs(temp_dir, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix="kitops_layer_", dir=os.fspath(temp_dir))
     tmp = Path(tmp_name)
-    own_task = False
     try:
-        if task is None and label is not None and reporter is not None:
-            rules = ignore if ignore is not None else IgnoreRules()
-            total = layer_size(context_dir, cleaned, ignore=rules,
-                               other_layer_paths=other_layer_paths)
-            task = reporter.task(label, total)
-            own_task = True
         with open(fd, "wb", buffering=CHUNK) as f:
             sink = _HashingSink(f, compression)
             stats = write_layer(context_dir, cleaned, sink, ignore=ignore,  # type: ignore[arg-type]
                                 other_layer_paths=other_layer_paths, reporter=reporter,
-                                kind_label=base, task=task)
+                                kind_label=base, task=task, label=label)
             sink.finish()
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
         notes = {ANNOTATION_FILEPATH: cleaned, **(annotations or {})}
-        if own_task and task is not None:
-            task.finish(True)
         return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes, stats)
     except BaseException:
-        if own_task and task is not None:
-            task.finish(False)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise

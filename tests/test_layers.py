@@ -25,7 +25,19 @@ from kit_jupyter.layers import (
     tar_header,
     write_layer,
 )
-from kit_jupyter.mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH
+from kit_jupyter.mediatypes import (
+    ANNOTATION_FILE_METADATA,
+    ANNOTATION_FILEPATH,
+    KIT_CONFIG,
+    KIT_MANIFEST_ARTIFACT,
+    MODELPACK_CONFIG,
+    MediaTypeError,
+    check_compression_flag,
+    format_for_user,
+    layer_media_type,
+    model_format_for_manifest,
+    parse_media_type,
+)
 from kit_jupyter.progress import NullReporter
 
 
@@ -440,3 +452,60 @@ def test_raw_layer(tmp_path: Path) -> None:
         packed.discard()
     with pytest.raises(PackError, match="file srv is not a regular file"):
         pack_raw_layer_to_file(tmp_path, "srv", tmp_path / "c")
+
+
+# --- media types (spec §7.3) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("base,comp,expected", [
+    ("model", "none", "application/vnd.kitops.modelkit.model.v1.tar"),
+    ("modelpart", "gzip", "application/vnd.kitops.modelkit.modelpart.v1.tar+gzip"),
+    ("dataset", "gzip-fastest", "application/vnd.kitops.modelkit.dataset.v1.tar+gzip"),
+    ("code", "", "application/vnd.kitops.modelkit.code.v1.tar"),
+    ("docs", "zstd", "application/vnd.kitops.modelkit.docs.v1.tar+zstd"),
+    ("mcpb", "gzip", "application/vnd.kitops.modelkit.mcpb.v1.raw"),
+])
+def test_layer_media_type(base: str, comp: str, expected: str) -> None:
+    assert layer_media_type(base, comp) == expected
+
+
+@pytest.mark.parametrize("value,base,fmt,comp,model_format", [
+    ("application/vnd.kitops.modelkit.dataset.v1.tar+gzip", "dataset", "tar", "gzip", "kit"),
+    ("application/vnd.kitops.modelkit.config.v1+json", "config", "", "none", "kit"),
+    ("application/vnd.cncf.model.weight.v1.tar", "model", "tar", "none", "modelpack"),
+    ("application/vnd.cncf.model.weight.config.v1.tar+zstd", "modelpart", "tar", "zstd",
+     "modelpack"),
+    ("application/vnd.cncf.model.doc.v1.raw", "docs", "raw", "none", "modelpack"),
+    ("application/vnd.cncf.model.config.v1+json", "config", "", "none", "modelpack"),
+])
+def test_parse_media_type(value: str, base: str, fmt: str, comp: str, model_format: str) -> None:
+    mt = parse_media_type(value)
+    assert (mt.base, mt.format, mt.compression, mt.model_format) == (base, fmt, comp,
+                                                                     model_format)
+    assert str(mt) == value
+
+
+@pytest.mark.parametrize("value,msg", [
+    ("application/vnd.kitops.modelkit.weights.v1.tar", "invalid base type weights"),
+    ("application/vnd.kitops.modelkit.code.v1.zip", "invalid format zip"),
+    ("application/vnd.kitops.modelkit.code.v1.tar+lz4", "invalid compression lz4"),
+    ("application/vnd.cncf.model.weight.v1.raw+gzip", "model-spec does not support compression"),
+    ("application/octet-stream", "unrecognized media type application/octet-stream"),
+    ("application/vnd.kitops.modelkit.cöde.v1.tar", "unrecognized media type"),  # \w is ASCII
+])
+def test_parse_media_type_errors(value: str, msg: str) -> None:
+    with pytest.raises(MediaTypeError, match=msg):
+        parse_media_type(value)
+
+
+def test_manifest_format_detection() -> None:
+    assert model_format_for_manifest({"artifactType": KIT_MANIFEST_ARTIFACT}) == "kit"
+    assert model_format_for_manifest({"config": {"mediaType": KIT_CONFIG}}) == "kit"  # 2024
+    assert model_format_for_manifest({"config": {"mediaType": MODELPACK_CONFIG}}) == "modelpack"
+    with pytest.raises(MediaTypeError, match="manifest is not a Model manifest: artifactType is "
+                                             ", config mediaType is x"):
+        model_format_for_manifest({"config": {"mediaType": "x"}})
+    assert format_for_user("application/vnd.oci.image.manifest.v1+json") == "manifest"
+    assert format_for_user("application/vnd.cncf.model.weight.v1.tar") == "weight"
+    assert check_compression_flag("gzip-fastest") == "gzip-fastest"
+    with pytest.raises(MediaTypeError, match="must be one of 'none', 'gzip'"):
+        check_compression_flag("bz2")
