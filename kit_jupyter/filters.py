@@ -25,6 +25,16 @@ FILTER_TYPES: dict[str, frozenset[str]] = {
 _TYPE_LIST = "'kitfile', 'model', 'datasets', 'code', 'prompts', 'docs', or 'mcpservers'"
 # Kinds whose entries have a name that ids are matched against (code and docs have none).
 _NAMED = frozenset({"model", "modelpart", "dataset", "prompt", "mcpserver"})
+# Callers may name a kind by its filter word or media-type base; all mean the same entries.
+_KIND_ALIASES = {
+    "datasets": "dataset", "prompts": "prompt", "mcpservers": "mcpserver",
+    "mcpServers": "mcpserver", "mcpServer": "mcpserver", "mcpb": "mcpserver", "doc": "docs",
+    "config": "kitfile", "parts": "modelpart",
+}
+
+
+def normalize_kind(kind: str) -> str:
+    return _KIND_ALIASES.get(kind, kind)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Filter:
         return frozenset(out)
 
     def matches(self, kind: str, name: str = "", path: str = "") -> bool:
+        kind = normalize_kind(kind)
         if kind not in self.kinds:
             return False
         if kind == "kitfile" or not self.ids:

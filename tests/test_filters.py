@@ -87,3 +87,11 @@ def test_deprecated_flags():
     assert matches(fs, "modelpart", "x", "y") and matches(fs, "docs", "", "README.md")
     assert not matches(fs, "code", "", "src") and not matches(fs, "kitfile")
     assert matches(filters_from_flags(kitfile=True), "kitfile")
+
+
+def test_kind_aliases_from_callers():
+    fs = parse_filters(["datasets:train", "prompts", "mcpservers"])
+    assert matches(fs, "datasets", "train", "data/train")
+    assert matches(fs, "dataset", "train", "data/train")
+    assert not matches(fs, "datasets", "eval", "data/eval")
+    assert matches(fs, "prompts", "", "p") and matches(fs, "mcpServers", "fs", "fs.mcpb")
