@@ -379,3 +379,56 @@ def test_download_function_contract(s3, data, tmp_path):
     assert hashlib.md5((tmp_path / "m.bin").read_bytes()).digest() == \
         hashlib.md5(data.multi).digest()
     assert ks3.head_etag(client, obj) == f'"{data.multi_etag}"'
+
+
+# --- through the real Kitfile model, pack and unpack commands --------------------------------
+
+def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kitops_home):
+    from kit_jupyter.commands.pack import pack
+    from kit_jupyter.commands.unpack import unpack
+    from kit_jupyter.kitfile import load_kitfile
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "README.md").write_text("hello\n")
+    kitfile_text = (
+        "manifestVersion: 1.0.0\n"
+        "package:\n  name: churn\n"
+        "docs:\n  - path: README.md\n"
+        "datasets:\n"
+        "  - name: train\n    path: data/train.bin\n"
+        f"    remotePath: s3://data/dir/multi.bin\n    remoteHash: {data.multi_etag}\n"
+        "  - name: small\n    path: data/small.bin\n"
+        f"    remotePath: s3://data/small.bin\n    remoteHash: {data.small_etag}\n")
+    (ctx / "Kitfile").write_text(kitfile_text)
+    rp = NullReporter()
+    pack(ctx, tag="churn:v2", home=kitops_home, reporter=rp, env=s3.env())
+    assert ("info", "Verified remote S3 dataset for path data/train.bin") in rp.messages
+
+    out = tmp_path / "out"
+    ru = NullReporter()
+    unpack("churn:v2", dir=out, home=kitops_home, reporter=ru, env=s3.env())
+    assert ("warning", ks3.WARN_NOT_INCLUDED) in ru.messages
+    assert not (out / "data").exists()
+
+    ru = NullReporter()
+    res = unpack("churn:v2", dir=out, home=kitops_home, reporter=ru, env=s3.env(),
+                 include_remote=True, filters=["datasets:train"], overwrite=True)
+    assert (out / "data/train.bin").read_bytes() == data.multi
+    assert not (out / "data/small.bin").exists()          # filtered out
+    assert [r.status for r in res.remote] == ["downloaded"]
+    assert ("info", "Downloaded remote S3 dataset for path data/train.bin") in ru.messages
+
+    # a stale remoteHash in the Kitfile: a finding on the right line, showing the ETag to use
+    stale = load_kitfile(kitfile_text.replace(data.small_etag, "0" * 32))
+    [f] = ks3.check_remote_findings(stale, env=s3.env())
+    assert f.field == "datasets[1].remoteHash" and f.line == 14
+    assert f.message.endswith(f"set remoteHash: {data.small_etag}")
+    assert type(f).__module__ == "kit_jupyter.validate"
+
+    with pytest.raises(KitError) as e:
+        pack(ctx, tag="churn:v3", file=None, home=kitops_home, env=s3.env(
+            S3_API_ENDPOINT="http://127.0.0.1:9"))
+    assert str(e.value).startswith("Failed to pack model kit: failed to verify remote object "
+                                   "for data/train.bin: failed to HEAD object in S3 bucket: "
+                                   "s3://data/dir/multi.bin: cannot reach http://127.0.0.1:9")
