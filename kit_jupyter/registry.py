@@ -509,11 +509,14 @@ class RegistryClient:
         status = f"{resp.status_code} {resp.reason}"
         suffix = f" ({detail})" if detail else ""
         resp.close()
-        if resp.status_code == 401:
-            raise AuthError(f"{what}: {self.registry} returned {status}{suffix}; check your "
-                            f"credentials (kit login {self.registry})")
-        if resp.status_code == 403:
-            raise AuthError(f"{what}: access denied by {self.registry} ({status}){suffix}")
+        if resp.status_code in (401, 403):
+            err = AuthError(
+                f"{what}: {self.registry} returned {status}{suffix}; check your credentials "
+                f"(kit login {self.registry})" if resp.status_code == 401 else
+                f"{what}: access denied by {self.registry} ({status}){suffix}")
+            err.status = resp.status_code  # type: ignore[attr-defined]
+            err.reason = resp.reason  # type: ignore[attr-defined]
+            raise err
         if resp.status_code == 404:
             raise NotFoundError(f"{what}: not found on {self.registry}{suffix}")
         raise RegistryError(f"{what}: {self.registry} returned {status}{suffix}")

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NotFoundError, ReferenceError_, RegistryError
+from ..errors import AuthError, NotFoundError, ReferenceError_, RegistryError
 from ..progress import NullReporter, Reporter, human_size
 
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
@@ -333,9 +333,19 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
                 client.push_blob(repo, blob, lambda: _open_local(store, blob), task)
             return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "uploaded")
 
-        blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
-        media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
-        digest = client.put_manifest(repo, dest_tag, data, media_type)
+        try:
+            blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
+            media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
+            digest = client.put_manifest(repo, dest_tag, data, media_type)
+        except AuthError as exc:
+            status = getattr(exc, "status", None)
+            if status is None:
+                raise
+            msg = (f"Failed to push: got response {status} ({getattr(exc, 'reason', '')}) "
+                   "from remote")
+            if status == 401:
+                msg += ". Ensure the repository exists and you have push access to it."
+            raise AuthError(msg) from None
     if digest != desc["digest"]:  # put_manifest checks the registry; this checks storage
         raise RegistryError(f"pushed manifest digest {digest} differs from local "
                             f"{desc['digest']}")
@@ -562,7 +572,6 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
     """Check the credentials against the registry (GET /v2/ with auth), then store them in
     ``$KITOPS_HOME/credentials.json`` as kit does. Nothing is stored when the check fails."""
     from .. import credentials
-    from ..errors import AuthError
     from ..registry import RegistryClient
 
     reporter = reporter or NullReporter()

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,7 @@ class RegistryServer:
     log_path: Path
     username: str | None = None
     password: str | None = None
+    token: Any = None
 
     @property
     def host(self) -> str:
@@ -95,7 +97,8 @@ def _htpasswd(path: Path, user: str, password: str) -> None:
     path.write_bytes(out.stdout)
 
 
-def start_registry(root: Path, *, auth: bool = False) -> RegistryServer:
+def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None = None
+                   ) -> RegistryServer:
     binary = registry_binary()
     root.mkdir(parents=True, exist_ok=True)
     config = [
@@ -114,6 +117,10 @@ def start_registry(root: Path, *, auth: bool = False) -> RegistryServer:
     if auth:
         _htpasswd(root / "htpasswd", USERNAME, PASSWORD)
         config += ["auth:", "  htpasswd:", "    realm: kit-test", f"    path: {root / 'htpasswd'}"]
+    if token is not None:
+        config += ["auth:", "  token:", f"    realm: {token.realm}",
+                   f"    service: {TOKEN_SERVICE}", f"    issuer: {TOKEN_ISSUER}",
+                   f"    rootcertbundle: {token.cert_path}"]
     cfg = root / "config.yml"
     cfg.write_text("\n".join(config) + "\n")
     log_path = root / "registry.log"
@@ -135,8 +142,9 @@ def start_registry(root: Path, *, auth: bool = False) -> RegistryServer:
     if port is None:
         process.terminate()
         pytest.fail("docker-registry did not report its port within 15 s", pytrace=False)
+    secured = auth or token is not None
     server = RegistryServer(root, process, port, log_path,
-                            USERNAME if auth else None, PASSWORD if auth else None)
+                            USERNAME if secured else None, PASSWORD if secured else None)
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{server.url}/v2/", timeout=2).close()
@@ -162,3 +170,126 @@ def auth_registry(tmp_path_factory):
     server = start_registry(tmp_path_factory.mktemp("registry-auth"), auth=True)
     yield server
     server.stop()
+
+
+# -- token auth (Bearer): a docker-registry trusting a small token server in this process ------
+
+TOKEN_SERVICE = "kit-test-registry"
+TOKEN_ISSUER = "kit-test-issuer"
+
+
+class TokenServer:
+    """The distribution token protocol, minimally: ``GET /token?service=&scope=`` with Basic
+    credentials returns an ES256 JWT (``x5c`` header, self-signed certificate that the registry
+    trusts) granting every requested action to ``USERNAME``; anonymous or wrong credentials get
+    a token with no access, as Docker Hub does. ``scopes`` records what was asked for."""
+
+    def __init__(self, root: Path) -> None:
+        import datetime
+        import http.server
+        import threading
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kit-test-token")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(self.key, hashes.SHA256()))
+        self.cert_path = root / "token-cert.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self._cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self.scopes: list[tuple[str | None, str]] = []  # (user or None, scope)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                server._serve(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def _jwt(self, user: str, access: list[dict]) -> str:
+        import base64
+        import json
+        import secrets
+        import time as _time
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        header = {"typ": "JWT", "alg": "ES256",
+                  "x5c": [base64.b64encode(self._cert_der).decode()]}
+        now = int(_time.time())
+        claims = {"iss": TOKEN_ISSUER, "sub": user, "aud": TOKEN_SERVICE, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": secrets.token_hex(8), "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def _serve(self, req) -> None:
+        import base64
+        import json
+        import urllib.parse
+
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(req.path).query)
+        user = None
+        auth = req.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
+            if u == USERNAME and p == PASSWORD:
+                user = u
+            else:
+                req.send_response(401)
+                req.end_headers()
+                return
+        access = []
+        for scope in query.get("scope", []):
+            self.scopes.append((user, scope))
+            kind, name, actions = scope.split(":", 2)
+            if user is not None:
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        body = json.dumps({"token": self._jwt(user or "", access)}).encode()
+        req.send_response(200)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory):
+    """A docker-registry with Bearer token auth backed by :class:`TokenServer`
+    (``server.token`` is the token server)."""
+    root = tmp_path_factory.mktemp("registry-token")
+    tokens = TokenServer(root)
+    server = start_registry(root, token=tokens)
+    server.token = tokens
+    yield server
+    server.stop()
+    tokens.stop()
