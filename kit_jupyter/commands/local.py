@@ -125,6 +125,13 @@ def _open_for_read(ref: Any, *, home: PathLike, source: BlobSource | None, remot
     return LocalStore(home)
 
 
+def _close_if_opened(src: Any, given: Any) -> None:
+    if src is not given and not isinstance(src, LocalStore):
+        close = getattr(src, "close", None)
+        if close is not None:
+            close()
+
+
 def _resolve_for_read(source: BlobSource, ref: Any) -> tuple[bytes, str, dict[str, Any]]:
     try:
         data, digest = source.resolve(ref)
@@ -186,13 +193,15 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
     parsed = _single_ref(ref)
     src = _open_for_read(parsed, home=home, source=source, remote=remote,
                          registry_options=registry_options)
-    _, digest, manifest = _resolve_for_read(src, parsed)
     try:
+        _, digest, manifest = _resolve_for_read(src, parsed)
         model_format(manifest)
         kitfile = _config_dict(config_bytes(src, manifest))
     except NotAModelKit:
         raise KitError("Error resolving modelkit: reference exists but is not a modelkit") \
             from None
+    finally:
+        _close_if_opened(src, source)
     version = (manifest.get("annotations") or {}).get(CLI_VERSION_ANNOTATION) or "unknown"
     return InspectResult(digest=digest, cli_version=version, kitfile=kitfile,
                          manifest=manifest, messages=list(_reporter(reporter).messages))
@@ -209,13 +218,15 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
     parsed = _single_ref(ref)
     src = _open_for_read(parsed, home=home, source=source, remote=remote,
                          registry_options=registry_options)
-    _, _, manifest = _resolve_for_read(src, parsed)
     try:
+        _, _, manifest = _resolve_for_read(src, parsed)
         model_format(manifest)
         data = config_bytes(src, manifest)
     except NotAModelKit:
         raise KitError("Error resolving modelkit: reference exists but is not a modelkit") \
             from None
+    finally:
+        _close_if_opened(src, source)
     if data is None:
         raise KitError("Error resolving modelkit: artifact does not contain a Kitfile")
     from ..kitfile import Kitfile
@@ -485,9 +496,12 @@ def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> A
         if not ref.reference:
             ref, _ = ref.with_default_tag()
         src = open_source(ref, home=home)
-        data, digest = resolve_in(src, ref)
-        manifest = parse_manifest(data, digest)
-        raw = config_bytes(src, manifest)
+        try:
+            data, digest = resolve_in(src, ref)
+            manifest = parse_manifest(data, digest)
+            raw = config_bytes(src, manifest)
+        finally:
+            _close_if_opened(src, None)
         if raw is None:
             raise KitError("artifact does not contain a Kitfile")
         kf = Kitfile.from_config_json(raw)

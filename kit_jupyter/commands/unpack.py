@@ -165,8 +165,18 @@ class _Unpack:
         if len(visited) > MAX_MODEL_REF_CHAIN:
             raise KitError("reached maximum number of model references: "
                            f"[{'=>'.join(visited)}]")
-        src = source if source is not None else open_source(
-            ref, home=self.home, registry_options=self.registry_options)
+        if source is not None:
+            return self._run_with(source, ref, filters, visited)
+        src = open_source(ref, home=self.home, registry_options=self.registry_options)
+        try:
+            return self._run_with(src, ref, filters, visited)
+        finally:
+            close = getattr(src, "close", None)
+            if close is not None:
+                close()  # a registry session; local storage has nothing to close
+
+    def _run_with(self, src: BlobSource, ref: Any, filters: list[Any],
+                  visited: list[str]) -> tuple[str, Any, list[dict[str, Any]], str | None]:
         data, digest = resolve_in(src, ref)
         manifest = parse_manifest(data, digest)
         model_format(manifest)
