@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         state = "ok" if outcome.ok else f"FAILED: {outcome.error}"
         print(f"    {state} ({outcome.seconds:.1f}s)", flush=True)
 
-    print(f"\nDemo summary (executed notebooks and HTML in {args.out}):")
+    shown = args.out.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
+    print(f"\nDemo summary (executed notebooks and HTML in {shown}/):")
     width = max(len(o.name) for o in outcomes)
     for o in outcomes:
         status = "ok    " if o.ok else "FAILED"
