@@ -759,4 +759,12 @@ def dump_document(root: Any) -> str:
     else:
         s = format_scalar(root, indent=2)
         out.append(s if s.endswith("\n") else s + "\n")
+    # libyaml leaves the stream "open ended" after a keep-chomped literal (``|+``) and then
+    # closes it with "..." -- only literal pieces start with "|" once leading spaces are gone.
+    for piece in reversed(out):
+        head = piece.lstrip(" ")
+        if head.startswith("|"):
+            if "+" in head.split("\n", 1)[0]:
+                out.append("...\n")
+            break
     return "".join(out)

@@ -515,3 +515,15 @@ def test_null_document_is_an_empty_kitfile_with_lines():
 def test_utf16_with_bom_is_read():
     kf = load_kitfile("manifestVersion: 1.0.0\npackage:\n  name: é\n".encode("utf-16"))
     assert kf.package.name == "é"
+
+
+def test_keep_chomped_literal_closes_the_document():
+    # libyaml leaves the stream "open ended" after a ``|+`` scalar and ends it with "..."
+    kf = Kitfile(manifest_version="1.0.0", package=Package(description="a\n\n", license="x"))
+    text = kf.to_yaml()
+    assert text == (
+        "manifestVersion: 1.0.0\npackage:\n  description: |+\n    a\n\n  license: x\n...\n"
+    )
+    assert load_kitfile(text) == kf
+    kf.model = Model(description="b\n")
+    assert not kf.to_yaml().endswith("...\n")
