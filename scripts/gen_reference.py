@@ -17,9 +17,18 @@ TARGET = ROOT / "docs" / "reference.md"
 
 
 def _help(parser: argparse.ArgumentParser) -> str:
-    # A fixed width, so the page does not depend on the terminal that generated it.
+    # A fixed width, so the page does not depend on the terminal that generated it, and one
+    # heading for options whatever the Python version (3.10 says "optional arguments:").
+    saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
-    return parser.format_help().rstrip()
+    try:
+        text = parser.format_help().rstrip()
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    return text.replace("\noptional arguments:\n", "\noptions:\n")
 
 
 def render() -> str:

@@ -78,3 +78,19 @@ def test_registry_starts_on_loopback_and_stops():
         reg.stop()
     assert reg.process.poll() is not None
     assert not reg.root.exists()
+
+
+def test_reference_page_is_generated_from_the_current_parser():
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gen_reference.py"
+    spec = importlib.util.spec_from_file_location("gen_reference", script)
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    current = gen.TARGET.read_text(encoding="utf-8")
+    assert current == gen.render(), "docs/reference.md is stale: run scripts/gen_reference.py"
+    for command in ("validate", "pack", "unpack", "push", "pull", "list", "inspect", "info",
+                    "tag", "remove", "login", "logout"):
+        assert f"### %kit {command}\n" in current
+    assert "--include-remote" in current and "S3_API_ENDPOINT" in current
