@@ -22,7 +22,8 @@ FILTER_TYPES: dict[str, frozenset[str]] = {
     "docs": frozenset({"docs"}),
     "mcpservers": frozenset({"mcpserver"}),
 }
-_TYPE_LIST = "'kitfile', 'model', 'datasets', 'code', 'prompts', 'docs', or 'mcpservers'"
+# kit joins its list of valid types with ", " (kit's list ends at docs; mcpservers came later)
+_TYPE_LIST = ", ".join(FILTER_TYPES)
 # Kinds whose entries have a name that ids are matched against (code and docs have none).
 _NAMED = frozenset({"model", "modelpart", "dataset", "prompt", "mcpserver"})
 # Callers may name a kind by its filter word or media-type base; all mean the same entries.

@@ -65,13 +65,13 @@ def test_empty_id_matches_unnamed_entries_like_kit():
         ("model:a:b", "Invalid filter 'model:a:b': invalid filter: should be in format "
          "<type1>,<type2>[:<filter1>,<filter2>]"),
         ("models", "Invalid filter 'models': invalid filter type models (must be one of "
-         "'kitfile', 'model', 'datasets', 'code', 'prompts', 'docs', or 'mcpservers')"),
-        ("", "Invalid filter '': invalid filter type  (must be one of 'kitfile', 'model', "
-         "'datasets', 'code', 'prompts', 'docs', or 'mcpservers')"),
+         "kitfile, model, datasets, code, prompts, docs, mcpservers)"),
+        ("", "Invalid filter '': invalid filter type  (must be one of kitfile, model, "
+         "datasets, code, prompts, docs, mcpservers)"),
         ("model,,code", "Invalid filter 'model,,code': invalid filter type  (must be one of "
-         "'kitfile', 'model', 'datasets', 'code', 'prompts', 'docs', or 'mcpservers')"),
+         "kitfile, model, datasets, code, prompts, docs, mcpservers)"),
         ("dataset:x", "Invalid filter 'dataset:x': invalid filter type dataset (must be one of "
-         "'kitfile', 'model', 'datasets', 'code', 'prompts', 'docs', or 'mcpservers')"),
+         "kitfile, model, datasets, code, prompts, docs, mcpservers)"),
     ],
 )
 def test_errors(value, message):
