@@ -92,10 +92,16 @@ class Reference:
         return ref, f"Using '{DEFAULT_TAG}' as default ('{ref}')"
 
 
-def default_tag_message(command: str, ref: Reference) -> str:
-    """kit's info line when a command fills in ``latest`` (spec §6.1)."""
-    full = f"{ref.registry}/{ref.repository}:{DEFAULT_TAG}"
-    shown = display_repository(full)
+def default_tag_message(command: str, ref: Reference | str) -> str:
+    """kit's info line when a command fills in ``latest`` (spec §6.1).
+
+    kit prints the reference as the user typed it; pass that text when you have it (a parsed
+    Reference is shown in display form instead).
+    """
+    if isinstance(ref, str):
+        shown = f"{ref}:{DEFAULT_TAG}"
+    else:
+        shown = display_repository(f"{ref.registry}/{ref.repository}:{DEFAULT_TAG}")
     if command == "pack":
         return (
             "No tag or digest specified with --tag flag. "

@@ -122,3 +122,9 @@ def test_is_modelkit_reference(text, expected):
 )
 def test_display_repository(repo, shown):
     assert display_repository(repo) == shown
+
+
+def test_default_tag_message_uses_text_as_typed():
+    assert default_tag_message("push", "localhost/foo") == (
+        "No tag specified for push. Using 'latest' as default ('localhost/foo:latest')"
+    )
