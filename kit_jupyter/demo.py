@@ -403,14 +403,19 @@ class Registry:
 def start_registry(root: str | os.PathLike[str] | None = None, *, port: int = 0,
                    timeout: float = 20.0) -> Registry:
     """Start ``docker-registry serve`` on 127.0.0.1 with filesystem storage under ``root`` (a
-    new temp dir, removed on stop, when not given). Port 0 picks a free port, read back from
+    new temp dir under ``KIT_DEMO_TMP`` or the system temp dir, removed on stop, when not
+    given). Port 0 picks a free port, read back from
     the registry's log line."""
     binary = find_registry_binary()
     if binary is None:
         raise DemoError("docker-registry is not installed (Debian/Ubuntu: apt-get install "
                         "docker-registry)")
     owns_root = root is None
-    base = Path(tempfile.mkdtemp(prefix="kit-demo-registry-")) if root is None else Path(root)
+    if root is None:
+        base = Path(tempfile.mkdtemp(prefix="kit-demo-registry-",
+                                     dir=os.environ.get("KIT_DEMO_TMP") or None))
+    else:
+        base = Path(root)
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
     config = base / "config.yml"
