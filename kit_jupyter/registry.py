@@ -165,20 +165,28 @@ def _one_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class Cancelled(RegistryError):
+    """The transfer was stopped (an interrupt or a failed sibling transfer)."""
+
+
 class _ProgressReader:
     """A file body for ``requests``: read() advances the task; ``__len__`` gives the length so
     the PUT carries Content-Length and is streamed, not buffered."""
 
-    def __init__(self, f: BinaryIO, size: int, task: Task | None) -> None:
+    def __init__(self, f: BinaryIO, size: int, task: Task | None,
+                 cancelled: threading.Event | None = None) -> None:
         self._f = f
         self._size = size
         self._task = task
+        self._cancelled = cancelled
         self.sent = 0
 
     def __len__(self) -> int:
         return self._size
 
     def read(self, n: int = -1) -> bytes:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise Cancelled("upload cancelled")
         data = self._f.read(CHUNK if n is None or n < 0 else n)
         if data:
             self.sent += len(data)
@@ -202,8 +210,10 @@ class VerifiedBlobStream(io.RawIOBase):
 
     def __init__(self, resp: requests.Response, digest: str, size: int | None, where: str,
                  task: Task | None = None,
-                 external_digest: Callable[[], str] | None = None) -> None:
+                 external_digest: Callable[[], str] | None = None,
+                 cancelled: threading.Event | None = None) -> None:
         super().__init__()
+        self._cancelled = cancelled
         self._resp = resp
         self._raw = resp.raw
         self._digest = digest
@@ -222,6 +232,8 @@ class VerifiedBlobStream(io.RawIOBase):
         return True
 
     def _next(self, n: int, hash_inline: bool = True) -> bytes:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise Cancelled(f"download of {self._digest} cancelled")
         try:
             data = self._raw.read(n, decode_content=False)
         except Exception as exc:  # urllib3 protocol/read errors → one clear line
@@ -333,6 +345,7 @@ class RegistryClient:
         self._basic_header: str | None = None
         self._lock = threading.RLock()
         self.request_count = 0
+        self.cancelled = threading.Event()  # set() stops running transfers at the next MiB
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -547,7 +560,7 @@ class RegistryClient:
                 r.sent = 0
                 r.close()
             readers.clear()
-            reader = _ProgressReader(open_fn(), size, task)
+            reader = _ProgressReader(open_fn(), size, task, self.cancelled)
             readers.append(reader)
             return reader
 
@@ -566,7 +579,7 @@ class RegistryClient:
                     "Content-Type": "application/octet-stream", "Content-Length": str(size)})
             except RegistryError as exc:  # transport failure mid-body: new session, once
                 last = exc
-                if attempt == 0 and not isinstance(exc, AuthError):
+                if attempt == 0 and not isinstance(exc, (AuthError, Cancelled)):
                     continue
                 raise
             finally:
@@ -594,7 +607,7 @@ class RegistryClient:
         if resp.status_code != 200:
             self._raise_for(resp, f"blob {digest} of {where}")
         return VerifiedBlobStream(resp, digest, None if size is None else int(size), where,
-                                  task, external_digest)
+                                  task, external_digest, self.cancelled)
 
     def pull_blob(self, repo: str, descriptor: dict[str, Any], writer: Any,
                   task: Task | None = None) -> int:

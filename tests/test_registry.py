@@ -310,7 +310,125 @@ def test_result_objects_render(registry, tmp_path):
     make_modelkit(home, "localhost/render", "v1", seed="r")
     res = push("render:v1", f"{registry.host}/acme/render:v1", home=home, plain_http=True)
     assert res.data["destination"] == f"{registry.host}/acme/render:v1"
-    assert "uploaded" in res._repr_html_() and res.text().startswith("Pushed sha256:")
+    assert "uploaded" in res._repr_html_() and res.summary().startswith("Pushed sha256:")
     got = pull(f"{registry.host}/acme/render:v1", home=tmp_path / "p", plain_http=True)
     assert got.data["tags"] == ["v1"] and "<table" in got._repr_html_()
     assert os.fspath(got.reference).endswith("/acme/render:v1")
+
+
+def test_push_of_corrupt_local_blob_is_refused(registry, tmp_path):
+    """Uploads are not hashed locally: the registry checks ``?digest=`` and we name the blob."""
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/corrupt", "v1", seed="z")
+    code = kit["manifest"]["layers"][1]
+    path = LocalStore(home).blob_path(code["digest"])
+    data = bytearray(path.read_bytes())
+    data[600] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegistryError) as info:
+        push("corrupt:v1", f"{registry.host}/acme/corrupt:v1", home=home, plain_http=True,
+             concurrency=1)
+    assert str(info.value) == (f"blob {code['digest']} is corrupt: {registry.host} computed a "
+                               "different digest for the bytes sent")
+    with RegistryClient(registry.host, plain_http=True) as client, \
+            pytest.raises(NotFoundError):
+        client.get_manifest("acme/corrupt", "v1")
+
+
+def test_pull_refuses_non_modelkit(registry, tmp_path):
+    with RegistryClient(registry.host, plain_http=True) as client:
+        cfg = b'{"architecture":"amd64","os":"linux"}'
+        desc = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + hashlib.sha256(cfg).hexdigest(), "size": len(cfg)}
+        client.push_blob("acme/image", desc, lambda: io.BytesIO(cfg))
+        manifest = json.dumps({"schemaVersion": 2, "config": desc, "layers": []}).encode()
+        client.put_manifest("acme/image", "v1", manifest,
+                            "application/vnd.oci.image.manifest.v1+json")
+    with pytest.raises(RegistryError, match=r"^reference .*/acme/image:v1 does not refer to a "
+                                            r"model$"):
+        pull(f"{registry.host}/acme/image:v1", home=tmp_path, plain_http=True)
+    assert list_remote(f"{registry.host}/acme/image", plain_http=True).data == []
+
+
+def test_pull_follows_model_reference(registry, tmp_path):
+    """A ModelKit whose model.path names another ModelKit: kit pulls the parent too."""
+    home = tmp_path / "h"
+    base = make_modelkit(home, "localhost/base", "v1", seed="B")
+    push("base:v1", f"{registry.host}/acme/base:v1", home=home, plain_http=True)
+    store = LocalStore(home)
+    config = {"manifestVersion": "1.0.0", "package": {"name": "child"},
+              "model": {"name": "child", "path": f"{registry.host}/acme/base:v1"}}
+    cfg = store.put_bytes(json.dumps(config).encode(), KIT_CONFIG)
+    manifest = json.dumps({"schemaVersion": 2, "artifactType": KIT_ARTIFACT, "config": cfg,
+                           "layers": []}).encode()
+    child = store.add_manifest("localhost/child", manifest, ["v1"])
+    push("child:v1", f"{registry.host}/acme/child:v1", home=home, plain_http=True)
+    fresh = tmp_path / "fresh"
+    rep = NullReporter()
+    got = pull(f"{registry.host}/acme/child:v1", home=fresh, plain_http=True, reporter=rep)
+    assert got.digest == child and [p.digest for p in got.parents] == [base["digest"]]
+    assert ("info", f"Pulling referenced image {registry.host}/acme/base:v1") in rep.messages
+    dst = LocalStore(fresh)
+    assert dst.resolve_descriptor(f"{registry.host}/acme/base", "v1")["digest"] == \
+        base["digest"]
+
+
+def test_parallel_failure_cancels_running_transfers():
+    """One failed layer stops the others at their next chunk and its error is the one raised."""
+    import threading
+
+    from kit_jupyter.commands.remote import _parallel
+
+    stop = threading.Event()
+    started = threading.Barrier(3)
+
+    def fn(i: int) -> int:
+        started.wait(timeout=5)
+        if i == 0:
+            raise RegistryError("layer 0 failed")
+        if not stop.wait(timeout=10):
+            raise AssertionError("never cancelled")
+        raise RegistryError(f"layer {i} cancelled")
+
+    with pytest.raises(RegistryError, match="^layer 0 failed$"):
+        _parallel(3, [0, 1, 2], fn, cancel=stop.set)
+    assert stop.is_set()
+
+
+def test_cli_push_pull_list_inspect_login_logout(registry, auth_registry, tmp_path, capsys,
+                                                 monkeypatch):
+    """``python -m kit_jupyter``: kit's lines on stdout, errors as one ``[ERROR]`` line."""
+    from kit_jupyter.__main__ import main
+
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/cli", "v1", seed="C")
+    dest = f"{registry.host}/acme/cli:v1"
+    assert main(["push", "cli:v1", dest, "--plain-http", "--config", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert out == f"Pushing localhost/cli:v1 to {dest}\nPushed {kit['digest']}\n"
+    other = tmp_path / "o"
+    assert main(["pull", dest, "--plain-http", "--config", str(other)]) == 0
+    assert capsys.readouterr().out == f"Pulling {dest}\nPulled {kit['digest']}\n"
+    assert main(["list", f"{registry.host}/acme/cli", "--plain-http"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
+    assert lines[1].split()[:4] == ["acme/cli", "v1", "Alice", "churn-C"]
+    assert main(["inspect", "-r", dest, "--plain-http"]) == 0
+    assert json.loads(capsys.readouterr().out)["digest"] == kit["digest"]
+    assert main(["pull", f"{registry.host}/acme/cli:nope", "--plain-http", "--config",
+                 str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"[ERROR] Failed to fetch {registry.host}/acme/cli:nope: not found\n"
+
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    monkeypatch.setattr("sys.stdin", io.StringIO(auth_registry.password + "\n"))
+    assert main(["login", auth_registry.host, "-u", auth_registry.username, "--password-stdin",
+                 "--plain-http", "--config", str(home)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "Log in successful\n"
+    assert auth_registry.password not in captured.out + captured.err
+    assert main(["logout", auth_registry.host, "--config", str(home)]) == 0
+    assert capsys.readouterr().out == f"Successfully logged out from {auth_registry.host}\n"

@@ -50,7 +50,7 @@ def test_login_stores_verified_credentials_like_kit(auth_registry, tmp_path):
     stored = json.loads(path.read_text())
     expected = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode())
     assert stored == {"auths": {auth_registry.host: {"auth": expected.decode()}}}
-    assert auth_registry.password not in repr(res) + res.text() + res._repr_html_()
+    assert auth_registry.password not in repr(res) + res.summary() + res._repr_html_()
     assert auth_registry.password not in json.dumps(res.data)
 
 

@@ -74,9 +74,16 @@ def _esc(v: Any) -> str:
 
 
 class _Result:
+    """``text()`` is what a terminal shows after the command (kit's lines already went to the
+    reporter while it ran, so usually nothing); ``summary()`` is the one-line repr a notebook
+    shows for the returned object."""
+
     messages: list[tuple[str, str]]
 
-    def text(self) -> str:  # pragma: no cover - overridden
+    def text(self) -> str:
+        return ""
+
+    def summary(self) -> str:  # pragma: no cover - overridden
         return ""
 
     @property
@@ -87,10 +94,10 @@ class _Result:
         return json.dumps(self.data, indent=2)
 
     def __str__(self) -> str:
-        return self.text()
+        return self.summary()
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text() if not cycle else f"{type(self).__name__}(...)")
+        p.text(self.summary() if not cycle else f"{type(self).__name__}(...)")
 
     def _body_html(self) -> str:
         return ""
@@ -147,13 +154,13 @@ class PushResult(_Result):
         return {"source": self.source, "destination": self.destination, "digest": self.digest,
                 "blobs": [b.data for b in self.blobs]}
 
-    def text(self) -> str:
+    def summary(self) -> str:
         sent = sum(b.size for b in self.uploaded)
         return (f"Pushed {self.digest} to {self.destination} ({len(self.uploaded)} blob(s), "
                 f"{human_size(sent)} uploaded, {len(self.skipped)} already present)")
 
     def _body_html(self) -> str:
-        return _blobs_html(self.blobs, self.text())
+        return _blobs_html(self.blobs, self.summary())
 
 
 @dataclass
@@ -177,14 +184,14 @@ class PullResult(_Result):
                 "blobs": [b.data for b in self.blobs],
                 "parents": [p.data for p in self.parents]}
 
-    def text(self) -> str:
+    def summary(self) -> str:
         got = sum(b.size for b in self.downloaded)
         return (f"Pulled {self.digest} ({self.reference}; {len(self.downloaded)} blob(s), "
                 f"{human_size(got)} downloaded, "
                 f"{len(self.blobs) - len(self.downloaded)} already present)")
 
     def _body_html(self) -> str:
-        return _blobs_html(self.blobs, self.text())
+        return _blobs_html(self.blobs, self.summary())
 
 
 @dataclass
@@ -198,8 +205,8 @@ class LoginResult(_Result):
     def data(self) -> dict[str, Any]:
         return {"registry": self.registry, "username": self.username, "path": self.path}
 
-    def text(self) -> str:
-        return "Log in successful"
+    def summary(self) -> str:
+        return f"Logged in to {self.registry} as {self.username}"
 
 
 @dataclass
@@ -207,13 +214,18 @@ class LogoutResult(_Result):
     registry: str
     removed: bool
     messages: list[tuple[str, str]] = field(default_factory=list)
+    reported: bool = False
 
     @property
     def data(self) -> dict[str, Any]:
         return {"registry": self.registry, "removed": self.removed}
 
-    def text(self) -> str:
+    def summary(self) -> str:
         return f"Successfully logged out from {self.registry}"
+
+    def text(self) -> str:
+        # The CLI calls logout without a reporter, so the line is printed from here.
+        return "" if self.reported else self.summary()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -232,24 +244,33 @@ def _label(desc: dict[str, Any]) -> str:
     return f"{kind} {desc['digest'].split(':', 1)[-1][:12]}"
 
 
-def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
-    """Run ``fn`` over ``items``, ``concurrency`` at a time; the first failure cancels what has
-    not started and is raised once the running transfers end."""
+def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any],
+              cancel: Callable[[], None] | None = None) -> list[Any]:
+    """Run ``fn`` over ``items``, ``concurrency`` at a time. The first failure -- or an
+    interrupt in the calling thread -- cancels what has not started and calls ``cancel`` so
+    running transfers stop at their next chunk; then the first error is raised."""
     if not items:
         return []
     if concurrency <= 1 or len(items) == 1:
         return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items)),
-                            thread_name_prefix="kit-transfer") as pool:
-        futures = [pool.submit(fn, i) for i in items]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in pending:
-            f.cancel()
-        for f in futures:
-            if f.done() and not f.cancelled() and f.exception() is not None:
-                wait(futures)
-                raise f.exception()  # type: ignore[misc]
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(items)),
+                              thread_name_prefix="kit-transfer")
+    futures = [pool.submit(fn, i) for i in items]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled()
+                  and f.exception() is not None]
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]
         return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        if cancel is not None:
+            cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _is_model_manifest(manifest: dict[str, Any]) -> bool:
@@ -334,7 +355,8 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
             return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "uploaded")
 
         try:
-            blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
+            blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one,
+                              client.cancelled.set)
             media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
             digest = client.put_manifest(repo, dest_tag, data, media_type)
         except AuthError as exc:
@@ -449,7 +471,8 @@ def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Rep
                 _download(client, store, repository, blob, task)
             return BlobTransfer(blob["digest"], mt, size, "downloaded")
 
-        blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one)
+        blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one,
+                          client.cancelled.set)
     tags = [] if ":" in tag else [tag]
     stored = store.add_manifest(f"{registry}/{repository}", data, tags)
     if stored != digest:  # pragma: no cover - get_manifest hashed the same bytes
@@ -594,8 +617,8 @@ def logout(registry: str, *, home: Home = None,
     """Forget the credentials kit stored for ``registry`` (Docker's config is left alone)."""
     from .. import credentials
 
-    reporter = reporter or NullReporter()
-    start = len(reporter.messages)
     removed = credentials.remove(registry, home=home)
-    reporter.info(f"Successfully logged out from {registry}")
-    return LogoutResult(registry, removed, list(reporter.messages[start:]))
+    message = f"Successfully logged out from {registry}"
+    if reporter is not None:
+        reporter.info(message)
+    return LogoutResult(registry, removed, [("info", message)], reported=reporter is not None)
