@@ -24,6 +24,7 @@ _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*")
 _DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 _HEX_RE = re.compile(r"[a-f0-9]+")
+_ENCODED_RE = re.compile(r"[a-zA-Z0-9=_-]+")
 # Go's url host grammar, as far as it matters for "dummy://<registry>" round-tripping.
 _HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=\"<>]*)(?::[0-9]*)?")
 
@@ -34,9 +35,9 @@ def digest_error(s: str) -> str | None:
     if i <= 0 or i + 1 == len(s):
         return "invalid checksum digest format"
     algorithm, encoded = s[:i], s[i + 1 :]
-    if not _ALGORITHM_RE.fullmatch(algorithm):
-        return "invalid checksum digest format"
     if algorithm not in _DIGEST_HEX_LEN:
+        if not _ALGORITHM_RE.fullmatch(algorithm) or not _ENCODED_RE.fullmatch(encoded):
+            return "invalid checksum digest format"
         return "unsupported digest algorithm"
     if len(encoded) != _DIGEST_HEX_LEN[algorithm]:
         return "invalid checksum digest length"
