@@ -297,7 +297,9 @@ class Kitfile(_Entity):
     docs: list[Docs] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
     mcp_servers: list[MCPServer] = field(default_factory=list)
+    # field path -> line of its key (list items: line of the item)
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # field path -> first line of a mapping/list value (where an absent key would go)
     value_lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     _go_name: ClassVar[str] = "KitFile"
@@ -353,31 +355,23 @@ class Kitfile(_Entity):
     # -- helpers ---------------------------------------------------------------------------
 
     def line_of(self, field_path: str) -> int | None:
-        """The YAML line of a field; for an absent key the enclosing mapping's first line."""
+        """The YAML line of a field; for an absent key the enclosing mapping's first line.
+
+        None for a Kitfile that was not read from YAML (built in code or from a config).
+        """
         if not self.lines and not self.value_lines:
             return None
         if field_path in self.lines:
             return self.lines[field_path]
-        parent = field_path
-        while True:
-            cut = max(parent.rfind("."), parent.rfind("["))
-            if cut <= 0:
-                return 1
-            if parent[cut] == ".":
-                parent = parent[:cut]
-            else:
-                # "x[3]" -> "x[3]" is an item: look it up before dropping the index
-                item = parent
-                parent = parent[:cut]
-                if item in self.value_lines:
-                    return self.value_lines[item]
-                if item in self.lines:
-                    return self.lines[item]
-                continue
-            if parent in self.value_lines:
-                return self.value_lines[parent]
-            if parent in self.lines:
-                return self.lines[parent]
+        path = field_path
+        while path:
+            cut = path.rfind("[") if path.endswith("]") else max(path.rfind("."), 0)
+            path = path[:cut]
+            if path and path in self.value_lines:
+                return self.value_lines[path]
+            if path in self.lines:
+                return self.lines[path]
+        return 1  # a missing top-level key (manifestVersion) points at the top
 
     def layer_entries(self) -> list[LayerEntry]:
         """Entries that produce layers, in kit's order (spec §7.5)."""
