@@ -340,8 +340,15 @@ class RegistryClient:
         # rfc3987 grammars, 2-3.5 s per process, for nothing this layer uses.)
         self.session = _make_session(self.concurrency)
         self.session.default_timeout = self._timeout  # type: ignore[attr-defined]
+        if tls_verify is False:  # asked for explicitly (--tls-verify=false): no warning per call
+            import warnings
+
+            from urllib3.exceptions import InsecureRequestWarning
+
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
         self._auth: Any = None
         self._scheme: str | None = None  # "none" | "basic" | "bearer"
+        self._ping_error: RegistryError | None = None
         self._basic_header: str | None = None
         self._lock = threading.RLock()
         self.request_count = 0
@@ -385,7 +392,7 @@ class RegistryClient:
                 "an HTTP registry, or --tls-verify=false)") from None
         except requests.exceptions.Timeout:
             raise _Transient(f"registry {self.registry} did not respond within "
-                             f"{self._timeout[1]:.0f}s") from None
+                             f"{self._timeout[1]:g}s") from None
         except requests.exceptions.ConnectionError as exc:
             raise _Transient(f"could not connect to registry {self.registry}: "
                              f"{_one_line(exc)}") from None
@@ -394,13 +401,22 @@ class RegistryClient:
         """GET /v2/ and set up auth from its challenge; with credentials, verifies them."""
         with self._lock:
             self._scheme = None
+            self._ping_error = None
             self._ping_locked()
 
     def _ensure_auth(self) -> None:
+        """Ping once per client; parallel transfers waiting on a failed ping get its error
+        instead of each pinging (and timing out) again."""
         if self._scheme is None:
             with self._lock:
+                if self._ping_error is not None:
+                    raise self._ping_error
                 if self._scheme is None:
-                    self._ping_locked()
+                    try:
+                        self._ping_locked()
+                    except RegistryError as exc:
+                        self._ping_error = exc
+                        raise
 
     def _ping_locked(self) -> None:
         url = f"{self.base_url}/v2/"

@@ -344,6 +344,7 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
     opts = _network(home, plain_http, tls_verify, concurrency)
 
     with make_client(dest.registry, opts) as client:
+        client.ping()  # one clear failure before any parallel work
         repo = dest.repository
 
         def one(blob: dict[str, Any]) -> BlobTransfer:

@@ -49,6 +49,12 @@ class RegistryServer:
     username: str | None = None
     password: str | None = None
     token: Any = None
+    tls: bool = False
+
+    @property
+    def ca_path(self) -> Path:
+        """The self-signed certificate of a TLS registry (to pass as ``tls_verify``)."""
+        return self.root / "tls.crt"
 
     @property
     def host(self) -> str:
@@ -88,6 +94,35 @@ class RegistryServer:
                 self.process.wait()
 
 
+def _self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (IP SAN), made with ``cryptography``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = root / "tls.crt", root / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 def _htpasswd(path: Path, user: str, password: str) -> None:
     tool = shutil.which("htpasswd")
     if tool is None:
@@ -97,8 +132,8 @@ def _htpasswd(path: Path, user: str, password: str) -> None:
     path.write_bytes(out.stdout)
 
 
-def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None = None
-                   ) -> RegistryServer:
+def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None = None,
+                   tls: bool = False) -> RegistryServer:
     binary = registry_binary()
     root.mkdir(parents=True, exist_ok=True)
     config = [
@@ -117,6 +152,9 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
     if auth:
         _htpasswd(root / "htpasswd", USERNAME, PASSWORD)
         config += ["auth:", "  htpasswd:", "    realm: kit-test", f"    path: {root / 'htpasswd'}"]
+    if tls:
+        cert, key = _self_signed(root)
+        config += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
     if token is not None:
         config += ["auth:", "  token:", f"    realm: {token.realm}",
                    f"    service: {TOKEN_SERVICE}", f"    issuer: {TOKEN_ISSUER}",
@@ -145,8 +183,14 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
     secured = auth or token is not None
     server = RegistryServer(root, process, port, log_path,
                             USERNAME if secured else None, PASSWORD if secured else None)
+    server.tls = tls
     while time.monotonic() < deadline:
         try:
+            if tls:
+                import socket
+
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
             urllib.request.urlopen(f"{server.url}/v2/", timeout=2).close()
             break
         except urllib.error.HTTPError:
@@ -160,6 +204,14 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
 def registry(tmp_path_factory):
     """A plain-HTTP docker-registry (no auth), shared by the session."""
     server = start_registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory):
+    """A docker-registry serving HTTPS with a self-signed certificate (``server.ca_path``)."""
+    server = start_registry(tmp_path_factory.mktemp("registry-tls"), tls=True)
     yield server
     server.stop()
 

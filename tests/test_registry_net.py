@@ -1,0 +1,94 @@
+"""Network flags and failure policy: --tls-verify, --plain-http, timeouts, bounded retries."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from kit_jupyter.commands.remote import pull, push
+from kit_jupyter.errors import RegistryError
+from kit_jupyter.registry import RegistryClient, RegistryOptions
+from tests.test_registry import make_modelkit
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    import kit_jupyter.registry as reg
+
+    slept: list[float] = []
+    monkeypatch.setattr(reg.time, "sleep", slept.append)
+    return slept
+
+
+def test_tls_verification_is_on_by_default(tls_registry, tmp_path, sleeps):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/tls", "v1")
+    with pytest.raises(RegistryError) as info:
+        push("tls:v1", f"{tls_registry.host}/acme/tls:v1", home=home)
+    assert str(info.value) == (
+        f"TLS error talking to {tls_registry.host}: CERTIFICATE_VERIFY_FAILED (use "
+        "--plain-http for an HTTP registry, or --tls-verify=false)")
+    assert sleeps == []  # certificate problems are not retried
+
+
+@pytest.mark.parametrize("verify", ["off", "ca-bundle"])
+def test_tls_verify_false_or_ca_bundle(tls_registry, tmp_path, verify, recwarn):
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/tls", "v1", seed=verify[0])
+    tls_verify = False if verify == "off" else str(tls_registry.ca_path)
+    dest = f"{tls_registry.host}/acme/tls-{verify}:v1"
+    assert push("tls:v1", dest, home=home, tls_verify=tls_verify).digest == kit["digest"]
+    got = pull(dest, home=tmp_path / "p", tls_verify=tls_verify)
+    assert got.digest == kit["digest"] and len(got.downloaded) == 5
+    assert not [w for w in recwarn if "InsecureRequestWarning" in str(w.category)]
+
+
+def test_https_to_a_plain_http_registry_suggests_plain_http(registry, tmp_path, sleeps):
+    with pytest.raises(RegistryError, match=r"^TLS error talking to .*use --plain-http"):
+        pull(f"{registry.host}/acme/x:v1", home=tmp_path)
+
+
+def test_stalled_registry_times_out_with_bounded_retries(sleeps):
+    """A server that accepts and never answers: oras-py alone would wait forever."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        client = RegistryClient(f"127.0.0.1:{port}", plain_http=True, timeout=0.3,
+                                lookup_credentials=False)
+        with client, pytest.raises(RegistryError) as info:
+            client.ping()
+        assert str(info.value) == f"registry 127.0.0.1:{port} did not respond within 0.3s"
+        assert len(held) == 3 and len(sleeps) == 2  # three attempts, two short back-offs
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+
+
+def test_options_coerce():
+    assert RegistryOptions.coerce(None) == RegistryOptions()
+    o = RegistryOptions.coerce({"plain_http": True, "concurrency": 2, "unknown": 1},
+                               home="/x")
+    assert (o.plain_http, o.concurrency, o.home) == (True, 2, "/x")
+    assert RegistryOptions.coerce(o) is o
