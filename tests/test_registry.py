@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kit_jupyter.commands.remote import inspect_remote, list_remote, pull, push
+from kit_jupyter.commands.remote import PushResult, inspect_remote, list_remote, pull, push
 from kit_jupyter.errors import NotFoundError, ReferenceError_, RegistryError
 from kit_jupyter.progress import NullReporter
 from kit_jupyter.registry import RegistryClient, RemoteSource
@@ -432,3 +432,20 @@ def test_cli_push_pull_list_inspect_login_logout(registry, auth_registry, tmp_pa
     assert auth_registry.password not in captured.out + captured.err
     assert main(["logout", auth_registry.host, "--config", str(home)]) == 0
     assert capsys.readouterr().out == f"Successfully logged out from {auth_registry.host}\n"
+
+
+def test_magic_push_pull_returns_results_and_usage_errors(ip, registry, tmp_path, kitops_home):
+    """``%kit push`` / ``%kit pull`` in a real IPython shell: results to assign, one-line
+    UsageError (not a traceback) for a missing reference."""
+    from IPython.core.error import UsageError
+
+    kit = make_modelkit(kitops_home, "localhost/magic", "v1", seed="m")
+    dest = f"{registry.host}/acme/magic:v1"
+    res = ip.run_line_magic("kit", f"push magic:v1 {dest} --plain-http --progress none")
+    assert isinstance(res, PushResult) and res.digest == kit["digest"]
+    got = ip.run_line_magic("kit", f"pull {dest} --plain-http --progress none")
+    assert got.digest == kit["digest"] and [b.action for b in got.blobs] == ["present"] * 5
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", f"pull {registry.host}/acme/magic:v404 --plain-http")
+    assert type(info.value) is UsageError
+    assert "not found" in str(info.value) and "\n" not in str(info.value)
