@@ -202,7 +202,7 @@ class S3Server:
 
     host: str
     port: int
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the (dummy) secret key
     _server: Any = field(repr=False, default=None)
     _env: _EnvPatch = field(default_factory=_EnvPatch, repr=False)
     stopped: bool = False
