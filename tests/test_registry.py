@@ -449,3 +449,23 @@ def test_magic_push_pull_returns_results_and_usage_errors(ip, registry, tmp_path
         ip.run_line_magic("kit", f"pull {registry.host}/acme/magic:v404 --plain-http")
     assert type(info.value) is UsageError
     assert "not found" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_info_and_inspect_remote_through_local_commands(registry, tmp_path):
+    """``info -r`` / ``inspect -r`` read the registry through ``RemoteSource``."""
+    from kit_jupyter.commands import local
+
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/viasrc", "v1", seed="v")
+    push("viasrc:v1", f"{registry.host}/acme/viasrc:v1", home=home, plain_http=True)
+    fresh = tmp_path / "fresh"
+    mark = registry.mark()
+    info = local.info(f"{registry.host}/acme/viasrc:v1", home=fresh, remote=True,
+                      plain_http=True)
+    assert "name: churn-v" in info.text()
+    ins = local.inspect(f"{registry.host}/acme/viasrc:v1", home=fresh, remote=True,
+                        plain_http=True)
+    assert ins.digest == kit["digest"]
+    layer_digests = {d["digest"] for d in kit["manifest"]["layers"]}
+    assert not layer_digests & set(_blob_gets(registry.requests(mark)))  # config only
+    assert not (fresh / "storage" / "index.json").exists()  # nothing stored locally
