@@ -56,6 +56,7 @@ def test_s3_server_multipart_etag_and_env(monkeypatch):
     try:
         assert os.environ["S3_API_ENDPOINT"] == s3.endpoint
         assert s3.endpoint.startswith("http://127.0.0.1:")
+        assert demo.DEMO_SECRET_KEY not in repr(s3)
         etag = s3.upload_generated("bucket", "k/obj.bin", 6 * demo.MiB, seed=5)
         expected = demo.multipart_etag(demo.generated_chunks(6 * demo.MiB, seed=5), 5 * demo.MiB)
         assert etag == expected and etag.endswith("-2")
