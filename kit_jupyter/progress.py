@@ -159,6 +159,7 @@ class TextReporter(Reporter):
         self._err = err or sys.stderr
         self._progress = progress
         self._line_open = False
+        self._last_width = 0
         self._drawn_finished: set[int] = set()
 
     def _emit(self, level: str, message: str) -> None:
@@ -175,6 +176,7 @@ class TextReporter(Reporter):
         if self._line_open:
             self._err.write("\n")
             self._line_open = False
+            self._last_width = 0
 
     def _draw(self) -> None:
         if not self._progress:
@@ -182,12 +184,17 @@ class TextReporter(Reporter):
         for t in self.tasks:
             if id(t) in self._drawn_finished:
                 continue
+            line = f"{t.label}: {t.fraction() * 100:5.1f}% {t.stats_text()}"
+            # pad over the previous, possibly longer, line drawn after the same \r
+            padded = line.ljust(self._last_width)
+            self._last_width = len(line)
             if t.finished is not None:
                 self._drawn_finished.add(id(t))
-                self._err.write(f"\r{t.label}: {t.fraction() * 100:5.1f}% {t.stats_text()}\n")
+                self._err.write(f"\r{padded}\n")
                 self._line_open = False
+                self._last_width = 0
             else:
-                self._err.write(f"\r{t.label}: {t.fraction() * 100:5.1f}% {t.stats_text()}")
+                self._err.write(f"\r{padded}")
                 self._line_open = True
                 break  # one live line at a time in a terminal
         self._err.flush()
