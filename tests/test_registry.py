@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,52 +22,34 @@ KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
 KIT_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def make_modelkit(home: Path, repo_key: str = "localhost/churn", tag: str = "v1",
-                  *, model: bytes = b"", seed: str = "a") -> dict:
-    """A small kit-format ModelKit stored with LocalStore (model, code, dataset, docs)."""
+                  *, seed: str = "a") -> dict:
+    """A small ModelKit (model, code, dataset, docs) packed with ``commands.pack.pack`` into
+    ``home``; returns its digest, manifest (parsed and raw bytes) and config."""
+    from kit_jupyter.commands.pack import pack
+
+    ctx = home.parent / f"ctx-{repo_key.replace('/', '_').replace(':', '_')}-{tag}-{seed}"
+    (ctx / "src").mkdir(parents=True, exist_ok=True)
+    (ctx / "data").mkdir(exist_ok=True)
+    (ctx / "model.bin").write_bytes(seed.encode() * 300_000)  # ~300 KB, several chunks
+    (ctx / "src" / "train.py").write_text(f"print('{seed}')\n")
+    (ctx / "data" / "events.csv").write_text(f"a,b\n1,{seed}\n")
+    (ctx / "README.md").write_text(f"# {seed}\n")
+    (ctx / "Kitfile").write_text(
+        "manifestVersion: 1.0.0\n"
+        f"package:\n  name: churn-{seed}\n  authors: [Alice]\n"
+        "model:\n  name: churn\n  path: model.bin\n"
+        "code:\n  - path: src\n"
+        "datasets:\n  - name: events\n    path: data\n"
+        "docs:\n  - path: README.md\n")
+    registry, _, repository = repo_key.partition("/")
+    ref = f"{repository}:{tag}" if registry == "localhost" else f"{repo_key}:{tag}"
+    res = pack(ctx, tag=ref, home=home)
     store = LocalStore(home)
-    model = model or (seed.encode() * 300_000)  # ~300 KB, several HTTP chunks
-    parts = [
-        ("model", "model.bin", {"model.bin": model}),
-        ("code", "src", {"src/train.py": f"print('{seed}')\n".encode()}),
-        ("dataset", "data", {"data/events.csv": f"a,b\n1,{seed}\n".encode()}),
-        ("docs", "README.md", {"README.md": f"# {seed}\n".encode()}),
-    ]
-    layers, diff_ids = [], []
-    for kind, path, files in parts:
-        blob = _tar(files)
-        desc = store.put_bytes(blob, f"application/vnd.kitops.modelkit.{kind}.v1.tar")
-        desc["annotations"] = {"org.cncf.model.filepath": path}
-        layers.append(desc)
-        diff_ids.append(desc["digest"])
-    config = {
-        "manifestVersion": "1.0.0",
-        "package": {"name": f"churn-{seed}", "authors": ["Alice"]},
-        "model": {"name": "churn", "path": "model.bin", "digest": layers[0]["digest"],
-                  "diffId": diff_ids[0]},
-        "code": [{"path": "src", "digest": layers[1]["digest"], "diffId": diff_ids[1]}],
-        "datasets": [{"name": "events", "path": "data", "digest": layers[2]["digest"],
-                      "diffId": diff_ids[2]}],
-        "docs": [{"path": "README.md", "digest": layers[3]["digest"], "diffId": diff_ids[3]}],
-    }
-    cfg_desc = store.put_bytes(json.dumps(config, separators=(",", ":")).encode(), KIT_CONFIG)
-    manifest = {"schemaVersion": 2, "artifactType": KIT_ARTIFACT, "config": cfg_desc,
-                "layers": layers,
-                "annotations": {"ml.kitops.modelkit.cli-version": "kit-jupyter-test"}}
-    data = json.dumps(manifest, separators=(",", ":")).encode()
-    digest = store.add_manifest(repo_key, data, [tag] if tag else [])
-    return {"digest": digest, "manifest": manifest, "bytes": data, "config": config}
+    data, manifest = store.read_manifest(store.resolve_descriptor(repo_key, tag))
+    assert store.resolve_descriptor(repo_key, tag)["digest"] == res.digest
+    config = json.loads(store.read_blob(manifest["config"]))
+    return {"digest": res.digest, "manifest": manifest, "bytes": data, "config": config}
 
 
 def _storage_files(home: Path) -> dict[str, bytes]:
@@ -269,7 +250,8 @@ def test_remote_list_and_inspect(registry, tmp_path):
 
     ins = inspect_remote(f"{registry.host}/acme/listme:v1", plain_http=True)
     assert ins.data["digest"] == kit["digest"]
-    assert ins.data["cliVersion"] == "kit-jupyter-test"
+    annotations = kit["manifest"]["annotations"]
+    assert ins.data["cliVersion"] == annotations["ml.kitops.modelkit.cli-version"]
     assert ins.data["kitfile"] == kit["config"]
     assert ins.data["manifest"] == kit["manifest"]
     with pytest.raises(NotFoundError, match=r"^Could not find modelkit .*/acme/listme:v7$"):
