@@ -146,21 +146,10 @@ def test_push_requires_registry_and_local_modelkit(registry, tmp_path):
         pull("req:v1", home=home)
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Every back-off sleep of the retry policy (recorded, not slept): a bounded policy, not
-    a stopwatch, is what keeps failures fast."""
-    import kit_jupyter.registry as reg
-
-    slept: list[float] = []
-    monkeypatch.setattr(reg.time, "sleep", slept.append)
-    return slept
-
-
-def test_missing_reference_is_clear_and_fast(registry, tmp_path, sleeps):
+def test_missing_reference_is_clear_and_fast(registry, tmp_path, retry_sleeps):
     with pytest.raises(NotFoundError) as info:
         pull(f"{registry.host}/acme/never:v9", home=tmp_path, plain_http=True)
-    assert sleeps == []  # a 404 is an answer, not something to retry
+    assert retry_sleeps == []  # a 404 is an answer, not something to retry
     msg = str(info.value)
     assert msg == f"failed to fetch {registry.host}/acme/never:v9: not found"
     assert "\n" not in msg
@@ -168,7 +157,7 @@ def test_missing_reference_is_clear_and_fast(registry, tmp_path, sleeps):
         LocalStore(tmp_path).repositories() == []
 
 
-def test_connection_refused_fails_fast(tmp_path, sleeps):
+def test_connection_refused_fails_fast(tmp_path, retry_sleeps):
     import socket
 
     with socket.socket() as s:  # a port nothing listens on
@@ -176,7 +165,7 @@ def test_connection_refused_fails_fast(tmp_path, sleeps):
         port = s.getsockname()[1]
     with pytest.raises(RegistryError) as info:
         pull(f"127.0.0.1:{port}/acme/x:v1", home=tmp_path, plain_http=True)
-    assert len(sleeps) <= 2 and sum(sleeps) < 3  # oras-py alone: 131 s of back-off
+    assert len(retry_sleeps) <= 2 and sum(retry_sleeps) < 3  # oras-py alone: 131 s of back-off
     assert str(info.value) == f"could not connect to registry 127.0.0.1:{port}: connection refused"
 
 

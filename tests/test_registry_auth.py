@@ -30,15 +30,6 @@ def _isolated_docker_config(tmp_path, monkeypatch):
     return d
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    import kit_jupyter.registry as reg
-
-    slept: list[float] = []
-    monkeypatch.setattr(reg.time, "sleep", slept.append)
-    return slept
-
-
 def test_login_stores_verified_credentials_like_kit(auth_registry, tmp_path):
     home = tmp_path / "home"
     rep = NullReporter()
@@ -74,7 +65,7 @@ def test_push_and_pull_with_login_send_credentials_up_front(auth_registry, tmp_p
     assert got.digest == kit["digest"] and len(got.downloaded) == 5
 
 
-def test_wrong_password_fails_fast_one_line_nothing_stored(auth_registry, tmp_path, sleeps):
+def test_wrong_password_fails_fast_one_line_nothing_stored(auth_registry, tmp_path, retry_sleeps):
     home = tmp_path / "home"
     secret = "not-the-Right-pw-93"
     with pytest.raises(AuthError) as info:
@@ -82,18 +73,18 @@ def test_wrong_password_fails_fast_one_line_nothing_stored(auth_registry, tmp_pa
     msg = str(info.value)
     assert msg == f"authentication to {auth_registry.host} failed: wrong username or password"
     assert secret not in msg and secret not in repr(info.value)
-    assert sleeps == []
+    assert retry_sleeps == []
     assert not (home / "credentials.json").exists()
 
 
-def test_push_without_credentials_says_login(auth_registry, tmp_path, sleeps):
+def test_push_without_credentials_says_login(auth_registry, tmp_path, retry_sleeps):
     home = tmp_path / "home"
     make_modelkit(home, "localhost/anon", "v1")
     with pytest.raises(AuthError) as info:
         push("anon:v1", f"{auth_registry.host}/team/anon:v1", home=home, plain_http=True)
     assert str(info.value) == (f"registry {auth_registry.host} requires authentication: "
                                f"run kit login {auth_registry.host}")
-    assert sleeps == []
+    assert retry_sleeps == []
 
 
 def test_logout_removes_only_kits_entry(auth_registry, tmp_path):

@@ -15,16 +15,7 @@ from tests.test_registry import make_modelkit
 pytestmark = pytest.mark.registry
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    import kit_jupyter.registry as reg
-
-    slept: list[float] = []
-    monkeypatch.setattr(reg.time, "sleep", slept.append)
-    return slept
-
-
-def test_tls_verification_is_on_by_default(tls_registry, tmp_path, sleeps):
+def test_tls_verification_is_on_by_default(tls_registry, tmp_path, retry_sleeps):
     home = tmp_path / "h"
     make_modelkit(home, "localhost/tls", "v1")
     with pytest.raises(RegistryError) as info:
@@ -32,7 +23,7 @@ def test_tls_verification_is_on_by_default(tls_registry, tmp_path, sleeps):
     assert str(info.value) == (
         f"TLS error talking to {tls_registry.host}: CERTIFICATE_VERIFY_FAILED (use "
         "--plain-http for an HTTP registry, or --tls-verify=false)")
-    assert sleeps == []  # certificate problems are not retried
+    assert retry_sleeps == []  # certificate problems are not retried
 
 
 @pytest.mark.parametrize("verify", ["off", "ca-bundle"])
@@ -47,12 +38,12 @@ def test_tls_verify_false_or_ca_bundle(tls_registry, tmp_path, verify, recwarn):
     assert not [w for w in recwarn if "InsecureRequestWarning" in str(w.category)]
 
 
-def test_https_to_a_plain_http_registry_suggests_plain_http(registry, tmp_path, sleeps):
+def test_https_to_a_plain_http_registry_suggests_plain_http(registry, tmp_path, retry_sleeps):
     with pytest.raises(RegistryError, match=r"^TLS error talking to .*use --plain-http"):
         pull(f"{registry.host}/acme/x:v1", home=tmp_path)
 
 
-def test_stalled_registry_times_out_with_bounded_retries(sleeps):
+def test_stalled_registry_times_out_with_bounded_retries(retry_sleeps):
     """A server that accepts and never answers: oras-py alone would wait forever."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -77,7 +68,7 @@ def test_stalled_registry_times_out_with_bounded_retries(sleeps):
         with client, pytest.raises(RegistryError) as info:
             client.ping()
         assert str(info.value) == f"registry 127.0.0.1:{port} did not respond within 0.3s"
-        assert len(held) == 3 and len(sleeps) == 2  # three attempts, two short back-offs
+        assert len(held) == 3 and len(retry_sleeps) == 2  # three attempts, two short back-offs
     finally:
         stop.set()
         t.join()

@@ -200,6 +200,17 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
     return server
 
 
+@pytest.fixture
+def retry_sleeps(monkeypatch):
+    """Every back-off sleep of the registry client's retry policy, recorded instead of slept:
+    asserting a bounded policy (not a stopwatch) is what keeps failures fast."""
+    import kit_jupyter.registry as reg
+
+    slept: list[float] = []
+    monkeypatch.setattr(reg.time, "sleep", slept.append)
+    return slept
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """A plain-HTTP docker-registry (no auth), shared by the session."""
