@@ -297,9 +297,12 @@ def test_push_of_corrupt_local_blob_is_refused(registry, tmp_path):
     data[600] ^= 0x01
     path.chmod(0o644)
     path.write_bytes(bytes(data))
+    rep = NullReporter()
     with pytest.raises(RegistryError) as info:
         push("corrupt:v1", f"{registry.host}/acme/corrupt:v1", home=home, plain_http=True,
-             concurrency=1)
+             concurrency=1, reporter=rep)
+    assert all(t.finished is not None for t in rep.tasks)  # no row left spinning
+    assert [t.ok for t in rep.tasks].count(False) >= 1
     assert str(info.value) == (f"blob {code['digest']} is corrupt: {registry.host} computed a "
                                "different digest for the bytes sent")
     with RegistryClient(registry.host, plain_http=True) as client, \

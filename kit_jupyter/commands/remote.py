@@ -273,6 +273,22 @@ def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any],
         pool.shutdown(wait=True)
 
 
+def _tasks(reporter: Reporter, blobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One progress row per blob to transfer, created up front in the calling thread (widgets
+    are made where the kernel runs the cell, and every row shows from the start)."""
+    return {b["digest"]: reporter.task(_label(b), int(b["size"])) for b in blobs}
+
+
+def _run_tasks(concurrency: int, blobs: list[dict[str, Any]], fn: Callable[[Any], Any],
+               tasks: dict[str, Any], client: Any) -> None:
+    try:
+        _parallel(concurrency, blobs, fn, client.cancelled.set)
+    except BaseException:
+        for t in tasks.values():  # rows of transfers that never started end as failed too
+            t.finish(ok=False)
+        raise
+
+
 def _is_model_manifest(manifest: dict[str, Any]) -> bool:
     config_type = (manifest.get("config") or {}).get("mediaType")
     return (manifest.get("artifactType") in (KIT_ARTIFACT_TYPE, MODELPACK_ARTIFACT_TYPE)
@@ -347,17 +363,19 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
         client.ping()  # one clear failure before any parallel work
         repo = dest.repository
 
-        def one(blob: dict[str, Any]) -> BlobTransfer:
-            size = int(blob["size"])
-            if client.blob_exists(repo, blob["digest"]):
-                return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "skipped")
-            with reporter.task(_label(blob), size) as task:
-                client.push_blob(repo, blob, lambda: _open_local(store, blob), task)
-            return BlobTransfer(blob["digest"], blob.get("mediaType", ""), size, "uploaded")
-
+        blobs = manifest_blobs(manifest)
         try:
-            blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one,
-                              client.cancelled.set)
+            present = _parallel(opts.concurrency, blobs,
+                                lambda b: client.blob_exists(repo, b["digest"]),
+                                client.cancelled.set)
+            missing = [b for b, p in zip(blobs, present, strict=True) if not p]
+            tasks = _tasks(reporter, missing)
+
+            def upload(blob: dict[str, Any]) -> None:
+                with tasks[blob["digest"]] as task:
+                    client.push_blob(repo, blob, lambda: _open_local(store, blob), task)
+
+            _run_tasks(opts.concurrency, missing, upload, tasks, client)
             media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
             digest = client.put_manifest(repo, dest_tag, data, media_type)
         except AuthError as exc:
@@ -373,7 +391,10 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
         raise RegistryError(f"pushed manifest digest {digest} differs from local "
                             f"{desc['digest']}")
     reporter.info(f"Pushed {digest}")
-    return PushResult(src_str, dest_str, digest, blobs, list(reporter.messages[start:]))
+    transfers = [BlobTransfer(b["digest"], b.get("mediaType", ""), int(b["size"]),
+                              "skipped" if p else "uploaded")
+                 for b, p in zip(blobs, present, strict=True)]
+    return PushResult(src_str, dest_str, digest, transfers, list(reporter.messages[start:]))
 
 
 # -- pull -------------------------------------------------------------------------------------
@@ -463,17 +484,19 @@ def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Rep
         if not isinstance(manifest, dict) or not _is_model_manifest(manifest):
             raise RegistryError(f"reference {ref_str} does not refer to a model")
 
-        def one(blob: dict[str, Any]) -> BlobTransfer:
-            size = int(blob["size"])
-            mt = blob.get("mediaType", "application/octet-stream")
-            if store.has_blob(blob["digest"]):
-                return BlobTransfer(blob["digest"], mt, size, "present")
-            with reporter.task(_label(blob), size) as task:
-                _download(client, store, repository, blob, task)
-            return BlobTransfer(blob["digest"], mt, size, "downloaded")
+        blobs = manifest_blobs(manifest)
+        missing = [b for b in blobs if not store.has_blob(b["digest"])]
+        tasks = _tasks(reporter, missing)
 
-        blobs = _parallel(opts.concurrency, manifest_blobs(manifest), one,
-                          client.cancelled.set)
+        def download(blob: dict[str, Any]) -> None:
+            with tasks[blob["digest"]] as task:
+                _download(client, store, repository, blob, task)
+
+        _run_tasks(opts.concurrency, missing, download, tasks, client)
+    fetched = {b["digest"] for b in missing}
+    transfers = [BlobTransfer(b["digest"], b.get("mediaType", "application/octet-stream"),
+                              int(b["size"]), "downloaded" if b["digest"] in fetched
+                              else "present") for b in blobs]
     tags = [] if ":" in tag else [tag]
     stored = store.add_manifest(f"{registry}/{repository}", data, tags)
     if stored != digest:  # pragma: no cover - get_manifest hashed the same bytes
@@ -485,7 +508,7 @@ def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Rep
             config = json.loads(store.read_blob(cfg_desc))
         except ValueError:
             config = None
-    return PullResult(ref_str, digest, f"{registry}/{repository}", tags, blobs), config
+    return PullResult(ref_str, digest, f"{registry}/{repository}", tags, transfers), config
 
 
 # -- remote list / inspect --------------------------------------------------------------------
