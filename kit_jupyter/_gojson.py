@@ -11,17 +11,13 @@ import json
 import math
 from typing import Any
 
-from ._yaml import Struct, go_json_float
+from ._yaml import AnyKeyMap, Struct, go_json_float
 
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 class UnsupportedValue(ValueError):
     """json.Marshal would fail; the message is Go's."""
-
-
-class AnyKeyMap(dict):
-    """A YAML mapping with a non-string key: Go decodes it as map[interface{}]interface{}."""
 
 
 def _clean_surrogates(s: str) -> str:

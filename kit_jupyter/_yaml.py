@@ -14,7 +14,7 @@ import base64
 import datetime as _dt
 import math
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -172,7 +172,7 @@ def _go_float(s: str) -> float | None:
 
 _TS_RE = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:(?P<sep>[Tt ])(\d{1,2}):(\d{1,2}):(\d{1,2})(?:[.,](\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?)?"
+    r"(?:(?P<sep>[Tt ])(\d{1,2}):(\d{1,2}):(\d{1,2})(?:[.,](\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})?)?"
 )
 
 
@@ -196,7 +196,7 @@ def parse_timestamp(s: str) -> Timestamp | None:
         hh, mm, ss = int(m.group(5)), int(m.group(6)), int(m.group(7))
         if hh >= 24 or mm >= 60 or ss >= 60:
             return None
-        frac = (m.group(8) or "")[:9].rstrip("0")
+        frac = (m.group(8) or "").rstrip("0")
     out = f"{year:04d}-{month:02d}-{day:02d}T{hh:02d}:{mm:02d}:{ss:02d}"
     if frac:
         out += "." + frac
@@ -489,6 +489,28 @@ def _double_quoted(value: str) -> str:
     return "".join(out)
 
 
+def _single_quoted(value: str, indent: int) -> str:
+    """libyaml's single-quoted writer; only U+2028/U+2029 can be breaks here (a newline makes
+    yaml.v3 choose a literal or double-quoted style instead)."""
+    if not any(c in _BREAKS for c in value):
+        return "'" + value.replace("'", "''") + "'"
+    out = ["'"]
+    breaks = False
+    for c in value:
+        if c in _BREAKS:
+            if not breaks and c == "\n":
+                out.append("\n")
+            out.append(c)
+            breaks = True
+        else:
+            if breaks:
+                out.append(" " * indent)
+            out.append("''" if c == "'" else c)
+            breaks = False
+    out.append("'")
+    return "".join(out)
+
+
 def _needs_quotes(s: str) -> bool:
     """yaml.v3's ``!canUsePlain``: the text would read back as something other than a string."""
     try:
@@ -515,7 +537,7 @@ def _literal(value: str, indent: int) -> str:
             if line:
                 out.append("".join(line))
                 line = []
-            out.append("\n")
+            out.append(c)
             breaks = True
         else:
             if breaks:
@@ -525,7 +547,7 @@ def _literal(value: str, indent: int) -> str:
     if line:
         out.append("".join(line))
     text = "".join(out)
-    if not text.endswith("\n"):
+    if value[-1] not in _BREAKS:
         text += "\n"
     return text
 
@@ -557,16 +579,19 @@ def format_string(
     if style == "plain":
         return s
     if style == "single":
-        return "'" + s.replace("'", "''") + "'"
+        return _single_quoted(s, indent)
     if style == "double":
         return _double_quoted(s)
     return _literal(s, indent)
 
 
 def _kind_rank(v: Any) -> int:
-    # reflect.Kind order: Bool(1) < Int(2) < Uint(7) < Float64(14) < ... < String(24)
+    # reflect.Kind order: Bool(1) < Int(2) < Float64(14) < Interface(20) < Slice(23)
+    # < String(24) < Struct(25)
     if v is None:
-        return 0
+        return 20  # a nil interface{} key stays reflect.Interface
+    if isinstance(v, Timestamp):
+        return 25  # time.Time: reflect.Struct
     if isinstance(v, bool):
         return 1
     if isinstance(v, int):
@@ -575,7 +600,7 @@ def _kind_rank(v: Any) -> int:
         return 14
     if isinstance(v, str):
         return 24
-    return 25
+    return 23
 
 
 def _num(v: Any) -> float | None:
@@ -596,8 +621,9 @@ def key_less(a: Any, b: Any) -> bool:
         if ak != bk:
             return ak < bk
         return a < b
-    if not (isinstance(a, str) and isinstance(b, str)):
-        return _kind_rank(a) < _kind_rank(b)
+    ak, bk = _kind_rank(a), _kind_rank(b)
+    if ak != 24 or bk != 24:
+        return ak < bk
     digits = False
     for i in range(min(len(a), len(b))):
         ca, cb = a[i], b[i]
@@ -660,6 +686,22 @@ class Struct(dict):
     """An ordered mapping of a Go struct: written in insertion order, never sorted."""
 
 
+class MapKey(NamedTuple):
+    """A key of a mapping that has non-string keys; ``kind`` (the YAML tag) keeps ``1``,
+    ``1.0`` and ``true`` apart, as Go's interface{} keys are."""
+
+    kind: str
+    value: Any
+
+
+class AnyKeyMap(dict):
+    """A YAML mapping with a non-string key (Go: map[interface{}]interface{}); keys are
+    :class:`MapKey`. It can be written as YAML but not as JSON, like in kit."""
+
+    def plain_items(self) -> list[tuple[Any, Any]]:
+        return [(k.value, v) for k, v in self.items()]
+
+
 class FlowList(list):
     """A list written in flow style (``authors: [a, b]``)."""
 
@@ -683,36 +725,60 @@ def format_scalar(v: Any, *, indent: int, flow: bool = False, key: bool = False)
 def _items(d: dict) -> list:
     if isinstance(d, Struct):
         return list(d.items())
+    if isinstance(d, AnyKeyMap):
+        return sorted(d.plain_items(), key=lambda kv: _KeyCmp(kv[0]))
     return [(k, d[k]) for k in sorted_keys(d)]
 
 
-def _emit_key(k: Any, indent: int) -> str:
-    text = format_scalar(k, indent=indent, key=True)
-    if len(text.encode("utf-8")) > 128:
-        return "? " + text + "\n" + " " * indent + ":"
-    return text + ":"
+def _line_end(text: str) -> str:
+    """A scalar followed by the end of its line; block scalars already end their lines."""
+    return text if text.startswith("|") else text + "\n"
+
+
+def _simple_key(k: Any, indent: int) -> str | None:
+    """``key`` as a simple key, or None when libyaml needs the complex ``? key`` form
+    (more than 128 bytes, or a line break in the key)."""
+    raw = k if isinstance(k, str) else format_scalar(k, indent=indent)
+    if isinstance(k, str) and any(c in _BREAKS for c in k):
+        return None
+    if len(raw.encode("utf-8", "surrogatepass")) > 128:
+        return None
+    return format_scalar(k, indent=indent, key=True)
 
 
 def _emit_value_after_key(v: Any, indent: int, out: list[str]) -> None:
     """Write the value of a block-mapping entry whose key (at ``indent``) is already out."""
     if isinstance(v, FlowList):
-        parts = [format_scalar(x, indent=indent, flow=True) for x in v]
+        parts = [format_scalar(x, indent=indent + 4, flow=True) for x in v]
         out.append(" [" + ", ".join(parts) + "]\n")
-    elif isinstance(v, dict):
-        if not v:
-            out.append(" {}\n")
-        else:
-            out.append("\n")
-            _emit_mapping(v, indent + 2, out)
-    elif isinstance(v, list):
-        if not v:
-            out.append(" []\n")
-        else:
-            out.append("\n")
-            _emit_sequence(v, indent + 2, out)
+    elif isinstance(v, dict) and v:
+        out.append("\n")
+        _emit_mapping(v, indent + 2, out)
+    elif isinstance(v, list) and v:
+        out.append("\n")
+        _emit_sequence(v, indent + 2, out)
     else:
-        s = format_scalar(v, indent=indent + 2)
-        out.append(" " + s if s.endswith("\n") else " " + s + "\n")
+        _emit_compact(v, indent, out)
+
+
+def _emit_compact(v: Any, indent: int, out: list[str]) -> None:
+    """The node after a ``-`` or a complex key's ``:`` at ``indent``: collections start on the
+    same line, their further lines at ``indent + 2``."""
+    if isinstance(v, FlowList):
+        parts = [format_scalar(x, indent=indent + 4, flow=True) for x in v]
+        out.append(" [" + ", ".join(parts) + "]\n")
+    elif isinstance(v, dict) and v:
+        out.append(" ")
+        _emit_mapping(v, indent + 2, out, first_inline=True)
+    elif isinstance(v, list) and v and not isinstance(v, FlowList):
+        out.append(" ")
+        _emit_sequence(v, indent + 2, out, first_inline=True)
+    elif isinstance(v, dict):
+        out.append(" {}\n")
+    elif isinstance(v, list):
+        out.append(" []\n")
+    else:
+        out.append(" " + _line_end(format_scalar(v, indent=indent + 2)))
 
 
 def _emit_mapping(d: dict, indent: int, out: list[str], first_inline: bool = False) -> None:
@@ -720,8 +786,13 @@ def _emit_mapping(d: dict, indent: int, out: list[str], first_inline: bool = Fal
     for i, (k, v) in enumerate(_items(d)):
         if not (first_inline and i == 0):
             out.append(pad)
-        out.append(_emit_key(k, indent))
-        _emit_value_after_key(v, indent, out)
+        key = _simple_key(k, indent)
+        if key is not None:
+            out.append(key + ":")
+            _emit_value_after_key(v, indent, out)
+        else:
+            out.append("? " + _line_end(format_scalar(k, indent=indent + 2)) + pad + ":")
+            _emit_compact(v, indent, out)
 
 
 def _emit_sequence(seq: list, indent: int, out: list[str], first_inline: bool = False) -> None:
@@ -730,19 +801,7 @@ def _emit_sequence(seq: list, indent: int, out: list[str], first_inline: bool = 
         if not (first_inline and i == 0):
             out.append(pad)
         out.append("-")
-        if isinstance(v, dict) and v:
-            out.append(" ")
-            _emit_mapping(v, indent + 2, out, first_inline=True)
-        elif isinstance(v, list) and v and not isinstance(v, FlowList):
-            out.append(" ")
-            _emit_sequence(v, indent + 2, out, first_inline=True)
-        elif isinstance(v, dict):
-            out.append(" {}\n")
-        elif isinstance(v, list):
-            out.append(" []\n")
-        else:
-            s = format_scalar(v, indent=indent + 2)
-            out.append(" " + s if s.endswith("\n") else " " + s + "\n")
+        _emit_compact(v, indent, out)
 
 
 def dump_document(root: Any) -> str:
@@ -757,14 +816,5 @@ def dump_document(root: Any) -> str:
             return "[]\n"
         _emit_sequence(root, 0, out)
     else:
-        s = format_scalar(root, indent=2)
-        out.append(s if s.endswith("\n") else s + "\n")
-    # libyaml leaves the stream "open ended" after a keep-chomped literal (``|+``) and then
-    # closes it with "..." -- only literal pieces start with "|" once leading spaces are gone.
-    for piece in reversed(out):
-        head = piece.lstrip(" ")
-        if head.startswith("|"):
-            if "+" in head.split("\n", 1)[0]:
-                out.append("...\n")
-            break
+        out.append(_line_end(format_scalar(root, indent=2)))
     return "".join(out)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from . import _yaml
-from ._gojson import AnyKeyMap, UnsupportedValue, marshal
-from ._yaml import FlowList, Struct
+from ._gojson import UnsupportedValue, marshal
+from ._yaml import AnyKeyMap, FlowList, MapKey, Struct
 from .errors import KitfileError
 
 if TYPE_CHECKING:
@@ -413,6 +413,15 @@ class _Problem:
     field: str | None
 
 
+class _Fatal(Exception):
+    """yaml.v3 aborts the whole decode (``failf``) instead of collecting an error."""
+
+    def __init__(self, node: yaml.Node, message: str, path: str):
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+        self.path = path
+
+
 class _Decoder:
     """Strict decoding of the node tree into the Kitfile types, collecting every problem."""
 
@@ -541,8 +550,7 @@ class _Decoder:
             try:
                 tag, val = _yaml.resolve_scalar(node)
             except _yaml.TagError as exc:
-                self._problem(node, str(exc), f"{path}: {exc}", path)
-                return ""
+                raise _Fatal(node, str(exc), path) from None
             if tag == _yaml.NULL:
                 return ""
             if _yaml.short_tag(node.tag) == _yaml.BINARY:
@@ -557,9 +565,11 @@ class _Decoder:
         if not isinstance(node, yaml.SequenceNode):
             self._type_error(node, "[]string", path)
             return []
-        out = []
-        for i, item in enumerate(node.value):
-            p = f"{path}[{i}]"
+        out: list[str] = []
+        for item in node.value:
+            if self._is_null(item):
+                continue  # yaml.v3 drops null items of a typed list
+            p = f"{path}[{len(out)}]"
             self.lines[p] = item.start_mark.line + 1
             out.append(self.decode_string(item, p))
         return out
@@ -623,9 +633,11 @@ class _Decoder:
         if not isinstance(node, yaml.SequenceNode):
             self._type_error(node, f"[]artifact.{cls._go_name}", path)
             return []
-        out = []
-        for i, item in enumerate(node.value):
-            p = f"{path}[{i}]"
+        out: list = []
+        for item in node.value:
+            if self._is_null(item):
+                continue  # yaml.v3 drops null items of a typed list
+            p = f"{path}[{len(out)}]"
             self.lines[p] = item.start_mark.line + 1
             out.append(self.decode_entity(item, cls, p))
         return out
@@ -646,8 +658,7 @@ class _Decoder:
             try:
                 return _yaml.resolve_scalar(node)[1]
             except _yaml.TagError as exc:
-                self._problem(node, str(exc), f"{path}: {exc}", path)
-                return None
+                raise _Fatal(node, str(exc), path) from None
         if not self._enter(node, path):
             return None
         self._active.add(id(node))
@@ -660,28 +671,25 @@ class _Decoder:
             if self._duplicates(node, path):
                 return {}
             entries = self._merged_entries(node)
-            keys = []
-            all_str = True
+            keys: list[MapKey] = []
             for k, _ in entries:
                 if isinstance(k, yaml.ScalarNode):
                     try:
                         tag, kv = _yaml.resolve_scalar(k)
                     except _yaml.TagError as exc:
-                        self._problem(k, str(exc), f"{path}: {exc}", path)
-                        tag, kv = _yaml.STR, k.value
-                    if tag != _yaml.STR:
-                        all_str = False
+                        raise _Fatal(k, str(exc), path) from None
                 else:
-                    all_str = False
+                    tag = _yaml.MAP if isinstance(k, yaml.MappingNode) else _yaml.SEQ
                     kv = _hashable(self.decode_any(k, path, depth + 1))
-                keys.append(kv)
-            out: dict = {} if all_str else AnyKeyMap()
-            for kv, (_, v) in zip(keys, entries, strict=False):
-                sub = f"{path}.{kv}" if isinstance(kv, str) else f"{path}.{kv!r}"
-                try:
-                    out[kv] = self.decode_any(v, sub, depth + 1)
-                except TypeError:  # unhashable key (e.g. a NaN-containing structure)
-                    out[repr(kv)] = self.decode_any(v, sub, depth + 1)
+                keys.append(MapKey(tag, kv))
+            if all(k.kind == _yaml.STR for k in keys):
+                return {
+                    k.value: self.decode_any(v, f"{path}.{k.value}", depth + 1)
+                    for k, (_, v) in zip(keys, entries, strict=True)
+                }
+            out = AnyKeyMap()
+            for k, (_, v) in zip(keys, entries, strict=True):
+                out[k] = self.decode_any(v, f"{path}.{k.value!r}", depth + 1)
             return out
         finally:
             self._active.discard(id(node))
@@ -726,6 +734,11 @@ def _decode(text: str | bytes) -> _DecodeResult:
     dec = _Decoder()
     try:
         kf = dec.decode_entity(root, Kitfile, "")
+    except _Fatal as exc:
+        where = f"{exc.path}: " if exc.path else ""
+        kit = f"yaml: {exc}"
+        problem = _Problem(exc.line, f"line {exc.line}: {where}{exc}", kit, exc.path or None)
+        return _DecodeResult(None, [problem], kit)
     except RecursionError:
         msg = f"yaml: exceeded max depth of {_Decoder.MAX_DEPTH}"
         return _DecodeResult(None, [_Problem(None, msg, msg, None)], msg)
