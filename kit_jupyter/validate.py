@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .errors import ValidationError
-from .reference import is_modelkit_reference
+from .reference import go_url, is_modelkit_reference
 
 if TYPE_CHECKING:
     from .kitfile import Kitfile
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 MANIFEST_VERSION = "1.0.0"
 _PART_TYPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_HEX = "0123456789abcdefABCDEF"
 
 
 @dataclass(frozen=True)
@@ -40,97 +39,11 @@ class Finding:
 # Path classification (spec §5.2): Go net/url rules, only as far as they decide the class.
 
 
-def _unescape_ok(s: str) -> bool:
-    """Go's unescape fails on a ``%`` not followed by two hex digits."""
-    i = s.find("%")
-    while i != -1:
-        if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
-            return False
-        i = s.find("%", i + 3)
-    return True
-
-
-_HOST_OK = set(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~!$&'()*+,;=:[]<>\"%"
-)
-_USERINFO_OK = set(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:~!$&'()*+,;=%@"
-)
-
-
-def _parse_host(host: str) -> str | None:
-    if host.startswith("["):
-        end = host.find("]")
-        if end < 0:
-            return None
-        port = host[end + 1 :]
-        if port and (not port.startswith(":") or not port[1:].isdigit() and port != ":"):
-            return None
-    else:
-        i = host.rfind(":")
-        if i != -1:
-            port = host[i + 1 :]
-            if port and not (port.isascii() and port.isdigit()):
-                return None
-    if not _unescape_ok(host):
-        return None
-    if any(ord(c) < 0x80 and c not in _HOST_OK for c in host):
-        return None
-    return host
-
-
-def _go_url(raw: str) -> tuple[str, str] | None:
-    """(scheme, host) as Go's url.Parse sees them, or None when Go fails to parse ``raw``."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
-        return None
-    u, sep, frag = raw.partition("#")
-    if sep and not _unescape_ok(frag):
-        return None
-    if u == "*":
-        return "", ""
-    scheme, rest = "", u
-    for i, c in enumerate(u):
-        if c.isascii() and c.isalpha():
-            continue
-        if c.isascii() and (c.isdigit() or c in "+-."):
-            if i == 0:
-                break
-            continue
-        if c == ":":
-            if i == 0:
-                return None  # missing protocol scheme
-            scheme, rest = u[:i].lower(), u[i + 1 :]
-        break
-    if rest.endswith("?") and rest.count("?") == 1:
-        rest = rest[:-1]
-    else:
-        rest = rest.partition("?")[0]
-    if not rest.startswith("/"):
-        if scheme:
-            return scheme, ""  # opaque
-        if ":" in rest.partition("/")[0]:
-            return None  # first path segment in URL cannot contain colon
-    host = ""
-    if (scheme or not rest.startswith("///")) and rest.startswith("//"):
-        authority, slash, path = rest[2:].partition("/")
-        rest = slash + path
-        userinfo, at, hostpart = authority.rpartition("@")
-        if at and any(c not in _USERINFO_OK for c in userinfo if ord(c) < 0x80):
-            return None
-        parsed = _parse_host(hostpart if at else authority)
-        if parsed is None:
-            return None
-        host = parsed
-    if not _unescape_ok(rest):
-        return None
-    return scheme, host
-
-
 def classify_path(path: str) -> tuple[str | None, str | None]:
     """(class, error): class is "reference", "local", "s3" or None when ``error`` is set."""
     if (":" in path or "@" in path) and is_modelkit_reference(path):
         return "reference", None
-    parsed = _go_url(path)
+    parsed = go_url(path)
     if parsed is None:
         return "local", None
     scheme, host = parsed

@@ -359,3 +359,24 @@ def test_classify_path(path, expected):
 )
 def test_go_clean(path, cleaned):
     assert go_clean(path) == cleaned
+
+
+def test_go_net_url_golden():
+    """url.Parse / ParseRequestURI / filepath.Clean outputs recorded from Go (README in data)."""
+    import json
+    from pathlib import Path
+
+    from kit_jupyter.reference import _registry_ok, go_url
+
+    data = Path(__file__).parent / "data" / "kitfiles" / "gourl.json"
+    bad = []
+    for case in json.loads(data.read_text(encoding="utf-8")):
+        s = case["in"]
+        want_url = tuple(case["url"]) if case["url"] is not None else None
+        if go_url(s) != want_url:
+            bad.append((s, "url", want_url, go_url(s)))
+        if s and _registry_ok(s) != case["registry"]:
+            bad.append((s, "registry", case["registry"]))
+        if go_clean(s) != case["clean"]:
+            bad.append((s, "clean", case["clean"], go_clean(s)))
+    assert not bad, bad[:5]
