@@ -597,7 +597,9 @@ class _Decoder:
         done: set[str] = set()
         for k, v in self._merged_entries(node):
             if isinstance(k, yaml.ScalarNode):
-                name = "" if self._is_null(k) else k.value
+                if self._is_null(k):
+                    continue  # yaml.v3 skips a null key of a struct without a word
+                name = k.value
             else:
                 self._type_error(k, "string", path)
                 continue
@@ -679,8 +681,9 @@ class _Decoder:
                     except _yaml.TagError as exc:
                         raise _Fatal(k, str(exc), path) from None
                 else:
-                    tag = _yaml.MAP if isinstance(k, yaml.MappingNode) else _yaml.SEQ
-                    kv = _hashable(self.decode_any(k, path, depth + 1))
+                    # Go cannot hash a map or slice key: yaml.v3 gives up on the document
+                    raise _Fatal(k, f"invalid map key: {self.decode_any(k, path, depth + 1)!r}",
+                                 path)
                 keys.append(MapKey(tag, kv))
             if all(k.kind == _yaml.STR for k in keys):
                 return {
@@ -693,14 +696,6 @@ class _Decoder:
             return out
         finally:
             self._active.discard(id(node))
-
-
-def _hashable(v: Any) -> Any:
-    if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
-    if isinstance(v, dict):
-        return tuple((k, _hashable(x)) for k, x in v.items())
-    return v
 
 
 def _go_quote(s: str) -> str:

@@ -560,3 +560,11 @@ def test_yamlv3_golden():
             if got.get(key, "") != (want or ""):
                 bad.append((case["in"], key, want, got.get(key, "")))
     assert not bad, f"{len(bad)} differences, first: {bad[:3]}"
+
+
+def test_null_key_in_struct_is_ignored_and_collection_key_is_fatal():
+    kf = load_kitfile(MV + "? \n: x\ncode:\n  - path: a\n")
+    assert kf.code == [Code(path="a")]
+    err = _err(MV + "model:\n  parameters:\n    ? [a, b]\n    : x\n")
+    assert err.kit_text.startswith("yaml: invalid map key: ")
+    assert err.line == 4 and err.field == "model.parameters"
