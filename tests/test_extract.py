@@ -97,8 +97,12 @@ def test_list_entries_without_extracting(tmp_path: Path) -> None:
 def test_empty_layer_and_empty_blob(tmp_path: Path) -> None:
     stats = extract_layer(io.BytesIO(b"\0" * 1024), tmp_path / "out")
     assert stats.files == 0 and (tmp_path / "out").is_dir()
-    with pytest.raises(UnpackError, match="failed to read layer"):
-        extract_layer(io.BytesIO(b""), tmp_path / "out2")
+    # Go's tar reader (and so kit) takes a stream ending on a block boundary as complete
+    assert extract_layer(io.BytesIO(b""), tmp_path / "out2").files == 0
+    with pytest.raises(UnpackError, match="failed to read layer: unexpected EOF"):
+        extract_layer(io.BytesIO(b"\1" * 100), tmp_path / "out3")
+    with pytest.raises(UnpackError, match="failed to read layer: invalid tar header"):
+        extract_layer(io.BytesIO(b"\1" * 512), tmp_path / "out3")
 
 
 def test_gzip_layer(tmp_path: Path) -> None:
@@ -264,3 +268,23 @@ def test_existing_directory_is_fine(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     extract_layer(io.BytesIO(make_tar([directory("d"), directory("."), reg("d/f")])), tmp_path)
     assert (tmp_path / "d/f").exists()
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_reads_archives_from_other_writers(tmp_path: Path, fmt: int) -> None:
+    long_dir = "p" * 90 + "/" + "q" * 60
+    names = ["plain.txt", long_dir + "/f.bin"]
+    if fmt != tarfile.USTAR_FORMAT:
+        names += ["z" * 150, "données/é.txt"]
+    entries: list = [directory("p" * 90), directory(long_dir)]
+    if fmt != tarfile.USTAR_FORMAT:
+        entries.append(directory("données"))
+    entries += [reg(n, n.encode() * 3, 0o640) for n in names]
+    data = make_tar(entries, fmt=fmt)
+    listed = list_layer_entries(io.BytesIO(data))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        expected = [(m.name, m.size, m.mode) for m in tf]
+    assert [(e.name, e.size, e.mode) for e in listed] == expected
+    extract_layer(io.BytesIO(data), tmp_path)
+    for n in names:
+        assert (tmp_path / n).read_bytes() == n.encode() * 3
