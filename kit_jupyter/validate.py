@@ -32,6 +32,8 @@ class Finding:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
+        if where and self.message.startswith(where):
+            where = ""  # decode errors already start with their line, as yaml.v3's do
         return f"{where}{self.message}"
 
 

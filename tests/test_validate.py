@@ -380,3 +380,12 @@ def test_go_net_url_golden():
         if go_clean(s) != case["clean"]:
             bad.append((s, "clean", case["clean"], go_clean(s)))
     assert not bad, bad[:5]
+
+
+def test_finding_str_names_the_line_once():
+    (f,) = check_kitfile_text(MV + "model:\n  pth: x\n")
+    assert str(f) == 'line 3: field pth not found in model; did you mean "path"?'
+    (g,) = check_kitfile_text(MV + "code:\n  - path: /abs\n")
+    assert str(g) == (
+        "line 3: absolute paths are not supported in a Kitfile (path /abs in code layer 0)"
+    )
