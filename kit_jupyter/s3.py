@@ -759,6 +759,6 @@ def unpack_remote_datasets(kf: Any, target_dir: str | os.PathLike[str], *,
 __all__ = [
     "DownloadResult", "S3Clients", "S3Object", "S3Settings", "WARN_NOT_INCLUDED",
     "check_remote_findings", "check_unpack_path", "describe_error", "download", "head_etag",
-    "is_s3_path", "make_client", "parse_s3_url", "unpack_remote_datasets", "verify_remote",
-    "verify_remote_datasets",
+    "if_match_value", "is_s3_path", "make_client", "parse_s3_url", "unpack_remote_datasets",
+    "verify_remote", "verify_remote_datasets",
 ]
