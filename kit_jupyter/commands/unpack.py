@@ -11,6 +11,7 @@ whole files or none -- never a truncated model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import posixpath
@@ -24,7 +25,7 @@ from .._fs import write_bytes_atomic
 from ..errors import FilterError, KitError, UnpackError
 from ..progress import NullReporter, Reporter
 from ..results import UnpackResult
-from ..storage import CHUNK
+from ..storage import CHUNK, LocalStore
 from .local import config_bytes, model_format, parse_manifest, parse_ref
 from .sources import BlobSource, display, open_source, resolve_in
 
@@ -244,7 +245,8 @@ class _Unpack:
         local_datasets = [d for d in config.get("datasets") or [] if not _remote_path(d)]
         docs = list(config.get("docs") or [])
         prompts = list(config.get("prompts") or [])
-        idx = {"modelpart": 0, "code": 0, "prompt": 0, "dataset": 0, "docs": 0}
+        mcp_servers = list(config.get("mcpServers") or [])
+        idx = {"modelpart": 0, "code": 0, "prompt": 0, "dataset": 0, "docs": 0, "mcpb": 0}
         done: list[dict[str, Any]] = []
         for desc in manifest.get("layers") or []:
             media_type = desc.get("mediaType", "")
@@ -276,9 +278,10 @@ class _Unpack:
             elif base == "docs":
                 entry, kind = _take(docs, idx, "docs"), "docs"
                 message = f"Unpacking docs to {entry.get('path', '')}"
-            else:  # mcpb (raw MCP bundles): not unpacked by this version
-                self.reporter.warning(f"Unknown media type {media_type}: skipping unpack")
-                continue
+            else:  # mcpb: an MCP bundle stored verbatim (raw layer)
+                entry, kind = _take(mcp_servers, idx, "mcpb"), "mcpserver"
+                message = (f"Unpacking MCP server {entry.get('name', '')} to "
+                           f"{entry.get('path', '')}") if entry is not None else ""
             type_name = kind
             if entry is None:
                 raise UnpackError(f"failed to unpack: no Kitfile entry for {type_name} layer "
@@ -301,33 +304,15 @@ class _Unpack:
 
     def _unpack_layer(self, src: BlobSource, desc: dict[str, Any], fmt: str,
                       extract_dir: str, path: str) -> None:
-        if fmt.startswith("raw"):
-            raise UnpackError(f"failed to unpack: raw layers are not supported yet "
-                              f"({desc.get('mediaType')})")
         task = self.reporter.task(f"unpack {path or desc.get('digest', '')[:19]}",
                                   desc.get("size"))
         ok = False
         pending: list[tuple[Path, Path]] = []
         try:
-            stream = src.open_blob(desc)
-            with contextlib.closing(stream):
-                counted = _Counting(stream, task)
-                if fmt.endswith("+gzip"):
-                    import gzip
-
-                    reader: Any = gzip.GzipFile(fileobj=counted, mode="rb")
-                elif fmt.endswith("+zstd"):
-                    raise UnpackError("failed to unpack: zstd-compressed layers are not "
-                                      "supported")
-                else:
-                    reader = counted
-                try:
-                    self._extract(reader, extract_dir, pending)
-                except (OSError, EOFError, tarfile.TarError) as exc:
-                    raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
-                # Read what the tar reader left (end-of-archive padding) so the stream's
-                # digest check runs; counted, so progress ends at 100%.
-                _drain(counted)
+            if isinstance(src, LocalStore) and fmt in ("tar", "raw"):
+                self._unpack_local(src, desc, fmt, extract_dir, path, task, pending)
+            else:
+                self._unpack_stream(src, desc, fmt, extract_dir, path, task, pending)
             # Only a verified layer's files are renamed into place.
             while pending:
                 tmp, final = pending.pop(0)
@@ -338,6 +323,89 @@ class _Unpack:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             task.finish(ok)
+
+    def _unpack_local(self, store: LocalStore, desc: dict[str, Any], fmt: str,
+                      extract_dir: str, path: str, task: Any,
+                      pending: list[tuple[Path, Path]]) -> None:
+        """Uncompressed blob in local storage: a second thread hashes the blob file while this
+        one copies members straight from it with ``copy_file_range`` at their offsets, so the
+        copy hides behind the hash (the floor) instead of adding to it. Files stay temp files
+        until :meth:`BackgroundVerifier.result` has confirmed the digest."""
+        verifier = store.verify_in_background(desc, task=task)
+        try:
+            with _BlobFile(store.blob_path(desc["digest"])) as reader:
+                try:
+                    if fmt == "raw":
+                        self._write_raw(reader, desc, path, pending)
+                    else:
+                        self._extract(reader, extract_dir, pending)
+                except (OSError, EOFError, tarfile.TarError) as exc:
+                    raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
+        except _ArchiveError:
+            # A garbled archive is most likely a corrupt blob: if the hash says so, that is
+            # the error worth reporting.
+            verifier.result()
+            raise
+        except BaseException:
+            verifier.cancel()
+            raise
+        verifier.result()
+
+    def _unpack_stream(self, src: BlobSource, desc: dict[str, Any], fmt: str,
+                       extract_dir: str, path: str, task: Any,
+                       pending: list[tuple[Path, Path]]) -> None:
+        """Any source (registry, compressed blobs): one verified stream, read once."""
+        stream = src.open_blob(desc)
+        with contextlib.closing(stream):
+            counted = _Counting(stream, task)
+            if fmt.endswith("+gzip"):
+                import gzip
+
+                reader: Any = gzip.GzipFile(fileobj=counted, mode="rb")
+            elif fmt.endswith("+zstd"):
+                raise UnpackError("failed to unpack: zstd-compressed layers are not "
+                                  "supported")
+            else:
+                reader = counted
+            try:
+                if fmt.startswith("raw"):
+                    self._write_raw(reader, desc, path, pending)
+                else:
+                    self._extract(reader, extract_dir, pending)
+            except (OSError, EOFError, tarfile.TarError) as exc:
+                raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
+            # Read what the reader left (end-of-archive padding) so the stream's digest
+            # check runs; counted, so progress ends at 100%.
+            _drain(counted)
+
+    def _write_raw(self, reader: Any, desc: dict[str, Any], path: str,
+                   pending: list[tuple[Path, Path]]) -> None:
+        """A raw layer (spec §8.9, e.g. an ``.mcpb``) is the file itself: it goes to the
+        entry's path under the same existing-file rules as a tar member."""
+        annotations = desc.get("annotations") or {}
+        name = path or annotations.get("org.cncf.model.filepath", "")
+        if not name:
+            raise UnpackError("failed to unpack: unknown file path for layer: no "
+                              "org.cncf.model.filepath annotation")
+        full = _checked_path(self.target, name)
+        if not self._may_write(full, name):
+            return
+        full.parent.mkdir(parents=True, exist_ok=True)
+        mode = _raw_mode(annotations) & ~self.umask
+        size = getattr(reader, "size", None)
+        pending.append((_write_member(reader, full, size, mode, bytearray(CHUNK)), full))
+
+    def _may_write(self, full: Path, out: str) -> bool:
+        """kit's rules for a file that is already there; False: skip it (``-i``)."""
+        if full.exists() or full.is_symlink():
+            if self.ignore_existing:
+                return False
+            if not self.overwrite:
+                raise UnpackError(f"failed to unpack: path '{out}' already exists")
+            if not full.is_file() or full.is_symlink():
+                raise UnpackError(f"failed to unpack: path '{out}' already exists and is "
+                                  "not a regular file")
+        return True
 
     def _extract(self, reader: Any, extract_dir: str,
                  pending: list[tuple[Path, Path]]) -> None:
@@ -355,15 +423,9 @@ class _Unpack:
                 continue
             if typeflag not in (tarfile.REGTYPE, tarfile.AREGTYPE):
                 raise UnpackError(f"failed to unpack: unrecognized type in archive: {name}")
-            if full.exists() or full.is_symlink():
-                if self.ignore_existing:
-                    _skip(reader, _padded(size), buf)
-                    continue
-                if not self.overwrite:
-                    raise UnpackError(f"failed to unpack: path '{out}' already exists")
-                if not full.is_file() or full.is_symlink():
-                    raise UnpackError(f"failed to unpack: path '{out}' already exists and is "
-                                      "not a regular file")
+            if not self._may_write(full, out):
+                _skip(reader, _padded(size), buf)
+                continue
             full.parent.mkdir(parents=True, exist_ok=True)
             pending.append((_write_member(reader, full, size, (mode & 0o7777) & ~self.umask,
                                           buf), full))
@@ -488,7 +550,7 @@ def _read_exact(reader: Any, n: int) -> bytes:
     buf = bytearray(n)
     got = _read_into(reader, memoryview(buf))
     if got != n:
-        raise UnpackError("failed to unpack: unexpected EOF in layer archive")
+        raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
     return bytes(buf)
 
 
@@ -497,11 +559,15 @@ def _padded(size: int) -> int:
 
 
 def _skip(reader: Any, n: int, buf: bytearray) -> None:
+    seek = getattr(reader, "skip", None)
+    if seek is not None:
+        seek(n)
+        return
     view = memoryview(buf)
     while n > 0:
         got = _read_into(reader, view[:min(n, len(buf))])
         if not got:
-            raise UnpackError("failed to unpack: unexpected EOF in layer archive")
+            raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
         n -= got
 
 
@@ -515,28 +581,38 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
             advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
-def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearray) -> Path:
-    """The member's bytes into a temp file next to ``target``; the caller renames it once the
-    whole blob has been verified."""
+def _write_member(reader: Any, target: Path, size: int | None, mode: int,
+                  buf: bytearray) -> Path:
+    """The member's bytes (``size`` None: up to EOF) into a temp file next to ``target``; the
+    caller renames it once the whole blob has been verified."""
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     view = memoryview(buf)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb", buffering=0) as f:
-            remaining = size
-            written = flushed = 0
-            while remaining:
-                got = _read_into(reader, view[:min(remaining, len(buf))])
-                if not got:
-                    raise UnpackError(f"failed to unpack: could not unpack file {target.name}")
-                f.write(view[:got])
-                remaining -= got
-                written += got
-                if written - flushed >= _WRITEBACK_KICK:
-                    # start writeback of what is written so far, so the final fsync of a
-                    # multi-GiB model does not wait for all of it at once
-                    _start_writeback(fd, flushed, written - flushed)
-                    flushed = written
+            copy_to = getattr(reader, "copy_to", None)
+            if copy_to is not None and size is not None:
+                copy_to(fd, size)
+            else:
+                remaining = size
+                written = flushed = 0
+                while remaining is None or remaining:
+                    want = len(buf) if remaining is None else min(remaining, len(buf))
+                    got = _read_into(reader, view[:want])
+                    if not got:
+                        if remaining is None:
+                            break
+                        raise _ArchiveError(f"failed to unpack: could not unpack file "
+                                            f"{target.name}")
+                    f.write(view[:got])
+                    if remaining is not None:
+                        remaining -= got
+                    written += got
+                    if written - flushed >= _WRITEBACK_KICK:
+                        # start writeback of what is written so far, so the final fsync of a
+                        # multi-GiB model does not wait for all of it at once
+                        _start_writeback(fd, flushed, written - flushed)
+                        flushed = written
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
     except BaseException:
@@ -544,6 +620,90 @@ def _write_member(reader: Any, target: Path, size: int, mode: int, buf: bytearra
             os.unlink(tmp)
         raise
     return tmp
+
+
+def _raw_mode(annotations: dict[str, Any]) -> int:
+    """Permission bits of a raw layer's file: from its file-metadata annotation, else 0644."""
+    meta = annotations.get("org.cncf.model.file.metadata+json")
+    if meta:
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            mode = json.loads(meta).get("mode")
+            if isinstance(mode, int) and 0 < mode <= 0o7777:
+                return mode & 0o777
+    return 0o644
+
+
+class _ArchiveError(UnpackError):
+    """The layer's bytes are not a well-formed archive (maybe a corrupt blob)."""
+
+
+_COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move in these steps
+_NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
+                   errno.EBADF, errno.EPERM)
+
+
+class _BlobFile:
+    """A stored blob read by position: tar headers with ``pread``, member contents copied
+    file-to-file in the kernel (``copy_file_range``, else ``sendfile``, else pread/write), so
+    no member byte passes through Python. Hashing happens elsewhere (BackgroundVerifier)."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDONLY)
+        self.pos = 0
+        self.size = os.fstat(self.fd).st_size
+        self._mode = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+
+    def __enter__(self) -> _BlobFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self.fd)
+
+    def readinto(self, b: Any) -> int:
+        n = os.preadv(self.fd, [b], self.pos)
+        self.pos += n
+        return n
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
+        self.pos += n
+
+    def copy_to(self, out: int, size: int) -> None:
+        if self.pos + size > self.size:
+            raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
+        done = flushed = 0
+        while done < size:
+            n = self._copy(out, min(size - done, _COPY_STEP), done)
+            if n <= 0:
+                raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
+            done += n
+            self.pos += n
+            if done - flushed >= _WRITEBACK_KICK:
+                _start_writeback(out, flushed, done - flushed)
+                flushed = done
+
+    def _copy(self, out: int, n: int, out_off: int) -> int:
+        if self._mode == "copy_file_range":
+            try:
+                return os.copy_file_range(self.fd, out, n, self.pos, out_off)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                self._mode = "sendfile"
+        if self._mode == "sendfile":
+            try:
+                os.lseek(out, out_off, os.SEEK_SET)
+                return os.sendfile(out, self.fd, self.pos, n)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                self._mode = "pread"
+        data = os.pread(self.fd, min(n, CHUNK), self.pos)
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(out, view, out_off + len(data) - len(view)):]
+        return len(data)
 
 
 def _pax_records(data: bytes) -> dict[str, str]:
@@ -556,7 +716,8 @@ def _pax_records(data: bytes) -> dict[str, str]:
         try:
             length = int(data[pos:space])
         except ValueError:
-            raise UnpackError("failed to unpack: invalid PAX header in layer archive") from None
+            raise _ArchiveError("failed to unpack: invalid PAX header in layer "
+                                "archive") from None
         if length <= 0:
             break
         record = data[space + 1:pos + length - 1]  # without the trailing newline
@@ -578,7 +739,7 @@ def _tar_entries(reader: Any) -> Iterable[tuple[str, bytes, int, int]]:
         except tarfile.EOFHeaderError:
             return
         except tarfile.HeaderError as exc:
-            raise UnpackError(f"failed to unpack: invalid tar header: {exc}") from None
+            raise _ArchiveError(f"failed to unpack: invalid tar header: {exc}") from None
         if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
             data = _read_exact(reader, _padded(info.size))[:info.size]
             if info.type != tarfile.XGLTYPE:
@@ -606,7 +767,7 @@ def _read_exact_or_eof(reader: Any) -> bytes | None:
     if got == 0:
         return None
     if got != 512:
-        raise UnpackError("failed to unpack: unexpected EOF in layer archive")
+        raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
     return bytes(buf)
 
 
