@@ -333,7 +333,9 @@ def _excluder(rules: IgnoreRules, base: str,
 
 
 @dataclass
-class _Entry:
+class WalkEntry:
+    """One entry the walk keeps: its name relative to the context and its ``lstat``."""
+
     rel: str
     st: os.stat_result
 
@@ -344,7 +346,7 @@ class _Entry:
 
 def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
                ignore: IgnoreRules | None = None, other_layer_paths: Sequence[str] = (),
-               stats: LayerStats | None = None) -> Iterator[_Entry]:
+               stats: LayerStats | None = None) -> Iterator[WalkEntry]:
     """Yield the entries kit writes for a layer, in kit's order (spec §8.1).
 
     Go's ``filepath.Walk`` from ``.``: depth-first, each directory's names sorted by bytes, a
@@ -400,7 +402,7 @@ def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
             if is_dir and not prune:
                 open_dir(rel)
             continue
-        yield _Entry(rel, st)
+        yield WalkEntry(rel, st)
         if is_dir:
             open_dir(rel)
 
