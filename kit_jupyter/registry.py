@@ -320,7 +320,8 @@ class RegistryClient:
     """
 
     def __init__(self, registry: str, *, plain_http: bool = False,
-                 tls_verify: bool | str = True, credentials: Credentials | None = None,
+                 tls_verify: bool | str = True,
+                 credentials: Credentials | tuple[str, str] | None = None,
                  concurrency: int = 5, timeout: float = READ_TIMEOUT,
                  connect_timeout: float = CONNECT_TIMEOUT,
                  home: str | os.PathLike[str] | None = None,
@@ -333,6 +334,10 @@ class RegistryClient:
         self.base_url = f"{'http' if plain_http else 'https'}://{self.host}"
         self._timeout = (connect_timeout, timeout)
         self._home = home
+        if isinstance(credentials, tuple):  # (username, password) is accepted too
+            from .credentials import Credentials
+
+            credentials = Credentials(*credentials)
         self._credentials = credentials
         self._lookup = lookup_credentials and credentials is None
         # One session with timeouts and big send blocks, shared with oras-py's token backend
