@@ -210,9 +210,47 @@ def _layer_entries(kf: Any) -> list[tuple[str, Any, str]]:
         out.append(("docs", entry, "docs"))
     for entry in getattr(kf, "prompts", None) or []:
         out.append(("code", entry, "prompt"))
-    if getattr(kf, "mcp_servers", None):
-        raise PackError("Failed to pack model kit: packing mcpServers is not supported yet")
+    for entry in getattr(kf, "mcp_servers", None) or []:
+        out.append(("mcpb", entry, "mcpserver"))
     return out
+
+
+def check_mcp_bundle(context: Path, path: str) -> None:
+    """kit's ValidateMCPB: a regular file holding a ZIP archive with ``manifest.json`` at its
+    root (only the central directory is read, not the members). Raises PackError with kit's
+    texts, ``path`` as written in the Kitfile."""
+    import zipfile
+
+    full = context / path
+    try:
+        st = full.stat()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise PackError(f"failed to read MCP bundle {path}: stat {path}: {reason}") from None
+    import stat as stat_mod
+
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise PackError(f"MCP bundle path {path} must be a single .mcpb file")
+    try:
+        with zipfile.ZipFile(full) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        raise PackError(f"MCP bundle {path} is not a valid ZIP archive: zip: not a valid zip "
+                        "file") from None
+    except OSError as exc:
+        raise PackError(f"MCP bundle {path} is not a valid ZIP archive: "
+                        f"{(exc.strerror or str(exc)).lower()}") from None
+    if "manifest.json" not in names:
+        raise PackError(f"MCP bundle {path} does not contain a manifest.json at its root")
+
+
+def _check_mcp_servers(kf: Any, context: Path) -> None:
+    """Every bundle is checked before the first blob is written."""
+    for server in getattr(kf, "mcp_servers", None) or []:
+        try:
+            check_mcp_bundle(context, server.path)
+        except PackError as exc:
+            raise PackError(f"invalid MCP bundle for mcpServer {server.name}: {exc}") from None
 
 
 def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compression: str,
@@ -220,16 +258,21 @@ def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compres
     from ..ignore import IgnoreRules, layer_paths_from_kitfile
     from ..layers import pack_layer_to_file
 
+    _check_mcp_servers(kf, context)
     extra_paths = _parent_layer_paths(kf, home)
     ignore = IgnoreRules.load(context, layer_paths=layer_paths_from_kitfile(kf))
     cache = home / "cache" / "pack"
     layers: list[dict[str, Any]] = []
     for base, entry, kind in _layer_entries(kf):
         annotations = {ANNOTATION_LAYER_SUBTYPE: "prompt"} if kind == "prompt" else None
-        packed = pack_layer_to_file(context, entry.path, cache, base=base,
-                                    compression=compression, ignore=ignore,
-                                    other_layer_paths=extra_paths, reporter=rep,
-                                    label=f"{kind} {entry.path}", annotations=annotations)
+        if kind == "mcpserver":
+            # spec §8.9: the bundle's bytes verbatim, always ...mcpb.v1.raw (no compression)
+            packed = _pack_raw(context, entry.path, cache, rep)
+        else:
+            packed = pack_layer_to_file(context, entry.path, cache, base=base,
+                                        compression=compression, ignore=ignore,
+                                        other_layer_paths=extra_paths, reporter=rep,
+                                        label=f"{kind} {entry.path}", annotations=annotations)
         try:
             desc = store.adopt_file(packed.path, packed.digest, packed.size, packed.media_type)
         finally:
@@ -243,6 +286,21 @@ def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compres
     if not layers:
         rep.warning("ModelKit contains no layers")
     return layers
+
+
+def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> Any:
+    from ..layers import pack_raw_layer_to_file
+
+    size = (context / path).stat().st_size
+    task = rep.task(f"mcpserver {path}", size)
+    ok = False
+    try:
+        packed = pack_raw_layer_to_file(context, path, cache, base="mcpb", compression="none",
+                                        task=task)
+        ok = True
+        return packed
+    finally:
+        task.finish(ok)
 
 
 def _clean(path: str) -> str:
