@@ -427,7 +427,7 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
     base = _check_layer_path(layer_path)
     rules = ignore if ignore is not None else IgnoreRules()
     stats = LayerStats()
-    if rules.excludes(base, base):
+    if _excluder(rules, base, other_layer_paths)(base):
         stats.ignored_layer_path = True
         if reporter is not None:
             reporter.warning(f"Warning: {kind_label} layer path {base} ignored by kitignore")
