@@ -146,6 +146,16 @@ def main() -> int:
     for key in rows:
         print(f"  {key:<16} {med(key):7.2f} s wall  {med(key, 2):7.2f} s CPU  "
               f"{size / med(key) / 2**20:8.1f} MiB/s   peak RSS {peak(key):7.1f} MB")
+    def per_run(a: str, b: str) -> float:
+        """Median of the per-run ratios: both sides measured seconds apart, so a load spike
+        from elsewhere on the machine skews one run's pair, not the comparison of medians."""
+        return statistics.median(x[0] / y[0] for x, y in zip(rows[a], rows[b], strict=True))
+
+    print("ratios: median of per-run ratios (ratio of medians in brackets)")
+    for a, b in (("pack", "sha256sum+cp"), ("unpack", "cp"), ("unpack", "cp+sync"),
+                 ("unpack", "sha256sum"), ("unpack", "hashlib.sha256"),
+                 ("pack", "hashlib.sha256"), ("sha256sum", "cp"), ("hashlib.sha256", "cp")):
+        print(f"  {a + ' / ' + b:<32} {per_run(a, b):6.2f}  [{med(a) / med(b):6.2f}]")
     print(f"pack   / (sha256sum+cp)  = {med('pack') / med('sha256sum+cp'):.2f}   "
           "(target <= 1.5)")
     print(f"unpack / cp              = {med('unpack') / med('cp'):.2f}   (target <= 1.5)")

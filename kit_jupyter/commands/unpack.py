@@ -106,8 +106,8 @@ def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
 def _remote_datasets(kf: Any, target: Path, *, include_remote: bool, filters: list[Any],
                      overwrite: bool, ignore_existing: bool, reporter: Reporter,
                      env: Any) -> list[Any]:
-    if kf is None:
-        return []
+    if kf is None or not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
+        return []  # nothing remote: no need to import the S3 machinery (boto3 is slow to load)
     try:
         from ..s3 import unpack_remote_datasets
     except ImportError:
