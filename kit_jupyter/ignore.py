@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._gopath import go_clean
 from .errors import PackError
 
 IGNORE_FILE_NAME = ".kitignore"
@@ -44,29 +45,6 @@ _POSIX_CLASSES = {
 
 def go_trim_space(s: str) -> str:
     return s.strip(_GO_SPACE)
-
-
-def go_clean(path: str) -> str:
-    """Go's ``path.Clean`` (slash-separated): unlike ``posixpath.normpath`` it folds a leading
-    ``//`` and maps ``""`` to ``"."``."""
-    if path == "":
-        return "."
-    rooted = path.startswith("/")
-    out: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if out and out[-1] != "..":
-                out.pop()
-            elif not rooted:
-                out.append("..")
-            continue
-        out.append(part)
-    cleaned = "/".join(out)
-    if rooted:
-        return "/" + cleaned
-    return cleaned or "."
 
 
 def _clean_arg(path: str) -> str:

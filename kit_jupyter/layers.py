@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from ._gopath import go_clean
 from .errors import PackError, UnpackError
-from .ignore import IgnoreRules, go_clean, in_other_layer
+from .ignore import IgnoreRules, in_other_layer
 from .mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH, layer_media_type
 
 if TYPE_CHECKING:

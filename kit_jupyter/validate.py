@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ._gopath import go_clean
 from .errors import ValidationError
 from .reference import go_url, is_modelkit_reference
 
@@ -56,28 +57,6 @@ def classify_path(path: str) -> tuple[str | None, str | None]:
     if scheme in ("http", "https"):
         return None, f"HTTP urls are not supported in paths ({path})"
     return None, f"unrecognized URL in path: {path}"
-
-
-def go_clean(path: str) -> str:
-    """Go's filepath.Clean on a slash-separated path."""
-    if path == "":
-        return "."
-    rooted = path.startswith("/")
-    parts: list[str] = []
-    for seg in path.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            elif not rooted:
-                parts.append("..")
-            continue
-        parts.append(seg)
-    out = "/".join(parts)
-    if rooted:
-        return "/" + out
-    return out or "."
 
 
 def _is_local(cleaned: str) -> bool:

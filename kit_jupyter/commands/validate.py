@@ -14,18 +14,14 @@ from pathlib import Path
 from ..display import ValidationReport
 from ..errors import KitError, KitfileError
 
-KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
-
 
 def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
     """A file is taken as is; a directory is searched for kit's three names, in kit's order."""
+    from ..kitfile import find_kitfile
+
     p = Path(path)
     if p.is_dir():
-        for name in KITFILE_NAMES:
-            candidate = p / name
-            if candidate.is_file():
-                return candidate
-        raise KitError(f"No Kitfile found in {p}. Consider using the -f flag to specify its path")
+        return find_kitfile(p)
     if not p.exists():
         raise KitError(f"open {p}: no such file or directory")
     return p
