@@ -504,6 +504,7 @@ class DownloadResult:
     seconds: float = 0.0
     requests: int = 0
     retries: int = 0
+    retry_reasons: list[str] = field(default_factory=list, repr=False)
 
     def __repr__(self) -> str:
         extra = f", {self.verification}" if self.verification else ""
@@ -698,7 +699,7 @@ def _run_items(items: list[_Item], clients: S3Clients | None, *, overwrite: bool
                 results[n] = DownloadResult(
                     item.path, item.remote_path, "downloaded", item.info.size,
                     item.info.etag_value, item.plan.describe(), time.monotonic() - t0,
-                    d.requests, d.retries)
+                    d.requests, d.retries, d.retry_reasons)
                 if item.plan.mode == "none":
                     reporter.warning(f"Remote S3 dataset for path {item.path}: "
                                      f"{item.plan.describe()}")

@@ -41,7 +41,9 @@ _MULTIPART_RE = re.compile(r"^([0-9a-fA-F]{32})-([0-9]+)$")
 
 
 def default_workers() -> int:
-    return max(2, min(4, os.cpu_count() or 2))
+    """Four streams: enough to fill a real network link (one S3 stream rarely does), few enough
+    for a 2-CPU notebook server where MD5 and the copy into the page cache are the limit."""
+    return 4
 
 
 class DigestMismatch(Exception):
@@ -282,6 +284,7 @@ class Downloader:
         self.cancel = threading.Event()
         self.requests = 0
         self.retries = 0
+        self.retry_reasons: list[str] = []
         self._count_lock = threading.Lock()
         self.digests: dict[int, bytes] = {}
         self.md5 = hashlib.md5()
@@ -295,10 +298,12 @@ class Downloader:
             return []
         if self.plan.mode == "md5":
             return [_Job(0, size)]      # one MD5 state: one sequential stream
+        # ranges of at most range_size, but small enough that every worker gets one
+        want = max(1, min(self.range_size, math.ceil(size / self.workers)))
         if self.plan.mode == "multipart" and self.plan.part_size:
-            step = self.plan.part_size * max(1, self.range_size // self.plan.part_size)
+            step = self.plan.part_size * max(1, want // self.plan.part_size)
         else:
-            step = max(self.range_size, 1)
+            step = want
         return [_Job(s, min(s + step, size)) for s in range(0, size, step)]
 
     # --- one range, resumed from the last byte written on transient errors
@@ -307,6 +312,7 @@ class Downloader:
         part = self.plan.part_size if (self.plan.mode == "multipart" and self.plan.part_size) \
             else None
         h = hashlib.md5() if part else None
+        whole = self.plan.mode == "md5"
         buf = memoryview(bytearray(self.read_size))   # one buffer per range: bounded memory
         failures = 0
         wb_from = pos
@@ -339,8 +345,8 @@ class Downloader:
                             written += os.pwrite(fd, data[written:], pos + written)
                         if part:
                             h.update(data)
-                        else:
-                            self.md5.update(data)   # single job only (mode md5)
+                        elif whole:
+                            self.md5.update(data)   # mode md5 has a single job
                         pos += n
                         progressed = True
                         if pos - wb_from >= WRITEBACK_EVERY or pos == job.end:
@@ -361,6 +367,7 @@ class Downloader:
                     raise
                 with self._count_lock:
                     self.retries += 1
+                    self.retry_reasons.append(f"byte {pos}: {type(exc).__name__}: {exc}")
                 time.sleep(BACKOFF[min(failures, len(BACKOFF)) - 1] if failures else 0.05)
 
     def _check_range(self, resp: dict, start: int, end: int) -> None:

@@ -233,13 +233,15 @@ class TcpProxy:
 
     def _pump(self, c: socket.socket, u: socket.socket) -> None:
         """Both directions in one thread, so a cut closes sockets nobody is blocked on (a socket
-        closed under another thread's recv() is only really closed when that recv returns)."""
+        closed under another thread's recv() is only really closed when that recv returns).
+        A normal end is a graceful close; only a cut resets the connection."""
         sent = 0
+        reset = False
         sel = selectors.DefaultSelector()
         sel.register(c, selectors.EVENT_READ)
         sel.register(u, selectors.EVENT_READ)
         try:
-            while True:
+            while not self._closed:
                 for key, _ in sel.select(timeout=1):
                     src = key.fileobj
                     data = src.recv(65536)
@@ -258,18 +260,19 @@ class TcpProxy:
                     if cut:
                         c.sendall(data[: max(0, self._cut_after - sent)])
                         time.sleep(0.3)  # let the client read it: an RST drops unread data
-                        return   # RST below, as a broken network does
+                        reset = True
+                        return
                     c.sendall(data)
                     sent += len(data)
-                if self._closed:
-                    return
         except OSError:
             pass
         finally:
             sel.close()
             for s in (c, u):
                 with contextlib.suppress(OSError):
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    if reset:   # RST, as a broken network does
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
                     s.close()
 
     def close(self) -> None:
