@@ -505,6 +505,7 @@ class DownloadResult:
     requests: int = 0
     retries: int = 0
     retry_reasons: list[str] = field(default_factory=list, repr=False)
+    timings: dict[str, float] = field(default_factory=dict, repr=False)  # transfer/verify/fsync
 
     def __repr__(self) -> str:
         extra = f", {self.verification}" if self.verification else ""
@@ -699,7 +700,7 @@ def _run_items(items: list[_Item], clients: S3Clients | None, *, overwrite: bool
                 results[n] = DownloadResult(
                     item.path, item.remote_path, "downloaded", item.info.size,
                     item.info.etag_value, item.plan.describe(), time.monotonic() - t0,
-                    d.requests, d.retries, d.retry_reasons)
+                    d.requests, d.retries, d.retry_reasons, dict(d.timings))
                 if item.plan.mode == "none":
                     reporter.warning(f"Remote S3 dataset for path {item.path}: "
                                      f"{item.plan.describe()}")
