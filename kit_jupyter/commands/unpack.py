@@ -2,10 +2,11 @@
 
 Layers are matched to Kitfile entries by position within each type, each entry's digest is
 cross-checked against its layer, and only the blobs the filters select are fetched. Every blob
-is verified against its digest as it streams (a mismatch raises after the last byte, and the
-file being written at that moment is never renamed into place). Every file is written to a
-temporary name in its directory and renamed when complete, so an interrupted unpack leaves
-whole files or none -- never a truncated model.
+is verified against its digest: an uncompressed blob in local storage is hashed by a second
+thread while its members are copied file-to-file in the kernel (the copy hides behind the hash,
+which is the floor); any other blob is hashed as it streams. A layer's files are temp files
+until its whole blob verified, and only then renamed into place, so a corrupt blob or an
+interrupted unpack leaves whole files or none -- never a truncated or unverified model.
 """
 
 from __future__ import annotations
