@@ -194,7 +194,7 @@ def main() -> None:
             t: {"op": [], "wall": [], "rss": []} for t in tools}
         notes: dict[str, str] = {}
         for run in range(args.runs):
-            for tool in tools:
+            for tool in tools[run % len(tools):] + tools[:run % len(tools)]:  # rotate order
                 out = outdir / f"{tool}.bin"
                 if tool == "s5cmd":
                     cmd = [s5cmd_binary(), "--endpoint-url", env["S3_API_ENDPOINT"], "cp",
