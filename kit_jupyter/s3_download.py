@@ -422,12 +422,18 @@ class Downloader:
             return description
         except BaseException:
             self.cancel.set()
-            if ex is not None:
-                ex.shutdown(wait=True, cancel_futures=True)
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            try:
+                if ex is not None:
+                    ex.shutdown(wait=True, cancel_futures=True)
+                    ex = None
+            finally:
+                # Even if a second Ctrl-C cuts the wait short, the temporary file goes. Its fd
+                # is then left open rather than closed under a worker that may still pwrite()
+                # (a reused fd number would send those bytes into some other file).
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                if fd >= 0 and ex is None:
+                    os.close(fd)
             raise
 
     def _verify(self, fd: int, tmp: Path) -> str:
