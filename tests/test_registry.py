@@ -443,3 +443,15 @@ def test_info_and_inspect_remote_through_local_commands(registry, tmp_path):
     layer_digests = {d["digest"] for d in kit["manifest"]["layers"]}
     assert not layer_digests & set(_blob_gets(registry.requests(mark)))  # config only
     assert not (fresh / "storage" / "index.json").exists()  # nothing stored locally
+
+
+def test_results_show_their_summary_not_a_dataclass_repr():
+    from IPython.lib.pretty import pretty
+
+    from kit_jupyter.commands.remote import LogoutResult, PushResult
+
+    push = PushResult(source="a:v1", destination="r.example/a:v1", digest="sha256:" + "0" * 64,
+                      blobs=[])
+    assert pretty(push).startswith("Pushed sha256:") and "PushResult(" not in repr(push)
+    out = LogoutResult.__dataclass_fields__  # still a dataclass, with data fields
+    assert "registry" in out

@@ -96,6 +96,9 @@ class _Result:
     def __str__(self) -> str:
         return self.summary()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.summary()}>"
+
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.summary() if not cycle else f"{type(self).__name__}(...)")
 
@@ -133,7 +136,7 @@ def _blobs_html(blobs: list[BlobTransfer], caption: str) -> str:
             f"</th><th>DIGEST</th><th>SIZE</th><th></th></tr>{rows}</table>")
 
 
-@dataclass
+@dataclass(repr=False)
 class PushResult(_Result):
     source: str
     destination: str
@@ -163,7 +166,7 @@ class PushResult(_Result):
         return _blobs_html(self.blobs, self.summary())
 
 
-@dataclass
+@dataclass(repr=False)
 class PullResult(_Result):
     reference: str
     digest: str
@@ -194,7 +197,7 @@ class PullResult(_Result):
         return _blobs_html(self.blobs, self.summary())
 
 
-@dataclass
+@dataclass(repr=False)
 class LoginResult(_Result):
     registry: str
     username: str
@@ -209,7 +212,7 @@ class LoginResult(_Result):
         return f"Logged in to {self.registry} as {self.username}"
 
 
-@dataclass
+@dataclass(repr=False)
 class LogoutResult(_Result):
     registry: str
     removed: bool
