@@ -284,3 +284,58 @@ def test_parent_modelkit_reference(kitops_home, tmp_path):
     out2 = tmp_path / "out2"
     unpack("child:v1", dir=out2, filters=["code"])
     assert not (out2 / "weights").exists() and (out2 / "train.py").exists()
+
+
+def _entry(kind: str):
+    import tarfile
+
+    info = tarfile.TarInfo("src/entry")
+    if kind == "absolute":
+        info.name = "/tmp/kit-jupyter-absolute-evil"
+        info.size = 4
+    elif kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    elif kind == "hardlink":
+        info.type, info.linkname = tarfile.LNKTYPE, "src/a.py"
+    elif kind == "chardev":
+        info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+    elif kind == "fifo":
+        info.type = tarfile.FIFOTYPE
+    return info
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("absolute", "illegal file path: /tmp/kit-jupyter-absolute-evil"),
+    ("symlink", "unrecognized type in archive: src/entry"),
+    ("hardlink", "unrecognized type in archive: src/entry"),
+    ("chardev", "unrecognized type in archive: src/entry"),
+    ("fifo", "unrecognized type in archive: src/entry"),
+])
+def test_links_devices_and_absolute_names_are_refused(packed, tmp_path, kind, message):
+    """A hostile layer (built by hand, not by pack) writes nothing, not even its good files."""
+    import io
+    import tarfile
+
+    store = LocalStore()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        good = tarfile.TarInfo("src/good.txt")
+        good.size = 2
+        tf.addfile(good, io.BytesIO(b"ok"))
+        bad = _entry(kind)
+        tf.addfile(bad, io.BytesIO(b"evil") if bad.size else None)
+    evil = store.put_bytes(buf.getvalue(), "application/vnd.kitops.modelkit.code.v1.tar")
+
+    def mutate(manifest, config):
+        layer = dict(manifest["layers"][1], digest=evil["digest"], size=evil["size"])
+        manifest["layers"] = [layer]
+        config["code"][0]["digest"] = evil["digest"]
+        return manifest, config
+
+    ref = _store_variant(store, mutate)
+    out = tmp_path / "out"
+    with pytest.raises(UnpackError, match=message):
+        unpack(ref, dir=out, filters=["code"])
+    assert not Path("/tmp/kit-jupyter-absolute-evil").exists()
+    written = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert written == []
