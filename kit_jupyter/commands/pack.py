@@ -190,29 +190,14 @@ def _remote_path(entry: Any) -> str:
     return getattr(entry, "remote_path", "") or getattr(entry, "remotePath", "") or ""
 
 
-def _layer_entries(kf: Any) -> list[tuple[str, Any, str]]:
-    """``(base, entry, kind)`` in kit's layer order (spec §7.5)."""
-    from ..reference import is_modelkit_reference
+# the media-type base of each Kitfile layer kind (prompts are code layers with a subtype)
+_BASE_OF_KIND = {"model": "model", "modelpart": "modelpart", "code": "code", "dataset": "dataset",
+                 "docs": "docs", "prompt": "code", "mcpserver": "mcpb"}
 
-    out: list[tuple[str, Any, str]] = []
-    model = getattr(kf, "model", None)
-    if model is not None:
-        if model.path and not is_modelkit_reference(model.path):
-            out.append(("model", model, "model"))
-        for part in getattr(model, "parts", None) or []:
-            out.append(("modelpart", part, "modelpart"))
-    for entry in getattr(kf, "code", None) or []:
-        out.append(("code", entry, "code"))
-    for entry in getattr(kf, "datasets", None) or []:
-        if not _remote_path(entry):
-            out.append(("dataset", entry, "dataset"))
-    for entry in getattr(kf, "docs", None) or []:
-        out.append(("docs", entry, "docs"))
-    for entry in getattr(kf, "prompts", None) or []:
-        out.append(("code", entry, "prompt"))
-    for entry in getattr(kf, "mcp_servers", None) or []:
-        out.append(("mcpb", entry, "mcpserver"))
-    return out
+
+def _layer_entries(kf: Any) -> list[tuple[str, Any, str]]:
+    """``(base, entry, kind)`` in kit's layer order (spec §7.5), from the Kitfile's own list."""
+    return [(_BASE_OF_KIND[e.kind], e.entity, e.kind) for e in kf.layer_entries()]
 
 
 def check_mcp_bundle(context: Path, path: str) -> None:
