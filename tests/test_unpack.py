@@ -234,17 +234,9 @@ def test_positional_matching_skips_remote_datasets(kitops_home, tmp_path, monkey
     assert (tmp_path / "out" / "data" / "train" / "a.csv").exists()
 
 
-def test_unsafe_archive_entries_are_refused(packed, tmp_path):
-    import io
-    import tarfile
-
-    store = LocalStore()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        info = tarfile.TarInfo("../evil.txt")
-        info.size = 4
-        tf.addfile(info, io.BytesIO(b"evil"))
-    evil = store.put_bytes(buf.getvalue(), "application/vnd.kitops.modelkit.code.v1.tar")
+def _store_code_layer(store: LocalStore, tar_bytes: bytes) -> str:
+    """demo:v1 re-stored with a hand-made (possibly hostile) tar as its only code layer."""
+    evil = store.put_bytes(tar_bytes, "application/vnd.kitops.modelkit.code.v1.tar")
 
     def mutate(manifest, config):
         layer = dict(manifest["layers"][1], digest=evil["digest"], size=evil["size"])
@@ -252,7 +244,19 @@ def test_unsafe_archive_entries_are_refused(packed, tmp_path):
         config["code"][0]["digest"] = evil["digest"]
         return manifest, config
 
-    ref = _store_variant(store, mutate)
+    return _store_variant(store, mutate)
+
+
+def test_unsafe_archive_entries_are_refused(packed, tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"evil"))
+    ref = _store_code_layer(LocalStore(), buf.getvalue())
     with pytest.raises(UnpackError, match="illegal file path: ../evil.txt"):
         unpack(ref, dir=tmp_path / "out", filters=["code"])
     assert not (tmp_path / "evil.txt").exists()
@@ -316,7 +320,6 @@ def test_links_devices_and_absolute_names_are_refused(packed, tmp_path, kind, me
     import io
     import tarfile
 
-    store = LocalStore()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
         good = tarfile.TarInfo("src/good.txt")
@@ -324,15 +327,7 @@ def test_links_devices_and_absolute_names_are_refused(packed, tmp_path, kind, me
         tf.addfile(good, io.BytesIO(b"ok"))
         bad = _entry(kind)
         tf.addfile(bad, io.BytesIO(b"evil") if bad.size else None)
-    evil = store.put_bytes(buf.getvalue(), "application/vnd.kitops.modelkit.code.v1.tar")
-
-    def mutate(manifest, config):
-        layer = dict(manifest["layers"][1], digest=evil["digest"], size=evil["size"])
-        manifest["layers"] = [layer]
-        config["code"][0]["digest"] = evil["digest"]
-        return manifest, config
-
-    ref = _store_variant(store, mutate)
+    ref = _store_code_layer(LocalStore(), buf.getvalue())
     out = tmp_path / "out"
     with pytest.raises(UnpackError, match=message):
         unpack(ref, dir=out, filters=["code"])
