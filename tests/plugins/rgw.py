@@ -208,10 +208,18 @@ def rgw(tmp_path_factory):
         pytest.fail("Ceph RGW binaries missing: " + ", ".join(RGWCluster.missing_binaries())
                     + " -- install ceph-mon ceph-osd radosgw ceph-common (CI does)",
                     pytrace=False)
-    cluster = RGWCluster(tmp_path_factory.mktemp("ceph"), memstore_bytes=1 << 30)
-    try:
-        cluster.start()
-    except RGWError as e:
-        pytest.fail(f"could not start Ceph RGW: {e}", pytrace=False)
+    # A one-node Ceph occasionally fails to come up on a busy machine (a port picked early and
+    # taken meanwhile, an OSD racing the mon); a fresh cluster on fresh ports is the cure, and
+    # every attempt's reason is kept for the failure message.
+    reasons = []
+    for _ in range(3):
+        cluster = RGWCluster(tmp_path_factory.mktemp("ceph"), memstore_bytes=1 << 30)
+        try:
+            cluster.start()
+            break
+        except RGWError as e:
+            reasons.append(str(e))
+    else:
+        pytest.fail("could not start Ceph RGW: " + " | ".join(reasons), pytrace=False)
     yield cluster
     cluster.stop()
