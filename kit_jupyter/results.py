@@ -63,7 +63,9 @@ def tabwriter(rows: list[list[str]], padding: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _Result:
+class Result:
+    """Base of every command result (local and registry commands alike)."""
+
     messages: list[tuple[str, str]]
     #: commands that were given a reporter already showed their messages while running
     _html_messages: bool = True
@@ -98,7 +100,7 @@ class _Result:
 
 
 @dataclass(repr=False)
-class PackResult(_Result):
+class PackResult(Result):
     digest: str
     repository: str                       # registry/repository, e.g. localhost/_
     tags: list[str]
@@ -135,7 +137,7 @@ class PackResult(_Result):
 
 
 @dataclass(repr=False)
-class UnpackResult(_Result):
+class UnpackResult(Result):
     reference: str
     digest: str
     directory: str
@@ -169,7 +171,7 @@ LIST_HEADER = ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
 
 
 @dataclass(repr=False)
-class ListResult(_Result):
+class ListResult(Result):
     models: list[dict[str, Any]]          # kit's --format json objects
     messages: list[tuple[str, str]] = field(default_factory=list)
 
@@ -198,7 +200,7 @@ class ListResult(_Result):
 
 
 @dataclass(repr=False)
-class InspectResult(_Result):
+class InspectResult(Result):
     digest: str
     cli_version: str
     kitfile: dict[str, Any] | None
@@ -235,7 +237,7 @@ class InspectResult(_Result):
 
 
 @dataclass(repr=False)
-class InfoResult(_Result):
+class InfoResult(Result):
     reference: str
     yaml: str
     kitfile: dict[str, Any] | None = None
@@ -256,7 +258,7 @@ class InfoResult(_Result):
 
 
 @dataclass(repr=False)
-class TagResult(_Result):
+class TagResult(Result):
     source: str
     target: str
     digest: str
@@ -274,7 +276,7 @@ class TagResult(_Result):
 
 
 @dataclass(repr=False)
-class RemoveResult(_Result):
+class RemoveResult(Result):
     removed: list[dict[str, Any]]         # {"reference", "digest", "action": removed|untagged}
     messages: list[tuple[str, str]] = field(default_factory=list)
 

@@ -9,7 +9,6 @@ downloaded blob is verified before it is committed to storage.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import results
 from ..errors import AuthError, NotFoundError, ReferenceError_, RegistryError
 from ..progress import NullReporter, Reporter, human_size
 
@@ -69,47 +69,15 @@ def _network(home: Home, plain_http: bool, tls_verify: bool | str, concurrency: 
 
 # -- results ----------------------------------------------------------------------------------
 
-def _esc(v: Any) -> str:
-    return html.escape("" if v is None else str(v))
-
-
-class _Result:
-    """``text()`` is what a terminal shows after the command (kit's lines already went to the
-    reporter while it ran, so usually nothing); ``summary()`` is the one-line repr a notebook
-    shows for the returned object."""
-
-    messages: list[tuple[str, str]]
+class _Result(results.Result):
+    """Registry results: kit's lines already went to the reporter while the command ran, so a
+    terminal prints nothing more (``text()``); ``summary()`` is the one line a notebook shows."""
 
     def text(self) -> str:
         return ""
 
-    def summary(self) -> str:  # pragma: no cover - overridden
-        return ""
-
-    @property
-    def data(self) -> Any:  # pragma: no cover - overridden
-        return {}
-
-    def to_json(self) -> str:
-        return json.dumps(self.data, indent=2)
-
     def __str__(self) -> str:
         return self.summary()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}: {self.summary()}>"
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.summary() if not cycle else f"{type(self).__name__}(...)")
-
-    def _body_html(self) -> str:
-        return ""
-
-    def _repr_html_(self) -> str:
-        msgs = "".join(f'<div style="font-family:monospace">'
-                       f'{_esc(("[WARN ] " if lvl == "warning" else "") + m)}</div>'
-                       for lvl, m in self.messages)
-        return f'<div class="kit-remote">{msgs}{self._body_html()}</div>'
 
 
 @dataclass
@@ -129,11 +97,8 @@ class BlobTransfer:
 
 
 def _blobs_html(blobs: list[BlobTransfer], caption: str) -> str:
-    rows = "".join(f"<tr><td>{_esc(b.media_type)}</td><td>{_esc(b.digest)}</td>"
-                   f"<td>{_esc(human_size(b.size))}</td><td>{_esc(b.action)}</td></tr>"
-                   for b in blobs)
-    return (f'<table class="kit-result"><caption>{_esc(caption)}</caption><tr><th>MEDIA TYPE'
-            f"</th><th>DIGEST</th><th>SIZE</th><th></th></tr>{rows}</table>")
+    rows = [[b.media_type, b.digest, human_size(b.size), b.action] for b in blobs]
+    return results.html_table(["MEDIA TYPE", "DIGEST", "SIZE", ""], rows, caption)
 
 
 @dataclass(repr=False)
@@ -162,7 +127,7 @@ class PushResult(_Result):
         return (f"Pushed {self.digest} to {self.destination} ({len(self.uploaded)} blob(s), "
                 f"{human_size(sent)} uploaded, {len(self.skipped)} already present)")
 
-    def _body_html(self) -> str:
+    def _html_body(self) -> str:
         return _blobs_html(self.blobs, self.summary())
 
 
@@ -193,7 +158,7 @@ class PullResult(_Result):
                 f"{human_size(got)} downloaded, "
                 f"{len(self.blobs) - len(self.downloaded)} already present)")
 
-    def _body_html(self) -> str:
+    def _html_body(self) -> str:
         return _blobs_html(self.blobs, self.summary())
 
 
