@@ -101,7 +101,7 @@ def _reporter(reporter: Reporter | None) -> Reporter:
     return reporter if reporter is not None else NullReporter()
 
 
-def _single_ref(s: str) -> Any:
+def single_reference(s: str) -> Any:
     """inspect/info argument rules: no extra tags, a tag or digest required."""
     ref = parse_ref(s)
     if ref.extra_tags:
@@ -190,7 +190,7 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
             remote: bool = False, reporter: Reporter | None = None,
             **registry_options: Any) -> InspectResult:
     """``kit inspect``: digest, cliVersion, Kitfile (config JSON) and manifest."""
-    parsed = _single_ref(ref)
+    parsed = single_reference(ref)
     src = _open_for_read(parsed, home=home, source=source, remote=remote,
                          registry_options=registry_options)
     try:
@@ -215,7 +215,7 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
          remote: bool = False, source: BlobSource | None = None,
          reporter: Reporter | None = None, **registry_options: Any) -> InfoResult:
     """``kit info``: the Kitfile as YAML, optionally one node of it (``--filter .model.path``)."""
-    parsed = _single_ref(ref)
+    parsed = single_reference(ref)
     src = _open_for_read(parsed, home=home, source=source, remote=remote,
                          registry_options=registry_options)
     try:

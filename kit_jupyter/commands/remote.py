@@ -587,14 +587,10 @@ def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
     the registry without storing anything."""
     from ..registry import make_client
     from ..results import InspectResult
+    from .local import single_reference
 
     reporter = reporter or NullReporter()
-    parsed = _parse(ref)
-    if parsed.extra_tags:
-        raise ReferenceError_("invalid reference format: extra tags are not supported: "
-                              + ", ".join(parsed.extra_tags))
-    if not parsed.reference:
-        raise ReferenceError_(f"missing tag or digest from ModelKit reference '{ref}'")
+    parsed = single_reference(ref)
     full = ref_string(parsed.registry, parsed.repository, parsed.reference)
     if parsed.registry == "localhost":
         raise ReferenceError_(f"can not check remote: {display(full)} does not contain "
