@@ -365,13 +365,18 @@ def tag(source: str, target: str, *, home: PathLike = None,
 
 
 def _tag_ref(s: str, which: str) -> Any:
+    return _ref_with_tag(s, f"{which} ModelKit reference requires a tag or digest ({s}:<tag>)")
+
+
+def _ref_with_tag(s: str, missing: str) -> Any:
+    """tag/remove argument rules, in kit's words: parse errors and a missing tag are both
+    "Invalid arguments"."""
     try:
         ref = parse_ref(s)
     except ReferenceError_ as exc:
         raise ReferenceError_(f"Invalid arguments: failed to parse reference: {exc}") from None
     if not ref.reference:
-        raise ReferenceError_(f"Invalid arguments: {which} ModelKit reference requires a tag "
-                              f"or digest ({s}:<tag>)")
+        raise ReferenceError_(f"Invalid arguments: {missing}")
     return ref
 
 
@@ -399,13 +404,7 @@ def remove(ref: str | None = None, *, force: bool = False, all: bool = False,  #
         return RemoveResult(removed=removed, messages=list(rep.messages[start:]))
     if not ref:
         raise KitError("modelkit is required for remove unless --all is specified")
-    try:
-        parsed = parse_ref(ref)
-    except ReferenceError_ as exc:
-        raise ReferenceError_(f"Invalid arguments: failed to parse reference: {exc}") from None
-    if not parsed.reference:
-        raise ReferenceError_(f"Invalid arguments: tag or digest is required when removing "
-                              f"({ref}:<tag>)")
+    parsed = _ref_with_tag(ref, f"tag or digest is required when removing ({ref}:<tag>)")
     with store.locked():
         desc = _remove_ref(store, parsed, parsed.reference, force, removed)
         if desc is None:
