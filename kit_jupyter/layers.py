@@ -598,21 +598,30 @@ def pack_layer_to_file(context_dir: str | os.PathLike[str], layer_path: str,
     """
     media_type = layer_media_type(base, compression, "tar")
     cleaned = _check_layer_path(layer_path)
+    with _layer_temp(temp_dir, compression, fsync) as (tmp, sink):
+        stats = write_layer(context_dir, cleaned, sink, ignore=ignore,  # type: ignore[arg-type]
+                            other_layer_paths=other_layer_paths, reporter=reporter,
+                            kind_label=base, task=task, label=label)
+    notes = {ANNOTATION_FILEPATH: cleaned, **(annotations or {})}
+    return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes, stats)
+
+
+@contextlib.contextmanager
+def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
+                fsync: bool) -> Iterator[tuple[Path, _HashingSink]]:
+    """A ``kitops_layer_*`` temp file and the hashing sink writing it; finished, flushed and
+    (optionally) fsynced on success, removed on any failure."""
     os.makedirs(temp_dir, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix="kitops_layer_", dir=os.fspath(temp_dir))
     tmp = Path(tmp_name)
     try:
         with open(fd, "wb", buffering=CHUNK) as f:
             sink = _HashingSink(f, compression)
-            stats = write_layer(context_dir, cleaned, sink, ignore=ignore,  # type: ignore[arg-type]
-                                other_layer_paths=other_layer_paths, reporter=reporter,
-                                kind_label=base, task=task, label=label)
+            yield tmp, sink
             sink.finish()
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        notes = {ANNOTATION_FILEPATH: cleaned, **(annotations or {})}
-        return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes, stats)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -639,28 +648,15 @@ def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
     media_type = layer_media_type(base, compression, "raw")
     if base == "mcpb":
         compression = "none"  # mcpb layers are always application/...mcpb.v1.raw
-    os.makedirs(temp_dir, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix="kitops_layer_", dir=os.fspath(temp_dir))
-    tmp = Path(tmp_name)
-    try:
-        with open(fd, "wb", buffering=CHUNK) as f:
-            sink = _HashingSink(f, compression)
-            buf = bytearray(CHUNK)
-            _copy_file(full, cleaned, st.st_size, sink, memoryview(buf), task)  # type: ignore[arg-type]
-            sink.finish()
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        meta = {"name": os.path.basename(cleaned), "mode": st.st_mode & 0o777, "uid": 0,
-                "gid": 0, "size": st.st_size, "mtime": _rfc3339(st.st_mtime_ns),
-                "typeflag": 0}
-        notes = {ANNOTATION_FILEPATH: cleaned,
-                 ANNOTATION_FILE_METADATA: json.dumps(meta, separators=(",", ":"))}
-        return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with _layer_temp(temp_dir, compression, fsync) as (tmp, sink):
+        buf = bytearray(CHUNK)
+        _copy_file(full, cleaned, st.st_size, sink, memoryview(buf), task)  # type: ignore[arg-type]
+    meta = {"name": os.path.basename(cleaned), "mode": st.st_mode & 0o777, "uid": 0,
+            "gid": 0, "size": st.st_size, "mtime": _rfc3339(st.st_mtime_ns),
+            "typeflag": 0}
+    notes = {ANNOTATION_FILEPATH: cleaned,
+             ANNOTATION_FILE_METADATA: json.dumps(meta, separators=(",", ":"))}
+    return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes)
 
 
 def _rfc3339(ns: int) -> str:
