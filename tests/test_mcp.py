@@ -16,6 +16,7 @@ from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import PackError, StorageError, UnpackError
 from kit_jupyter.progress import NullReporter
 from kit_jupyter.storage import LocalStore
+from tests.test_unpack_speed_safety import _StreamOnly
 
 MCPB_MEDIA_TYPE = "application/vnd.kitops.modelkit.mcpb.v1.raw"
 KITFILE = """\
@@ -126,17 +127,6 @@ def test_unpack_existing_bundle_rules(ctx, tmp_path):
     assert (out / "pg.mcpb").read_bytes() == b"mine"
     unpack("mcp:v1", dir=out, filters=["mcpservers:postgres"], overwrite=True)
     assert (out / "pg.mcpb").read_bytes() == (ctx / "pg.mcpb").read_bytes()
-
-
-class _StreamOnly:
-    def __init__(self, store: LocalStore):
-        self._store = store
-
-    def resolve(self, ref):
-        return self._store.resolve(ref)
-
-    def open_blob(self, descriptor):
-        return self._store.open_blob(descriptor)
 
 
 @pytest.mark.parametrize("streaming", [False, True])

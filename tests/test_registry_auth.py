@@ -18,16 +18,7 @@ from kit_jupyter.progress import NullReporter
 from kit_jupyter.registry import RegistryClient
 from tests.test_registry import make_modelkit
 
-pytestmark = pytest.mark.registry
-
-
-@pytest.fixture(autouse=True)
-def _isolated_docker_config(tmp_path, monkeypatch):
-    """Never read the developer's ~/.docker: an empty DOCKER_CONFIG per test."""
-    d = tmp_path / "docker-config"
-    d.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(d))
-    return d
+pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_config")]
 
 
 def test_login_stores_verified_credentials_like_kit(auth_registry, tmp_path):
@@ -107,10 +98,10 @@ def test_logout_removes_only_kits_entry(auth_registry, tmp_path):
     assert not logout(auth_registry.host, home=home).removed  # kit: no error either
 
 
-def test_docker_config_is_the_fallback(auth_registry, tmp_path, _isolated_docker_config):
+def test_docker_config_is_the_fallback(auth_registry, tmp_path, isolated_docker_config):
     home = tmp_path / "home"
     auth = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode())
-    (_isolated_docker_config / "config.json").write_text(
+    (isolated_docker_config / "config.json").write_text(
         json.dumps({"auths": {auth_registry.host: {"auth": auth.decode()}}}))
     creds = lookup(auth_registry.host, home=home)
     assert creds is not None and creds.username == auth_registry.username
@@ -126,7 +117,7 @@ def test_docker_config_is_the_fallback(auth_registry, tmp_path, _isolated_docker
 
 
 def test_docker_credential_helper_via_oras(auth_registry, tmp_path, monkeypatch,
-                                           _isolated_docker_config):
+                                           isolated_docker_config):
     """``credHelpers`` run ``docker-credential-<name> get`` (oras-py's helper runner)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -140,7 +131,7 @@ def test_docker_credential_helper_via_oras(auth_registry, tmp_path, monkeypatch,
         f"'Secret': {auth_registry.password!r}}}))\n")
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    (_isolated_docker_config / "config.json").write_text(
+    (isolated_docker_config / "config.json").write_text(
         json.dumps({"credHelpers": {auth_registry.host: "kittest"}}))
     home = tmp_path / "home"
     creds = lookup(auth_registry.host, home=home)

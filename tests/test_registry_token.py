@@ -8,14 +8,7 @@ from kit_jupyter.commands.remote import login, pull, push
 from kit_jupyter.errors import AuthError
 from tests.test_registry import make_modelkit
 
-pytestmark = pytest.mark.registry
-
-
-@pytest.fixture(autouse=True)
-def _isolated_docker_config(tmp_path, monkeypatch):
-    d = tmp_path / "docker-config"
-    d.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(d))
+pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_config")]
 
 
 def test_push_to_new_repository_rescopes_token(token_registry, tmp_path):

@@ -356,3 +356,12 @@ def token_registry(tmp_path_factory):
     yield server
     server.stop()
     tokens.stop()
+
+
+@pytest.fixture
+def isolated_docker_config(tmp_path, monkeypatch):
+    """Never read the developer's ~/.docker: an empty DOCKER_CONFIG per test."""
+    d = tmp_path / "docker-config"
+    d.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(d))
+    return d
