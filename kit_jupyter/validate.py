@@ -98,6 +98,16 @@ def validate(kf: Kitfile) -> list[Finding]:
     def register(path: str, label: str, field: str) -> None:
         registry.setdefault(go_clean(path or "."), []).append((label, field))
 
+    def local_only(path: str, noun: str, field: str) -> bool:
+        """The two B-rule errors for components that only take local paths (spec §5.3 B);
+        an HTTP URL gets both."""
+        cls, err = classify_path(path)
+        if err:
+            c.error(f"invalid path for {noun} ({path}): {err}", field)
+        if cls != "local":
+            c.error(f"invalid path for {noun} ({path}): only local paths are permitted", field)
+        return cls == "local"
+
     if kf.manifest_version != MANIFEST_VERSION:
         c.warning(
             f"Unrecognized manifestVersion {kf.manifest_version}: treating Kitfile as 1.0.0",
@@ -118,12 +128,7 @@ def validate(kf: Kitfile) -> list[Finding]:
         for i, part in enumerate(m.parts):
             f = f"model.parts[{i}].path"
             register(part.path, f"modelpart {part.name}", f)
-            cls, err = classify_path(part.path)
-            if err:
-                c.error(f"invalid path for model part ({part.path}): {err}", f)
-            if cls != "local":
-                c.error(f"invalid path for model part ({part.path}): only local paths are "
-                        "permitted", f)
+            local_only(part.path, "model part", f)
             if part.type:
                 tf = f"model.parts[{i}].type"
                 if not _PART_TYPE_RE.fullmatch(part.type):
@@ -137,22 +142,14 @@ def validate(kf: Kitfile) -> list[Finding]:
         for i, e in enumerate(items):
             f = f"{key}[{i}].path"
             register(e.path, f"{label} {i}", f)
-            cls, err = classify_path(e.path)
-            if err:
-                c.error(f"invalid path for {noun} ({e.path}): {err}", f)
-            if cls != "local":
-                c.error(f"invalid path for {noun} ({e.path}): only local paths are permitted", f)
+            local_only(e.path, noun, f)
 
     simple(kf.code, "code", "code layer", "code")
 
     for i, ds in enumerate(kf.datasets):
         f = f"datasets[{i}].path"
         register(ds.path, f"dataset layer {i}", f)
-        cls, err = classify_path(ds.path)
-        if err:
-            c.error(f"invalid path for dataset ({ds.path}): {err}", f)
-        if cls != "local":
-            c.error(f"invalid path for dataset ({ds.path}): only local paths are permitted", f)
+        local_only(ds.path, "dataset", f)
         rp_field, rh_field = f"datasets[{i}].remotePath", f"datasets[{i}].remoteHash"
         if ds.remote_path:
             rcls, rerr = classify_path(ds.remote_path)
@@ -180,12 +177,7 @@ def validate(kf: Kitfile) -> list[Finding]:
     for i, s in enumerate(kf.mcp_servers):
         f = f"mcpServers[{i}].path"
         register(s.path, f"mcpServer layer {i}", f)
-        cls, err = classify_path(s.path)
-        if err:
-            c.error(f"invalid path for mcpServer ({s.path}): {err}", f)
-        if cls != "local":
-            c.error(f"invalid path for mcpServer ({s.path}): only local paths are permitted", f)
-        elif not s.path.endswith(".mcpb"):
+        if local_only(s.path, "mcpServer", f) and not s.path.endswith(".mcpb"):
             c.error(f"invalid path for mcpServer ({s.path}): path must point to a single .mcpb "
                     "file", f)
         nf = f"mcpServers[{i}].name"
