@@ -226,14 +226,20 @@ def error_text(findings: list[Finding]) -> str:
     return "errors while validating Kitfile: \n" + "\n".join(lines)
 
 
-def check_kitfile_text(text: str | bytes) -> list[Finding]:
-    """Decode and validate; decode errors stop validation, as in kit. Never raises."""
+def check_kitfile(text: str | bytes) -> tuple[Kitfile | None, list[Finding]]:
+    """Decode and validate in one pass; the Kitfile is None when it cannot be decoded (decode
+    errors stop validation, as in kit). Never raises."""
     from .kitfile import _decode, _findings
 
     res = _decode(text)
     if res.kitfile is None:
-        return _findings(res.problems)
-    return validate(res.kitfile)
+        return None, _findings(res.problems)
+    return res.kitfile, validate(res.kitfile)
+
+
+def check_kitfile_text(text: str | bytes) -> list[Finding]:
+    """Decode and validate; decode errors stop validation, as in kit. Never raises."""
+    return check_kitfile(text)[1]
 
 
 def ensure_valid(kf: Kitfile, *, reporter: Reporter | None = None) -> list[Finding]:

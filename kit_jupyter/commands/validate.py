@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..display import ValidationReport
-from ..errors import KitError, KitfileError
+from ..errors import KitError
 
 
 def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
@@ -29,15 +29,9 @@ def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
 
 def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
-    from ..kitfile import load_kitfile
-    from ..validate import check_kitfile_text
+    from ..validate import check_kitfile
 
-    findings = list(check_kitfile_text(text))
-    kf = None
-    try:
-        kf = load_kitfile(text)
-    except KitfileError:
-        kf = None
+    kf, findings = check_kitfile(text)
     if check_remote and kf is not None:
         from ..s3 import check_remote_findings
 
