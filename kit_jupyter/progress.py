@@ -214,8 +214,9 @@ class WidgetReporter(Reporter):
         self._display = display or ipy_display
         self._title = title
         self._rows: dict[int, tuple[Any, Any, Any]] = {}
-        self.box = w.VBox([])
+        self._rows_box = w.VBox([])
         self._log = w.HTML("")
+        self.box = w.VBox([self._rows_box, self._log])  # bars above, kit's messages below
         self._handle: Any = None
         self._closed = False
 
@@ -233,8 +234,7 @@ class WidgetReporter(Reporter):
             stats = w.Label("")
             row = (name, bar, stats)
             self._rows[id(t)] = row
-            self.box.children = (*self.box.children[:-1], w.HBox(list(row)), self._log) \
-                if self._log in self.box.children else (*self.box.children, w.HBox(list(row)))
+            self._rows_box.children = (*self._rows_box.children, w.HBox(list(row)))
         return row
 
     def _draw(self) -> None:
@@ -259,8 +259,6 @@ class WidgetReporter(Reporter):
             line = f'<div style="color:{color};font-family:monospace">' \
                    f"{html.escape(prefix + message)}</div>"
             self._log.value += line
-            if self._log not in self.box.children:
-                self.box.children = (*self.box.children, self._log)
             self._ensure_shown()
 
     def close(self) -> None:
