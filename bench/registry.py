@@ -65,7 +65,7 @@ def start_registry(base: Path) -> tuple[subprocess.Popen, str]:
 
 def make_modelkit(home: Path, work: Path, size: int) -> tuple[Path, str]:
     """A ModelKit with one ``size``-byte model layer (a real tar of incompressible data)."""
-    from kit_jupyter.storage import LocalStore
+    from kit_jupyter.oci.store import LocalStore
 
     store = LocalStore(home)
     payload = work / "model.bin"

@@ -48,7 +48,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "kit":
         from types import SimpleNamespace as NS
 
-        from kit_jupyter.s3 import unpack_remote_datasets
+        from kit_jupyter.transport.s3 import unpack_remote_datasets
 
         kf = NS(datasets=[NS(name="d", path=out.name, remote_path=f"s3://{BUCKET}/{KEY}",
                              remote_hash=args.etag)])

@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import load
+    from kit_jupyter.ui.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import unload
+    from kit_jupyter.ui.magics import unload
 
     unload(ipython)

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import cli
-from .errors import KitError
+from kit_jupyter.errors import KitError
+from kit_jupyter.ui import cli
 
 
 def _render(result: Any, fmt: str | None) -> str | None:

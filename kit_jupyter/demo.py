@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._fs import atomic_write
-from .errors import KitError
+from kit_jupyter._fs import atomic_write
+from kit_jupyter.errors import KitError
 
 MiB = 1024 * 1024
 

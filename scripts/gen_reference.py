@@ -1,7 +1,7 @@
 """Write docs/reference.md from the shared argparse parser: ``python scripts/gen_reference.py``.
 
 The reference is generated rather than written so it cannot drift from what ``%kit`` accepts:
-``%kit``, ``python -m kit_jupyter`` and this page all come from ``kit_jupyter.cli.build_parser``.
+``%kit``, ``python -m kit_jupyter`` and this page all come from ``kit_jupyter.ui.cli.build_parser``.
 ``--check`` exits 1 when the committed page is out of date (for CI).
 """
 
@@ -33,7 +33,7 @@ def _help(parser: argparse.ArgumentParser) -> str:
 
 def render() -> str:
     sys.path.insert(0, str(ROOT))
-    from kit_jupyter import cli, magics
+    from kit_jupyter.ui import cli, magics
 
     parser = cli.build_parser(prog="%kit")
     commands = cli.subcommands(parser)

@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 
-from kit_jupyter._gojson import marshal
-from kit_jupyter._yaml import go_format_g, go_json_float
 from kit_jupyter.errors import KitfileError
-from kit_jupyter.kitfile import Docs, Kitfile, load_kitfile
+from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.gocompat.goyaml import go_format_g, go_json_float
+from kit_jupyter.kitfile.model import Docs, Kitfile, load_kitfile
 
 SPEC_KITFILE = """manifestVersion: 1.0.0
 package:

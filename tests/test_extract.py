@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kit_jupyter.errors import UnpackError
-from kit_jupyter.layers import extract_layer, list_layer_entries, write_layer
-from kit_jupyter.progress import NullReporter
+from kit_jupyter.oci.layers import extract_layer, list_layer_entries, write_layer
+from kit_jupyter.reporting import NullReporter
 
 
 def make_tar(entries: list[tuple[tarfile.TarInfo, bytes | None]], fmt=tarfile.PAX_FORMAT) -> bytes:

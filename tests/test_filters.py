@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from kit_jupyter.errors import FilterError
-from kit_jupyter.filters import Filter, filters_from_flags, matches, parse_filter, parse_filters
-from kit_jupyter.kitfile import load_kitfile
+from kit_jupyter.kitfile.filters import (
+    Filter,
+    filters_from_flags,
+    matches,
+    parse_filter,
+    parse_filters,
+)
+from kit_jupyter.kitfile.model import load_kitfile
 
 KF = load_kitfile(
     "manifestVersion: 1.0.0\nmodel:\n  name: llm\n  path: model.gguf\n  parts:\n"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from kit_jupyter.errors import PackError
-from kit_jupyter.ignore import (
+from kit_jupyter.gocompat.ignore import (
     IgnoreRules,
     go_clean,
     in_other_layer,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kit_jupyter.errors import KitfileError
-from kit_jupyter.kitfile import (
+from kit_jupyter.kitfile.model import (
     Code,
     DataSet,
     Docs,
@@ -528,7 +528,7 @@ def test_keep_chomped_literal_is_not_closed_with_dots():
 
 def test_yamlv3_golden():
     """Byte-for-byte agreement with yaml.v3 + encoding/json on 1061 Kitfiles (see README)."""
-    from kit_jupyter.kitfile import _decode
+    from kit_jupyter.kitfile.model import _decode
 
     cases = json.loads((DATA / "yamlv3" / "golden.json").read_text(encoding="utf-8"))
     bad = []

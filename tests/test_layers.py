@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kit_jupyter.errors import PackError
-from kit_jupyter.ignore import IgnoreRules
-from kit_jupyter.layers import (
+from kit_jupyter.gocompat.ignore import IgnoreRules
+from kit_jupyter.oci.layers import (
     EMPTY_LAYER_DIGEST,
     LayerStats,
     extract_layer,
@@ -25,7 +25,7 @@ from kit_jupyter.layers import (
     tar_header,
     write_layer,
 )
-from kit_jupyter.mediatypes import (
+from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
     ANNOTATION_FILEPATH,
     KIT_CONFIG,
@@ -38,7 +38,7 @@ from kit_jupyter.mediatypes import (
     model_format_for_manifest,
     parse_media_type,
 )
-from kit_jupyter.progress import NullReporter
+from kit_jupyter.reporting import NullReporter
 
 
 def mkfile(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -9,7 +9,7 @@ import pytest
 from kit_jupyter.commands.local import format_bytes, info, inspect, list_modelkits, remove, tag
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_
-from kit_jupyter.storage import LocalStore
+from kit_jupyter.oci.store import LocalStore
 from tests.test_pack import make_context, no_remote, write
 
 

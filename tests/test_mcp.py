@@ -14,8 +14,8 @@ import pytest
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import PackError, StorageError, UnpackError
-from kit_jupyter.progress import NullReporter
-from kit_jupyter.storage import LocalStore
+from kit_jupyter.oci.store import LocalStore
+from kit_jupyter.reporting import NullReporter
 from tests.test_unpack_speed_safety import _StreamOnly
 
 MCPB_MEDIA_TYPE = "application/vnd.kitops.modelkit.mcpb.v1.raw"

@@ -14,9 +14,9 @@ import pytest
 
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.errors import KitError, KitfileError, ValidationError
-from kit_jupyter.kitfile import load_kitfile
-from kit_jupyter.progress import NullReporter
-from kit_jupyter.storage import LocalStore
+from kit_jupyter.kitfile.model import load_kitfile
+from kit_jupyter.oci.store import LocalStore
+from kit_jupyter.reporting import NullReporter
 
 T1_DIGEST = "sha256:e4771edd1e9b7f4d31c9554bdb2ca3ccb6918b535beb27be6a3fe4b421455a9d"
 T2_DIGEST = "sha256:67603e208f35b2708e78f0986354f9ac1fb06449d2c68812531c33e689058314"
@@ -80,7 +80,7 @@ def no_remote(monkeypatch) -> list:
         blobs = home / "storage" / "blobs" / "sha256"
         calls.append(len(list(blobs.iterdir())) if blobs.exists() else 0)
 
-    monkeypatch.setattr("kit_jupyter.s3.verify_remote_datasets", verify)
+    monkeypatch.setattr("kit_jupyter.transport.s3.verify_remote_datasets", verify)
     return calls
 
 
@@ -211,7 +211,7 @@ def test_failing_remote_check_writes_nothing(kitops_home, tmp_path, monkeypatch)
         raise RemoteDatasetError("failed to verify remote object for raw/file.csv: missing "
                                  "ETag on object")
 
-    monkeypatch.setattr("kit_jupyter.s3.verify_remote_datasets", verify)
+    monkeypatch.setattr("kit_jupyter.transport.s3.verify_remote_datasets", verify)
     ctx = make_context(tmp_path)
     with pytest.raises(RemoteDatasetError, match="^Failed to pack model kit: failed to verify"):
         pack(ctx, tag="demo:v1")

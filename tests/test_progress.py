@@ -7,7 +7,8 @@ import threading
 
 from IPython.utils.capture import capture_output
 
-from kit_jupyter.progress import NullReporter, TextReporter, WidgetReporter, human_size
+from kit_jupyter.reporting import NullReporter, human_size
+from kit_jupyter.ui.progress import TextReporter, WidgetReporter
 
 
 def test_concurrent_advances_are_counted_exactly():

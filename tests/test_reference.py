@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kit_jupyter.errors import ReferenceError_
-from kit_jupyter.reference import (
+from kit_jupyter.kitfile.reference import (
     Reference,
     default_tag_message,
     display_repository,

@@ -12,9 +12,9 @@ import pytest
 
 from kit_jupyter.commands.remote import PushResult, inspect_remote, list_remote, pull, push
 from kit_jupyter.errors import NotFoundError, ReferenceError_, RegistryError
-from kit_jupyter.progress import NullReporter
-from kit_jupyter.registry import RegistryClient, RemoteSource
-from kit_jupyter.storage import LocalStore
+from kit_jupyter.oci.store import LocalStore
+from kit_jupyter.reporting import NullReporter
+from kit_jupyter.transport.registry import RegistryClient, RemoteSource
 
 pytestmark = pytest.mark.registry
 

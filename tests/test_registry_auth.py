@@ -12,10 +12,10 @@ import sys
 import pytest
 
 from kit_jupyter.commands.remote import login, logout, pull, push
-from kit_jupyter.credentials import Credentials, lookup
 from kit_jupyter.errors import AuthError
-from kit_jupyter.progress import NullReporter
-from kit_jupyter.registry import RegistryClient
+from kit_jupyter.reporting import NullReporter
+from kit_jupyter.transport.credentials import Credentials, lookup
+from kit_jupyter.transport.registry import RegistryClient
 from tests.test_registry import make_modelkit
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_config")]

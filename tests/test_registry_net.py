@@ -9,7 +9,7 @@ import pytest
 
 from kit_jupyter.commands.remote import pull, push
 from kit_jupyter.errors import RegistryError
-from kit_jupyter.registry import RegistryClient, RegistryOptions
+from kit_jupyter.transport.registry import RegistryClient, RegistryOptions
 from tests.test_registry import make_modelkit
 
 pytestmark = pytest.mark.registry

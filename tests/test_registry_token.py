@@ -29,7 +29,7 @@ def test_push_to_new_repository_rescopes_token(token_registry, tmp_path):
 
 def test_without_the_rescope_fix_oras_token_auth_fails(token_registry, tmp_path, monkeypatch):
     """The same push with oras-py's own TokenAuth: refused (documents why the fix exists)."""
-    import kit_jupyter.registry as registry
+    import kit_jupyter.transport.registry as registry
 
     monkeypatch.setattr(registry, "_SCOPED_BACKEND", "token")
     home = tmp_path / "home"

@@ -10,9 +10,9 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from kit_jupyter import s3 as ks3
 from kit_jupyter.errors import KitError, RemoteDatasetError, UnpackError
-from kit_jupyter.progress import NullReporter, Reporter
+from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.transport import s3 as ks3
 from tests.plugins.s3_server import SECRET_KEY, S3Fixture
 
 KiB = 1024
@@ -385,7 +385,7 @@ def test_download_function_contract(s3, data, tmp_path):
 def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kitops_home):
     from kit_jupyter.commands.pack import pack
     from kit_jupyter.commands.unpack import unpack
-    from kit_jupyter.kitfile import load_kitfile
+    from kit_jupyter.kitfile.model import load_kitfile
 
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -423,7 +423,7 @@ def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kito
     [f] = ks3.check_remote_findings(stale, env=s3.env())
     assert f.field == "datasets[1].remoteHash" and f.line == 14
     assert f.message.endswith(f"set remoteHash: {data.small_etag}")
-    assert type(f).__module__ == "kit_jupyter.validate"
+    assert type(f).__module__ == "kit_jupyter.kitfile.rules"
 
     with pytest.raises(KitError) as e:
         pack(ctx, tag="churn:v3", file=None, home=kitops_home, env=s3.env(

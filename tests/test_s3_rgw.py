@@ -13,9 +13,9 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from kit_jupyter import s3 as ks3
 from kit_jupyter.errors import KitError, RemoteDatasetError
-from kit_jupyter.progress import NullReporter
+from kit_jupyter.reporting import NullReporter
+from kit_jupyter.transport import s3 as ks3
 
 pytestmark = pytest.mark.rgw
 MiB = 1 << 20

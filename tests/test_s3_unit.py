@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from kit_jupyter import s3
 from kit_jupyter.errors import RemoteDatasetError, UnpackError
-from kit_jupyter.s3_download import (
+from kit_jupyter.transport import s3
+from kit_jupyter.transport.s3_download import (
     DigestMismatch,
     Downloader,
     MiB,
@@ -198,7 +198,7 @@ def test_downloader_ambiguous_part_size_verified_by_second_pass(tmp_path):
 
 
 def test_downloader_gives_up_after_bounded_retries(tmp_path, monkeypatch):
-    monkeypatch.setattr("kit_jupyter.s3_download.BACKOFF", (0.0,))
+    monkeypatch.setattr("kit_jupyter.transport.s3_download.BACKOFF", (0.0,))
     data = os.urandom(1000)
     info = ObjectInfo(len(data), f'"{hashlib.md5(data).hexdigest()}"')
     calls = []
@@ -233,7 +233,7 @@ def test_unpack_path_through_symlink_is_refused(tmp_path):
 def test_no_include_remote_warns_in_kits_words(tmp_path):
     from types import SimpleNamespace as NS
 
-    from kit_jupyter.progress import NullReporter
+    from kit_jupyter.reporting import NullReporter
 
     kf = NS(datasets=[NS(name="train", path="data/train.csv", remote_path="s3://b/k",
                          remote_hash="h"), NS(name="local", path="x", remote_path="")])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kit_jupyter.errors import NotFoundError, StorageError
-from kit_jupyter.storage import (
+from kit_jupyter.oci.store import (
     LocalStore,
     go_json,
     repo_index_name,
@@ -223,7 +223,7 @@ class _Ref:
 
 _WORKER = textwrap.dedent("""
     import hashlib, json, sys
-    from kit_jupyter.storage import LocalStore, go_json
+    from kit_jupyter.oci.store import LocalStore, go_json
     store = LocalStore(sys.argv[1])
     who = sys.argv[2]
     for i in range(15):

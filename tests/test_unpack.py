@@ -11,8 +11,8 @@ import pytest
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import FilterError, KitError, NotFoundError, StorageError, UnpackError
-from kit_jupyter.progress import NullReporter
-from kit_jupyter.storage import LocalStore, go_json
+from kit_jupyter.oci.store import LocalStore, go_json
+from kit_jupyter.reporting import NullReporter
 from tests.test_pack import KITFILE, make_context, no_remote, write
 
 FILES = ["model.bin", "src/train.py", "data/train/a.csv", "README.md", "prompts/system.txt"]

@@ -16,7 +16,7 @@ from kit_jupyter.commands import unpack as unpack_mod
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import StorageError, UnpackError
-from kit_jupyter.storage import BackgroundVerifier, LocalStore
+from kit_jupyter.oci.store import BackgroundVerifier, LocalStore
 
 KITFILE = """\
 manifestVersion: 1.0.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kit_jupyter.errors import ValidationError
-from kit_jupyter.kitfile import load_kitfile
-from kit_jupyter.validate import (
+from kit_jupyter.kitfile.model import load_kitfile
+from kit_jupyter.kitfile.rules import (
     Finding,
     check_kitfile_text,
     classify_path,
@@ -297,7 +297,7 @@ def test_check_kitfile_text_never_raises():
 
 
 def test_validate_programmatic_kitfile_has_no_lines():
-    from kit_jupyter.kitfile import Code, Kitfile
+    from kit_jupyter.kitfile.model import Code, Kitfile
 
     kf = Kitfile(manifest_version="1.0.0", code=[Code(path="/abs")])
     (f,) = validate(kf)
@@ -366,7 +366,7 @@ def test_go_net_url_golden():
     import json
     from pathlib import Path
 
-    from kit_jupyter.reference import _registry_ok, go_url
+    from kit_jupyter.kitfile.reference import _registry_ok, go_url
 
     data = Path(__file__).parent / "data" / "kitfiles" / "gourl.json"
     bad = []

@@ -1,8 +1,8 @@
 """``list``, ``inspect``, ``info``, ``tag`` and ``remove`` on local storage, with kit's texts.
 
-Each is a plain function returning a result object from :mod:`kit_jupyter.results`; kit's info
-lines go to the reporter *and* into ``result.messages`` (``tag`` and ``remove`` print nothing else,
-so their result's ``text()`` is those lines).
+Each is a plain function returning a result object from :mod:`kit_jupyter.commands.results`;
+kit's info lines go to the reporter *and* into ``result.messages`` (``tag`` and ``remove``
+print nothing else, so their result's ``text()`` is those lines).
 """
 
 from __future__ import annotations
@@ -12,11 +12,17 @@ import math
 import os
 from typing import Any
 
-from ..errors import KitError, NotFoundError, ReferenceError_, StorageError
-from ..progress import NullReporter, Reporter
-from ..results import InfoResult, InspectResult, ListResult, RemoveResult, TagResult
-from ..storage import LocalStore, is_digest
-from .sources import BlobSource, display, read_small, repo_key, resolve_in
+from kit_jupyter.commands.results import (
+    InfoResult,
+    InspectResult,
+    ListResult,
+    RemoveResult,
+    TagResult,
+)
+from kit_jupyter.commands.sources import BlobSource, display, read_small, repo_key, resolve_in
+from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_, StorageError
+from kit_jupyter.oci.store import LocalStore, is_digest
+from kit_jupyter.reporting import NullReporter, Reporter
 
 KIT_MANIFEST_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
@@ -51,7 +57,7 @@ def format_bytes(n: int) -> str:
 
 
 def parse_ref(s: str) -> Any:
-    from ..reference import parse_reference
+    from kit_jupyter.kitfile.reference import parse_reference
 
     return parse_reference(s)
 
@@ -119,7 +125,7 @@ def _open_for_read(ref: Any, *, home: PathLike, source: BlobSource | None, remot
     if remote:
         if ref.registry == "localhost":
             raise KitError(f"can not check remote: {display(ref)} does not contain registry")
-        from .sources import remote_source
+        from kit_jupyter.commands.sources import remote_source
 
         return remote_source(ref, home=home, registry_options=registry_options)
     return LocalStore(home)
@@ -229,7 +235,7 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
         _close_if_opened(src, source)
     if data is None:
         raise KitError("Error resolving modelkit: artifact does not contain a Kitfile")
-    from ..kitfile import Kitfile
+    from kit_jupyter.kitfile.model import Kitfile
 
     kf = Kitfile.from_config_json(data)
     text = kf.to_yaml()
@@ -477,9 +483,9 @@ def _remove_everything(store: LocalStore, rep: Reporter, removed: list[dict[str,
 def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> Any:
     """The Kitfile a ``model.path`` reference points at, following chains of references
     (local storage first, then the registry) with kit's limit and cycle messages."""
-    from ..kitfile import Kitfile
-    from ..reference import is_modelkit_reference
-    from .sources import open_source
+    from kit_jupyter.commands.sources import open_source
+    from kit_jupyter.kitfile.model import Kitfile
+    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     visited: list[str] = []
     current = path

@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import KitError, PackError, ValidationError
-from ..progress import NullReporter, Reporter
-from ..results import PackResult
-from ..storage import LocalStore, go_json, resolve_home
+from kit_jupyter import __version__
+from kit_jupyter.commands.results import PackResult
+from kit_jupyter.errors import KitError, PackError, ValidationError
+from kit_jupyter.oci.store import LocalStore, go_json, resolve_home
+from kit_jupyter.reporting import NullReporter, Reporter
 
 KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
 KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
@@ -54,7 +54,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
     # 1. Kitfile: decode and validate before anything touches storage.
     kf = _load_kitfile(context, file)
-    from ..validate import error_text, validate
+    from kit_jupyter.kitfile.rules import error_text, validate
 
     findings = validate(kf)
     errors = [f for f in findings if f.severity == "error"]
@@ -116,7 +116,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
 
 def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Any:
-    from ..kitfile import find_kitfile, load_kitfile
+    from kit_jupyter.kitfile.model import find_kitfile, load_kitfile
 
     if file is None:
         path = Path(find_kitfile(context))
@@ -145,7 +145,7 @@ def _read_text(path: Path) -> str:
 def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
     if not tag:
         return DEFAULT_REPO_KEY, []
-    from ..reference import default_tag_message, parse_reference
+    from kit_jupyter.kitfile.reference import default_tag_message, parse_reference
 
     try:
         ref = parse_reference(tag)
@@ -161,7 +161,7 @@ def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
 
 
 def _check_compression(value: str) -> str:
-    from ..mediatypes import check_compression_flag
+    from kit_jupyter.oci.mediatypes import check_compression_flag
 
     value = check_compression_flag(value or "none")
     if value == "zstd":
@@ -173,11 +173,11 @@ def _verify_remote(kf: Any, rep: Reporter, env: Any) -> None:
     if not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
         return
     try:
-        from ..s3 import verify_remote_datasets
+        from kit_jupyter.transport.s3 import verify_remote_datasets
     except ImportError:
         # TODO(integration): s3.py not landed yet -- remote datasets cannot be verified.
         raise PackError("Failed to pack model kit: verifying remote datasets is not "
-                        "available (kit_jupyter.s3 missing)") from None
+                        "available (kit_jupyter.transport.s3 missing)") from None
     try:
         verify_remote_datasets(kf, reporter=rep, env=env)
     except KitError as exc:
@@ -240,8 +240,8 @@ def _check_mcp_servers(kf: Any, context: Path) -> None:
 
 def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compression: str,
                   rep: Reporter) -> list[dict[str, Any]]:
-    from ..ignore import IgnoreRules, layer_paths_from_kitfile
-    from ..layers import pack_layer_to_file
+    from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
+    from kit_jupyter.oci.layers import pack_layer_to_file
 
     _check_mcp_servers(kf, context)
     extra_paths = _parent_layer_paths(kf, home)
@@ -274,7 +274,7 @@ def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compres
 
 
 def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> Any:
-    from ..layers import pack_raw_layer_to_file
+    from kit_jupyter.oci.layers import pack_raw_layer_to_file
 
     size = (context / path).stat().st_size
     task = rep.task(f"mcpserver {path}", size)
@@ -300,12 +300,12 @@ def _parent_layer_paths(kf: Any, home: Path) -> list[str]:
     path = getattr(model, "path", "") if model is not None else ""
     if not path:
         return []
-    from ..reference import is_modelkit_reference
+    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     if not is_modelkit_reference(path):
         return []
-    from ..ignore import layer_paths_from_kitfile
-    from .local import _resolve_parent_kitfile
+    from kit_jupyter.commands.local import _resolve_parent_kitfile
+    from kit_jupyter.gocompat.ignore import layer_paths_from_kitfile
 
     try:
         parent = _resolve_parent_kitfile(path, home)

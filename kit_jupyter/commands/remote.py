@@ -16,9 +16,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import results
-from ..errors import AuthError, NotFoundError, ReferenceError_, RegistryError
-from ..progress import NullReporter, Reporter, human_size
+from kit_jupyter.commands import results
+from kit_jupyter.errors import AuthError, NotFoundError, ReferenceError_, RegistryError
+from kit_jupyter.reporting import NullReporter, Reporter, human_size
 
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
 KIT_ARTIFACT_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
@@ -34,7 +34,7 @@ Home = str | os.PathLike[str] | None
 # -- references -------------------------------------------------------------------------------
 
 def _parse(s: str) -> Any:
-    from ..reference import parse_reference
+    from kit_jupyter.kitfile.reference import parse_reference
 
     return parse_reference(s)
 
@@ -49,19 +49,19 @@ def ref_string(registry: str, repository: str, reference: str) -> str:
 
 def display(ref_str: str) -> str:
     """kit's FormatRepositoryForDisplay (spec 6.3)."""
-    from ..reference import display_repository
+    from kit_jupyter.kitfile.reference import display_repository
 
     return display_repository(ref_str)
 
 
 def _is_modelkit_reference(s: str) -> bool:
-    from ..reference import is_modelkit_reference
+    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     return is_modelkit_reference(s)
 
 
 def _network(home: Home, plain_http: bool, tls_verify: bool | str, concurrency: int) -> Any:
-    from ..registry import RegistryOptions
+    from kit_jupyter.transport.registry import RegistryOptions
 
     return RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
                            concurrency=max(1, int(concurrency)), home=home)
@@ -279,7 +279,7 @@ def _open_local(store: Any, blob: dict[str, Any]) -> Any:
     """The local blob file for an upload, size-checked only: the registry verifies the digest
     of every upload (``PUT ?digest=``) and rejects a mismatch, so hashing it here as well would
     only double the CPU on the critical path."""
-    from ..errors import StorageError
+    from kit_jupyter.errors import StorageError
 
     try:
         f = open(store.blob_path(blob["digest"]), "rb")  # noqa: SIM115 - closed by the upload
@@ -297,8 +297,8 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PushResult:
     """Upload a local ModelKit; blobs the registry already has are not sent again."""
-    from ..registry import OCI_MANIFEST, make_client, manifest_blobs
-    from ..storage import LocalStore
+    from kit_jupyter.oci.store import LocalStore
+    from kit_jupyter.transport.registry import OCI_MANIFEST, make_client, manifest_blobs
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
@@ -466,8 +466,8 @@ def _download(client: Any, store: Any, repository: str, blob: dict[str, Any], ta
 
 def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter
               ) -> tuple[PullResult, dict[str, Any] | None]:
-    from ..registry import OCI_MANIFEST, make_client, manifest_blobs
-    from ..storage import LocalStore
+    from kit_jupyter.oci.store import LocalStore
+    from kit_jupyter.transport.registry import OCI_MANIFEST, make_client, manifest_blobs
 
     ref_str = ref_string(registry, repository, tag)
     store = LocalStore(opts.home)
@@ -517,7 +517,7 @@ def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Rep
 def _remote_modelkit(client: Any, repository: str, ref: str
                      ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
     """(digest, manifest, config) of a tag, or None when it is not a ModelKit."""
-    from ..registry import OCI_MANIFEST
+    from kit_jupyter.transport.registry import OCI_MANIFEST
 
     data, media_type, digest = client.get_manifest(repository, ref)
     if media_type != OCI_MANIFEST:
@@ -542,8 +542,8 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
                 reporter: Reporter | None = None) -> Any:
     """The ModelKits (one row per tag) of a registry repository, as kit's ``list`` shows them;
     tags that are not ModelKits are left out. A tag in ``repository`` lists only that tag."""
-    from ..registry import make_client
-    from ..results import ListResult
+    from kit_jupyter.commands.results import ListResult
+    from kit_jupyter.transport.registry import make_client
 
     reporter = reporter or NullReporter()
     ref = _parse(repository)
@@ -585,9 +585,9 @@ def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
                    reporter: Reporter | None = None) -> Any:
     """kit ``inspect --remote``: digest, cliVersion, Kitfile (config) and manifest, read from
     the registry without storing anything."""
-    from ..registry import make_client
-    from ..results import InspectResult
-    from .local import single_reference
+    from kit_jupyter.commands.local import single_reference
+    from kit_jupyter.commands.results import InspectResult
+    from kit_jupyter.transport.registry import make_client
 
     reporter = reporter or NullReporter()
     parsed = single_reference(ref)
@@ -615,8 +615,8 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
           reporter: Reporter | None = None) -> LoginResult:
     """Check the credentials against the registry (GET /v2/ with auth), then store them in
     ``$KITOPS_HOME/credentials.json`` as kit does. Nothing is stored when the check fails."""
-    from .. import credentials
-    from ..registry import RegistryClient
+    from kit_jupyter.transport import credentials
+    from kit_jupyter.transport.registry import RegistryClient
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
@@ -636,7 +636,7 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
 def logout(registry: str, *, home: Home = None,
            reporter: Reporter | None = None) -> LogoutResult:
     """Forget the credentials kit stored for ``registry`` (Docker's config is left alone)."""
-    from .. import credentials
+    from kit_jupyter.transport import credentials
 
     removed = credentials.remove(registry, home=home)
     message = f"Successfully logged out from {registry}"

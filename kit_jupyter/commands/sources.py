@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO, Protocol
 
-from ..errors import KitError, NotFoundError
-from ..storage import LocalStore
+from kit_jupyter.errors import KitError, NotFoundError
+from kit_jupyter.oci.store import LocalStore
 
 
 class BlobSource(Protocol):
@@ -27,7 +27,7 @@ def repo_key(ref: Any) -> str:
 def display(ref: Any) -> str:
     """kit's FormatRepositoryForDisplay of the full reference string."""
     try:
-        from ..reference import display_repository
+        from kit_jupyter.kitfile.reference import display_repository
     except ImportError:  # pragma: no cover - reference.py is another engineer's module
         display_repository = _display_fallback
     return display_repository(str(ref))
@@ -44,7 +44,7 @@ def remote_source(ref: Any, *, home: str | os.PathLike[str] | None = None,
                   registry_options: dict[str, Any] | None = None) -> BlobSource:
     """The registry as a BlobSource (``registry.RemoteSource``)."""
     try:
-        from .. import registry
+        from kit_jupyter.transport import registry
     except ImportError:
         # TODO(integration): registry.py (RemoteSource) not landed yet.
         raise KitError(f"reference {ref} is not in local storage and reading from registries "

@@ -22,13 +22,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import write_bytes_atomic
-from ..errors import FilterError, KitError, UnpackError
-from ..progress import NullReporter, Reporter
-from ..results import UnpackResult
-from ..storage import CHUNK, LocalStore
-from .local import config_bytes, model_format, parse_manifest, parse_ref
-from .sources import BlobSource, display, open_source, resolve_in
+from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter.commands.local import config_bytes, model_format, parse_manifest, parse_ref
+from kit_jupyter.commands.results import UnpackResult
+from kit_jupyter.commands.sources import BlobSource, display, open_source, resolve_in
+from kit_jupyter.errors import FilterError, KitError, UnpackError
+from kit_jupyter.oci.store import CHUNK, LocalStore
+from kit_jupyter.reporting import NullReporter, Reporter
 
 MAX_MODEL_REF_CHAIN = 10
 PROMPT_SUBTYPE_ANNOTATION = "ml.kitops.modelkit.layer-subtype"
@@ -54,7 +54,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
     start = len(rep.messages)
     parsed = parse_ref(ref)
     if not parsed.reference:
-        from ..reference import default_tag_message
+        from kit_jupyter.kitfile.reference import default_tag_message
 
         parsed, _ = parsed.with_default_tag()
         rep.info(default_tag_message("unpack", parsed))
@@ -87,7 +87,7 @@ def _parse_filters(filters: Sequence[Any]) -> list[Any]:
     if not items:
         return []
     if all(isinstance(f, str) for f in items):
-        from ..filters import parse_filters
+        from kit_jupyter.kitfile.filters import parse_filters
 
         try:
             return list(parse_filters(items))
@@ -99,7 +99,7 @@ def _parse_filters(filters: Sequence[Any]) -> list[Any]:
 def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
     if not filters:
         return True
-    from ..filters import matches
+    from kit_jupyter.kitfile.filters import matches
 
     return bool(matches(filters, kind, name or "", path or ""))
 
@@ -110,7 +110,7 @@ def _remote_datasets(kf: Any, target: Path, *, include_remote: bool, filters: li
     if kf is None or not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
         return []  # nothing remote: no need to import the S3 machinery (boto3 is slow to load)
     try:
-        from ..s3 import unpack_remote_datasets
+        from kit_jupyter.transport.s3 import unpack_remote_datasets
     except ImportError:
         # TODO(integration): s3.py has not landed; without it only kit's warning is given.
         datasets = getattr(kf, "datasets", None) or []
@@ -186,7 +186,7 @@ class _Unpack:
         if raw_config is None:
             raise KitError("failed to read model: artifact does not contain a Kitfile")
         config = json.loads(raw_config)
-        from ..kitfile import Kitfile
+        from kit_jupyter.kitfile.model import Kitfile
 
         kf = Kitfile.from_config_json(raw_config)
         model = config.get("model") or None
@@ -204,7 +204,7 @@ class _Unpack:
             idx = visited.index(path)
             raise KitError("found cycle in modelkit references: "
                            f"[{'=>'.join([*visited[idx:], path])}]")
-        from ..filters import parse_filters
+        from kit_jupyter.kitfile.filters import parse_filters
 
         if filters:
             # kit keeps only the model part of each filter; a filter without `model` drops
@@ -442,7 +442,7 @@ def _take(entries: list[dict[str, Any]], idx: dict[str, int], key: str) -> Any:
 def _is_modelkit_reference(path: str) -> bool:
     if not path:
         return False
-    from ..reference import is_modelkit_reference
+    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     return bool(is_modelkit_reference(path))
 

@@ -11,13 +11,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..display import ValidationReport
-from ..errors import KitError
+from kit_jupyter.commands.findings import ValidationReport
+from kit_jupyter.errors import KitError
 
 
 def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
     """A file is taken as is; a directory is searched for kit's three names, in kit's order."""
-    from ..kitfile import find_kitfile
+    from kit_jupyter.kitfile.model import find_kitfile
 
     p = Path(path)
     if p.is_dir():
@@ -29,11 +29,11 @@ def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
 
 def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
-    from ..validate import check_kitfile
+    from kit_jupyter.kitfile.rules import check_kitfile
 
     kf, findings = check_kitfile(text)
     if check_remote and kf is not None:
-        from ..s3 import check_remote_findings
+        from kit_jupyter.transport.s3 import check_remote_findings
 
         findings.extend(check_remote_findings(kf, env=env))
     return ValidationReport(findings=findings, source=source, kitfile=kf)

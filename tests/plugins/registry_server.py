@@ -204,7 +204,7 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
 def retry_sleeps(monkeypatch):
     """Every back-off sleep of the registry client's retry policy, recorded instead of slept:
     asserting a bounded policy (not a stopwatch) is what keeps failures fast."""
-    import kit_jupyter.registry as reg
+    import kit_jupyter.transport.registry as reg
 
     slept: list[float] = []
     monkeypatch.setattr(reg.time, "sleep", slept.append)

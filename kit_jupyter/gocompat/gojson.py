@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from ._yaml import AnyKeyMap, Struct, go_json_float
+from kit_jupyter.gocompat.goyaml import AnyKeyMap, Struct, go_json_float
 
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 

@@ -37,8 +37,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._fs import write_bytes_atomic
-from .errors import NotFoundError, StorageError
+from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter.errors import NotFoundError, StorageError
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"

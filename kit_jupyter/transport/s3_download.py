@@ -9,7 +9,8 @@ file beside the target with ``os.pwrite`` and the file is only renamed into plac
 digest matched. A broken stream is retried from the last byte written -- the running MD5 state
 already covers those bytes, so resuming costs nothing and progress never goes backwards.
 
-Pure mechanics: S3 errors escape as botocore exceptions and are worded by :mod:`kit_jupyter.s3`.
+Pure mechanics: S3 errors escape as botocore exceptions and are worded by
+:mod:`kit_jupyter.transport.s3`.
 """
 
 from __future__ import annotations

@@ -33,13 +33,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .errors import AuthError, NotFoundError, RegistryError
+from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
-    from .credentials import Credentials
-    from .progress import Task
+    from kit_jupyter.reporting import Task
+    from kit_jupyter.transport.credentials import Credentials
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -335,7 +335,7 @@ class RegistryClient:
         self._timeout = (connect_timeout, timeout)
         self._home = home
         if isinstance(credentials, tuple):  # (username, password) is accepted too
-            from .credentials import Credentials
+            from kit_jupyter.transport.credentials import Credentials
 
             credentials = Credentials(*credentials)
         self._credentials = credentials
@@ -375,7 +375,7 @@ class RegistryClient:
     # -- credentials and auth ----------------------------------------------------------------
     def _creds(self) -> Credentials | None:
         if self._credentials is None and self._lookup:
-            from . import credentials as creds_mod
+            from kit_jupyter.transport import credentials as creds_mod
 
             self._credentials = creds_mod.lookup(self.registry, home=self._home)
             self._lookup = False
@@ -727,7 +727,7 @@ class RemoteSource:
     def __init__(self, reference: Any, options: RegistryOptions | dict[str, Any] | None = None,
                  *, client: RegistryClient | None = None) -> None:
         if isinstance(reference, str):
-            from .reference import parse_reference
+            from kit_jupyter.kitfile.reference import parse_reference
 
             reference = parse_reference(reference)
         self.reference = reference

@@ -1,151 +1,17 @@
-"""Injected progress and messages.
+"""Progress and message display: text in a terminal, ipywidgets in a live kernel.
 
-Library code never prints: every command takes a :class:`Reporter` and tells it about kit's info
-and warning lines and about byte transfers. The adapters choose the implementation -- widgets in a
-live kernel, text on stderr in a terminal, nothing when asked. All reporters are thread-safe
-(boto3 and our download pool report from worker threads) and throttle redraws to about 10 per
-second, because unthrottled widget updates trip Jupyter's IOPub rate limit and freeze the bar.
+The :class:`~kit_jupyter.reporting.Reporter` interface lives below every layer; these are its
+implementations, chosen by the adapters (:func:`make_reporter`).
 """
 
 from __future__ import annotations
 
 import html
 import sys
-import threading
-import time
 from collections.abc import Callable
 from typing import IO, Any
 
-THROTTLE_SECONDS = 0.1
-
-
-def human_size(n: float) -> str:
-    """kit's size format (binary units, two decimals)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    value = float(n)
-    for unit in units:
-        if abs(value) < 1024 or unit == units[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-class Task:
-    """One progress row. ``advance`` may be called from any thread, with negative values too
-    (a retried range gives back the bytes it had counted)."""
-
-    def __init__(self, reporter: Reporter, label: str, total: int | None,
-                 parent: Task | None = None):
-        self.label = label
-        self.total = total
-        self.done = 0
-        self.started = time.monotonic()
-        self.finished: float | None = None
-        self.ok: bool | None = None
-        self._reporter = reporter
-        self._parent = parent
-
-    def advance(self, n: int) -> None:
-        with self._reporter._lock:
-            self.done += n
-            if self._parent is not None:
-                self._parent.done += n
-        self._reporter._changed(final=False)
-
-    def finish(self, ok: bool = True) -> None:
-        with self._reporter._lock:
-            if self.finished is not None:
-                return
-            self.finished = time.monotonic()
-            self.ok = ok
-        self._reporter._changed(final=True)
-
-    def __enter__(self) -> Task:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.finish(ok=exc_type is None)
-
-    # derived values, read under the reporter's lock by renderers
-    def rate(self) -> float:
-        end = self.finished or time.monotonic()
-        elapsed = max(end - self.started, 1e-6)
-        return self.done / elapsed
-
-    def eta(self) -> float | None:
-        rate = self.rate()
-        if self.total is None or rate <= 0 or self.finished is not None:
-            return None
-        return max(self.total - self.done, 0) / rate
-
-    def fraction(self) -> float:
-        if not self.total:
-            return 1.0 if self.finished else 0.0
-        return min(max(self.done / self.total, 0.0), 1.0)
-
-    def stats_text(self) -> str:
-        total = human_size(self.total) if self.total is not None else "?"
-        parts = [f"{human_size(self.done)} / {total}", f"{human_size(self.rate())}/s"]
-        eta = self.eta()
-        if eta is not None:
-            parts.append(f"ETA {eta:.0f}s")
-        elif self.finished is not None:
-            parts.append(f"in {self.finished - self.started:.1f}s")
-        return ", ".join(parts)
-
-
-class Reporter:
-    """Base reporter: collects messages and tasks, draws nothing.
-
-    Subclasses override ``_draw`` (called at most every ``THROTTLE_SECONDS`` and once more on
-    every task's finish) and ``_emit`` (one message). ``messages`` keeps everything said, so
-    tests and result objects can show it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._last_draw = 0.0
-        self.tasks: list[Task] = []
-        self.messages: list[tuple[str, str]] = []
-
-    def info(self, message: str) -> None:
-        with self._lock:
-            self.messages.append(("info", message))
-        self._emit("info", message)
-
-    def warning(self, message: str) -> None:
-        with self._lock:
-            self.messages.append(("warning", message))
-        self._emit("warning", message)
-
-    def task(self, label: str, total: int | None, parent: Task | None = None) -> Task:
-        t = Task(self, label, total, parent)
-        with self._lock:
-            self.tasks.append(t)
-        self._changed(final=True)
-        return t
-
-    def close(self) -> None:
-        """End of the command: draw the final state (widgets become a static summary)."""
-        self._changed(final=True)
-
-    def _changed(self, final: bool) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not final and now - self._last_draw < THROTTLE_SECONDS:
-                return
-            self._last_draw = now
-            self._draw()
-
-    def _draw(self) -> None:  # pragma: no cover - overridden
-        pass
-
-    def _emit(self, level: str, message: str) -> None:  # pragma: no cover - overridden
-        pass
-
-
-class NullReporter(Reporter):
-    """Keeps messages and counters (for result objects and tests) and shows nothing."""
+from kit_jupyter.reporting import Reporter, Task
 
 
 class TextReporter(Reporter):

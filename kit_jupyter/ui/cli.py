@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .progress import Reporter, make_reporter
+from kit_jupyter.reporting import Reporter
+from kit_jupyter.ui.progress import make_reporter
 
 PROGRESS_CHOICES = ("auto", "none", "text", "widget", "plain", "fancy")
 
@@ -201,20 +202,20 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
 
 
 def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.validate import validate_path
+    from kit_jupyter.commands.validate import validate_path
 
     return validate_path(args.path, check_remote=args.check_remote, env=ctx.env)
 
 
 def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.pack import pack
+    from kit_jupyter.commands.pack import pack
 
     return pack(args.directory, file=args.file, tag=args.tag, compression=args.compression,
                 home=args.config, reporter=reporter)
 
 
 def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.unpack import unpack
+    from kit_jupyter.commands.unpack import unpack
 
     return unpack(args.ref, dir=args.dir, overwrite=args.overwrite,
                   ignore_existing=args.ignore_existing, filters=args.filter,
@@ -223,51 +224,51 @@ def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _push(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.remote import push
+    from kit_jupyter.commands.remote import push
 
     return push(args.source, args.destination, home=args.config, reporter=reporter, **_net(args))
 
 
 def _pull(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.remote import pull
+    from kit_jupyter.commands.remote import pull
 
     return pull(args.ref, home=args.config, reporter=reporter, **_net(args))
 
 
 def _list(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.repository:
-        from .commands.remote import list_remote
+        from kit_jupyter.commands.remote import list_remote
 
         return list_remote(args.repository, home=args.config, **_net(args))
-    from .commands.local import list_modelkits
+    from kit_jupyter.commands.local import list_modelkits
 
     return list_modelkits(home=args.config)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.remote:
-        from .commands.remote import inspect_remote
+        from kit_jupyter.commands.remote import inspect_remote
 
         return inspect_remote(args.ref, home=args.config, **_net(args))
-    from .commands.local import inspect
+    from kit_jupyter.commands.local import inspect
 
     return inspect(args.ref, home=args.config, **_net(args))
 
 
 def _info(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.local import info
+    from kit_jupyter.commands.local import info
 
     return info(args.ref, home=args.config, filter=args.filter, remote=args.remote, **_net(args))
 
 
 def _tag(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.local import tag
+    from kit_jupyter.commands.local import tag
 
     return tag(args.source, args.target, home=args.config)
 
 
 def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.local import remove
+    from kit_jupyter.commands.local import remove
 
     if not args.ref and not args.all:
         raise CommandLineError("remove: a reference is required unless --all is given")
@@ -275,7 +276,7 @@ def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _login(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.remote import login
+    from kit_jupyter.commands.remote import login
 
     password = args.password
     if args.password_stdin:
@@ -295,13 +296,13 @@ def _login(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _logout(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from .commands.remote import logout
+    from kit_jupyter.commands.remote import logout
 
     return logout(args.registry, home=args.config)
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from . import __version__
+    from kit_jupyter import __version__
 
     return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
 

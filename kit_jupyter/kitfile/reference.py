@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import ReferenceError_
+from kit_jupyter.errors import ReferenceError_
 
 DEFAULT_REGISTRY = "localhost"
 DEFAULT_REPOSITORY = "_"

@@ -15,8 +15,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, output_can_be_silenced
 from traitlets import Bool
 
-from . import cli
-from .errors import KitError
+from kit_jupyter.errors import KitError
+from kit_jupyter.ui import cli
 
 _PARSER = cli.build_parser(prog="%kit")
 
@@ -91,7 +91,7 @@ class KitMagics(Magics):
     def _run_kitfile(self, args: argparse.Namespace, cell: str) -> Any:
         from IPython.display import display
 
-        from .commands.validate import validate_text
+        from kit_jupyter.commands.validate import validate_text
 
         try:
             report = validate_text(cell, source=args.output or "Kitfile",
@@ -109,7 +109,7 @@ class KitMagics(Magics):
             raise UsageError(f"Kitfile has {len(report.errors)} error(s): "
                              f"{first.message}{where}")
         if args.output:
-            from ._fs import write_bytes_atomic
+            from kit_jupyter._fs import write_bytes_atomic
 
             try:
                 write_bytes_atomic(args.output, cell.encode("utf-8"))

@@ -28,13 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ._gopath import go_clean
-from .errors import PackError, UnpackError
-from .ignore import IgnoreRules, in_other_layer
-from .mediatypes import ANNOTATION_FILE_METADATA, ANNOTATION_FILEPATH, layer_media_type
+from kit_jupyter.errors import PackError, UnpackError
+from kit_jupyter.gocompat.gopath import go_clean
+from kit_jupyter.gocompat.ignore import IgnoreRules, in_other_layer
+from kit_jupyter.oci.mediatypes import (
+    ANNOTATION_FILE_METADATA,
+    ANNOTATION_FILEPATH,
+    layer_media_type,
+)
 
 if TYPE_CHECKING:
-    from .progress import Reporter, Task
+    from kit_jupyter.reporting import Reporter, Task
 
 BLOCK = 512
 CHUNK = 1 << 20

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import FilterError
+from kit_jupyter.errors import FilterError
 
 # filter type -> layer kinds it selects (kinds as in kitfile.LayerEntry, plus "kitfile")
 FILTER_TYPES: dict[str, frozenset[str]] = {

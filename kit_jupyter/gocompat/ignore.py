@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._gopath import go_clean
-from .errors import PackError
+from kit_jupyter.errors import PackError
+from kit_jupyter.gocompat.gopath import go_clean
 
 IGNORE_FILE_NAME = ".kitignore"
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ._gopath import go_clean
-from .errors import ValidationError
-from .reference import go_url, is_modelkit_reference
+from kit_jupyter.errors import ValidationError
+from kit_jupyter.gocompat.gopath import go_clean
+from kit_jupyter.kitfile.reference import go_url, is_modelkit_reference
 
 if TYPE_CHECKING:
-    from .kitfile import Kitfile
-    from .progress import Reporter
+    from kit_jupyter.kitfile.model import Kitfile
+    from kit_jupyter.reporting import Reporter
 
 MANIFEST_VERSION = "1.0.0"
 _PART_TYPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -229,7 +229,7 @@ def error_text(findings: list[Finding]) -> str:
 def check_kitfile(text: str | bytes) -> tuple[Kitfile | None, list[Finding]]:
     """Decode and validate in one pass; the Kitfile is None when it cannot be decoded (decode
     errors stop validation, as in kit). Never raises."""
-    from .kitfile import _decode, _findings
+    from kit_jupyter.kitfile.model import _decode, _findings
 
     res = _decode(text)
     if res.kitfile is None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._fs import write_bytes_atomic
-from .errors import AuthError
+from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter.errors import AuthError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
@@ -49,7 +49,7 @@ class Credentials:
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """kit's storage root (spec section 9); defers to ``storage.resolve_home`` when present."""
     try:
-        from .storage import resolve_home as storage_resolve_home
+        from kit_jupyter.oci.store import resolve_home as storage_resolve_home
     except ImportError:  # storage.py not there yet: same rules, spelled out
         if home is not None:
             return Path(home).absolute()

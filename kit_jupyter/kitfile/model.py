@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from . import _yaml
-from ._gojson import UnsupportedValue, marshal
-from ._yaml import AnyKeyMap, FlowList, MapKey, Struct
-from .errors import KitfileError
+from kit_jupyter.errors import KitfileError
+from kit_jupyter.gocompat import goyaml as _yaml
+from kit_jupyter.gocompat.gojson import UnsupportedValue, marshal
+from kit_jupyter.gocompat.goyaml import AnyKeyMap, FlowList, MapKey, Struct
 
 if TYPE_CHECKING:
-    from .validate import Finding
+    from kit_jupyter.kitfile.rules import Finding
 
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 MANIFEST_VERSION = "1.0.0"
@@ -375,7 +375,7 @@ class Kitfile(_Entity):
 
     def layer_entries(self) -> list[LayerEntry]:
         """Entries that produce layers, in kit's order (spec §7.5)."""
-        from .reference import is_modelkit_reference
+        from kit_jupyter.kitfile.reference import is_modelkit_reference
 
         out: list[LayerEntry] = []
         m = self.model
@@ -761,7 +761,7 @@ def _raise(res: _DecodeResult) -> None:
 
 
 def _findings(problems: list[_Problem]) -> list[Finding]:
-    from .validate import Finding
+    from kit_jupyter.kitfile.rules import Finding
 
     return [Finding("error", p.message, p.field, p.line) for p in problems]
 
