@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from kit_jupyter._version import __version__ as __version__
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -80,7 +80,7 @@ def no_remote(monkeypatch) -> list:
         blobs = home / "storage" / "blobs" / "sha256"
         calls.append(len(list(blobs.iterdir())) if blobs.exists() else 0)
 
-    monkeypatch.setattr("kit_jupyter.transport.s3.verify_remote_datasets", verify)
+    monkeypatch.setattr("kit_jupyter.commands.pack.verify_remote_datasets", verify)
     return calls
 
 
@@ -211,7 +211,7 @@ def test_failing_remote_check_writes_nothing(kitops_home, tmp_path, monkeypatch)
         raise RemoteDatasetError("failed to verify remote object for raw/file.csv: missing "
                                  "ETag on object")
 
-    monkeypatch.setattr("kit_jupyter.transport.s3.verify_remote_datasets", verify)
+    monkeypatch.setattr("kit_jupyter.commands.pack.verify_remote_datasets", verify)
     ctx = make_context(tmp_path)
     with pytest.raises(RemoteDatasetError, match="^Failed to pack model kit: failed to verify"):
         pack(ctx, tag="demo:v1")

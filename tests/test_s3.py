@@ -423,7 +423,7 @@ def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kito
     [f] = ks3.check_remote_findings(stale, env=s3.env())
     assert f.field == "datasets[1].remoteHash" and f.line == 14
     assert f.message.endswith(f"set remoteHash: {data.small_etag}")
-    assert type(f).__module__ == "kit_jupyter.kitfile.rules"
+    assert type(f).__module__ == "kit_jupyter.kitfile.finding"
 
     with pytest.raises(KitError) as e:
         pack(ctx, tag="churn:v3", file=None, home=kitops_home, env=s3.env(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 from kit_jupyter.commands.results import (
@@ -19,8 +20,18 @@ from kit_jupyter.commands.results import (
     RemoveResult,
     TagResult,
 )
-from kit_jupyter.commands.sources import BlobSource, display, read_small, repo_key, resolve_in
+from kit_jupyter.commands.sources import (
+    BlobSource,
+    display,
+    open_source,
+    read_small,
+    remote_source,
+    repo_key,
+    resolve_in,
+)
 from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_, StorageError
+from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.kitfile.reference import is_modelkit_reference, parse_reference
 from kit_jupyter.oci.store import LocalStore, is_digest
 from kit_jupyter.reporting import NullReporter, Reporter
 
@@ -57,7 +68,6 @@ def format_bytes(n: int) -> str:
 
 
 def parse_ref(s: str) -> Any:
-    from kit_jupyter.kitfile.reference import parse_reference
 
     return parse_reference(s)
 
@@ -125,7 +135,6 @@ def _open_for_read(ref: Any, *, home: PathLike, source: BlobSource | None, remot
     if remote:
         if ref.registry == "localhost":
             raise KitError(f"can not check remote: {display(ref)} does not contain registry")
-        from kit_jupyter.commands.sources import remote_source
 
         return remote_source(ref, home=home, registry_options=registry_options)
     return LocalStore(home)
@@ -235,7 +244,6 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
         _close_if_opened(src, source)
     if data is None:
         raise KitError("Error resolving modelkit: artifact does not contain a Kitfile")
-    from kit_jupyter.kitfile.model import Kitfile
 
     kf = Kitfile.from_config_json(data)
     text = kf.to_yaml()
@@ -272,7 +280,6 @@ _ZERO = {"manifestVersion": '""', "package": "{}", "model": "null", "code": "[]"
 
 def filter_yaml(text: str, flt: str) -> str:
     """kit's ``info --filter``: a dot path of Kitfile fields; the node is printed as YAML."""
-    import re
 
     if "[" in flt:
         raise KitError("invalid filter: array access using '[]' is not currently supported")
@@ -483,9 +490,6 @@ def _remove_everything(store: LocalStore, rep: Reporter, removed: list[dict[str,
 def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> Any:
     """The Kitfile a ``model.path`` reference points at, following chains of references
     (local storage first, then the registry) with kit's limit and cycle messages."""
-    from kit_jupyter.commands.sources import open_source
-    from kit_jupyter.kitfile.model import Kitfile
-    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     visited: list[str] = []
     current = path

@@ -11,16 +11,33 @@ entry pointing at something missing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import posixpath
+import stat as stat_mod
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter import __version__
+from kit_jupyter._version import __version__
+from kit_jupyter.commands.local import _resolve_parent_kitfile
 from kit_jupyter.commands.results import PackResult
 from kit_jupyter.errors import KitError, PackError, ValidationError
+from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
+from kit_jupyter.kitfile.model import find_kitfile, load_kitfile
+from kit_jupyter.kitfile.reference import (
+    default_tag_message,
+    is_modelkit_reference,
+    parse_reference,
+)
+from kit_jupyter.kitfile.rules import error_text, validate
+from kit_jupyter.oci.layers import pack_layer_to_file, pack_raw_layer_to_file
+from kit_jupyter.oci.mediatypes import check_compression_flag
 from kit_jupyter.oci.store import LocalStore, go_json, resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.transport.s3 import verify_remote_datasets
 
 KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
 KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
@@ -54,7 +71,6 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
     # 1. Kitfile: decode and validate before anything touches storage.
     kf = _load_kitfile(context, file)
-    from kit_jupyter.kitfile.rules import error_text, validate
 
     findings = validate(kf)
     errors = [f for f in findings if f.severity == "error"]
@@ -104,7 +120,6 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     else:
         rep.info(f"Saved manifest to storage: {digest}")
     rep.info(f"Model saved: {digest}")
-    import json
 
     return PackResult(digest=digest, repository=repo, tags=tags,
                       config=json.loads(config_bytes), layers=layers,
@@ -116,7 +131,6 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
 
 def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Any:
-    from kit_jupyter.kitfile.model import find_kitfile, load_kitfile
 
     if file is None:
         path = Path(find_kitfile(context))
@@ -145,7 +159,6 @@ def _read_text(path: Path) -> str:
 def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
     if not tag:
         return DEFAULT_REPO_KEY, []
-    from kit_jupyter.kitfile.reference import default_tag_message, parse_reference
 
     try:
         ref = parse_reference(tag)
@@ -161,7 +174,6 @@ def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
 
 
 def _check_compression(value: str) -> str:
-    from kit_jupyter.oci.mediatypes import check_compression_flag
 
     value = check_compression_flag(value or "none")
     if value == "zstd":
@@ -172,12 +184,6 @@ def _check_compression(value: str) -> str:
 def _verify_remote(kf: Any, rep: Reporter, env: Any) -> None:
     if not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
         return
-    try:
-        from kit_jupyter.transport.s3 import verify_remote_datasets
-    except ImportError:
-        # TODO(integration): s3.py not landed yet -- remote datasets cannot be verified.
-        raise PackError("Failed to pack model kit: verifying remote datasets is not "
-                        "available (kit_jupyter.transport.s3 missing)") from None
     try:
         verify_remote_datasets(kf, reporter=rep, env=env)
     except KitError as exc:
@@ -204,7 +210,6 @@ def check_mcp_bundle(context: Path, path: str) -> None:
     """kit's ValidateMCPB: a regular file holding a ZIP archive with ``manifest.json`` at its
     root (only the central directory is read, not the members). Raises PackError with kit's
     texts, ``path`` as written in the Kitfile."""
-    import zipfile
 
     full = context / path
     try:
@@ -212,7 +217,6 @@ def check_mcp_bundle(context: Path, path: str) -> None:
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise PackError(f"failed to read MCP bundle {path}: stat {path}: {reason}") from None
-    import stat as stat_mod
 
     if not stat_mod.S_ISREG(st.st_mode):
         raise PackError(f"MCP bundle path {path} must be a single .mcpb file")
@@ -240,8 +244,6 @@ def _check_mcp_servers(kf: Any, context: Path) -> None:
 
 def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compression: str,
                   rep: Reporter) -> list[dict[str, Any]]:
-    from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
-    from kit_jupyter.oci.layers import pack_layer_to_file
 
     _check_mcp_servers(kf, context)
     extra_paths = _parent_layer_paths(kf, home)
@@ -274,7 +276,6 @@ def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compres
 
 
 def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> Any:
-    from kit_jupyter.oci.layers import pack_raw_layer_to_file
 
     size = (context / path).stat().st_size
     task = rep.task(f"mcpserver {path}", size)
@@ -289,7 +290,6 @@ def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> Any:
 
 
 def _clean(path: str) -> str:
-    import posixpath
 
     return posixpath.normpath(path or ".")
 
@@ -300,12 +300,9 @@ def _parent_layer_paths(kf: Any, home: Path) -> list[str]:
     path = getattr(model, "path", "") if model is not None else ""
     if not path:
         return []
-    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     if not is_modelkit_reference(path):
         return []
-    from kit_jupyter.commands.local import _resolve_parent_kitfile
-    from kit_jupyter.gocompat.ignore import layer_paths_from_kitfile
 
     try:
         parent = _resolve_parent_kitfile(path, home)
@@ -334,6 +331,5 @@ def manifest_json(manifest: dict[str, Any]) -> bytes:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
 
     return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -11,14 +11,34 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from kit_jupyter.commands import results
-from kit_jupyter.errors import AuthError, NotFoundError, ReferenceError_, RegistryError
+from kit_jupyter.commands.local import single_reference
+from kit_jupyter.commands.results import InspectResult, ListResult
+from kit_jupyter.errors import (
+    AuthError,
+    NotFoundError,
+    ReferenceError_,
+    RegistryError,
+    StorageError,
+)
+from kit_jupyter.kitfile.reference import display_repository, is_modelkit_reference, parse_reference
+from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter, human_size
+from kit_jupyter.transport import credentials
+from kit_jupyter.transport.registry import (
+    OCI_MANIFEST,
+    RegistryClient,
+    RegistryOptions,
+    make_client,
+    manifest_blobs,
+)
 
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
 KIT_ARTIFACT_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
@@ -34,7 +54,6 @@ Home = str | os.PathLike[str] | None
 # -- references -------------------------------------------------------------------------------
 
 def _parse(s: str) -> Any:
-    from kit_jupyter.kitfile.reference import parse_reference
 
     return parse_reference(s)
 
@@ -49,19 +68,16 @@ def ref_string(registry: str, repository: str, reference: str) -> str:
 
 def display(ref_str: str) -> str:
     """kit's FormatRepositoryForDisplay (spec 6.3)."""
-    from kit_jupyter.kitfile.reference import display_repository
 
     return display_repository(ref_str)
 
 
 def _is_modelkit_reference(s: str) -> bool:
-    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     return is_modelkit_reference(s)
 
 
 def _network(home: Home, plain_http: bool, tls_verify: bool | str, concurrency: int) -> Any:
-    from kit_jupyter.transport.registry import RegistryOptions
 
     return RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
                            concurrency=max(1, int(concurrency)), home=home)
@@ -279,7 +295,6 @@ def _open_local(store: Any, blob: dict[str, Any]) -> Any:
     """The local blob file for an upload, size-checked only: the registry verifies the digest
     of every upload (``PUT ?digest=``) and rejects a mismatch, so hashing it here as well would
     only double the CPU on the critical path."""
-    from kit_jupyter.errors import StorageError
 
     try:
         f = open(store.blob_path(blob["digest"]), "rb")  # noqa: SIM115 - closed by the upload
@@ -297,8 +312,6 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PushResult:
     """Upload a local ModelKit; blobs the registry already has are not sent again."""
-    from kit_jupyter.oci.store import LocalStore
-    from kit_jupyter.transport.registry import OCI_MANIFEST, make_client, manifest_blobs
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
@@ -429,7 +442,6 @@ class _WriteBehind:
         n = self._f.write(data)
         self._since += len(data)
         if self._since >= self.STEP and (self._sync is None or not self._sync.is_alive()):
-            import threading
 
             self._since = 0
             self._f.flush()
@@ -450,7 +462,6 @@ def _download(client: Any, store: Any, repository: str, blob: dict[str, Any], ta
               ) -> None:
     """Stream one blob into ``storage/ingest``, verified (digest and size) while it arrives,
     then hand it to storage (fsync + rename). Any failure leaves nothing behind."""
-    import secrets
 
     store.ingest_dir.mkdir(parents=True, exist_ok=True)
     tmp = store.ingest_dir / f"kitjupyter-pull-{secrets.token_hex(8)}"
@@ -466,8 +477,6 @@ def _download(client: Any, store: Any, repository: str, blob: dict[str, Any], ta
 
 def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter
               ) -> tuple[PullResult, dict[str, Any] | None]:
-    from kit_jupyter.oci.store import LocalStore
-    from kit_jupyter.transport.registry import OCI_MANIFEST, make_client, manifest_blobs
 
     ref_str = ref_string(registry, repository, tag)
     store = LocalStore(opts.home)
@@ -517,7 +526,6 @@ def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Rep
 def _remote_modelkit(client: Any, repository: str, ref: str
                      ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
     """(digest, manifest, config) of a tag, or None when it is not a ModelKit."""
-    from kit_jupyter.transport.registry import OCI_MANIFEST
 
     data, media_type, digest = client.get_manifest(repository, ref)
     if media_type != OCI_MANIFEST:
@@ -542,8 +550,6 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
                 reporter: Reporter | None = None) -> Any:
     """The ModelKits (one row per tag) of a registry repository, as kit's ``list`` shows them;
     tags that are not ModelKits are left out. A tag in ``repository`` lists only that tag."""
-    from kit_jupyter.commands.results import ListResult
-    from kit_jupyter.transport.registry import make_client
 
     reporter = reporter or NullReporter()
     ref = _parse(repository)
@@ -585,9 +591,6 @@ def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
                    reporter: Reporter | None = None) -> Any:
     """kit ``inspect --remote``: digest, cliVersion, Kitfile (config) and manifest, read from
     the registry without storing anything."""
-    from kit_jupyter.commands.local import single_reference
-    from kit_jupyter.commands.results import InspectResult
-    from kit_jupyter.transport.registry import make_client
 
     reporter = reporter or NullReporter()
     parsed = single_reference(ref)
@@ -615,8 +618,6 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
           reporter: Reporter | None = None) -> LoginResult:
     """Check the credentials against the registry (GET /v2/ with auth), then store them in
     ``$KITOPS_HOME/credentials.json`` as kit does. Nothing is stored when the check fails."""
-    from kit_jupyter.transport import credentials
-    from kit_jupyter.transport.registry import RegistryClient
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
@@ -636,7 +637,6 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
 def logout(registry: str, *, home: Home = None,
            reporter: Reporter | None = None) -> LogoutResult:
     """Forget the credentials kit stored for ``registry`` (Docker's config is left alone)."""
-    from kit_jupyter.transport import credentials
 
     removed = credentials.remove(registry, home=home)
     message = f"Successfully logged out from {registry}"

@@ -8,6 +8,7 @@ info and warning lines said while the command ran.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from dataclasses import dataclass, field
@@ -302,7 +303,6 @@ def _jsonable(value: Any) -> Any:
     data = getattr(value, "data", None)
     if data is not None and not callable(data):
         return _jsonable(data)
-    import dataclasses
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _jsonable(dataclasses.asdict(value))

@@ -11,7 +11,9 @@ import os
 from typing import Any, BinaryIO, Protocol
 
 from kit_jupyter.errors import KitError, NotFoundError
+from kit_jupyter.kitfile.reference import display_repository
 from kit_jupyter.oci.store import LocalStore
+from kit_jupyter.transport import registry
 
 
 class BlobSource(Protocol):
@@ -26,29 +28,12 @@ def repo_key(ref: Any) -> str:
 
 def display(ref: Any) -> str:
     """kit's FormatRepositoryForDisplay of the full reference string."""
-    try:
-        from kit_jupyter.kitfile.reference import display_repository
-    except ImportError:  # pragma: no cover - reference.py is another engineer's module
-        display_repository = _display_fallback
     return display_repository(str(ref))
-
-
-def _display_fallback(s: str) -> str:
-    for prefix in ("localhost/", "_", "@"):
-        if s.startswith(prefix):
-            s = s[len(prefix):]
-    return s
 
 
 def remote_source(ref: Any, *, home: str | os.PathLike[str] | None = None,
                   registry_options: dict[str, Any] | None = None) -> BlobSource:
     """The registry as a BlobSource (``registry.RemoteSource``)."""
-    try:
-        from kit_jupyter.transport import registry
-    except ImportError:
-        # TODO(integration): registry.py (RemoteSource) not landed yet.
-        raise KitError(f"reference {ref} is not in local storage and reading from registries "
-                       "is not available") from None
     options = {k: v for k, v in (registry_options or {}).items() if v is not None}
     if home is not None:
         options.setdefault("home", home)

@@ -12,7 +12,9 @@ interrupted unpack leaves whole files or none -- never a truncated or unverified
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import gzip
 import json
 import os
 import posixpath
@@ -27,8 +29,12 @@ from kit_jupyter.commands.local import config_bytes, model_format, parse_manifes
 from kit_jupyter.commands.results import UnpackResult
 from kit_jupyter.commands.sources import BlobSource, display, open_source, resolve_in
 from kit_jupyter.errors import FilterError, KitError, UnpackError
+from kit_jupyter.kitfile.filters import matches, parse_filters
+from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.kitfile.reference import default_tag_message, is_modelkit_reference
 from kit_jupyter.oci.store import CHUNK, LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.transport.s3 import unpack_remote_datasets
 
 MAX_MODEL_REF_CHAIN = 10
 PROMPT_SUBTYPE_ANNOTATION = "ml.kitops.modelkit.layer-subtype"
@@ -54,7 +60,6 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
     start = len(rep.messages)
     parsed = parse_ref(ref)
     if not parsed.reference:
-        from kit_jupyter.kitfile.reference import default_tag_message
 
         parsed, _ = parsed.with_default_tag()
         rep.info(default_tag_message("unpack", parsed))
@@ -87,7 +92,6 @@ def _parse_filters(filters: Sequence[Any]) -> list[Any]:
     if not items:
         return []
     if all(isinstance(f, str) for f in items):
-        from kit_jupyter.kitfile.filters import parse_filters
 
         try:
             return list(parse_filters(items))
@@ -99,7 +103,6 @@ def _parse_filters(filters: Sequence[Any]) -> list[Any]:
 def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
     if not filters:
         return True
-    from kit_jupyter.kitfile.filters import matches
 
     return bool(matches(filters, kind, name or "", path or ""))
 
@@ -109,15 +112,6 @@ def _remote_datasets(kf: Any, target: Path, *, include_remote: bool, filters: li
                      env: Any) -> list[Any]:
     if kf is None or not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
         return []  # nothing remote: no need to import the S3 machinery (boto3 is slow to load)
-    try:
-        from kit_jupyter.transport.s3 import unpack_remote_datasets
-    except ImportError:
-        # TODO(integration): s3.py has not landed; without it only kit's warning is given.
-        datasets = getattr(kf, "datasets", None) or []
-        if any(_remote_path(d) for d in datasets) and not include_remote:
-            reporter.warning("ModelKit contains remote datasets. To unpack, specify the "
-                             "--include-remote flag")
-        return []
     return list(unpack_remote_datasets(kf, target, include_remote=include_remote,
                                        filters=filters, overwrite=overwrite,
                                        ignore_existing=ignore_existing, reporter=reporter,
@@ -186,7 +180,6 @@ class _Unpack:
         if raw_config is None:
             raise KitError("failed to read model: artifact does not contain a Kitfile")
         config = json.loads(raw_config)
-        from kit_jupyter.kitfile.model import Kitfile
 
         kf = Kitfile.from_config_json(raw_config)
         model = config.get("model") or None
@@ -204,7 +197,6 @@ class _Unpack:
             idx = visited.index(path)
             raise KitError("found cycle in modelkit references: "
                            f"[{'=>'.join([*visited[idx:], path])}]")
-        from kit_jupyter.kitfile.filters import parse_filters
 
         if filters:
             # kit keeps only the model part of each filter; a filter without `model` drops
@@ -360,7 +352,6 @@ class _Unpack:
         with contextlib.closing(stream):
             counted = _Counting(stream, task)
             if fmt.endswith("+gzip"):
-                import gzip
 
                 reader: Any = gzip.GzipFile(fileobj=counted, mode="rb")
             elif fmt.endswith("+zstd"):
@@ -442,7 +433,6 @@ def _take(entries: list[dict[str, Any]], idx: dict[str, int], key: str) -> Any:
 def _is_modelkit_reference(path: str) -> bool:
     if not path:
         return False
-    from kit_jupyter.kitfile.reference import is_modelkit_reference
 
     return bool(is_modelkit_reference(path))
 
@@ -453,7 +443,6 @@ def _filter_has_model(f: Any) -> bool:
 
 
 def _only_model(f: Any) -> Any:
-    import dataclasses
 
     for attr in ("types", "base_types"):
         if hasattr(f, attr):

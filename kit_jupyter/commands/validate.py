@@ -13,11 +13,13 @@ from pathlib import Path
 
 from kit_jupyter.commands.findings import ValidationReport
 from kit_jupyter.errors import KitError
+from kit_jupyter.kitfile.model import find_kitfile
+from kit_jupyter.kitfile.rules import check_kitfile
+from kit_jupyter.transport.s3 import check_remote_findings
 
 
 def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
     """A file is taken as is; a directory is searched for kit's three names, in kit's order."""
-    from kit_jupyter.kitfile.model import find_kitfile
 
     p = Path(path)
     if p.is_dir():
@@ -29,11 +31,9 @@ def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
 
 def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
-    from kit_jupyter.kitfile.rules import check_kitfile
 
     kf, findings = check_kitfile(text)
     if check_remote and kf is not None:
-        from kit_jupyter.transport.s3 import check_remote_findings
 
         findings.extend(check_remote_findings(kf, env=env))
     return ValidationReport(findings=findings, source=source, kitfile=kf)

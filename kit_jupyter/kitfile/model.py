@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import yaml
 
@@ -21,9 +21,8 @@ from kit_jupyter.errors import KitfileError
 from kit_jupyter.gocompat import goyaml as _yaml
 from kit_jupyter.gocompat.gojson import UnsupportedValue, marshal
 from kit_jupyter.gocompat.goyaml import AnyKeyMap, FlowList, MapKey, Struct
-
-if TYPE_CHECKING:
-    from kit_jupyter.kitfile.rules import Finding
+from kit_jupyter.kitfile.finding import Finding
+from kit_jupyter.kitfile.reference import is_modelkit_reference
 
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 MANIFEST_VERSION = "1.0.0"
@@ -375,7 +374,6 @@ class Kitfile(_Entity):
 
     def layer_entries(self) -> list[LayerEntry]:
         """Entries that produce layers, in kit's order (spec §7.5)."""
-        from kit_jupyter.kitfile.reference import is_modelkit_reference
 
         out: list[LayerEntry] = []
         m = self.model
@@ -761,7 +759,6 @@ def _raise(res: _DecodeResult) -> None:
 
 
 def _findings(problems: list[_Problem]) -> list[Finding]:
-    from kit_jupyter.kitfile.rules import Finding
 
     return [Finding("error", p.message, p.field, p.line) for p in problems]
 

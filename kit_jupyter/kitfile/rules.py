@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from kit_jupyter.errors import ValidationError
 from kit_jupyter.gocompat.gopath import go_clean
+from kit_jupyter.kitfile.finding import Finding
+from kit_jupyter.kitfile.model import _decode, _findings
 from kit_jupyter.kitfile.reference import go_url, is_modelkit_reference
 
 if TYPE_CHECKING:
@@ -21,21 +22,6 @@ if TYPE_CHECKING:
 
 MANIFEST_VERSION = "1.0.0"
 _PART_TYPE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: Literal["error", "warning"]
-    message: str
-    field: str | None = None
-    line: int | None = None
-    related: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        if where and self.message.startswith(where):
-            where = ""  # decode errors already start with their line, as yaml.v3's do
-        return f"{where}{self.message}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +215,6 @@ def error_text(findings: list[Finding]) -> str:
 def check_kitfile(text: str | bytes) -> tuple[Kitfile | None, list[Finding]]:
     """Decode and validate in one pass; the Kitfile is None when it cannot be decoded (decode
     errors stop validation, as in kit). Never raises."""
-    from kit_jupyter.kitfile.model import _decode, _findings
 
     res = _decode(text)
     if res.kitfile is None:

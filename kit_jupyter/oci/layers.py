@@ -14,6 +14,7 @@ texts.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import gzip
 import hashlib
 import io
@@ -665,7 +666,6 @@ def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
 
 def _rfc3339(ns: int) -> str:
     """Go's ``time.Time`` JSON form (RFC 3339 with nanoseconds, trailing zeros trimmed)."""
-    import datetime as _dt
 
     secs, frac = divmod(ns, 1_000_000_000)
     t = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).astimezone()

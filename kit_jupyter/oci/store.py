@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -435,7 +436,6 @@ class LocalStore:
     def locked(self) -> Iterator[None]:
         """Exclusive inter-process lock around read-modify-write of the JSON files.
         Re-entrant within one store object (remove = untag + delete under one lock)."""
-        import fcntl
 
         with self._thread_lock:
             if self._lock_depth == 0:

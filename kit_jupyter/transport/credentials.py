@@ -23,6 +23,7 @@ from typing import Any
 
 from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.errors import AuthError
+from kit_jupyter.oci.store import resolve_home as storage_resolve_home
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
@@ -47,18 +48,7 @@ class Credentials:
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """kit's storage root (spec section 9); defers to ``storage.resolve_home`` when present."""
-    try:
-        from kit_jupyter.oci.store import resolve_home as storage_resolve_home
-    except ImportError:  # storage.py not there yet: same rules, spelled out
-        if home is not None:
-            return Path(home).absolute()
-        env = os.environ.get("KITOPS_HOME")
-        if env:
-            return Path(env).absolute()
-        xdg = os.environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-        return base / "kitops"
+    """kit's storage root (spec section 9), the same one local storage uses."""
     return Path(storage_resolve_home(home))
 
 

@@ -29,11 +29,15 @@ import queue
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
+from kit_jupyter.kitfile.reference import parse_reference
+from kit_jupyter.transport import credentials as creds_mod
+from kit_jupyter.transport.credentials import Credentials
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -335,7 +339,6 @@ class RegistryClient:
         self._timeout = (connect_timeout, timeout)
         self._home = home
         if isinstance(credentials, tuple):  # (username, password) is accepted too
-            from kit_jupyter.transport.credentials import Credentials
 
             credentials = Credentials(*credentials)
         self._credentials = credentials
@@ -346,7 +349,6 @@ class RegistryClient:
         self.session = _make_session(self.concurrency)
         self.session.default_timeout = self._timeout  # type: ignore[attr-defined]
         if tls_verify is False:  # asked for explicitly (--tls-verify=false): no warning per call
-            import warnings
 
             from urllib3.exceptions import InsecureRequestWarning
 
@@ -375,7 +377,6 @@ class RegistryClient:
     # -- credentials and auth ----------------------------------------------------------------
     def _creds(self) -> Credentials | None:
         if self._credentials is None and self._lookup:
-            from kit_jupyter.transport import credentials as creds_mod
 
             self._credentials = creds_mod.lookup(self.registry, home=self._home)
             self._lookup = False
@@ -727,7 +728,6 @@ class RemoteSource:
     def __init__(self, reference: Any, options: RegistryOptions | dict[str, Any] | None = None,
                  *, client: RegistryClient | None = None) -> None:
         if isinstance(reference, str):
-            from kit_jupyter.kitfile.reference import parse_reference
 
             reference = parse_reference(reference)
         self.reference = reference

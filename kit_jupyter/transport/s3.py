@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter.errors import RemoteDatasetError, UnpackError
+from kit_jupyter.kitfile import filters as _filters
+from kit_jupyter.kitfile.finding import Finding
+from kit_jupyter.kitfile.reference import is_modelkit_reference
 from kit_jupyter.reporting import NullReporter, Reporter, Task
 from kit_jupyter.transport.s3_download import (
     DigestMismatch,
@@ -35,6 +38,7 @@ from kit_jupyter.transport.s3_download import (
     default_workers,
     etag_plan,
     file_etag,
+    is_transient,
     resolve_part_size,
 )
 
@@ -289,7 +293,6 @@ def describe_error(exc: BaseException, clients: S3Clients | None = None,
 def _is_s3_error(exc: BaseException) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from kit_jupyter.transport.s3_download import is_transient
 
     return isinstance(exc, (BotoCoreError, ClientError)) or is_transient(exc)
 
@@ -370,16 +373,11 @@ def _passes(filters: Any, name: str, path: str) -> bool:
         return True
     if callable(filters):
         return bool(filters("datasets", name, path))
-    from kit_jupyter.kitfile import filters as _filters
 
     return bool(_filters.matches(filters, "datasets", name, path))
 
 
 def _is_modelkit_reference(remote_path: str) -> bool:
-    try:
-        from kit_jupyter.kitfile.reference import is_modelkit_reference
-    except ImportError:
-        return "://" not in remote_path
     return bool(is_modelkit_reference(remote_path))
 
 
@@ -421,20 +419,7 @@ def _client_or_raise(clients: S3Clients, obj: S3Object, prefix: str, remote_hash
 # check-remote findings
 
 def _finding(severity: str, message: str, fld: str, line: int | None) -> Any:
-    try:
-        from kit_jupyter.kitfile.rules import Finding
-    except ImportError:  # validate.py not there yet: a structurally identical stand-in
-        Finding = _Finding  # noqa: N806
     return Finding(severity=severity, message=message, field=fld, line=line)
-
-
-@dataclass(frozen=True)
-class _Finding:
-    severity: str
-    message: str
-    field: str | None
-    line: int | None
-    related: tuple[str, ...] = ()
 
 
 def _line(kf: Any, *fields: str) -> int | None:

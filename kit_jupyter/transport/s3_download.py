@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import hashlib
 import math
 import os
@@ -219,7 +220,6 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range = False
         if sys.platform.startswith("linux"):
             try:
-                import ctypes
 
                 libc = ctypes.CDLL(None, use_errno=True)
                 fn = libc.sync_file_range

@@ -302,7 +302,7 @@ def _logout(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter import __version__
+    from kit_jupyter._version import __version__
 
     return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
 

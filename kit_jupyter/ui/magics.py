@@ -15,6 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, output_can_be_silenced
 from traitlets import Bool
 
+from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.errors import KitError
 from kit_jupyter.ui import cli
 
@@ -91,6 +92,7 @@ class KitMagics(Magics):
     def _run_kitfile(self, args: argparse.Namespace, cell: str) -> Any:
         from IPython.display import display
 
+        # lazy: %load_ext must stay fast; the commands (and PyYAML) load on first use
         from kit_jupyter.commands.validate import validate_text
 
         try:
@@ -109,7 +111,6 @@ class KitMagics(Magics):
             raise UsageError(f"Kitfile has {len(report.errors)} error(s): "
                              f"{first.message}{where}")
         if args.output:
-            from kit_jupyter._fs import write_bytes_atomic
 
             try:
                 write_bytes_atomic(args.output, cell.encode("utf-8"))
