@@ -26,7 +26,13 @@ from kit_jupyter.commands.local import _resolve_parent_kitfile
 from kit_jupyter.commands.results import PackResult
 from kit_jupyter.errors import KitError, PackError, ValidationError
 from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
-from kit_jupyter.kitfile.model import find_kitfile, load_kitfile
+from kit_jupyter.kitfile.model import (
+    MAX_KITFILE_BYTES,
+    decode_kitfile_bytes,
+    find_kitfile,
+    load_kitfile,
+    read_kitfile_text,
+)
 from kit_jupyter.kitfile.reference import (
     default_tag_message,
     is_modelkit_reference,
@@ -131,29 +137,16 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
 
 def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Any:
-
     if file is None:
-        path = Path(find_kitfile(context))
-        text = _read_text(path)
+        text = read_kitfile_text(find_kitfile(context))
     elif str(file) == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise PackError("No input file specified and no data piped")
-        text = sys.stdin.read()
+        data = sys.stdin.buffer.read(MAX_KITFILE_BYTES + 1)
+        text = decode_kitfile_bytes(data, "from standard input")
     else:
-        path = Path(file).expanduser()
-        text = _read_text(path)
+        text = read_kitfile_text(Path(file).expanduser())
     return load_kitfile(text)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise PackError(f"open {path}: no such file or directory") from None
-    except IsADirectoryError:
-        raise PackError(f"read {path}: is a directory") from None
-    except UnicodeDecodeError as exc:
-        raise PackError(f"Kitfile {path} is not UTF-8: {exc.reason}") from None
 
 
 def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:

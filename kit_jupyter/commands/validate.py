@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kit_jupyter.commands.findings import ValidationReport
 from kit_jupyter.errors import KitError
-from kit_jupyter.kitfile.model import find_kitfile
+from kit_jupyter.kitfile.model import find_kitfile, read_kitfile_text
 from kit_jupyter.kitfile.rules import check_kitfile
 from kit_jupyter.transport.s3 import check_remote_findings
 
@@ -42,10 +42,5 @@ def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = Fa
 def validate_path(path: str | os.PathLike[str] = ".", *, check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
     file = locate_kitfile(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise KitError(f"{file}: not a UTF-8 text file ({e.reason})") from None
-    except OSError as e:
-        raise KitError(f"open {file}: {e.strerror.lower() if e.strerror else e}") from None
+    text = read_kitfile_text(file)
     return validate_text(text, source=str(file), check_remote=check_remote, env=env)

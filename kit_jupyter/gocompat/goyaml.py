@@ -140,7 +140,23 @@ def _go_parse_unsigned_base0(s: str) -> int | None:
             base, body = 8, s[1:]
     if not _DIGITS[base].fullmatch(body):
         return None
-    return int(body, base) if body else 0
+    return _bounded_int(body, base)
+
+
+# Digits of the largest uint64 in each base: more significant digits than this cannot fit.
+_UINT64_DIGITS = {2: 64, 8: 22, 10: 20, 16: 16}
+
+
+def _bounded_int(digits: str, base: int) -> int:
+    """``int(digits, base)``, or :data:`_UINT64_MAX` + 1 when the value cannot fit in 64 bits.
+
+    Go's strconv stops at the range check; Python would convert thousands of digits (and refuse
+    more than 4300 with a ValueError), so out-of-range values never reach ``int``.
+    """
+    significant = digits.lstrip("0")
+    if len(significant) > _UINT64_DIGITS[base]:
+        return _UINT64_MAX + 1
+    return int(significant, base) if significant else 0
 
 
 def _go_parse_int(s: str) -> int | None:
@@ -239,7 +255,7 @@ def resolve_plain(s: str) -> tuple[str, Any]:
             if plain.startswith(prefix):
                 digits = plain[len(prefix) :]
                 if digits and _DIGITS[base].fullmatch(digits):
-                    v = int(digits, base) * (-1 if prefix[0] == "-" else 1)
+                    v = _bounded_int(digits, base) * (-1 if prefix[0] == "-" else 1)
                     if _INT64_MIN <= v <= _UINT64_MAX:
                         return INT, v
                 break
@@ -265,9 +281,10 @@ def resolve_scalar(node: yaml.ScalarNode) -> tuple[str, Any]:
         return STR, value
     if st == BINARY:
         try:
-            return STR, base64.b64decode(value.replace("\n", "").replace(" ", "")).decode(
-                "utf-8", "replace"
-            )
+            # validate=True: Go's StdEncoding rejects characters outside the alphabet, where
+            # Python would silently skip them.
+            data = value.replace("\n", "").replace(" ", "")
+            return STR, base64.b64decode(data, validate=True).decode("utf-8", "replace")
         except (ValueError, TypeError):
             raise TagError("!!binary value contains invalid base64 data") from None
     if st in (BOOL, INT, FLOAT, NULL, TIMESTAMP, MERGE):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -420,6 +421,20 @@ class _Fatal(Exception):
         self.path = path
 
 
+# Bytes of scalar text a document may copy through aliases (see _Decoder._tick).
+MAX_ALIAS_BYTES = 32 * 1024 * 1024
+
+
+def _allowed_alias_ratio(decode_count: int) -> float:
+    """yaml.v3's allowedAliasRatio: 0.99 up to 400,000 nodes, 0.10 from 4,000,000."""
+    low, high = 400_000, 4_000_000
+    if decode_count <= low:
+        return 0.99
+    if decode_count >= high:
+        return 0.10
+    return 0.99 - 0.89 * ((decode_count - low) / (high - low))
+
+
 class _Decoder:
     """Strict decoding of the node tree into the Kitfile types, collecting every problem."""
 
@@ -434,6 +449,14 @@ class _Decoder:
         self.value_lines: dict[str, int] = {}
         self._active: set[int] = set()
         self._count = 0
+        # yaml.v3's alias accounting (decode.go): nodes decoded, nodes decoded through an alias,
+        # how deep in alias expansions we are, and which nodes were seen (a second visit of the
+        # same composed node is an alias: PyYAML's composer shares the anchored node).
+        self._alias_count = 0
+        self._alias_depth = 0
+        self._alias_bytes = 0
+        self._seen: set[int] = set()
+        self._alias_stack: list[bool] = []
 
     # -- helpers
     def _problem(self, node: yaml.Node, kit: str, ours: str | None, path: str | None) -> None:
@@ -462,16 +485,44 @@ class _Decoder:
         except _yaml.TagError:
             return False
 
-    def _enter(self, node: yaml.Node, path: str) -> bool:
+    def _tick(self, node: yaml.Node, path: str) -> bool:
+        """Count one decoded node the way yaml.v3 does and refuse alias bombs as it does.
+
+        yaml.v3 fails with "document contains excessive aliasing" once more than 100 nodes were
+        decoded through aliases, more than 1000 in all, and the aliased share exceeds a ratio
+        that falls from 0.99 (up to 400,000 nodes) to 0.10 (from 4,000,000). A "billion laughs"
+        document trips this after a few thousand nodes, in milliseconds. We also bound the
+        bytes of scalars copied through aliases (:data:`MAX_ALIAS_BYTES`), which yaml.v3 does
+        not: one large anchored string repeated hundreds of times would otherwise become a
+        config blob of hundreds of megabytes. Returns True when the node was reached through an
+        alias (the caller must then :meth:`_leave` with it).
+        """
         self._count += 1
-        if self._count > self.MAX_NODES:
-            if self._count == self.MAX_NODES + 1:
-                self._problem(node, "document contains excessive aliasing", None, path)
-            return False
+        alias = id(node) in self._seen
+        self._seen.add(id(node))
+        if alias or self._alias_depth:
+            self._alias_count += 1
+            if isinstance(node, yaml.ScalarNode):
+                self._alias_bytes += len(node.value)
+        if (self._alias_count > 100 and self._count > 1000
+                and self._alias_count / self._count > _allowed_alias_ratio(self._count)
+                or self._alias_bytes > MAX_ALIAS_BYTES or self._count > self.MAX_NODES):
+            raise _Fatal(node, "document contains excessive aliasing", path)
+        return alias
+
+    def _enter(self, node: yaml.Node, path: str) -> bool:
         if id(node) in self._active:
             self._problem(node, "anchor value contains itself", None, path)
             return False
+        alias = self._tick(node, path)
+        self._alias_stack.append(alias)
+        self._alias_depth += alias
+        self._active.add(id(node))
         return True
+
+    def _leave(self, node: yaml.Node) -> None:
+        self._active.discard(id(node))
+        self._alias_depth -= self._alias_stack.pop()
 
     @staticmethod
     def _key_text(node: yaml.Node) -> str | None:
@@ -545,6 +596,7 @@ class _Decoder:
     # -- typed decoding
     def decode_string(self, node: yaml.Node, path: str) -> str:
         if isinstance(node, yaml.ScalarNode):
+            self._tick(node, path)
             try:
                 tag, val = _yaml.resolve_scalar(node)
             except _yaml.TagError as exc:
@@ -580,11 +632,10 @@ class _Decoder:
             return None if pointer else cls()
         if not self._enter(node, path):
             return cls()
-        self._active.add(id(node))
         try:
             return self._decode_mapping(node, cls, path)
         finally:
-            self._active.discard(id(node))
+            self._leave(node)
 
     def _decode_mapping(self, node: yaml.MappingNode, cls: type, path: str):
         obj = cls()
@@ -655,13 +706,13 @@ class _Decoder:
         if depth > self.MAX_DEPTH:
             raise RecursionError
         if isinstance(node, yaml.ScalarNode):
+            self._tick(node, path)
             try:
                 return _yaml.resolve_scalar(node)[1]
             except _yaml.TagError as exc:
                 raise _Fatal(node, str(exc), path) from None
         if not self._enter(node, path):
             return None
-        self._active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
                 return [
@@ -693,7 +744,7 @@ class _Decoder:
                 out[k] = self.decode_any(v, f"{path}.{k.value!r}", depth + 1)
             return out
         finally:
-            self._active.discard(id(node))
+            self._leave(node)
 
 
 def _go_quote(s: str) -> str:
@@ -772,17 +823,51 @@ def load_kitfile(text: str | bytes) -> Kitfile:
     return res.kitfile
 
 
-def load_kitfile_file(path: str | os.PathLike) -> Kitfile:
+# A Kitfile is a few KiB; this bound keeps a wrong path (a log, /dev/zero, a dataset) from
+# eating memory -- PyYAML's node tree costs ~100 bytes per input byte. kit has no such bound.
+MAX_KITFILE_BYTES = 4 * 1024 * 1024
+
+
+def read_kitfile_text(path: str | os.PathLike) -> str:
+    """The text of a Kitfile on disk, for every command that reads one (one set of messages).
+
+    Only regular files are read: a FIFO would block for ever and a device never ends. Reading
+    stops after :data:`MAX_KITFILE_BYTES`.
+    """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise KitfileError(f"open {p}: no such file or directory") from None
-    except IsADirectoryError:
-        raise KitfileError(f"read {p}: is a directory") from None
     except OSError as exc:
-        raise KitfileError(f"failed to read {p}: {exc.strerror or exc}") from None
-    return load_kitfile(data)
+        raise KitfileError(f"open {p}: {(exc.strerror or str(exc)).lower()}") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise KitfileError(f"read {p}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise KitfileError(f"read {p}: not a regular file")
+        try:
+            data = fh.read(MAX_KITFILE_BYTES + 1)
+        except OSError as exc:
+            raise KitfileError(f"read {p}: {(exc.strerror or str(exc)).lower()}") from None
+    return decode_kitfile_bytes(data, str(p))
+
+
+def decode_kitfile_bytes(data: bytes, source: str) -> str:
+    """Kitfile bytes (from a file or standard input) as text, refusing oversized or non-UTF-8
+    input with one line."""
+    if len(data) > MAX_KITFILE_BYTES:
+        raise KitfileError(f"Kitfile {source} is larger than {MAX_KITFILE_BYTES // 2**20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise KitfileError(f"Kitfile {source} is not UTF-8: {exc.reason}") from None
+
+
+def load_kitfile_file(path: str | os.PathLike) -> Kitfile:
+    """Read and decode a Kitfile on disk (see :func:`read_kitfile_text`)."""
+    return load_kitfile(read_kitfile_text(path))
 
 
 def decode_errors(text: str | bytes) -> list[Finding]:
