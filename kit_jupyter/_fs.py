@@ -1,27 +1,111 @@
-"""Atomic file writes: the one way this package writes a file a user or kit will read.
+"""Files written safely: temporary files named after their owner, atomic renames, and the
+sweeping of what a killed process left behind.
 
-A temporary file in the target's own directory (so ``os.replace`` is a rename on one file
-system), fsync, then rename. On any exception -- KeyboardInterrupt included -- the temporary file
-is removed and the previous target is untouched.
+Every file a user or kit will read is written to a temporary file in the target's own directory
+(so ``os.replace`` is a rename on one file system), fsynced, then renamed. On any exception --
+KeyboardInterrupt included -- the temporary file is removed and the previous target is untouched.
+
+A SIGKILL (or a power cut) gives no chance to remove anything, so every temporary name carries
+its owner: ``kj-<pid>-<start time>-<random>``. The start time (from ``/proc``) tells a live owner
+from a reused PID. The next run that writes into the same place removes the temporary files whose
+owner is dead (:func:`sweep_stale`); a file whose owner is alive is never touched, so two kernels
+can work side by side. On systems without ``/proc`` the start time is 0 and only the PID counts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+_OWNER_RE = re.compile(r"kj-(\d+)-(\d+)-[0-9a-f]{8,}")
+
+
+def _start_ticks(pid: int) -> int:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    # the command name (field 2) may hold spaces and parentheses: split after the last ")"
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return int(fields[19]) if len(fields) > 19 else 0
+
+
+_OWNER: tuple[int, str] | None = None
+
+
+def owner_tag() -> str:
+    """``kj-<pid>-<start>``: who writes this process's temporary files (recomputed after fork)."""
+    global _OWNER
+    pid = os.getpid()
+    if _OWNER is None or _OWNER[0] != pid:
+        _OWNER = (pid, f"kj-{pid}-{_start_ticks(pid)}")
+    return _OWNER[1]
+
+
+def temp_path(directory: str | os.PathLike[str], prefix: str = "", suffix: str = "") -> Path:
+    """A fresh temporary file name in ``directory`` that :func:`sweep_stale` can attribute."""
+    return Path(directory) / f"{prefix}{owner_tag()}-{secrets.token_hex(6)}{suffix}"
+
 
 def temp_name(target: Path, suffix: str = ".part") -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(6)}{suffix}")
+    """The hidden temporary sibling of ``target``: ``.<name>.kj-<pid>-<start>-<hex>.part``."""
+    return temp_path(target.parent, f".{target.name}.", suffix)
+
+
+def is_stale(name: str) -> bool:
+    """True when ``name`` is one of our temporary files and its owning process is gone."""
+    m = _OWNER_RE.search(name)
+    if m is None:
+        return False
+    pid, start = int(m.group(1)), int(m.group(2))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    return start != 0 and _start_ticks(pid) not in (0, start)
+
+
+def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = None) -> list[Path]:
+    """Remove the temporary files in ``directory`` left by dead processes; returns them.
+
+    With ``target_name`` only that target's temporary siblings are considered (cheap enough to
+    run before every file an unpack writes). Missing directories are fine.
+    """
+    prefix = f".{target_name}." if target_name is not None else ""
+    removed = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix) and "kj-" in n]
+    except OSError:
+        return []
+    for name in names:
+        if is_stale(name):
+            path = Path(directory) / name
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # another sweeper was first
+            except OSError:
+                continue  # a directory, or not ours to remove: leave it
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_write(target: str | os.PathLike[str], mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Write ``target`` through a temporary sibling; renamed into place only after fsync."""
     target = Path(target)
+    sweep_stale(target.parent, target.name)
     tmp = temp_name(target)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -38,5 +122,6 @@ def atomic_write(target: str | os.PathLike[str], mode: int = 0o644) -> Iterator[
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """:func:`atomic_write` of a small value."""
     with atomic_write(target, mode) as f:
         f.write(data)
