@@ -52,6 +52,8 @@ class Context:
     stdin: Any = None
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     reporter_factory: Callable[[str], Reporter] = make_reporter
+    #: proposes a new cell below (IPython's set_next_input); None outside a notebook
+    next_cell: Callable[[str], None] | None = None
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -160,6 +162,19 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p = sub.add_parser("logout", help="forget stored registry credentials")
     p.add_argument("registry")
     _add_config(p)
+
+    p = sub.add_parser("init", help="generate a Kitfile for a directory (in a notebook: into "
+                                    "a new %%%%kitfile cell; -o writes it)")
+    p.add_argument("path", help="directory to examine")
+    p.add_argument("--name", default="", help="name for the ModelKit")
+    p.add_argument("--desc", default="", help="description for the ModelKit")
+    p.add_argument("--author", default="", help="author for the ModelKit")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing Kitfile")
+    p.add_argument("-o", "--output", nargs="?", const="", metavar="PATH",
+                   help="write the Kitfile (default PATH: DIR/Kitfile; '-' prints it); in a "
+                        "terminal it is always written")
+    p.add_argument("--depth", type=int, default=0,
+                   help="subdirectory levels examined file by file (default 0; -1: all)")
 
     sub.add_parser("version", help="version information")
     return parser
@@ -301,6 +316,23 @@ def _logout(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return logout(args.registry, home=args.config)
 
 
+def _init(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from kit_jupyter.commands.init import init
+
+    to_cell = args.output is None and ctx.next_cell is not None
+    if ctx.next_cell is None and sys.stdin.isatty() and sys.stdout.isatty():
+        # kit asks for what the flags did not give when it runs on a terminal
+        args.name = args.name or input("Enter a name for the ModelKit: ")
+        args.desc = args.desc or input("Enter a short description for the ModelKit: ")
+        args.author = args.author or input("Enter an author for the ModelKit: ")
+    result = init(args.path, name=args.name, desc=args.desc, author=args.author,
+                  force=args.force, output=args.output or None, write=not to_cell,
+                  depth=args.depth, reporter=reporter)
+    if to_cell and ctx.next_cell is not None:
+        ctx.next_cell(result.cell)
+    return result
+
+
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     from kit_jupyter._version import __version__
 
@@ -310,5 +342,5 @@ def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {
     "validate": _validate, "pack": _pack, "unpack": _unpack, "push": _push, "pull": _pull,
     "list": _list, "inspect": _inspect, "info": _info, "tag": _tag, "remove": _remove,
-    "login": _login, "logout": _logout, "version": _version,
+    "login": _login, "logout": _logout, "version": _version, "init": _init,
 }

@@ -57,7 +57,11 @@ class KitMagics(Magics):
         return UsageError(str(err))
 
     def _context(self) -> cli.Context:
-        return cli.Context(getpass=getpass.getpass)
+        return cli.Context(getpass=getpass.getpass, next_cell=self._next_cell)
+
+    def _next_cell(self, text: str) -> None:
+        assert self.shell is not None
+        self.shell.set_next_input(text, replace=False)
 
     @output_can_be_silenced
     @line_magic
