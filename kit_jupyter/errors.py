@@ -15,11 +15,14 @@ else escaping a command is a bug and keeps its traceback.
     ├── PackError             pack failed for a reason other than the above
     ├── UnpackError           unpack failed (existing file, unsafe archive entry ...)
     ├── RemoteDatasetError    S3: credentials, not found, changed object, unreachable, mismatch
-    └── RegistryError         OCI registry: auth, connection, protocol
-        └── AuthError
+    ├── RegistryError         OCI registry: auth, connection, protocol
+    │   └── AuthError
+    └── SystemProblem         the machine refused: disk full, quota, read-only, permission denied
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class KitError(Exception):
@@ -75,3 +78,28 @@ class RegistryError(KitError):
 
 class AuthError(RegistryError):
     pass
+
+
+class SystemProblem(KitError):
+    """The operating system refused a write or read the user can do something about."""
+
+
+# errno values that are the user's environment, not our bug: one line instead of a traceback.
+_SYSTEM_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EMFILE: "too many open files",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def system_problem(exc: BaseException) -> SystemProblem | None:
+    """The one-line error for an OSError the user can fix (full disk, permissions ...), naming
+    the file; None for any other exception, which stays a bug with its traceback."""
+    if not isinstance(exc, OSError) or exc.errno not in _SYSTEM_ERRNOS:
+        return None
+    where = f": {exc.filename}" if exc.filename else ""
+    return SystemProblem(f"{_SYSTEM_ERRNOS[exc.errno]}{where}")

@@ -61,3 +61,61 @@ def test_atomic_write_sweeps_before_writing(tmp_path):
         f.write(b"{}")
     assert not tmp.exists() and target.read_bytes() == b"{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+def test_pack_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    """KITOPS_HOME on a 256 KiB tmpfs (a private mount namespace: gone with the process)."""
+    home = tmp_path / "home"
+    ctx = tmp_path / "ctx"
+    home.mkdir()
+    ctx.mkdir()
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: model.bin\n")
+    (ctx / "model.bin").write_bytes(os.urandom(1 << 20))
+    script = (f"mount -t tmpfs -o size=256k tmpfs {home} && "
+              f"KITOPS_HOME={home} {sys.executable} -m kit_jupyter pack {ctx} -t full:v1; "
+              f"echo rc=$?; find {home} -type f")
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    proc = subprocess.run([*unshare, "sh", "-c", script], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "rc=1" in proc.stdout, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().startswith("[ERROR] No space left on device: "), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    leftovers = [line for line in proc.stdout.splitlines() if line.startswith(str(home))]
+    assert not [p for p in leftovers if "cache/pack" in p or "ingest" in p], leftovers
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 60.0) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` is true (polling), or fail."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "finished before it could be killed"
+        assert time.monotonic() < deadline, "never reached the point to kill it"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_killed_pack_leaves_nothing_after_the_next_pack(tmp_path):
+    home = tmp_path / "home"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: model.bin\n"
+                                 "code:\n  - path: src\n")
+    with open(ctx / "model.bin", "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+    (ctx / "src").mkdir()
+    (ctx / "src" / "a.py").write_text("print(1)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KITOPS_HOME=str(home))
+    pack = [sys.executable, "-m", "kit_jupyter", "pack", str(ctx), "-t", "k:v1"]
+    cache = home / "cache" / "pack"
+    proc = subprocess.Popen(pack, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(proc, lambda: cache.exists() and any(cache.iterdir()))
+    assert any(cache.iterdir())  # the killed pack left its layer behind
+    subprocess.run(pack, env=env, check=True, capture_output=True, timeout=120)
+    left = [p for p in home.rglob("*") if p.is_file() and "kj-" in p.name]
+    assert left == []
+    assert list(cache.iterdir()) == []

@@ -22,13 +22,13 @@ import json
 import os
 import secrets
 import stat
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from kit_jupyter._fs import sweep_stale, temp_path
 from kit_jupyter.errors import PackError, UnpackError
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.gocompat.ignore import IgnoreRules, in_other_layer
@@ -617,19 +617,30 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
     """A ``kitops_layer_*`` temp file and the hashing sink writing it; finished, flushed and
     (optionally) fsynced on success, removed on any failure."""
     os.makedirs(temp_dir, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix="kitops_layer_", dir=os.fspath(temp_dir))
+    sweep_stale(temp_dir)
+    tmp_name = temp_path(temp_dir, "kitops_layer_")
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                 0o600)
     tmp = Path(tmp_name)
+    f = open(fd, "wb", buffering=CHUNK)
     try:
-        with open(fd, "wb", buffering=CHUNK) as f:
-            sink = _HashingSink(f, compression)
-            yield tmp, sink
-            sink.finish()
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-    except BaseException:
+        sink = _HashingSink(f, compression)
+        yield tmp, sink
+        sink.finish()
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+        f.close()
+    except BaseException as exc:
+        # close() flushes what is buffered and fails again on a full disk: the first error is
+        # the one to report, so the second is dropped
+        with contextlib.suppress(OSError):
+            f.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            # a failed write() names no file; the user needs to know which disk is full
+            raise OSError(exc.errno, exc.strerror, os.fspath(temp_dir)) from None
         raise
 
 

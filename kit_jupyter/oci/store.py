@@ -31,14 +31,13 @@ import io
 import json
 import os
 import re
-import secrets
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter._fs import sweep_stale, temp_path, write_bytes_atomic
 from kit_jupyter.errors import NotFoundError, StorageError
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -329,7 +328,8 @@ class BlobWriter:
     def __init__(self, store: LocalStore):
         self._store = store
         store._ensure_layout()
-        self._tmp = store.ingest_dir / f"kitjupyter-{secrets.token_hex(8)}"
+        sweep_stale(store.ingest_dir)  # what a killed pack or pull left behind
+        self._tmp = temp_path(store.ingest_dir, "kitjupyter-")
         self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit
         self._hash = hashlib.sha256()
         self.size = 0

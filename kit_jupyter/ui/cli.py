@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit_jupyter.errors import system_problem
 from kit_jupyter.reporting import Reporter
 from kit_jupyter.ui.progress import make_reporter
 
@@ -212,6 +213,11 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
     reporter = ctx.reporter_factory(mode)
     try:
         return handler(args, ctx, reporter)
+    except OSError as exc:
+        problem = system_problem(exc)
+        if problem is None:
+            raise
+        raise problem from None
     finally:
         reporter.close()
 
