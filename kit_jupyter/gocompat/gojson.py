@@ -13,7 +13,7 @@ from typing import Any
 
 from kit_jupyter.gocompat.goyaml import AnyKeyMap, Struct, go_json_float
 
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
 class UnsupportedValue(ValueError):

@@ -624,7 +624,8 @@ class _Decoder:
             out.append(self.decode_string(item, p))
         return out
 
-    def decode_entity(self, node: yaml.Node, cls: type, path: str, *, pointer: bool = False):
+    def decode_entity(self, node: yaml.Node, cls: type[_Entity], path: str, *,
+                      pointer: bool = False) -> Any:
         if self._is_null(node):
             return None if pointer else cls()
         if not isinstance(node, yaml.MappingNode):
@@ -637,7 +638,7 @@ class _Decoder:
         finally:
             self._leave(node)
 
-    def _decode_mapping(self, node: yaml.MappingNode, cls: type, path: str):
+    def _decode_mapping(self, node: yaml.MappingNode, cls: type[_Entity], path: str) -> Any:
         obj = cls()
         self.value_lines[path] = node.start_mark.line + 1
         if self._duplicates(node, path):
@@ -678,7 +679,7 @@ class _Decoder:
                 setattr(obj, attr, self.decode_list(v, kind, fpath))
         return obj
 
-    def decode_list(self, node: yaml.Node, cls: type, path: str) -> list:
+    def decode_list(self, node: yaml.Node, cls: type[_Entity], path: str) -> list:
         if self._is_null(node):
             return []
         if not isinstance(node, yaml.SequenceNode):
@@ -693,7 +694,7 @@ class _Decoder:
             out.append(self.decode_entity(item, cls, p))
         return out
 
-    def _unknown_key(self, k: yaml.Node, name: str, cls: type, path: str) -> None:
+    def _unknown_key(self, k: yaml.Node, name: str, cls: type[_Entity], path: str) -> None:
         kit = f"field {name} not found in type artifact.{cls._go_name}"
         where = path or "Kitfile"
         ours = f"field {name} not found in {where}"
@@ -719,6 +720,7 @@ class _Decoder:
                     self.decode_any(item, f"{path}[{i}]", depth + 1)
                     for i, item in enumerate(node.value)
                 ]
+            assert isinstance(node, yaml.MappingNode)
             if self._duplicates(node, path):
                 return {}
             entries = self._merged_entries(node)
@@ -734,14 +736,14 @@ class _Decoder:
                     raise _Fatal(k, f"invalid map key: {self.decode_any(k, path, depth + 1)!r}",
                                  path)
                 keys.append(MapKey(tag, kv))
-            if all(k.kind == _yaml.STR for k in keys):
+            if all(key.kind == _yaml.STR for key in keys):
                 return {
-                    k.value: self.decode_any(v, f"{path}.{k.value}", depth + 1)
-                    for k, (_, v) in zip(keys, entries, strict=True)
+                    key.value: self.decode_any(v, f"{path}.{key.value}", depth + 1)
+                    for key, (_, v) in zip(keys, entries, strict=True)
                 }
             out = AnyKeyMap()
-            for k, (_, v) in zip(keys, entries, strict=True):
-                out[k] = self.decode_any(v, f"{path}.{k.value!r}", depth + 1)
+            for key, (_, v) in zip(keys, entries, strict=True):
+                out[key] = self.decode_any(v, f"{path}.{key.value!r}", depth + 1)
             return out
         finally:
             self._leave(node)
