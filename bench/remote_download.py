@@ -46,12 +46,12 @@ def child(args: argparse.Namespace) -> None:
     env = json.loads(os.environ["BENCH_S3_ENV"])
     out = Path(args.out)
     if args.child == "kit":
-        from types import SimpleNamespace as NS
+        from kit_jupyter.commands.unpack import unpack_remote_datasets
+        from kit_jupyter.kitfile.model import DataSet, Kitfile
 
-        from kit_jupyter.transport.s3 import unpack_remote_datasets
-
-        kf = NS(datasets=[NS(name="d", path=out.name, remote_path=f"s3://{BUCKET}/{KEY}",
-                             remote_hash=args.etag)])
+        kf = Kitfile(datasets=[DataSet(name="d", path=out.name,
+                                       remote_path=f"s3://{BUCKET}/{KEY}",
+                                       remote_hash=args.etag)])
         t0 = time.perf_counter()
         res = unpack_remote_datasets(kf, out.parent, include_remote=True, env=env)
         op = time.perf_counter() - t0

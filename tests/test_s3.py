@@ -10,7 +10,10 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from kit_jupyter.commands.unpack import WARN_NOT_INCLUDED, unpack_remote_datasets
+from kit_jupyter.commands.validate import check_remote_findings
 from kit_jupyter.errors import KitError, RemoteDatasetError, UnpackError
+from kit_jupyter.kitfile.model import DataSet, Kitfile
 from kit_jupyter.reporting import NullReporter, Reporter
 from kit_jupyter.transport import s3 as ks3
 from tests.plugins.s3_server import SECRET_KEY, S3Fixture
@@ -19,11 +22,12 @@ KiB = 1024
 MiB = 1 << 20
 
 
-def kitfile(*datasets: tuple[str, str, str], name: str = "d") -> NS:
-    """A stand-in for kitfile.Kitfile: the attributes the hooks read."""
-    return NS(datasets=[NS(name=f"{name}{i}", path=p, remote_path=rp, remote_hash=rh)
-                        for i, (p, rp, rh) in enumerate(datasets)],
-              lines={f"datasets[{i}].remoteHash": 10 + 4 * i for i in range(len(datasets))})
+def kitfile(*datasets: tuple[str, str, str], name: str = "d") -> Kitfile:
+    """A Kitfile with these (path, remotePath, remoteHash) datasets, as if read from YAML with
+    each remoteHash on line 10 + 4 * index."""
+    return Kitfile(datasets=[DataSet(name=f"{name}{i}", path=p, remote_path=rp, remote_hash=rh)
+                             for i, (p, rp, rh) in enumerate(datasets)],
+                   lines={f"datasets[{i}].remoteHash": 10 + 4 * i for i in range(len(datasets))})
 
 
 def no_litter(directory) -> list[str]:
@@ -59,7 +63,7 @@ def test_pack_verifies_etag(s3, data):
 
 
 def s3_verify(kf, reporter, env):
-    return ks3.verify_remote_datasets(kf, reporter=reporter, env=env)
+    return ks3.verify_remote_datasets(kf.remote_datasets(), reporter=reporter, env=env)
 
 
 def test_pack_refuses_a_wrong_hash_with_kits_message(s3, data):
@@ -116,7 +120,7 @@ def test_region_is_discovered_when_none_is_configured(s3, monkeypatch):
 def test_check_remote_reports_stale_hash_with_current_etag(s3, data):
     kf = kitfile(("ok.bin", "s3://data/small.bin", data.small_etag),
                  ("big.bin", "s3://data/dir/multi.bin", "0" * 32))
-    findings = ks3.check_remote_findings(kf, env=s3.env())
+    findings = check_remote_findings(kf, env=s3.env())
     assert len(findings) == 1
     f = findings[0]
     assert (f.severity, f.field, f.line) == ("error", "datasets[1].remoteHash", 14)
@@ -127,9 +131,9 @@ def test_check_remote_reports_stale_hash_with_current_etag(s3, data):
 
 def test_check_remote_reports_unreachable_and_missing(s3, data):
     kf = kitfile(("gone.bin", "s3://data/gone.bin", "abc"))
-    [f] = ks3.check_remote_findings(kf, env=s3.env())
+    [f] = check_remote_findings(kf, env=s3.env())
     assert f.field == "datasets[0].remotePath" and "not found (404)" in f.message
-    [f] = ks3.check_remote_findings(kf, env=s3.env(S3_API_ENDPOINT="http://127.0.0.1:9"))
+    [f] = check_remote_findings(kf, env=s3.env(S3_API_ENDPOINT="http://127.0.0.1:9"))
     assert "cannot reach http://127.0.0.1:9" in f.message
     assert_no_secret(f.message)
 
@@ -140,7 +144,7 @@ def test_unpack_downloads_and_verifies(s3, data, tmp_path):
     kf = kitfile(("train/small.bin", "s3://data/small.bin", data.small_etag),
                  ("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
     r = NullReporter()
-    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, filters=[],
+    res = unpack_remote_datasets(kf, tmp_path, include_remote=True, filters=[],
                                     overwrite=False, ignore_existing=False, reporter=r,
                                     env=s3.env(), range_size=MiB, workers=2)
     assert (tmp_path / "train/small.bin").read_bytes() == data.small
@@ -164,8 +168,8 @@ def test_unpack_versioned_object(s3, tmp_path):
     v1 = s3.put("ver", "d.csv", b"version one\n")
     s3.put("ver", "d.csv", b"version two, longer\n")
     kf = kitfile(("d.csv", f"s3://ver/d.csv?versionId={v1['version']}", v1["etag"]))
-    ks3.verify_remote_datasets(kf, reporter=NullReporter(), env=s3.env())
-    ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
+    s3_verify(kf, NullReporter(), s3.env())
+    unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
     assert (tmp_path / "d.csv").read_bytes() == b"version one\n"
 
 
@@ -174,7 +178,7 @@ def test_unpack_changed_object_fails_with_412_and_writes_nothing(s3, data, tmp_p
     s3.put("data", "small.bin", b"changed after packing")
     kf = kitfile(("small.bin", "s3://data/small.bin", old))
     with pytest.raises(RemoteDatasetError) as e:
-        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
+        unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
     assert str(e.value) == (
         "failed to download remote dataset for path small.bin: failed to get object from S3 "
         f"bucket: s3://data/small.bin: object changed since the ModelKit was packed: its ETag "
@@ -187,12 +191,12 @@ def test_unpack_existing_file_rules(s3, data, tmp_path):
     target = tmp_path / "small.bin"
     target.write_bytes(b"something else")
     with pytest.raises(UnpackError) as e:
-        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
+        unpack_remote_datasets(kf, tmp_path, include_remote=True, env=s3.env())
     assert str(e.value) == "failed to unpack remote dataset: path 'small.bin' already exists"
-    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, ignore_existing=True,
+    res = unpack_remote_datasets(kf, tmp_path, include_remote=True, ignore_existing=True,
                                     env=s3.env())
     assert res[0].status == "skipped-existing" and target.read_bytes() == b"something else"
-    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, overwrite=True,
+    res = unpack_remote_datasets(kf, tmp_path, include_remote=True, overwrite=True,
                                     env=s3.env())
     assert res[0].status == "downloaded" and target.read_bytes() == data.small
 
@@ -204,11 +208,11 @@ def test_unchanged_file_is_not_downloaded_again(s3, data, tmp_path, tcp_proxy, w
                          else ("s3://data/dir/multi.bin", data.multi_etag, data.multi))
     kf = kitfile(("f.bin", rp, etag))
     env = s3.env(S3_API_ENDPOINT=proxy.endpoint)
-    ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
+    unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
     assert len(proxy.gets()) >= 1
     before = len(proxy.gets())
     r = NullReporter()
-    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env, reporter=r)
+    res = unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env, reporter=r)
     assert len(proxy.gets()) == before                # HEADs only
     assert res[0].status == "up-to-date"
     assert r.messages == [("info", f"Remote S3 dataset for path f.bin is up to date (existing "
@@ -220,7 +224,7 @@ def test_resume_after_connection_reset(s3, data, tmp_path, tcp_proxy):
     proxy = tcp_proxy(s3.server.port)
     kf = kitfile(("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
     proxy.cut_next_response(after_bytes=700 * KiB)
-    res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True,
+    res = unpack_remote_datasets(kf, tmp_path, include_remote=True,
                                     env=s3.env(S3_API_ENDPOINT=proxy.endpoint), workers=1)
     assert proxy.cuts_done == 1
     assert (tmp_path / "big.bin").read_bytes() == data.multi
@@ -259,7 +263,7 @@ def test_keyboard_interrupt_leaves_no_partial_file(s3, data, tmp_path):
     kf = kitfile(("big.bin", "s3://data/dir/multi.bin", data.multi_etag))
     r = InterruptingReporter(after=600 * KiB)
     with pytest.raises(KeyboardInterrupt):
-        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, overwrite=True,
+        unpack_remote_datasets(kf, tmp_path, include_remote=True, overwrite=True,
                                   env=s3.env(), reporter=r, range_size=512 * KiB, workers=2)
         time.sleep(5)   # interrupt_main is delivered asynchronously
     assert r.fired
@@ -278,7 +282,7 @@ def test_server_killed_mid_download(moto_factory, tmp_path):
     r = InterruptingReporter(after=300 * KiB, action=server.kill)
     t0 = time.monotonic()
     with pytest.raises(RemoteDatasetError) as e:
-        ks3.unpack_remote_datasets(kf, tmp_path / "out", include_remote=True, env=fx.env(),
+        unpack_remote_datasets(kf, tmp_path / "out", include_remote=True, env=fx.env(),
                                    reporter=r, range_size=256 * KiB, workers=1)
     assert r.fired
     msg = str(e.value)
@@ -295,7 +299,7 @@ def test_unreachable_endpoint_fails_fast_and_clearly(tmp_path):
     env = {"S3_API_ENDPOINT": "http://127.0.0.1:9", "S3_REGION": "us-east-1",
            "S3_ACCESS_KEY_ID": "k", "S3_SECRET_KEY": SECRET_KEY}
     with pytest.raises(RemoteDatasetError) as e:
-        ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
+        unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
     assert str(e.value).startswith(
         "failed to download remote dataset for path x.bin: failed to get object from S3 bucket: "
         's3://data/x.bin: cannot reach http://127.0.0.1:9: Could not connect to the endpoint URL')
@@ -345,7 +349,7 @@ def test_credentials_are_checked(auth_s3, tmp_path):
     kf = kitfile(("a.bin", "s3://data/a.bin", auth_s3.etag))
     env = {"S3_API_ENDPOINT": auth_s3.endpoint, "S3_REGION": "us-east-1",
            "S3_ACCESS_KEY_ID": auth_s3.key, "S3_SECRET_KEY": auth_s3.secret}
-    ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
+    unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env)
     assert (tmp_path / "a.bin").read_bytes() == b"hello"
 
     messages = []
@@ -354,7 +358,7 @@ def test_credentials_are_checked(auth_s3, tmp_path):
                          "access denied (403)"),
                         ({"S3_SECRET_KEY": SECRET_KEY}, "access denied (403)")]:
         for call in (lambda e: s3_verify(kf, NullReporter(), e),
-                     lambda e: ks3.unpack_remote_datasets(kf, tmp_path / "new",
+                     lambda e: unpack_remote_datasets(kf, tmp_path / "new",
                                                          include_remote=True, env=e)):
             with pytest.raises(KitError) as e:
                 call({**env, **bad})
@@ -364,20 +368,30 @@ def test_credentials_are_checked(auth_s3, tmp_path):
     assert_no_secret(*messages)
     assert not any(auth_s3.secret in m for m in messages)
     assert not (tmp_path / "new").exists() or no_litter(tmp_path / "new") == []
-    findings = ks3.check_remote_findings(kf, env={**env, "S3_SECRET_KEY": SECRET_KEY})
+    findings = check_remote_findings(kf, env={**env, "S3_SECRET_KEY": SECRET_KEY})
     assert len(findings) == 1 and "access denied" in findings[0].message
     assert_no_secret(findings[0].message)
 
 
-def test_download_function_contract(s3, data, tmp_path):
-    client = s3.client
+def test_prepared_download_contract(s3, data, tmp_path):
+    """One object to one path: HEAD first (nothing written), then the verified download, which
+    replaces a file already there (the existing-file policy is unpack's)."""
+    clients = ks3.download_clients(s3.env(), workers=2)
     obj = ks3.parse_s3_url("s3://data/dir/multi.bin", data.multi_etag)
-    res = ks3.download(client, obj, data.multi_etag, tmp_path / "m.bin",
-                           dataset_path="m.bin", range_size=MiB)
-    assert res.status == "downloaded"
-    assert hashlib.md5((tmp_path / "m.bin").read_bytes()).digest() == \
-        hashlib.md5(data.multi).digest()
-    assert ks3.head_etag(client, obj) == f'"{data.multi_etag}"'
+    target = tmp_path / "m.bin"
+    target.write_bytes(b"old")
+    item = ks3.prepare_download(clients, obj, data.multi_etag, target, dataset_path="m.bin")
+    assert (item.info.size, item.plan.parts, item.remote_path) == \
+        (len(data.multi), 5, "s3://data/dir/multi.bin")
+    assert not item.up_to_date() and target.read_bytes() == b"old"
+    [res] = ks3.download_prepared([item], range_size=MiB)
+    assert (res.status, res.path, res.size) == ("downloaded", "m.bin", len(data.multi))
+    assert hashlib.md5(target.read_bytes()).digest() == hashlib.md5(data.multi).digest()
+    assert item.up_to_date() and item.result("up-to-date").verification == \
+        "multipart MD5 verified (5 parts)"
+    assert ks3.current_etag(clients, obj) == f'"{data.multi_etag}"'
+    with pytest.raises(RemoteDatasetError, match=r"^not found \(404\)"):
+        ks3.current_etag(clients, ks3.parse_s3_url("s3://data/nothere", "x"))
 
 
 # --- through the real Kitfile model, pack and unpack commands --------------------------------
@@ -407,7 +421,7 @@ def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kito
     out = tmp_path / "out"
     ru = NullReporter()
     unpack("churn:v2", dir=out, home=kitops_home, reporter=ru, env=s3.env())
-    assert ("warning", ks3.WARN_NOT_INCLUDED) in ru.messages
+    assert ("warning", WARN_NOT_INCLUDED) in ru.messages
     assert not (out / "data").exists()
 
     ru = NullReporter()
@@ -420,7 +434,7 @@ def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kito
 
     # a stale remoteHash in the Kitfile: a finding on the right line, showing the ETag to use
     stale = load_kitfile(kitfile_text.replace(data.small_etag, "0" * 32))
-    [f] = ks3.check_remote_findings(stale, env=s3.env())
+    [f] = check_remote_findings(stale, env=s3.env())
     assert f.field == "datasets[1].remoteHash" and f.line == 14
     assert f.message.endswith(f"set remoteHash: {data.small_etag}")
     assert type(f).__module__ == "kit_jupyter.kitfile.finding"

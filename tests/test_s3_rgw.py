@@ -13,7 +13,10 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from kit_jupyter.commands.unpack import unpack_remote_datasets
+from kit_jupyter.commands.validate import check_remote_findings
 from kit_jupyter.errors import KitError, RemoteDatasetError
+from kit_jupyter.kitfile.model import DataSet, Kitfile
 from kit_jupyter.reporting import NullReporter
 from kit_jupyter.transport import s3 as ks3
 
@@ -22,8 +25,8 @@ MiB = 1 << 20
 
 
 def kitfile(*datasets):
-    return NS(datasets=[NS(name=f"d{i}", path=p, remote_path=rp, remote_hash=rh)
-                        for i, (p, rp, rh) in enumerate(datasets)], lines={})
+    return Kitfile(datasets=[DataSet(name=f"d{i}", path=p, remote_path=rp, remote_hash=rh)
+                             for i, (p, rp, rh) in enumerate(datasets)])
 
 
 def multipart_upload(client, bucket, key, data, part):
@@ -64,19 +67,19 @@ class TestRGW:
         r = NullReporter()
         kf = kitfile(("a.bin", "s3://kitdata/single.bin", objs.single_etag),
                      ("b.bin", "s3://kitdata/nine.bin", objs.nine_etag))
-        ks3.verify_remote_datasets(kf, reporter=r, env=rgw.env())
+        ks3.verify_remote_datasets(kf.remote_datasets(), reporter=r, env=rgw.env())
         assert [m for _, m in r.messages] == ["Verified remote S3 dataset for path a.bin",
                                              "Verified remote S3 dataset for path b.bin"]
         bad = kitfile(("b.bin", "s3://kitdata/nine.bin", objs.single_etag))
         with pytest.raises(RemoteDatasetError, match="object in s3 bucket does not match hash"):
-            ks3.verify_remote_datasets(bad, reporter=r, env=rgw.env())
+            ks3.verify_remote_datasets(bad.remote_datasets(), reporter=r, env=rgw.env())
 
     def test_download_verified(self, rgw, objs, tmp_path):
         kf = kitfile(("a/single.bin", "s3://kitdata/single.bin", objs.single_etag),
                      ("b/nine.bin", "s3://kitdata/nine.bin", objs.nine_etag),
                      ("c/three.bin", "s3://kitdata/three.bin", objs.three_etag))
         r = NullReporter()
-        res = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, reporter=r,
+        res = unpack_remote_datasets(kf, tmp_path, include_remote=True, reporter=r,
                                          env=rgw.env(), range_size=10 * MiB)
         assert (tmp_path / "a/single.bin").read_bytes() == objs.single
         assert (tmp_path / "b/nine.bin").read_bytes() == objs.nine
@@ -86,7 +89,7 @@ class TestRGW:
                                                  "multipart MD5 verified (3 parts)"]
         assert res[1].requests == 5                # 10 MiB ranges = 2 parts each
         assert [t.ok for t in r.tasks] == [True] * 4
-        again = ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=rgw.env())
+        again = unpack_remote_datasets(kf, tmp_path, include_remote=True, env=rgw.env())
         assert [x.status for x in again] == ["up-to-date"] * 3
 
     def test_if_match_refuses_a_changed_object(self, rgw, objs, tmp_path):
@@ -95,7 +98,7 @@ class TestRGW:
         c.put_object(Bucket="kitdata", Key="mut.bin", Body=b"v2" * 1000)
         kf = kitfile(("mut.bin", "s3://kitdata/mut.bin", old))
         with pytest.raises(RemoteDatasetError) as e:
-            ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True, env=rgw.env())
+            unpack_remote_datasets(kf, tmp_path, include_remote=True, env=rgw.env())
         assert "(412 PreconditionFailed)" in str(e.value)
         # and the GET itself (not only our HEAD) carries If-Match: RGW answers 412
         obj = ks3.parse_s3_url("s3://kitdata/mut.bin", old)
@@ -111,13 +114,14 @@ class TestRGW:
         wrong = "definitely-not-the-secret-42"
         env = {**rgw.env(), "S3_SECRET_KEY": wrong}
         msgs = []
-        for call in (lambda: ks3.verify_remote_datasets(kf, reporter=NullReporter(), env=env),
-                     lambda: ks3.unpack_remote_datasets(kf, tmp_path, include_remote=True,
+        for call in (lambda: ks3.verify_remote_datasets(kf.remote_datasets(),
+                                                        reporter=NullReporter(), env=env),
+                     lambda: unpack_remote_datasets(kf, tmp_path, include_remote=True,
                                                         env=env)):
             with pytest.raises(KitError) as e:
                 call()
             msgs.append(str(e.value))
-        findings = ks3.check_remote_findings(kf, env=env)
+        findings = check_remote_findings(kf, env=env)
         msgs += [f.message for f in findings]
         assert len(msgs) == 3
         for m in msgs:
@@ -127,6 +131,6 @@ class TestRGW:
 
     def test_check_remote_shows_current_etag(self, rgw, objs):
         kf = kitfile(("b.bin", "s3://kitdata/nine.bin", objs.nine_etag.split("-")[0]))
-        [f] = ks3.check_remote_findings(kf, env=rgw.env())
+        [f] = check_remote_findings(kf, env=rgw.env())
         assert f.field == "datasets[0].remoteHash"
         assert f.message.endswith(f"set remoteHash: {objs.nine_etag}")

@@ -9,7 +9,12 @@ import os
 
 import pytest
 
+from kit_jupyter.commands.unpack import WARN_NOT_INCLUDED, unpack_remote_datasets
+from kit_jupyter.commands.validate import check_remote_findings
 from kit_jupyter.errors import RemoteDatasetError, UnpackError
+from kit_jupyter.kitfile.filters import parse_filters
+from kit_jupyter.kitfile.model import DataSet, Kitfile, RemoteDataset, load_kitfile
+from kit_jupyter.reporting import NullReporter
 from kit_jupyter.transport import s3
 from kit_jupyter.transport.s3_download import (
     DigestMismatch,
@@ -230,50 +235,62 @@ def test_unpack_path_through_symlink_is_refused(tmp_path):
         s3.check_unpack_path("link/x.csv", tmp_path)
 
 
+def remote_kitfile(*datasets: tuple[str, str, str, str]) -> Kitfile:
+    """(name, path, remotePath, remoteHash) datasets; an empty remotePath is a local dataset."""
+    return Kitfile(datasets=[DataSet(name=n, path=p, remote_path=rp, remote_hash=rh)
+                             for n, p, rp, rh in datasets])
+
+
+def test_remote_datasets_are_typed_with_their_lines():
+    kf = load_kitfile("manifestVersion: 1.0.0\ndatasets:\n"
+                      "  - name: local\n    path: x\n"
+                      "  - name: train\n    path: data/train.csv\n"
+                      "    remotePath: s3://b/k\n    remoteHash: h\n"
+                      "  - path: y\n    remotePath: s3://b/y\n")
+    assert kf.remote_datasets() == [
+        RemoteDataset(1, "train", "data/train.csv", "s3://b/k", "h", 7, 8),
+        RemoteDataset(2, "", "y", "s3://b/y", "", 10, 10)]     # no remoteHash: remotePath's line
+    assert kf.remote_datasets()[0].field == "datasets[1]"
+    built = remote_kitfile(("a", "p", "s3://b/k", "h"))
+    assert built.remote_datasets() == [RemoteDataset(0, "a", "p", "s3://b/k", "h")]
+
+
 def test_no_include_remote_warns_in_kits_words(tmp_path):
-    from types import SimpleNamespace as NS
-
-    from kit_jupyter.reporting import NullReporter
-
-    kf = NS(datasets=[NS(name="train", path="data/train.csv", remote_path="s3://b/k",
-                         remote_hash="h"), NS(name="local", path="x", remote_path="")])
+    kf = remote_kitfile(("train", "data/train.csv", "s3://b/k", "h"), ("local", "x", "", ""))
     r = NullReporter()
-    res = s3.unpack_remote_datasets(kf, tmp_path, include_remote=False, filters=[], reporter=r)
-    assert r.messages == [("warning", s3.WARN_NOT_INCLUDED)]
+    res = unpack_remote_datasets(kf, tmp_path, include_remote=False, filters=[], reporter=r)
+    assert r.messages == [("warning", WARN_NOT_INCLUDED)]
     assert [x.status for x in res] == ["not-included"]
     r2 = NullReporter()
-    none = s3.unpack_remote_datasets(kf, tmp_path, include_remote=False, reporter=r2,
-                                     filters=lambda kind, name, path: name == "local")
+    none = unpack_remote_datasets(kf, tmp_path, include_remote=False, reporter=r2,
+                                  filters=parse_filters(["datasets:local"]))
     assert none == [] and r2.messages == []
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unpack_errors_before_any_request(tmp_path):
-    from types import SimpleNamespace as NS
-
     def kf(path, rp="s3://b/k", rh="h"):
-        return NS(datasets=[NS(name="d", path=path, remote_path=rp, remote_hash=rh)])
+        return remote_kitfile(("d", path, rp, rh))
 
     env = {"S3_API_ENDPOINT": "http://127.0.0.1:9"}
     with pytest.raises(RemoteDatasetError) as e:
-        s3.unpack_remote_datasets(kf("d.csv", rh=""), tmp_path, include_remote=True, env=env)
+        unpack_remote_datasets(kf("d.csv", rh=""), tmp_path, include_remote=True, env=env)
     assert str(e.value) == ("failed to parse S3 object reference for dataset d.csv: "
                             "hash is required for s3 references")
     with pytest.raises(UnpackError) as e:
-        s3.unpack_remote_datasets(kf("../d.csv"), tmp_path, include_remote=True, env=env)
+        unpack_remote_datasets(kf("../d.csv"), tmp_path, include_remote=True, env=env)
     assert str(e.value) == ("error verifying path ../d.csv for remote reference: "
                             "layer paths must stay within context directory")
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(UnpackError) as e:
-        s3.unpack_remote_datasets(kf("dir.csv"), tmp_path, include_remote=True, env=env)
+        unpack_remote_datasets(kf("dir.csv"), tmp_path, include_remote=True, env=env)
     assert str(e.value) == ("failed to unpack remote dataset: path 'dir.csv' already exists "
                             "and is not a regular file")
 
 
 def test_check_remote_without_s3_datasets_is_empty():
-    from types import SimpleNamespace as NS
-
-    assert s3.check_remote_findings(NS(datasets=[NS(name="a", path="p", remote_path="")])) == []
+    kf = remote_kitfile(("a", "p", "", ""), ("m", "q", "registry.example/org/data:v1", ""))
+    assert check_remote_findings(kf, env={"S3_API_ENDPOINT": "http://127.0.0.1:9"}) == []
 
 
 def test_file_etag_matches_s3_forms(tmp_path):

@@ -24,10 +24,11 @@ from typing import Any
 from kit_jupyter._version import __version__
 from kit_jupyter.commands.local import _resolve_parent_kitfile
 from kit_jupyter.commands.results import PackResult
-from kit_jupyter.errors import KitError, PackError, ValidationError
+from kit_jupyter.errors import KitError, PackError, RemoteDatasetError, ValidationError
 from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
 from kit_jupyter.kitfile.model import (
     MAX_KITFILE_BYTES,
+    Kitfile,
     decode_kitfile_bytes,
     find_kitfile,
     load_kitfile,
@@ -136,7 +137,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 # steps
 
 
-def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Any:
+def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Kitfile:
     if file is None:
         text = read_kitfile_text(find_kitfile(context))
     elif str(file) == "-":
@@ -174,19 +175,14 @@ def _check_compression(value: str) -> str:
     return value
 
 
-def _verify_remote(kf: Any, rep: Reporter, env: Any) -> None:
-    if not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
+def _verify_remote(kf: Kitfile, rep: Reporter, env: Any) -> None:
+    datasets = kf.remote_datasets()
+    if not datasets:
         return
     try:
-        verify_remote_datasets(kf, reporter=rep, env=env)
-    except KitError as exc:
-        if str(exc).startswith("Failed to pack model kit"):
-            raise
-        raise type(exc)(f"Failed to pack model kit: {exc}") from None
-
-
-def _remote_path(entry: Any) -> str:
-    return getattr(entry, "remote_path", "") or getattr(entry, "remotePath", "") or ""
+        verify_remote_datasets(datasets, reporter=rep, env=env)
+    except RemoteDatasetError as exc:
+        raise RemoteDatasetError(f"Failed to pack model kit: {exc}") from None
 
 
 # the media-type base of each Kitfile layer kind (prompts are code layers with a subtype)

@@ -19,8 +19,9 @@ import json
 import os
 import posixpath
 import secrets
+import stat
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,23 @@ from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.commands.local import config_bytes, model_format, parse_manifest, parse_ref
 from kit_jupyter.commands.results import UnpackResult
 from kit_jupyter.commands.sources import BlobSource, display, open_source, resolve_in
-from kit_jupyter.errors import FilterError, KitError, UnpackError
-from kit_jupyter.kitfile.filters import matches, parse_filters
-from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.errors import FilterError, KitError, RemoteDatasetError, UnpackError
+from kit_jupyter.kitfile.filters import Filter, matches, parse_filters
+from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import default_tag_message, is_modelkit_reference
 from kit_jupyter.oci.store import CHUNK, LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
-from kit_jupyter.transport.s3 import unpack_remote_datasets
+from kit_jupyter.transport.s3 import (
+    DownloadResult,
+    PreparedDownload,
+    S3Object,
+    check_unpack_path,
+    download_clients,
+    download_prepared,
+    is_s3_path,
+    parse_s3_url,
+    prepare_download,
+)
 
 MAX_MODEL_REF_CHAIN = 10
 PROMPT_SUBTYPE_ANNOTATION = "ml.kitops.modelkit.layer-subtype"
@@ -75,9 +86,9 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
     ctx = _Unpack(target=target, overwrite=overwrite, ignore_existing=ignore_existing,
                   home=home, reporter=rep, registry_options=registry_options)
     digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source, visited=[])
-    remote = _remote_datasets(kf, target, include_remote=include_remote, filters=flts,
-                              overwrite=overwrite, ignore_existing=ignore_existing,
-                              reporter=rep, env=env)
+    remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
+                                    overwrite=overwrite, ignore_existing=ignore_existing,
+                                    reporter=rep, env=env)
     return UnpackResult(reference=display(parsed), digest=digest, directory=str(target),
                         kitfile_path=kitfile_path, layers=layers, remote=remote,
                         messages=list(rep.messages[start:]))
@@ -107,15 +118,81 @@ def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
     return bool(matches(filters, kind, name or "", path or ""))
 
 
-def _remote_datasets(kf: Any, target: Path, *, include_remote: bool, filters: list[Any],
-                     overwrite: bool, ignore_existing: bool, reporter: Reporter,
-                     env: Any) -> list[Any]:
-    if kf is None or not any(_remote_path(d) for d in getattr(kf, "datasets", None) or []):
-        return []  # nothing remote: no need to import the S3 machinery (boto3 is slow to load)
-    return list(unpack_remote_datasets(kf, target, include_remote=include_remote,
-                                       filters=filters, overwrite=overwrite,
-                                       ignore_existing=ignore_existing, reporter=reporter,
-                                       env=env) or [])
+WARN_NOT_INCLUDED = ("ModelKit contains remote datasets. "
+                     "To unpack, specify the --include-remote flag")
+
+
+def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: bool,
+                           filters: Sequence[Filter] = (), overwrite: bool = False,
+                           ignore_existing: bool = False, reporter: Reporter | None = None,
+                           env: Mapping[str, str] | None = None, workers: int | None = None,
+                           range_size: int | None = None) -> list[DownloadResult]:
+    """The last step of unpack (spec §12.4/§12.5): the remote datasets the filters select, with
+    kit's existing-file rules. Every path, existing-file and HEAD check runs before the first
+    byte is downloaded, so a problem with the third dataset does not leave the first two half
+    done."""
+    rep = reporter if reporter is not None else NullReporter()
+    selected = [d for d in (kf.remote_datasets() if kf is not None else [])
+                if matches(list(filters), "dataset", d.name, d.path)]
+    if not selected:
+        return []
+    if not include_remote:
+        rep.warning(WARN_NOT_INCLUDED)
+        return [DownloadResult(d.path, d.remote_path, "not-included") for d in selected]
+    wanted: list[tuple[RemoteDataset, S3Object, Path, bool]] = []
+    for d in selected:
+        if not is_s3_path(d.remote_path) and is_modelkit_reference(d.remote_path):
+            rep.warning(f"Remote dataset {d.path} refers to ModelKit {d.remote_path}; unpacking "
+                        f"ModelKit-reference datasets is not supported yet")
+            continue
+        try:
+            obj = parse_s3_url(d.remote_path, d.remote_hash)
+        except RemoteDatasetError as e:
+            raise RemoteDatasetError(
+                f"failed to parse S3 object reference for dataset {d.path}: {e}") from None
+        try:
+            file = check_unpack_path(d.path, target)
+        except ValueError as e:
+            raise UnpackError(f"error verifying path {d.path} for remote reference: {e}") from None
+        wanted.append((d, obj, file, _existing_file(file, d.path)))
+    if not wanted:
+        return []
+    clients = download_clients(env, workers=workers)
+    done: dict[int, DownloadResult] = {}
+    todo: list[tuple[int, PreparedDownload]] = []
+    for n, (d, obj, file, exists) in enumerate(wanted):
+        if exists and ignore_existing:
+            done[n] = DownloadResult(d.path, d.remote_path, "skipped-existing")
+            rep.info(f"Path {d.path} already exists; skipping remote dataset {d.remote_path} "
+                     f"(--ignore-existing)")
+            continue
+        item = prepare_download(clients, obj, d.remote_hash, file, dataset_path=d.path)
+        if exists:
+            if item.up_to_date(workers):
+                done[n] = item.result("up-to-date")
+                rep.info(f"Remote S3 dataset for path {d.path} is up to date (existing file "
+                         f"matches ETag {item.info.etag_value}); not downloaded again")
+                continue
+            if not overwrite:
+                raise UnpackError(
+                    f"failed to unpack remote dataset: path '{d.path}' already exists")
+        todo.append((n, item))
+    fetched = download_prepared([it for _, it in todo], reporter=rep, workers=workers,
+                                range_size=range_size)
+    done.update(zip([n for n, _ in todo], fetched, strict=True))
+    return [done[n] for n in sorted(done)]
+
+
+def _existing_file(target: Path, path: str) -> bool:
+    """Whether a remote dataset's target exists; only a regular file may be there."""
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        raise UnpackError(f"failed to unpack remote dataset: path '{path}' already exists and is "
+                          f"not a regular file")
+    return True
 
 
 def _remote_path(entry: Any) -> str:

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kit_jupyter.commands.findings import ValidationReport
-from kit_jupyter.errors import KitError
-from kit_jupyter.kitfile.model import find_kitfile, read_kitfile_text
+from kit_jupyter.errors import KitError, RemoteDatasetError
+from kit_jupyter.kitfile.finding import Finding
+from kit_jupyter.kitfile.model import Kitfile, find_kitfile, read_kitfile_text
 from kit_jupyter.kitfile.rules import check_kitfile
-from kit_jupyter.transport.s3 import check_remote_findings
+from kit_jupyter.transport.s3 import S3Clients, current_etag, is_s3_path, parse_s3_url
 
 
 def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
@@ -34,9 +35,49 @@ def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = Fa
 
     kf, findings = check_kitfile(text)
     if check_remote and kf is not None:
-
         findings.extend(check_remote_findings(kf, env=env))
     return ValidationReport(findings=findings, source=source, kitfile=kf)
+
+
+def check_remote_findings(kf: Kitfile, *, env: Mapping[str, str] | None = None) -> list[Finding]:
+    """HEAD each S3 remote dataset; a stale or wrong remoteHash becomes a finding that shows the
+    object's current ETag so the Kitfile can be fixed in place (beyond kit). S3 failures are
+    findings too: ``validate`` reports, it does not raise."""
+    datasets = [d for d in kf.remote_datasets() if is_s3_path(d.remote_path)]
+    if not datasets:
+        return []
+    try:
+        clients = S3Clients(env)
+    except RemoteDatasetError as e:
+        first = datasets[0]
+        return [Finding("error", str(e), f"{first.field}.remotePath", first.remote_path_line)]
+    findings: list[Finding] = []
+    for d in datasets:
+        path_field, hash_field = f"{d.field}.remotePath", f"{d.field}.remoteHash"
+        rp, rh = d.remote_path, d.remote_hash
+        try:
+            obj = parse_s3_url(rp, rh or "-")
+        except RemoteDatasetError:
+            continue                   # the validator reports malformed remote paths
+        try:
+            etag = current_etag(clients, obj, rh)
+        except RemoteDatasetError as e:
+            findings.append(Finding("error", f"cannot check remote dataset {d.path} ({rp}): {e}",
+                                    path_field, d.remote_path_line))
+            continue
+        value = etag.strip('"')
+        if not etag:
+            findings.append(Finding("error", f"remote object {rp} has no ETag", path_field,
+                                    d.remote_path_line))
+        elif not rh:
+            findings.append(Finding(
+                "warning", f"the object's current ETag is {value} ({rp}); set remoteHash: {value}",
+                hash_field, d.remote_hash_line))
+        elif value != rh:
+            findings.append(Finding(
+                "error", f"remoteHash {rh} does not match the object's current ETag {value} "
+                         f"({rp}); set remoteHash: {value}", hash_field, d.remote_hash_line))
+    return findings
 
 
 def validate_path(path: str | os.PathLike[str] = ".", *, check_remote: bool = False,

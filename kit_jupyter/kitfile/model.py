@@ -287,6 +287,27 @@ class LayerEntry:
         }[self.kind]
 
 
+@dataclass(frozen=True)
+class RemoteDataset:
+    """A Kitfile dataset whose bytes stay outside the ModelKit (``remotePath``: an ``s3://`` URL
+    or a ModelKit reference). The seam between the Kitfile and the code that checks or fetches
+    the bytes (S3 transport, ``validate --check-remote``, unpack), so none of them reads the
+    Kitfile's lists or line table itself."""
+
+    index: int  # position in the Kitfile's ``datasets`` list
+    name: str
+    path: str  # where unpack writes the bytes, relative to the unpack directory
+    remote_path: str
+    remote_hash: str
+    remote_path_line: int | None = None  # YAML line of ``remotePath`` (None: not read from YAML)
+    remote_hash_line: int | None = None  # YAML line of ``remoteHash``, else of ``remotePath``
+
+    @property
+    def field(self) -> str:
+        """The Kitfile field path of the dataset entry, e.g. ``datasets[2]``."""
+        return f"datasets[{self.index}]"
+
+
 @dataclass
 class Kitfile(_Entity):
     manifest_version: str = ""
@@ -396,8 +417,20 @@ class Kitfile(_Entity):
             out.append(LayerEntry("mcpserver", i, s, s.path, s.name))
         return out
 
-    def remote_datasets(self) -> list[tuple[int, DataSet]]:
-        return [(i, d) for i, d in enumerate(self.datasets) if d.remote_path]
+    def remote_datasets(self) -> list[RemoteDataset]:
+        """The datasets whose bytes live outside the ModelKit (non-empty ``remotePath``), in
+        Kitfile order, with what the S3 check, the validator and unpack need to name them."""
+        out: list[RemoteDataset] = []
+        for i, d in enumerate(self.datasets):
+            if not d.remote_path:
+                continue
+            base = f"datasets[{i}]"
+            path_line = self.lines.get(f"{base}.remotePath", self.lines.get(base))
+            out.append(RemoteDataset(
+                index=i, name=d.name, path=d.path, remote_path=d.remote_path,
+                remote_hash=d.remote_hash, remote_path_line=path_line,
+                remote_hash_line=self.lines.get(f"{base}.remoteHash", path_line)))
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

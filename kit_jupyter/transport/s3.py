@@ -1,5 +1,9 @@
-"""Remote datasets in S3 (spec §12): configuration, ``s3://`` references, the pack-time ETag check,
-the ``--include-remote`` download and ``--check-remote`` findings.
+"""Remote datasets in S3 (spec §12): configuration, ``s3://`` references, the HEAD/ETag check and
+the verified download of one object to a path.
+
+What to do with these is the commands' business: which datasets unpack selects and what happens
+to a file already there (commands/unpack.py), how a stale ``remoteHash`` becomes a finding
+(commands/validate.py). This module only talks to S3 and words its failures.
 
 Configuration follows kit: boto3's default chain, overridden by ``S3_API_ENDPOINT`` (path-style
 addressing, since most S3-compatible stores need it), ``S3_REGION`` and ``S3_ACCESS_KEY_ID`` +
@@ -16,19 +20,16 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import stat
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kit_jupyter.errors import RemoteDatasetError, UnpackError
-from kit_jupyter.kitfile import filters as _filters
-from kit_jupyter.kitfile.finding import Finding
-from kit_jupyter.kitfile.reference import is_modelkit_reference
+from kit_jupyter.kitfile.model import RemoteDataset
 from kit_jupyter.reporting import NullReporter, Reporter, Task
 from kit_jupyter.transport.s3_download import (
     DigestMismatch,
@@ -50,9 +51,6 @@ ENV_SECRET_KEY = "S3_SECRET_KEY"
 CONNECT_TIMEOUT = 5.0     # a dead endpoint fails within seconds, not minutes
 READ_TIMEOUT = 30.0
 MAX_REQUEST_ATTEMPTS = 3  # botocore's own retries per request (standard mode)
-
-WARN_NOT_INCLUDED = ("ModelKit contains remote datasets. "
-                     "To unpack, specify the --include-remote flag")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,59 +346,27 @@ def verify_remote(client: Any, dataset_path: str, obj: S3Object, remote_hash: st
 
 
 # ---------------------------------------------------------------------------------------------
-# Kitfile access (tolerant of attribute spellings and plain dicts)
+# pack check
 
-def _field(ds: Any, *names: str) -> str:
-    for n in names:
-        v = ds.get(n) if isinstance(ds, Mapping) else getattr(ds, n, None)
-        if v:
-            return str(v)
-    return ""
-
-
-def _remote_datasets(kf: Any) -> list[tuple[int, Any, str, str, str, str]]:
-    out = []
-    for i, ds in enumerate(getattr(kf, "datasets", None) or []):
-        rp = _field(ds, "remote_path", "remotePath")
-        if rp:
-            out.append((i, ds, _field(ds, "name"), _field(ds, "path"), rp,
-                        _field(ds, "remote_hash", "remoteHash")))
-    return out
-
-
-def _passes(filters: Any, name: str, path: str) -> bool:
-    if not filters:
-        return True
-    if callable(filters):
-        return bool(filters("datasets", name, path))
-
-    return bool(_filters.matches(filters, "datasets", name, path))
-
-
-def _is_modelkit_reference(remote_path: str) -> bool:
-    return bool(is_modelkit_reference(remote_path))
-
-
-# ---------------------------------------------------------------------------------------------
-# pack hook
-
-def verify_remote_datasets(kf: Any, *, reporter: Reporter | None = None,
+def verify_remote_datasets(datasets: Iterable[RemoteDataset], *, reporter: Reporter | None = None,
                            env: Mapping[str, str] | None = None) -> None:
-    """HEAD every S3 remote dataset before pack writes anything (spec §12.3)."""
+    """HEAD every S3 remote dataset before pack writes anything (spec §12.3); ModelKit-reference
+    datasets are not S3's business and are skipped."""
     reporter = reporter or NullReporter()
-    todo = [(path, rp, rh) for _, _, _, path, rp, rh in _remote_datasets(kf) if is_s3_path(rp)]
+    todo = [d for d in datasets if is_s3_path(d.remote_path)]
     if not todo:
         return
     clients = S3Clients(env)
-    for path, rp, rh in todo:
+    for d in todo:
+        prefix = f"failed to verify remote object for {d.path}"
         try:
-            obj = parse_s3_url(rp, rh)
+            obj = parse_s3_url(d.remote_path, d.remote_hash)
         except RemoteDatasetError as e:
-            raise RemoteDatasetError(f"failed to verify remote object for {path}: {e}") from None
-        verify_remote(_client_or_raise(clients, obj, f"failed to verify remote object for {path}"
-                                       f": failed to HEAD object in S3 bucket", rh),
-                      path, obj, rh, clients)
-        reporter.info(f"Verified remote S3 dataset for path {path}")
+            raise RemoteDatasetError(f"{prefix}: {e}") from None
+        client = _client_or_raise(clients, obj, f"{prefix}: failed to HEAD object in S3 bucket",
+                                  d.remote_hash)
+        verify_remote(client, d.path, obj, d.remote_hash, clients)
+        reporter.info(f"Verified remote S3 dataset for path {d.path}")
 
 
 def _client_or_raise(clients: S3Clients, obj: S3Object, prefix: str, remote_hash: str) -> Any:
@@ -415,68 +381,22 @@ def _client_or_raise(clients: S3Clients, obj: S3Object, prefix: str, remote_hash
             f"{prefix}: {obj}: {describe_error(e, clients, remote_hash)}") from None
 
 
-# ---------------------------------------------------------------------------------------------
-# check-remote findings
-
-def _finding(severity: str, message: str, fld: str, line: int | None) -> Any:
-    return Finding(severity=severity, message=message, field=fld, line=line)
-
-
-def _line(kf: Any, *fields: str) -> int | None:
-    lines = getattr(kf, "lines", None) or {}
-    for f in fields:
-        if f in lines:
-            return lines[f]
-    return None
-
-
-def check_remote_findings(kf: Any, *, env: Mapping[str, str] | None = None) -> list:
-    """HEAD each S3 remote dataset; a stale or wrong remoteHash becomes a finding that shows the
-    object's current ETag so the Kitfile can be fixed in place (beyond kit)."""
-    items = [t for t in _remote_datasets(kf) if is_s3_path(t[4])]
-    if not items:
-        return []
-    findings: list = []
+def current_etag(clients: S3Clients, obj: S3Object, remote_hash: str = "") -> str:
+    """The object's ETag as the server returns it (with quotes; '' when it sent none). Any S3
+    failure is a RemoteDatasetError holding :func:`describe_error`'s line, so callers (the
+    ``--check-remote`` findings) need no botocore knowledge."""
     try:
-        clients = S3Clients(env)
-    except RemoteDatasetError as e:
-        i = items[0][0]
-        return [_finding("error", str(e), f"datasets[{i}].remotePath",
-                         _line(kf, f"datasets[{i}].remotePath", f"datasets[{i}]"))]
-    for i, _ds, _name, path, rp, rh in items:
-        base = f"datasets[{i}]"
-        try:
-            obj = parse_s3_url(rp, rh or "-")
-        except RemoteDatasetError:
-            continue                   # the validator reports malformed remote paths
-        try:
-            etag = head_etag(clients.for_bucket(obj.bucket), obj)
-        except Exception as e:
-            if not _is_s3_error(e):
-                raise
-            findings.append(_finding(
-                "error", f"cannot check remote dataset {path} ({rp}): "
-                         f"{describe_error(e, clients, rh)}",
-                f"{base}.remotePath", _line(kf, f"{base}.remotePath", base)))
-            continue
-        value = etag.strip('"')
-        if not etag:
-            findings.append(_finding("error", f"remote object {rp} has no ETag",
-                                     f"{base}.remotePath", _line(kf, f"{base}.remotePath", base)))
-        elif not rh:
-            findings.append(_finding(
-                "warning", f"the object's current ETag is {value} ({rp}); set remoteHash: {value}",
-                f"{base}.remoteHash", _line(kf, f"{base}.remoteHash", f"{base}.remotePath", base)))
-        elif value != rh:
-            findings.append(_finding(
-                "error", f"remoteHash {rh} does not match the object's current ETag {value} "
-                         f"({rp}); set remoteHash: {value}",
-                f"{base}.remoteHash", _line(kf, f"{base}.remoteHash", base)))
-    return findings
+        return head_etag(clients.for_bucket(obj.bucket), obj)
+    except RemoteDatasetError:
+        raise
+    except Exception as e:
+        if not _is_s3_error(e):
+            raise
+        raise RemoteDatasetError(describe_error(e, clients, remote_hash)) from None
 
 
 # ---------------------------------------------------------------------------------------------
-# unpack hook
+# verified download of one object to a path
 
 @dataclass
 class DownloadResult:
@@ -516,77 +436,98 @@ def check_unpack_path(path: str, target_dir: Path) -> Path:
 
 
 @dataclass
-class _Item:
+class PreparedDownload:
+    """One object after its HEAD (If-Match): its size, ETag and how its bytes can be verified,
+    known before the first byte is fetched. ``path`` is the dataset path that errors name."""
+
     path: str
-    remote_path: str
-    remote_hash: str
     obj: S3Object
+    remote_hash: str
     target: Path
-    exists: bool
-    info: ObjectInfo | None = None
-    plan: Plan | None = None
-    client: Any = None
+    client: Any
+    clients: S3Clients | None
+    info: ObjectInfo
+    plan: Plan
+
+    @property
+    def remote_path(self) -> str:
+        return str(self.obj)
+
+    def up_to_date(self, workers: int | None = None) -> bool:
+        """The file at ``target`` has the object's bytes: same size and the same ETag computed
+        from the local bytes (never trusts an unverifiable ETag)."""
+        st = self.target.stat()
+        if st.st_size != self.info.size or self.plan.mode == "none":
+            return False
+        want = self.info.etag_value.lower()
+        sizes: list[int | None] = ([self.plan.part_size] if self.plan.part_size
+                                   else list(self.plan.candidates))
+        if self.plan.mode == "md5":
+            sizes = [None]
+        return any(file_etag(self.target, self.plan, ps, workers or default_workers()) == want
+                   for ps in sizes)
+
+    def result(self, status: str) -> DownloadResult:
+        """A result for an object that was not fetched (e.g. ``up-to-date``)."""
+        return DownloadResult(self.path, self.remote_path, status, self.info.size,
+                              self.info.etag_value, self.plan.describe())
 
 
-def _download_error(item: _Item, e: BaseException, clients: S3Clients | None) -> RemoteDatasetError:
+def download_clients(env: Mapping[str, str] | None = None, *,
+                     workers: int | None = None) -> S3Clients:
+    """Clients whose connection pool fits parallel ranged GETs."""
+    return S3Clients(env, pool=max(16, (workers or default_workers()) * 2))
+
+
+def _download_error(path: str, obj: S3Object, remote_hash: str, e: BaseException,
+                    clients: S3Clients | None) -> RemoteDatasetError:
     return RemoteDatasetError(
-        f"failed to download remote dataset for path {item.path}: failed to get object from S3 "
-        f"bucket: {item.remote_path}: {describe_error(e, clients, item.remote_hash)}")
+        f"failed to download remote dataset for path {path}: failed to get object from S3 "
+        f"bucket: {obj}: {describe_error(e, clients, remote_hash)}")
 
 
-def _prepare(item: _Item, clients: S3Clients | None, head_part: bool = True) -> None:
-    """HEAD (If-Match) and learn how the bytes can be verified."""
+def prepare_download(clients: S3Clients, obj: S3Object, remote_hash: str, target: Path, *,
+                     dataset_path: str, client: Any = None,
+                     head_part: bool = True) -> PreparedDownload:
+    """HEAD (If-Match ``remote_hash``) and learn how the bytes can be verified. Nothing is
+    written; a changed object fails here (412) before any download starts."""
     try:
-        client = item.client or clients.for_bucket(item.obj.bucket)
-        item.client = client
-        item.info = _info(_head(client, item.obj, item.remote_hash), item.obj)
-        plan = etag_plan(item.info)
+        client = client or _client_or_raise(
+            clients, obj, f"failed to download remote dataset for path {dataset_path}: failed to "
+                          f"get object from S3 bucket", remote_hash)
+        info = _info(_head(client, obj, remote_hash), obj)
+        plan = etag_plan(info)
 
-        def part1() -> dict:
+        def part1() -> dict[str, Any]:
             # Learns only the part size: the GETs carry If-Match and the bytes are verified. moto
             # compares If-Match with the *part's* ETag here, so a 412 is retried without it.
             from botocore.exceptions import ClientError
 
             try:
-                return _head(client, item.obj, item.remote_hash, PartNumber=1)
+                return _head(client, obj, remote_hash, PartNumber=1)
             except ClientError as e:
                 if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
                     return {}
-                return _head(client, item.obj, None, PartNumber=1)
+                return _head(client, obj, None, PartNumber=1)
 
-        item.plan = resolve_part_size(plan, item.info, part1 if head_part else None)
+        plan = resolve_part_size(plan, info, part1 if head_part else None)
     except RemoteDatasetError:
         raise
     except Exception as e:
         if not _is_s3_error(e):
             raise
-        raise _download_error(item, e, clients) from None
+        raise _download_error(dataset_path, obj, remote_hash, e, clients) from None
+    return PreparedDownload(dataset_path, obj, remote_hash, Path(target), client, clients, info,
+                            plan)
 
 
-def _up_to_date(item: _Item, workers: int) -> bool:
-    """Same size and same ETag computed from the local bytes (never trusts an unverifiable ETag)."""
-    assert item.info is not None and item.plan is not None
-    st = item.target.stat()
-    if st.st_size != item.info.size or item.plan.mode == "none":
-        return False
-    want = item.info.etag_value.lower()
-    sizes = [item.plan.part_size] if item.plan.part_size else item.plan.candidates
-    if item.plan.mode == "md5":
-        sizes = [None]
-    for ps in sizes:
-        if file_etag(item.target, item.plan, ps, workers) == want:
-            return True
-    return False
-
-
-def _fetch(item: _Item, task: Task | None, workers: int, range_size: int | None,
-           clients: S3Clients | None) -> Downloader:
-    assert item.info is not None and item.plan is not None
+def _fetch(item: PreparedDownload, task: Task | None, workers: int,
+           range_size: int | None) -> Downloader:
     params: dict[str, Any] = item.obj.params()
     params["IfMatch"] = if_match_value(item.remote_hash)
     client = item.client
 
-    def get(**kw: Any) -> dict:
+    def get(**kw: Any) -> dict[str, Any]:
         return client.get_object(**params, **kw)
 
     kwargs: dict[str, Any] = {"workers": workers}
@@ -602,150 +543,59 @@ def _fetch(item: _Item, task: Task | None, workers: int, range_size: int | None,
             f"match ETag {item.info.etag}") from None
     except OSError as e:
         if _is_s3_error(e):
-            raise _download_error(item, e, clients) from None
+            raise _download_error(item.path, item.obj, item.remote_hash, e, item.clients) from None
         raise UnpackError(f"failed to write file {item.path}: {e}") from None
     except Exception as e:
         if not _is_s3_error(e):
             raise
-        raise _download_error(item, e, clients) from None
+        raise _download_error(item.path, item.obj, item.remote_hash, e, item.clients) from None
     return d
 
 
-def download(client: Any, obj: S3Object, remote_hash: str, target: Path, *,
-             task: Task | None = None, overwrite: bool = False, ignore_existing: bool = False,
-             dataset_path: str | None = None, workers: int | None = None,
-             range_size: int | None = None, reporter: Reporter | None = None) -> DownloadResult:
-    """Download one object to ``target``: existing-file rules, If-Match, verification, atomic
-    rename. A file already there with the same content is left alone (status ``up-to-date``)."""
+def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter | None = None,
+                      workers: int | None = None, range_size: int | None = None,
+                      task: Task | None = None) -> list[DownloadResult]:
+    """Fetch each prepared object into its target: ranged GETs with If-Match, bytes verified
+    against the ETag, written to a temporary file and renamed into place (an existing file is
+    replaced: what to do with one is the caller's policy). Progress: one task per object under
+    an overall task, or everything on ``task`` when given."""
     reporter = reporter or NullReporter()
-    target = Path(target)
-    path = dataset_path or str(target)
-    item = _Item(path, str(obj), remote_hash, obj, target, _existing(target, path), client=client)
-    return _run_items([item], None, overwrite=overwrite, ignore_existing=ignore_existing,
-                      reporter=reporter, workers=workers or default_workers(),
-                      range_size=range_size, task=task)[0]
-
-
-def _existing(target: Path, path: str) -> bool:
-    try:
-        st = target.lstat()
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISREG(st.st_mode):
-        raise UnpackError(
-            f"failed to unpack remote dataset: path '{path}' already exists and is not a "
-            f"regular file")
-    return True
-
-
-def _run_items(items: list[_Item], clients: S3Clients | None, *, overwrite: bool,
-               ignore_existing: bool, reporter: Reporter, workers: int,
-               range_size: int | None, task: Task | None = None) -> list[DownloadResult]:
-    results: dict[int, DownloadResult] = {}
-    todo: list[tuple[int, _Item]] = []
-    for n, item in enumerate(items):
-        if item.exists and ignore_existing:
-            results[n] = DownloadResult(item.path, item.remote_path, "skipped-existing")
-            reporter.info(f"Path {item.path} already exists; skipping remote dataset "
-                          f"{item.remote_path} (--ignore-existing)")
-            continue
-        _prepare(item, clients)
-        assert item.info is not None and item.plan is not None
-        if item.exists:
-            if _up_to_date(item, workers):
-                results[n] = DownloadResult(item.path, item.remote_path, "up-to-date",
-                                            item.info.size, item.info.etag_value,
-                                            item.plan.describe())
-                reporter.info(f"Remote S3 dataset for path {item.path} is up to date (existing "
-                              f"file matches ETag {item.info.etag_value}); not downloaded again")
-                continue
-            if not overwrite:
-                raise UnpackError(
-                    f"failed to unpack remote dataset: path '{item.path}' already exists")
-        todo.append((n, item))
-
-    if todo:
-        total = sum(it.info.size for _, it in todo if it.info)
-        overall = task or reporter.task("Remote datasets", total)
-        ok = False
-        try:
-            for n, item in todo:
-                assert item.info is not None and item.plan is not None
-                sub = reporter.task(item.path, item.info.size, parent=overall) \
-                    if task is None else None
-                t0 = time.monotonic()
-                try:
-                    d = _fetch(item, sub or overall, workers, range_size, clients)
-                except BaseException:
-                    if sub:
-                        sub.finish(ok=False)
-                    raise
-                if sub:
-                    sub.finish(ok=True)
-                results[n] = DownloadResult(
-                    item.path, item.remote_path, "downloaded", item.info.size,
-                    item.info.etag_value, item.plan.describe(), time.monotonic() - t0,
-                    d.requests, d.retries, d.retry_reasons, dict(d.timings))
-                if item.plan.mode == "none":
-                    reporter.warning(f"Remote S3 dataset for path {item.path}: "
-                                     f"{item.plan.describe()}")
-                reporter.info(f"Downloaded remote S3 dataset for path {item.path}")
-            ok = True
-        finally:
-            if task is None:
-                overall.finish(ok=ok)
-    return [results[n] for n in sorted(results)]
-
-
-def unpack_remote_datasets(kf: Any, target_dir: str | os.PathLike[str], *,
-                           include_remote: bool, filters: Any = None, overwrite: bool = False,
-                           ignore_existing: bool = False, reporter: Reporter | None = None,
-                           env: Mapping[str, str] | None = None, workers: int | None = None,
-                           range_size: int | None = None) -> list[DownloadResult]:
-    """The last step of unpack (spec §12.4/§12.5). All path, existing-file and HEAD checks run
-    before the first byte is downloaded, so a problem with the third dataset does not leave the
-    first two half done."""
-    reporter = reporter or NullReporter()
-    target_dir = Path(target_dir)
-    selected = [t for t in _remote_datasets(kf) if _passes(filters, t[2], t[3])]
-    if not selected:
-        return []
-    if not include_remote:
-        reporter.warning(WARN_NOT_INCLUDED)
-        return [DownloadResult(path, rp, "not-included") for _, _, _, path, rp, _ in selected]
-
-    items: list[_Item] = []
-    for _i, _ds, _name, path, rp, rh in selected:
-        if not is_s3_path(rp) and _is_modelkit_reference(rp):
-            reporter.warning(f"Remote dataset {path} refers to ModelKit {rp}; unpacking "
-                             f"ModelKit-reference datasets is not supported yet")
-            continue
-        try:
-            obj = parse_s3_url(rp, rh)
-        except RemoteDatasetError as e:
-            raise RemoteDatasetError(
-                f"failed to parse S3 object reference for dataset {path}: {e}") from None
-        try:
-            target = check_unpack_path(path, target_dir)
-        except ValueError as e:
-            raise UnpackError(f"error verifying path {path} for remote reference: {e}") from None
-        items.append(_Item(path, rp, rh, obj, target, _existing(target, path)))
+    workers = workers or default_workers()
+    results: list[DownloadResult] = []
     if not items:
-        return []
-    clients = S3Clients(env, pool=max(16, (workers or default_workers()) * 2))
-    for item in items:
-        if not (item.exists and ignore_existing):
-            item.client = _client_or_raise(
-                clients, item.obj, f"failed to download remote dataset for path {item.path}: "
-                                   f"failed to get object from S3 bucket", item.remote_hash)
-    return _run_items(items, clients, overwrite=overwrite, ignore_existing=ignore_existing,
-                      reporter=reporter, workers=workers or default_workers(),
-                      range_size=range_size)
+        return results
+    overall = task or reporter.task("Remote datasets", sum(it.info.size for it in items))
+    ok = False
+    try:
+        for item in items:
+            sub = reporter.task(item.path, item.info.size, parent=overall) if task is None else None
+            t0 = time.monotonic()
+            try:
+                d = _fetch(item, sub or overall, workers, range_size)
+            except BaseException:
+                if sub:
+                    sub.finish(ok=False)
+                raise
+            if sub:
+                sub.finish(ok=True)
+            results.append(DownloadResult(
+                item.path, item.remote_path, "downloaded", item.info.size, item.info.etag_value,
+                item.plan.describe(), time.monotonic() - t0, d.requests, d.retries,
+                d.retry_reasons, dict(d.timings)))
+            if item.plan.mode == "none":
+                reporter.warning(f"Remote S3 dataset for path {item.path}: "
+                                 f"{item.plan.describe()}")
+            reporter.info(f"Downloaded remote S3 dataset for path {item.path}")
+        ok = True
+    finally:
+        if task is None:
+            overall.finish(ok=ok)
+    return results
 
 
 __all__ = [
-    "DownloadResult", "S3Clients", "S3Object", "S3Settings", "WARN_NOT_INCLUDED",
-    "check_remote_findings", "check_unpack_path", "describe_error", "download", "head_etag",
-    "if_match_value", "is_s3_path", "make_client", "parse_s3_url", "unpack_remote_datasets",
-    "verify_remote", "verify_remote_datasets",
+    "DownloadResult", "PreparedDownload", "S3Clients", "S3Object", "S3Settings",
+    "check_unpack_path", "current_etag", "describe_error", "download_clients",
+    "download_prepared", "head_etag", "if_match_value", "is_s3_path", "make_client",
+    "parse_s3_url", "prepare_download", "verify_remote", "verify_remote_datasets",
 ]
