@@ -177,6 +177,14 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("--depth", type=int, default=0,
                    help="subdirectory levels examined file by file (default 0; -1: all)")
 
+    p = sub.add_parser("diff", help="compare two ModelKits (prefix local:// or remote:// to "
+                                    "choose where each is read from)")
+    p.add_argument("ref1", metavar="MODELKIT1")
+    p.add_argument("ref2", metavar="MODELKIT2")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    _add_config(p)
+    _add_network(p)
+
     sub.add_parser("version", help="version information")
     return parser
 
@@ -339,6 +347,12 @@ def _init(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return result
 
 
+def _diff(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from kit_jupyter.commands.diff import diff
+
+    return diff(args.ref1, args.ref2, home=args.config, reporter=reporter, **_net(args))
+
+
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     from kit_jupyter._version import __version__
 
@@ -349,4 +363,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {
     "validate": _validate, "pack": _pack, "unpack": _unpack, "push": _push, "pull": _pull,
     "list": _list, "inspect": _inspect, "info": _info, "tag": _tag, "remove": _remove,
     "login": _login, "logout": _logout, "version": _version, "init": _init,
+    "diff": _diff,
 }
