@@ -76,6 +76,11 @@ def is_stale(name: str) -> bool:
     return start != 0 and _start_ticks(pid) not in (0, start)
 
 
+def is_live(name: str) -> bool:
+    """True when ``name`` is one of our temporary files and its owner still runs."""
+    return _OWNER_RE.search(name) is not None and not is_stale(name)
+
+
 def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = None) -> list[Path]:
     """Remove the temporary files in ``directory`` left by dead processes; returns them.
 

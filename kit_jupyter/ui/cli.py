@@ -185,6 +185,11 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     _add_config(p)
     _add_network(p)
 
+    p = sub.add_parser("cache", help="size of $KITOPS_HOME/cache (info) or empty it (clear)")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_config(p)
+
     sub.add_parser("version", help="version information")
     return parser
 
@@ -353,6 +358,14 @@ def _diff(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return diff(args.ref1, args.ref2, home=args.config, reporter=reporter, **_net(args))
 
 
+def _cache(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from kit_jupyter.commands.cache import cache_clear, cache_info
+
+    if args.action == "info":
+        return cache_info(home=args.config)
+    return cache_clear(home=args.config, reporter=reporter)
+
+
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     from kit_jupyter._version import __version__
 
@@ -363,5 +376,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {
     "validate": _validate, "pack": _pack, "unpack": _unpack, "push": _push, "pull": _pull,
     "list": _list, "inspect": _inspect, "info": _info, "tag": _tag, "remove": _remove,
     "login": _login, "logout": _logout, "version": _version, "init": _init,
-    "diff": _diff,
+    "diff": _diff, "cache": _cache,
 }
