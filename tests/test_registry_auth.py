@@ -116,9 +116,9 @@ def test_docker_config_is_the_fallback(auth_registry, tmp_path, isolated_docker_
     assert lookup(auth_registry.host, home=home).username == "kit"
 
 
-def test_docker_credential_helper_via_oras(auth_registry, tmp_path, monkeypatch,
-                                           isolated_docker_config):
-    """``credHelpers`` run ``docker-credential-<name> get`` (oras-py's helper runner)."""
+def test_docker_credential_helper(auth_registry, tmp_path, monkeypatch,
+                                  isolated_docker_config):
+    """``credHelpers`` run ``docker-credential-<name> get`` (Docker's helper protocol)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     helper = bindir / "docker-credential-kittest"
@@ -148,3 +148,37 @@ def test_credentials_repr_hides_password():
     assert "hunter2" not in repr(c) and "hunter2" not in str(c)
     client = RegistryClient("r.example.com", credentials=c)
     assert "hunter2" not in repr(client)
+
+
+def _helper(bindir, name: str, body: str) -> None:
+    bindir.mkdir(exist_ok=True)
+    path = bindir / f"docker-credential-{name}"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_credential_helper_failures(tmp_path, monkeypatch, isolated_docker_config):
+    """A helper that is missing or has nothing stored means no credentials; one that hangs or
+    answers garbage is one line that never shows what it printed (it may be the secret)."""
+    import kit_jupyter.transport.credentials as credentials
+
+    bindir = tmp_path / "bin"
+    _helper(bindir, "empty", "echo 'credentials not found in native keychain'; exit 1")
+    _helper(bindir, "garbage", "echo 'Secret: hunter2-leaked'")
+    _helper(bindir, "slow", "exec sleep 30")
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(credentials, "HELPER_TIMEOUT", 2)
+    config = isolated_docker_config / "config.json"
+    home = tmp_path / "home"
+    for store in ("not-installed", "empty"):
+        config.write_text(json.dumps({"credsStore": store}))
+        assert lookup("r.example.com", home=home) is None
+    config.write_text(json.dumps({"credHelpers": {"r.example.com": "garbage"}}))
+    with pytest.raises(AuthError) as info:
+        lookup("r.example.com", home=home)
+    assert str(info.value) == ("credential helper docker-credential-garbage returned an "
+                               "unreadable answer for r.example.com")
+    config.write_text(json.dumps({"credsStore": "slow"}))
+    with pytest.raises(AuthError) as info:
+        lookup("r.example.com", home=home)
+    assert str(info.value) == "credential helper docker-credential-slow did not answer within 2s"

@@ -12,8 +12,8 @@ pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_con
 
 
 def test_push_to_new_repository_rescopes_token(token_registry, tmp_path):
-    """oras-py #187: the first token is pull-scoped; the upload needs pull,push. Our backend
-    asks again when a cached token is refused, so a first push to a new repository works."""
+    """oras-py #187: the first token is pull-scoped; the upload needs pull,push. Tokens are
+    kept per scope, so a first push to a new repository asks for pull,push before it POSTs."""
     home = tmp_path / "home"
     reg = token_registry
     login(reg.host, reg.username, reg.password, home=home, plain_http=True)
@@ -25,20 +25,6 @@ def test_push_to_new_repository_rescopes_token(token_registry, tmp_path):
     assert "repository:team/brand-new:pull" in asked
     assert any(s.startswith("repository:team/brand-new:") and "push" in s for s in asked)
     assert all(user == reg.username for user, _ in reg.token.scopes[before:])
-
-
-def test_without_the_rescope_fix_oras_token_auth_fails(token_registry, tmp_path, monkeypatch):
-    """The same push with oras-py's own TokenAuth: refused (documents why the fix exists)."""
-    import kit_jupyter.transport.registry as registry
-
-    monkeypatch.setattr(registry, "_SCOPED_BACKEND", "token")
-    home = tmp_path / "home"
-    reg = token_registry
-    login(reg.host, reg.username, reg.password, home=home, plain_http=True)
-    make_modelkit(home, "localhost/tok", "v1", seed="o")
-    with pytest.raises(AuthError) as info:
-        push("tok:v1", f"{reg.host}/team/other-new:v1", home=home, plain_http=True)
-    assert "401" in str(info.value) or "403" in str(info.value)
 
 
 def test_pull_with_token_and_stored_login(token_registry, tmp_path):
@@ -72,3 +58,27 @@ def test_anonymous_push_is_refused_clearly(token_registry, tmp_path):
         push("anon:v1", f"{token_registry.host}/team/anon:v1", home=home, plain_http=True)
     assert str(info.value) == ("Failed to push: got response 401 (Unauthorized) from remote. "
                                "Ensure the repository exists and you have push access to it.")
+
+
+def test_one_token_per_scope_for_a_whole_push_and_pull(token_registry, tmp_path):
+    """Parallel transfers share the cached tokens: a push asks the token service once for
+    pull and once for pull,push, however many blobs it sends; a pull asks once for pull."""
+    reg = token_registry
+    home = tmp_path / "home"
+    login(reg.host, reg.username, reg.password, home=home, plain_http=True)
+    make_modelkit(home, "localhost/cache", "v1", seed="c")
+    before = len(reg.token.scopes)
+    mark = reg.mark()
+    push("cache:v1", f"{reg.host}/team/cache:v1", home=home, plain_http=True, concurrency=5)
+    asked = sorted(scope for _, scope in reg.token.scopes[before:])
+    assert asked == ["repository:team/cache:pull", "repository:team/cache:pull,push"]
+    # every request after the /v2/ challenge carried an accepted token: no 401 replays
+    assert [r for r in reg.requests(mark) if r[2] == 401] == [("GET", "/v2/", 401)]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "credentials.json").write_bytes((home / "credentials.json").read_bytes())
+    before = len(reg.token.scopes)
+    got = pull(f"{reg.host}/team/cache:v1", home=other, plain_http=True)
+    assert len(got.downloaded) == 5
+    assert [scope for _, scope in reg.token.scopes[before:]] == ["repository:team/cache:pull"]

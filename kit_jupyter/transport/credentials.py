@@ -3,9 +3,9 @@
 kit stores logins in ``$KITOPS_HOME/credentials.json`` (Docker's ``config.json`` format, written by
 oras-go's file store) and, for reading only, falls back to Docker's own configuration, including
 ``credsStore`` / ``credHelpers``. We keep exactly that order so a ``kit login`` is seen by
-kit_jupyter and the other way round. The Docker side goes through oras-py (its credential-helper
-runner); the file we own is read and written here because oras-py ignores ``DOCKER_CONFIG`` and
-writes without checking anything.
+kit_jupyter and the other way round. Credential helpers are run here too, by the protocol Docker
+documents (``docker-credential-<name> get``, the server on stdin, ``{"Username", "Secret"}`` JSON
+on stdout), with a time limit.
 
 Passwords never leave this module in text form: :class:`Credentials` masks them in ``repr``.
 """
@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,8 @@ def docker_config_path() -> Path:
 
 def server_keys(registry: str) -> Iterator[str]:
     """The config keys that may hold credentials for ``registry`` (localhost and 127.0.0.1 are
-    interchangeable, as oras-py treats them; Docker Hub lives under its legacy URL)."""
+    interchangeable, as oras-py and Docker treat them; Docker Hub lives under its legacy
+    URL)."""
     seen: set[str] = set()
     candidates = [registry]
     if registry in _DOCKER_HUB_NAMES:
@@ -128,18 +130,50 @@ def _from_auths(config: dict[str, Any], registry: str, source: str) -> Credentia
     return None
 
 
-def _from_docker_helpers(config: dict[str, Any], registry: str, source: str) -> Credentials | None:
-    """``credHelpers`` / ``credsStore`` through oras-py's helper runner."""
-    if not config.get("credHelpers") and not config.get("credsStore"):
-        return None
-    from oras.auth.base import AuthBackend
+HELPER_TIMEOUT = 30.0  # a helper may ask the desktop keyring, which can prompt the user
 
-    backend = AuthBackend()
-    backend._auth_config = {"auths": {}, "credsStore": config.get("credsStore"),
-                            "credHelpers": dict(config.get("credHelpers") or {})}
+
+def run_helper(name: str, server: str, source: str) -> Credentials | None:
+    """``docker-credential-<name> get`` for ``server``: None when the helper is not installed
+    or has nothing stored (it then exits non-zero, e.g. "credentials not found in native
+    keychain"). Neither its output nor its error text is ever shown: both may hold the secret."""
+    binary = f"docker-credential-{name}"
+    try:
+        proc = subprocess.run([binary, "get"], input=server.encode("utf-8"),
+                              capture_output=True, timeout=HELPER_TIMEOUT, check=False)
+    except FileNotFoundError:
+        return None
+    except subprocess.TimeoutExpired:
+        raise AuthError(f"credential helper {binary} did not answer within "
+                        f"{HELPER_TIMEOUT:g}s") from None
+    except OSError as exc:
+        raise AuthError(f"cannot run credential helper {binary}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        return None
+    try:
+        payload = json.loads(proc.stdout)
+        user, secret = payload["Username"], payload["Secret"]
+    except (ValueError, KeyError, TypeError):
+        raise AuthError(f"credential helper {binary} returned an unreadable answer for "
+                        f"{server}") from None
+    if not isinstance(user, str) or not isinstance(secret, str) or not secret:
+        return None
+    return Credentials(user, secret, f"{source} ({binary})")
+
+
+def _from_docker_helpers(config: dict[str, Any], registry: str, source: str) -> Credentials | None:
+    """``credHelpers`` (per registry) first, then ``credsStore``, for each key the registry may
+    be stored under."""
+    helpers = config.get("credHelpers") or {}
+    store_name = config.get("credsStore")
+    if not isinstance(helpers, dict) or (not helpers and not store_name):
+        return None
     for key in server_keys(registry):
-        if backend._load_auth(key):
-            return _decode_auth(backend._basic_auth, source)
+        for name in (helpers.get(key), store_name):
+            if isinstance(name, str) and name:
+                creds = run_helper(name, key, source)
+                if creds is not None:
+                    return creds
     return None
 
 

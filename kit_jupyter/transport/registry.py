@@ -1,18 +1,18 @@
-"""OCI registry transport: oras-py for auth, our layer for what it lacks.
+"""OCI registry transport over ``requests``: auth, bounded retries, verified streaming.
 
-oras-py (0.2.43) gives us the token auth backend (``oras.auth``) and the Docker credential
-helpers (used by ``credentials.py``). Its ``oras.provider.Registry``, used as-is, reads whole
-blobs into memory, has no progress hook, never checks a downloaded digest, re-parses manifests
-(so their digests change), fails to re-scope a token when a push needs more than ``pull``,
-picks the token backend for Basic-only registries, has no request timeouts, retries every
-failure for 131 s, and costs 2-3.5 s to import. This module keeps oras-py's auth objects,
-shares one ``requests`` session with them, and owns the request path:
+oras-py was the starting point and is no longer used: its ``Registry`` reads whole blobs into
+memory, has no progress hook, never checks a downloaded digest, re-parses manifests (so their
+digests change), keeps a pull-only token for a push (oras-py #187), has no request timeouts,
+retries every failure for 131 s and costs 2-3.5 s to import; what we kept of it (the token
+backend, the credential-helper runner) was reached through private attributes. This module
+owns the request path, with the token protocol in :mod:`kit_jupyter.transport.bearer`:
 
 * every request has a timeout, and a short bounded retry (connection errors and 429/5xx only);
   a refused connection, wrong credentials or a missing reference surfaces in seconds as one line;
-* the auth backend is chosen from the ``/v2/`` challenge (Basic: credentials sent up front;
-  Bearer: oras-py's token backend with the scope-refresh fix), so a streamed body is never sent
-  into a 401 and replayed from EOF;
+* the auth scheme is chosen from the ``/v2/`` challenge (Basic: credentials sent up front;
+  Bearer: a token per scope, fetched before the first request that needs it), so a streamed
+  body is never sent into a 401 and replayed from EOF; credentials and tokens go only to the
+  registry's own host, never to a host a blob download is redirected to;
 * blobs are uploaded as a monolithic PUT streaming from the file, skipped when ``HEAD`` finds
   them, downloaded as verified streams (digest and size, checked at EOF), with per-layer progress;
 * manifests travel as the exact bytes (digest after push == local digest, checked against
@@ -37,6 +37,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 from kit_jupyter.kitfile.reference import parse_reference
 from kit_jupyter.transport import credentials as creds_mod
+from kit_jupyter.transport.bearer import (
+    TokenAuth,
+    bearer_challenge,
+    parse_challenges,
+    request_scope,
+)
 from kit_jupyter.transport.credentials import Credentials
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +62,7 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
 RETRY_DELAYS = (0.25, 1.0)  # two retries: a dead registry fails in well under 3 s
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
-_SCOPED_BACKEND = "kit-scoped-token"
+MAX_TOKEN_BYTES = 1 << 20  # a token answer is a few KiB of JSON
 
 
 @dataclass(frozen=True)
@@ -93,30 +99,9 @@ def registry_host(registry: str) -> str:
     return "registry-1.docker.io" if registry in ("docker.io", "index.docker.io") else registry
 
 
-def _scoped_token_auth() -> type:
-    """oras-py's TokenAuth, re-fetching the token when a cached one is refused (oras-py #187:
-    the first request gets a ``pull`` token and the upload POST needs ``pull,push``)."""
-    import oras.auth
-    from oras.auth.token import TokenAuth
-
-    existing = oras.auth.auth_backends.get(_SCOPED_BACKEND)
-    if existing is not None:
-        return existing
-
-    class ScopedTokenAuth(TokenAuth):
-        def authenticate_request(self, original: Any, headers: dict[str, str],
-                                 refresh: bool = False) -> tuple[dict[str, str], bool]:
-            if original.status_code in (401, 403) and self.token:
-                refresh = True
-            return super().authenticate_request(original, headers, refresh=refresh)
-
-    oras.auth.auth_backends[_SCOPED_BACKEND] = ScopedTokenAuth
-    return ScopedTokenAuth
-
-
 def _make_session(pool_size: int) -> requests.Session:
-    """A requests session with a default timeout (oras-py's token requests have none) and 1 MiB
-    send blocks (urllib3's 16 KiB default costs a Python call per 16 KiB of a 1 GiB upload)."""
+    """A requests session with a default timeout and 1 MiB send blocks (urllib3's 16 KiB
+    default costs a Python call per 16 KiB of a 1 GiB upload)."""
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -343,9 +328,7 @@ class RegistryClient:
             credentials = Credentials(*credentials)
         self._credentials = credentials
         self._lookup = lookup_credentials and credentials is None
-        # One session with timeouts and big send blocks, shared with oras-py's token backend
-        # for its token requests. (oras.provider is not imported: it pulls in jsonschema and
-        # rfc3987 grammars, 2-3.5 s per process, for nothing this layer uses.)
+        # One session with timeouts and big send blocks, for registry and token requests.
         self.session = _make_session(self.concurrency)
         self.session.default_timeout = self._timeout  # type: ignore[attr-defined]
         if tls_verify is False:  # asked for explicitly (--tls-verify=false): no warning per call
@@ -353,7 +336,7 @@ class RegistryClient:
             from urllib3.exceptions import InsecureRequestWarning
 
             warnings.filterwarnings("ignore", category=InsecureRequestWarning)
-        self._auth: Any = None
+        self._auth: TokenAuth | None = None
         self._scheme: str | None = None  # "none" | "basic" | "bearer"
         self._ping_error: RegistryError | None = None
         self._basic_header: str | None = None
@@ -436,8 +419,10 @@ class RegistryClient:
         if resp.status_code != 401:
             raise RegistryError(f"registry {self.registry} answered GET /v2/ with "
                                 f"{resp.status_code} {resp.reason}")
-        challenge = resp.headers.get("Www-Authenticate", "")
-        scheme = challenge.split(" ", 1)[0].strip().lower()
+        challenge_header = resp.headers.get("Www-Authenticate", "")
+        challenges = parse_challenges(challenge_header)
+        schemes = [c.scheme for c in challenges]
+        scheme = "bearer" if "bearer" in schemes else (schemes[0] if schemes else "")
         creds = self._creds()
         if scheme == "basic":
             if creds is None:
@@ -453,41 +438,55 @@ class RegistryClient:
             self._scheme = "basic"
             return
         if scheme == "bearer":
-            import oras.auth
-
-            _scoped_token_auth()
-            backend = oras.auth.get_auth_backend(_SCOPED_BACKEND, self.session,
-                                                 self.plain_http, tls_verify=self.tls_verify)
-            if creds is not None:
-                backend.set_basic_auth(creds.username, creds.password)
-            self._auth = backend
-            try:
-                _, changed = backend.authenticate_request(resp, {})
-            except Exception as exc:  # token realm unreachable, bad JSON ...
-                raise AuthError(f"could not get a token for {self.registry}: "
-                                f"{_one_line(exc)}") from None
-            if not changed:
-                if creds is None:
-                    raise AuthError(f"registry {self.registry} requires authentication: "
-                                    f"run kit login {self.registry}")
-                raise AuthError(f"authentication to {self.registry} failed: wrong username or "
-                                "password")
-            check = self._with_retries(
-                lambda: self._send("GET", url, backend.get_auth_header()))
+            challenge = bearer_challenge(challenge_header)
+            assert challenge is not None
+            auth = TokenAuth(challenge, creds.basic() if creds else None, self._fetch_token,
+                             allow_http=self.plain_http, registry=self.registry)
+            # A token for no particular repository proves the credentials (the token service
+            # refuses wrong ones); /v2/ must then accept it.
+            token = auth.header(frozenset())
+            check = self._with_retries(lambda: self._send("GET", url, token))
             check.close()
             if check.status_code in (401, 403):
                 raise AuthError(f"authentication to {self.registry} failed: wrong username or "
                                 "password")
+            self._auth = auth
             self._scheme = "bearer"
             return
         raise AuthError(f"registry {self.registry} asks for unsupported authentication "
                         f"{scheme or '(none given)'}")
 
-    def _auth_headers(self) -> dict[str, str]:
+    def _fetch_token(self, url: str, params: list[tuple[str, str]], headers: dict[str, str]
+                     ) -> tuple[int, bytes]:
+        """One token request for :class:`TokenAuth` (same session, timeouts and retries)."""
+        full = f"{url}{'&' if urllib.parse.urlsplit(url).query else '?'}" \
+               f"{urllib.parse.urlencode(params)}"
+        resp = self._with_retries(lambda: self._send("GET", full, headers, stream=True))
+        try:
+            body = resp.raw.read(MAX_TOKEN_BYTES, decode_content=True) \
+                if resp.status_code == 200 else b""
+        except Exception as exc:  # noqa: BLE001 - a broken token answer is one line
+            raise AuthError(f"could not get a token for {self.registry}: "
+                            f"{_one_line(exc)}") from None
+        finally:
+            resp.close()
+        return resp.status_code, body
+
+    def _own(self, url: str) -> str | None:
+        """The path of ``url`` when it is on this registry's host; None for any other host
+        (a redirect target: credentials and tokens are never sent there)."""
+        if url == self.base_url or url.startswith(self.base_url + "/"):
+            return urllib.parse.urlsplit(url).path
+        return None
+
+    def _auth_headers(self, method: str, url: str) -> dict[str, str]:
+        path = self._own(url)
+        if path is None:
+            return {}
         if self._scheme == "basic" and self._basic_header:
             return {"Authorization": self._basic_header}
         if self._scheme == "bearer" and self._auth is not None:
-            return dict(self._auth.get_auth_header())
+            return self._auth.header(request_scope(method, path))
         return {}
 
     def _with_retries(self, fn: Callable[[], requests.Response],
@@ -518,24 +517,18 @@ class RegistryClient:
             url = self.base_url + url
 
         def attempt() -> requests.Response:
-            reauthed = False
-            while True:
-                hdrs = dict(headers or {})
-                hdrs.update(self._auth_headers())
+            hdrs = {**(headers or {}), **self._auth_headers(method, url)}
+            resp = self._send(method, url, hdrs, body() if body else None, stream)
+            path = self._own(url)
+            if (resp.status_code in (401, 403) and self._scheme == "bearer"
+                    and self._auth is not None and path is not None):
+                # The token was refused (expired, or the registry wants more scope than we
+                # asked for): one fresh token for what the challenge names, one replay.
+                challenge = resp.headers.get("Www-Authenticate", "")
+                resp.close()
+                hdrs.update(self._auth.renew(request_scope(method, path), challenge))
                 resp = self._send(method, url, hdrs, body() if body else None, stream)
-                if (resp.status_code in (401, 403) and self._scheme == "bearer"
-                        and not reauthed):
-                    reauthed = True
-                    with self._lock:
-                        try:
-                            _, changed = self._auth.authenticate_request(resp, {})
-                        except Exception as exc:
-                            raise AuthError(f"could not get a token for {self.registry}: "
-                                            f"{_one_line(exc)}") from None
-                    resp.close()
-                    if changed:
-                        continue
-                return resp
+            return resp
 
         return self._with_retries(attempt, retry=retry)
 

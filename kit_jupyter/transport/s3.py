@@ -239,10 +239,13 @@ def describe_error(exc: BaseException, clients: S3Clients | None = None,
     """One line for an S3 failure, saying what to do; never the secret."""
     from botocore.exceptions import (
         ClientError,
+        ConnectionClosedError,
         CredentialRetrievalError,
         NoCredentialsError,
         PartialCredentialsError,
+        ReadTimeoutError,
     )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     endpoint = (clients.settings.endpoint if clients else None) or "the S3 endpoint"
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
@@ -275,11 +278,10 @@ def describe_error(exc: BaseException, clients: S3Clients | None = None,
         else:
             msg = err.get("Message") or ""
             text = f"{label}: {msg}" if msg else f"HTTP {label}"
-    elif type(exc).__name__ in ("EndpointConnectionError", "ConnectTimeoutError",
-                                "ConnectionClosedError", "ProxyConnectionError"):
-        text = f"cannot reach {endpoint}: {exc}"
-    elif type(exc).__name__ in ("ReadTimeoutError",):
+    elif isinstance(exc, ReadTimeoutError):
         text = f"{endpoint} did not answer in time: {exc}"
+    elif isinstance(exc, (BotoConnectionError, ConnectionClosedError)):  # also ConnectTimeout
+        text = f"cannot reach {endpoint}: {exc}"
     elif isinstance(exc, (ConnectionError, TimeoutError)):
         text = f"connection to {endpoint} failed: {exc}"
     else:
