@@ -746,7 +746,7 @@ class RemoteSource:
     def open_blob(self, descriptor: dict[str, Any], task: Task | None = None) -> BinaryIO:
         self.blob_requests.append(descriptor["digest"])
         stream = self.client.open_blob(self.repository, descriptor, task)
-        return io.BufferedReader(stream, buffer_size=CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(stream, buffer_size=CHUNK)
 
     def close(self) -> None:
         self.client.close()
