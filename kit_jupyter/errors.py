@@ -3,11 +3,19 @@
 Every error a user can fix derives from :class:`KitError` and carries one line of text that names
 the thing at fault (field path, dataset path, reference) -- the magics turn it into a plain
 ``UsageError`` and ``python -m kit_jupyter`` into ``[ERROR] <line>`` and exit status 1. Anything
-else escaping a command is a bug and keeps its traceback.
+else escaping a command is a bug and keeps its traceback. (Where kit's own text has several lines,
+as for validation errors, the text is kit's.)
+
+What a caller may need beyond the text is a constructor argument and a typed attribute, set once
+when the error is made; nobody adds attributes to a raised error, and nobody tells errors apart
+by their text. A command that adds context ("Failed to pack model kit: ...") raises a new error
+of a type it names.
 
     KitError
     ├── KitfileError          Kitfile cannot be read or decoded (YAML, unknown key, wrong type)
-    ├── ValidationError       Kitfile decoded but has validation errors (carries findings)
+    │                           .line .field .findings .problems .kit_text
+    ├── ValidationError       Kitfile decoded but has validation errors: kit's text
+    │                           .findings .kit_text
     ├── ReferenceError_       malformed ModelKit reference (named to avoid the builtin)
     ├── FilterError           malformed --filter
     ├── NotFoundError         ModelKit, tag, blob or file not found
@@ -16,13 +24,32 @@ else escaping a command is a bug and keeps its traceback.
     ├── UnpackError           unpack failed (existing file, unsafe archive entry ...)
     ├── RemoteDatasetError    S3: credentials, not found, changed object, unreachable, mismatch
     ├── RegistryError         OCI registry: auth, connection, protocol
-    │   └── AuthError
+    │   └── AuthError         .status .reason (the registry's HTTP answer, when there was one)
     └── SystemProblem         the machine refused: disk full, quota, read-only, permission denied
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Located(Protocol):
+    """What an error holds of a finding (``kit_jupyter.kitfile.finding.Finding`` is one); a
+    protocol so that this bottom module imports nothing above it."""
+
+    @property
+    def severity(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def field(self) -> str | None: ...
+
+    @property
+    def line(self) -> int | None: ...
 
 
 class KitError(Exception):
@@ -30,18 +57,37 @@ class KitError(Exception):
 
 
 class KitfileError(KitError):
-    def __init__(self, message: str, *, line: int | None = None, field: str | None = None):
+    """The Kitfile cannot be read or decoded. ``str(err)`` is the first problem (with a count of
+    the others); ``findings`` holds every problem with its field and line; ``kit_text`` is what kit
+    prints for the same Kitfile (yaml.v3's text, one line per problem)."""
+
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None,
+                 findings: Sequence[Located] = (), kit_text: str | None = None) -> None:
         super().__init__(message)
         self.line = line
         self.field = field
+        self.findings: tuple[Located, ...] = tuple(findings)
+        self.kit_text = message if kit_text is None else kit_text
+
+    @property
+    def problems(self) -> list[str]:
+        """The message of every problem, in order (just the message when there are no
+        findings)."""
+        return [f.message for f in self.findings] or [str(self)]
 
 
 class ValidationError(KitError):
-    """Raised by commands (pack, strict mode) when validation produced errors."""
+    """The Kitfile decoded but has validation errors. ``str(err)`` is kit's text (``errors while
+    validating Kitfile:`` and one ``  * <error>`` line per error); ``findings`` holds every
+    finding, warnings included, with its field and line."""
 
-    def __init__(self, message: str, findings: list | None = None):
-        super().__init__(message)
-        self.findings = findings or []
+    def __init__(self, kit_text: str, findings: Sequence[Located] = ()) -> None:
+        super().__init__(kit_text)
+        self.findings: tuple[Located, ...] = tuple(findings)
+
+    @property
+    def kit_text(self) -> str:
+        return str(self)
 
 
 class ReferenceError_(KitError):
@@ -77,7 +123,14 @@ class RegistryError(KitError):
 
 
 class AuthError(RegistryError):
-    pass
+    """Authentication or authorisation failed. ``status`` and ``reason`` are the registry's HTTP
+    answer (401/403 and its reason phrase) when the registry refused a request, None and '' when
+    the failure came before any answer (no credentials, unreadable credentials file ...)."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
 
 
 class SystemProblem(KitError):

@@ -35,6 +35,9 @@ from kit_jupyter.transport.s3_download import (
     ("s3://bkt//file", "abc", s3.S3Object("bkt", "/file")),          # one leading / removed
     ("S3://bkt/a%20b", "abc", s3.S3Object("bkt", "a b")),            # Go lowercases the scheme
     ("s3://bkt/k?versionId=", "abc", s3.S3Object("bkt", "k")),
+    ("s3://bkt/k?versionId=%zz&versionId=v2", "abc", s3.S3Object("bkt", "k", "v2")),  # Go drops
+    ("s3://user@bkt:9000/k+1#frag", "abc", s3.S3Object("bkt:9000", "k+1")),  # host keeps port
+    ("s3://b%C3%A9/k%2Fx", "abc", s3.S3Object("b\u00e9", "k/x")),
 ])
 def test_parse_s3_url(url, hash_, expected):
     assert s3.parse_s3_url(url, hash_) == expected
@@ -45,8 +48,12 @@ def test_parse_s3_url(url, hash_, expected):
     ("not even a url", "", "hash is required for s3 references"),    # hash checked first
     ("s3://bkt/%zz", "h", 'failed to parse s3 reference: parse "s3://bkt/%zz": '
                           'invalid URL escape "%zz"'),
-    ("s3://bkt/a\x7f", "h", 'failed to parse s3 reference: parse "s3://bkt/a\x7f": '
-                            "net/url: invalid control character in URL"),
+    ("s3://bkt/a\x7f", "h", 'failed to parse s3 reference: parse "s3://bkt/a\\x7f": '
+                            "net/url: invalid control character in URL"),   # Go's %q quoting
+    ("s3://b k/x", "h", 'failed to parse s3 reference: parse "s3://b k/x": invalid character '
+                        '" " in host name'),
+    ("s3://bkt/%ff", "h", 'failed to parse s3 reference: "s3://bkt/%ff" names a bucket, key or '
+                          "version that is not valid UTF-8"),
     ("https://bkt/key", "h", "url does not use 's3' scheme"),
     ("data/file.csv", "h", "url does not use 's3' scheme"),
     ("s3:///key", "h", "bucket name is required for S3 references"),

@@ -24,7 +24,12 @@ from typing import Any
 from kit_jupyter._version import __version__
 from kit_jupyter.commands.local import _resolve_parent_kitfile
 from kit_jupyter.commands.results import PackResult
-from kit_jupyter.errors import KitError, PackError, RemoteDatasetError, ValidationError
+from kit_jupyter.errors import (
+    KitError,
+    PackError,
+    ReferenceError_,
+    RemoteDatasetError,
+)
 from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
 from kit_jupyter.kitfile.model import (
     MAX_KITFILE_BYTES,
@@ -39,7 +44,7 @@ from kit_jupyter.kitfile.reference import (
     is_modelkit_reference,
     parse_reference,
 )
-from kit_jupyter.kitfile.rules import error_text, validate
+from kit_jupyter.kitfile.rules import ensure_valid
 from kit_jupyter.oci.layers import pack_layer_to_file, pack_raw_layer_to_file
 from kit_jupyter.oci.mediatypes import check_compression_flag
 from kit_jupyter.oci.store import LocalStore, go_json, resolve_home
@@ -79,13 +84,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     # 1. Kitfile: decode and validate before anything touches storage.
     kf = _load_kitfile(context, file)
 
-    findings = validate(kf)
-    errors = [f for f in findings if f.severity == "error"]
-    for f in findings:
-        if f.severity == "warning":
-            rep.warning(f.message)
-    if errors:
-        raise ValidationError(error_text(findings), findings)
+    ensure_valid(kf, reporter=rep)
 
     # 2. Flags.
     repo, tags = _target(tag, rep)
@@ -118,9 +117,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
         manifest_digest = _sha256(manifest_bytes)
         existed = store.has_blob(manifest_digest)
         digest = store.add_manifest(repo, manifest_bytes, tags)
-    except KitError as exc:
-        if isinstance(exc, ValidationError) or str(exc).startswith("Failed to pack model kit"):
-            raise
+    except KitError as exc:  # every failure from here on is a failed pack, in kit's words
         raise PackError(f"Failed to pack model kit: {exc}") from None
     if existed:
         rep.info(f"Manifest already exists in storage: {digest}")
@@ -156,8 +153,8 @@ def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
 
     try:
         ref = parse_reference(tag)
-    except KitError as exc:
-        raise type(exc)(f"Invalid arguments: failed to parse reference: {exc}") from None
+    except ReferenceError_ as exc:
+        raise ReferenceError_(f"Invalid arguments: failed to parse reference: {exc}") from None
     if not ref.reference:
         ref, _ = ref.with_default_tag()
         rep.info(default_tag_message("pack", ref))
@@ -296,8 +293,7 @@ def _parent_layer_paths(kf: Any, home: Path) -> list[str]:
     try:
         parent = _resolve_parent_kitfile(path, home)
     except KitError as exc:
-        raise PackError(f"Failed to pack model kit: Failed to resolve referenced modelkit "
-                        f"{path}: {exc}") from None
+        raise PackError(f"Failed to resolve referenced modelkit {path}: {exc}") from None
     return layer_paths_from_kitfile(parent)
 
 

@@ -360,12 +360,10 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
             media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
             digest = client.put_manifest(repo, dest_tag, data, media_type)
         except AuthError as exc:
-            status = getattr(exc, "status", None)
-            if status is None:
+            if exc.status is None:
                 raise
-            msg = (f"Failed to push: got response {status} ({getattr(exc, 'reason', '')}) "
-                   "from remote")
-            if status == 401:
+            msg = f"Failed to push: got response {exc.status} ({exc.reason}) from remote"
+            if exc.status == 401:
                 msg += ". Ensure the repository exists and you have push access to it."
             raise AuthError(msg) from None
     if digest != desc["digest"]:  # put_manifest checks the registry; this checks storage

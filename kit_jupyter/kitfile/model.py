@@ -837,11 +837,8 @@ def _raise(res: _DecodeResult) -> None:
     first = res.problems[0]
     more = len(res.problems) - 1
     msg = first.message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
-    err = KitfileError(msg, line=first.line, field=first.field)
-    err.problems = [p.message for p in res.problems]  # type: ignore[attr-defined]
-    err.kit_text = res.kit_text  # type: ignore[attr-defined]
-    err.findings = _findings(res.problems)  # type: ignore[attr-defined]
-    raise err
+    raise KitfileError(msg, line=first.line, field=first.field, findings=_findings(res.problems),
+                       kit_text=res.kit_text)
 
 
 def _findings(problems: list[_Problem]) -> list[Finding]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kit_jupyter.errors import ReferenceError_
+from kit_jupyter.gocompat import gourl
 
 DEFAULT_REGISTRY = "localhost"
 DEFAULT_REPOSITORY = "_"
@@ -109,124 +110,13 @@ def default_tag_message(command: str, ref: Reference | str) -> str:
     return f"No tag specified for {command}. Using '{DEFAULT_TAG}' as default ('{shown}')"
 
 
-# -- Go net/url, as far as kit's decisions depend on it ---------------------------------------
-
-_HEX = "0123456789abcdefABCDEF"
-_ALNUM = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_HOST_CHARS = _ALNUM | set("!$&'()*+,;=:[]<>\"-_.~%")
-_USERINFO_CHARS = _ALNUM | set("-._:~!$&'()*+,;=%@")
-
-
-class _URLError(Exception):
-    pass
-
-
-def _unescape(s: str, host: bool = False) -> str:
-    """Go's unescape: validates ``%XX`` (and, for hosts, the characters); decodes escapes."""
-    out = []
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c == "%":
-            if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
-                raise _URLError("invalid URL escape")
-            if host and int(s[i + 1], 16) < 8 and s[i : i + 3] != "%25":
-                raise _URLError("invalid URL escape")
-            out.append(chr(int(s[i + 1 : i + 3], 16)))
-            i += 3
-            continue
-        if host and ord(c) < 0x80 and c not in _HOST_CHARS:
-            raise _URLError("invalid character in host name")
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def _valid_port(port: str) -> bool:
-    return port == "" or (port[0] == ":" and all("0" <= b <= "9" for b in port[1:]))
-
-
-def _parse_host(host: str) -> str:
-    if host.startswith("["):
-        i = host.rfind("]")
-        if i < 0:
-            raise _URLError("missing ']' in host")
-        if not _valid_port(host[i + 1 :]):
-            raise _URLError("invalid port")
-        zone = host[:i].find("%25")
-        if zone >= 0:
-            return (_unescape(host[:zone], host=True) + _unescape(host[zone:i])
-                    + _unescape(host[i:], host=True))
-    else:
-        i = host.rfind(":")
-        if i != -1 and not _valid_port(host[i:]):
-            raise _URLError("invalid port")
-    return _unescape(host, host=True)
-
-
-def go_url(raw: str, *, request: bool = False) -> tuple[str, str] | None:
-    """(scheme, host) as Go's ``url.Parse`` (``url.ParseRequestURI`` with ``request``) sees
-    them, or None where Go fails to parse."""
-    try:
-        return _go_url(raw, request)
-    except _URLError:
-        return None
-
-
-def _go_url(raw: str, request: bool) -> tuple[str, str]:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
-        raise _URLError("invalid control character in URL")
-    u = raw
-    if not request:
-        u, sep, frag = raw.partition("#")
-        if sep:
-            _unescape(frag)
-    elif raw == "":
-        raise _URLError("empty url")
-    if u == "*":
-        return "", ""
-    scheme, rest = "", u
-    for i, c in enumerate(u):
-        if c in _ALNUM and not c.isdigit():
-            continue
-        if c.isdigit() or c in "+-.":
-            if i == 0:
-                break
-            continue
-        if c == ":":
-            if i == 0:
-                raise _URLError("missing protocol scheme")
-            scheme, rest = u[:i].lower(), u[i + 1 :]
-        break
-    if rest.endswith("?") and rest.count("?") == 1:
-        rest = rest[:-1]
-    else:
-        rest = rest.partition("?")[0]
-    if not rest.startswith("/"):
-        if scheme:
-            return scheme, ""  # opaque
-        if request:
-            raise _URLError("invalid URI for request")
-        if ":" in rest.partition("/")[0]:
-            raise _URLError("first path segment in URL cannot contain colon")
-    host = ""
-    if (scheme or (not request and not rest.startswith("///"))) and rest.startswith("//"):
-        authority, slash, path = rest[2:].partition("/")
-        rest = slash + path
-        userinfo, at, hostpart = authority.rpartition("@")
-        host = _parse_host(hostpart if at else authority)
-        if at:
-            if any(c not in _USERINFO_CHARS for c in userinfo):
-                raise _URLError("net/url: invalid userinfo")
-            _unescape(userinfo)
-    _unescape(rest)
-    return scheme, host
-
-
 def _registry_ok(registry: str) -> bool:
     """oras ValidateRegistry: ``dummy://<registry>`` must parse with exactly that host."""
-    parsed = go_url("dummy://" + registry, request=True)
-    return parsed is not None and parsed[1] != "" and parsed[1] == registry
+    try:
+        host = gourl.parse_request_uri("dummy://" + registry).host
+    except gourl.URLError:
+        return False
+    return host != "" and host == registry
 
 
 def parse_reference(s: str) -> Reference:
@@ -255,15 +145,15 @@ def parse_reference(s: str) -> Reference:
     if not re.search(r"[a-z0-9]", repo):
         raise ReferenceError_(f"repository ({repo}) must start and end with a letter or number")
     if not _registry_ok(registry):
-        raise ReferenceError_(f'invalid reference: invalid registry "{registry}"')
+        raise ReferenceError_(f"invalid reference: invalid registry {gourl.go_quote(registry)}")
     if not _REPOSITORY_RE.fullmatch(repo):
-        raise ReferenceError_(f'invalid reference: invalid repository "{repo}"')
+        raise ReferenceError_(f"invalid reference: invalid repository {gourl.go_quote(repo)}")
     if has_tag and not _TAG_RE.fullmatch(ref):
-        raise ReferenceError_(f'invalid reference: invalid tag "{ref}"')
+        raise ReferenceError_(f"invalid reference: invalid tag {gourl.go_quote(ref)}")
     if has_digest:
         err = digest_error(ref)
         if err:
-            raise ReferenceError_(f'invalid reference: invalid digest "{ref}": {err}')
+            raise ReferenceError_(f"invalid reference: invalid digest {gourl.go_quote(ref)}: {err}")
     return Reference(registry, repo, ref, extra)
 
 

@@ -11,10 +11,11 @@ import re
 from typing import TYPE_CHECKING
 
 from kit_jupyter.errors import ValidationError
+from kit_jupyter.gocompat import gourl
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.kitfile.finding import Finding
 from kit_jupyter.kitfile.model import _decode, _findings
-from kit_jupyter.kitfile.reference import go_url, is_modelkit_reference
+from kit_jupyter.kitfile.reference import is_modelkit_reference
 
 if TYPE_CHECKING:
     from kit_jupyter.kitfile.model import Kitfile
@@ -32,15 +33,15 @@ def classify_path(path: str) -> tuple[str | None, str | None]:
     """(class, error): class is "reference", "local", "s3" or None when ``error`` is set."""
     if (":" in path or "@" in path) and is_modelkit_reference(path):
         return "reference", None
-    parsed = go_url(path)
-    if parsed is None:
+    try:
+        url = gourl.parse(path)
+    except gourl.URLError:
         return "local", None
-    scheme, host = parsed
-    if not scheme and not host:
+    if not url.scheme and not url.host:
         return "local", None
-    if scheme == "s3":
+    if url.scheme == "s3":
         return "s3", None
-    if scheme in ("http", "https"):
+    if url.scheme in ("http", "https"):
         return None, f"HTTP urls are not supported in paths ({path})"
     return None, f"unrecognized URL in path: {path}"
 
@@ -228,16 +229,13 @@ def check_kitfile_text(text: str | bytes) -> list[Finding]:
 
 
 def ensure_valid(kf: Kitfile, *, reporter: Reporter | None = None) -> list[Finding]:
-    """Validate for a command: warnings go to the reporter, errors raise ValidationError."""
+    """Validate for a command (pack): warnings go to the reporter, errors raise
+    ValidationError with kit's text and every finding."""
     findings = validate(kf)
     if reporter is not None:
         for f in findings:
             if f.severity == "warning":
                 reporter.warning(f.message)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        msgs = sorted(f.message for f in errors)
-        err = ValidationError("errors while validating Kitfile: " + "; ".join(msgs), findings)
-        err.kit_text = error_text(findings)  # type: ignore[attr-defined]
-        raise err
+    if any(f.severity == "error" for f in findings):
+        raise ValidationError(error_text(findings), findings)
     return findings

@@ -538,13 +538,11 @@ class RegistryClient:
         suffix = f" ({detail})" if detail else ""
         resp.close()
         if resp.status_code in (401, 403):
-            err = AuthError(
+            raise AuthError(
                 f"{what}: {self.registry} returned {status}{suffix}; check your credentials "
                 f"(kit login {self.registry})" if resp.status_code == 401 else
-                f"{what}: access denied by {self.registry} ({status}){suffix}")
-            err.status = resp.status_code  # type: ignore[attr-defined]
-            err.reason = resp.reason  # type: ignore[attr-defined]
-            raise err
+                f"{what}: access denied by {self.registry} ({status}){suffix}",
+                status=resp.status_code, reason=resp.reason)
         if resp.status_code == 404:
             raise NotFoundError(f"{what}: not found on {self.registry}{suffix}")
         raise RegistryError(f"{what}: {self.registry} returned {status}{suffix}")

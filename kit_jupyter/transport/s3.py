@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kit_jupyter.errors import RemoteDatasetError, UnpackError
+from kit_jupyter.gocompat import gourl
 from kit_jupyter.kitfile.model import RemoteDataset
 from kit_jupyter.reporting import NullReporter, Reporter, Task
 from kit_jupyter.transport.s3_download import (
@@ -73,49 +73,51 @@ class S3Object:
         return p
 
 
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _go_url_parse_error(raw: str) -> str | None:
-    """The parse failures of Go's ``url.Parse`` that matter for ``s3://`` strings."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
-        return f'parse "{raw}": net/url: invalid control character in URL'
-    m = _BAD_ESCAPE.search(raw)
-    if m:
-        bad = raw[m.start():m.start() + 3]
-        return f'parse "{raw}": invalid URL escape "{bad}"'
-    if raw.startswith(":"):
-        return f'parse "{raw}": missing protocol scheme'
-    return None
-
-
 def parse_s3_url(remote_path: str, remote_hash: str) -> S3Object:
-    """``s3://bucket/key[?versionId=…]`` with kit's checks and texts, in kit's order."""
+    """``s3://bucket/key[?versionId=…]`` with kit's checks and texts, in kit's order: Go's
+    ``url.Parse``, bucket = host, key = path with one leading ``/`` removed."""
     if not remote_hash:
         raise RemoteDatasetError("hash is required for s3 references")
-    err = _go_url_parse_error(remote_path)
-    if err:
-        raise RemoteDatasetError(f"failed to parse s3 reference: {err}")
-    u = urllib.parse.urlsplit(remote_path)
-    if u.scheme.lower() != "s3":
+    try:
+        u = gourl.parse(remote_path)
+    except gourl.URLError as e:
+        raise RemoteDatasetError(f"failed to parse s3 reference: {e}") from None
+    if u.scheme != "s3":
         raise RemoteDatasetError("url does not use 's3' scheme")
-    bucket = u.netloc.rsplit("@", 1)[-1]
-    if not bucket:
+    if not u.host:
         raise RemoteDatasetError("bucket name is required for S3 references")
-    path = urllib.parse.unquote(u.path)
-    key = path[1:] if path.startswith("/") else path
+    key = u.path.removeprefix("/")
     if not key:
         raise RemoteDatasetError("bucket key is required for S3 references")
-    version = urllib.parse.parse_qs(u.query, keep_blank_values=True).get("versionId", [""])[0]
-    return S3Object(bucket, key, version or None)
+    version = u.query().get("versionId", [""])[0]
+    for part in (u.host, key, version):
+        try:
+            part.encode("utf-8")
+        except UnicodeEncodeError:  # %-escapes that are not UTF-8: S3 names are UTF-8
+            raise RemoteDatasetError(
+                f"failed to parse s3 reference: {gourl.go_quote(remote_path)} names a bucket, "
+                f"key or version that is not valid UTF-8") from None
+    return S3Object(u.host, key, version or None)
 
 
 def is_s3_path(remote_path: str) -> bool:
-    return urllib.parse.urlsplit(remote_path).scheme.lower() == "s3"
+    """The path's URL scheme is ``s3`` (whether or not the rest parses: that is
+    :func:`parse_s3_url`'s to report)."""
+    return gourl.get_scheme(remote_path) == "s3"
 
 
 # ---------------------------------------------------------------------------------------------
 # configuration and clients
+
+class S3Client(Protocol):
+    """The calls made on a boto3 S3 client (boto3 ships no types); answers are boto3's dicts."""
+
+    def head_object(self, **params: str | int) -> dict[str, Any]: ...
+
+    def get_object(self, **params: str | int) -> dict[str, Any]: ...
+
+    def head_bucket(self, **params: str) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class S3Settings:
@@ -160,7 +162,7 @@ class S3Clients:
         self.settings = S3Settings.from_env(env)
         self._pool = pool
         self._lock = threading.Lock()
-        self._clients: dict[str | None, Any] = {}
+        self._clients: dict[str | None, S3Client] = {}
         self._bucket_region: dict[str, str] = {}
         try:
             import boto3
@@ -187,7 +189,7 @@ class S3Clients:
             text = text.replace(secret, "***")
         return text
 
-    def _client(self, region: str | None) -> Any:
+    def _client(self, region: str | None) -> S3Client:
         with self._lock:
             c = self._clients.get(region)
             if c is None:
@@ -201,7 +203,7 @@ class S3Clients:
                 self._clients[region] = c
             return c
 
-    def for_bucket(self, bucket: str) -> Any:
+    def for_bucket(self, bucket: str) -> S3Client:
         if self.region:
             return self._client(self.region)
         return self._client(self.bucket_region(bucket))
@@ -225,7 +227,8 @@ class S3Clients:
         return region
 
 
-def make_client(env: Mapping[str, str] | None = None, *, bucket: str | None = None) -> Any:
+def make_client(env: Mapping[str, str] | None = None, *,
+                bucket: str | None = None) -> S3Client:
     """A boto3 S3 client configured as kit's (spec §12.2)."""
     clients = S3Clients(env)
     return clients.for_bucket(bucket) if bucket else clients._client(clients.region)
@@ -306,8 +309,9 @@ def if_match_value(remote_hash: str) -> str:
     return remote_hash if remote_hash.startswith('"') else f'"{remote_hash}"'
 
 
-def _head(client: Any, obj: S3Object, if_match: str | None = None, **extra: Any) -> dict:
-    params: dict[str, Any] = obj.params()
+def _head(client: S3Client, obj: S3Object, if_match: str | None = None,
+          **extra: str | int) -> dict[str, Any]:
+    params: dict[str, str | int] = dict(obj.params())
     if if_match:
         params["IfMatch"] = if_match_value(if_match)
     params.update(extra)
@@ -322,12 +326,12 @@ def _info(resp: dict, obj: S3Object) -> ObjectInfo:
                       sse=sse, version_id=resp.get("VersionId") or obj.version_id)
 
 
-def head_etag(client: Any, obj: S3Object) -> str:
+def head_etag(client: S3Client, obj: S3Object) -> str:
     """The object's ETag as returned (with quotes); '' when the server sent none."""
     return _head(client, obj).get("ETag") or ""
 
 
-def verify_remote(client: Any, dataset_path: str, obj: S3Object, remote_hash: str,
+def verify_remote(client: S3Client, dataset_path: str, obj: S3Object, remote_hash: str,
                   clients: S3Clients | None = None) -> None:
     """kit's pack check (§12.3): ETag without quotes must equal remoteHash exactly."""
     prefix = f"failed to verify remote object for {dataset_path}"
@@ -371,7 +375,8 @@ def verify_remote_datasets(datasets: Iterable[RemoteDataset], *, reporter: Repor
         reporter.info(f"Verified remote S3 dataset for path {d.path}")
 
 
-def _client_or_raise(clients: S3Clients, obj: S3Object, prefix: str, remote_hash: str) -> Any:
+def _client_or_raise(clients: S3Clients, obj: S3Object, prefix: str,
+                     remote_hash: str) -> S3Client:
     try:
         return clients.for_bucket(obj.bucket)
     except RemoteDatasetError:
@@ -446,7 +451,7 @@ class PreparedDownload:
     obj: S3Object
     remote_hash: str
     target: Path
-    client: Any
+    client: S3Client
     clients: S3Clients | None
     info: ObjectInfo
     plan: Plan
@@ -489,7 +494,7 @@ def _download_error(path: str, obj: S3Object, remote_hash: str, e: BaseException
 
 
 def prepare_download(clients: S3Clients, obj: S3Object, remote_hash: str, target: Path, *,
-                     dataset_path: str, client: Any = None,
+                     dataset_path: str, client: S3Client | None = None,
                      head_part: bool = True) -> PreparedDownload:
     """HEAD (If-Match ``remote_hash``) and learn how the bytes can be verified. Nothing is
     written; a changed object fails here (412) before any download starts."""
@@ -525,11 +530,11 @@ def prepare_download(clients: S3Clients, obj: S3Object, remote_hash: str, target
 
 def _fetch(item: PreparedDownload, task: Task | None, workers: int,
            range_size: int | None) -> Downloader:
-    params: dict[str, Any] = item.obj.params()
+    params: dict[str, str | int] = dict(item.obj.params())
     params["IfMatch"] = if_match_value(item.remote_hash)
     client = item.client
 
-    def get(**kw: Any) -> dict[str, Any]:
+    def get(**kw: str) -> dict[str, Any]:
         return client.get_object(**params, **kw)
 
     kwargs: dict[str, Any] = {"workers": workers}
