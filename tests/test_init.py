@@ -261,6 +261,9 @@ def test_detect_license():
     assert detect_license(mit) == "MIT"
     assert detect_license(APACHE_NOTICE + "\n" + mit) == ""  # two licences: no answer
     assert detect_license("testing: LICENSE") == ""
+    # a mention is not a licence
+    assert detect_license("Weights: Llama 3 licence. Some code is under the Apache License, "
+                          "Version 2.0.") == ""
 
 
 COMMON_LICENSES = Path("/usr/share/common-licenses")  # Debian's base-files: the canonical texts

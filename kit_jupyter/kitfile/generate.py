@@ -148,7 +148,9 @@ def _dir_path(path: str) -> str:
 # by phrases that occur in their canonical texts and in no other licence, and like licensecheck
 # answer nothing rather than guess: (SPDX id, phrases that must all occur, phrases that must not).
 _LICENSES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("Apache-2.0", ("apache license", "version 2 0"), ()),
+    # the licence itself, or the notice that applies it (both are licensecheck's Apache-2.0)
+    ("Apache-2.0", ("apache license version 2 0 january 2004",), ()),
+    ("Apache-2.0", ("licensed under the apache license version 2 0",), ()),
     ("MIT", ("permission is hereby granted free of charge to any person obtaining a copy",
              "the above copyright notice and this permission notice shall be included"), ()),
     ("BSD-3-Clause", ("redistribution and use in source and binary forms",
