@@ -79,7 +79,10 @@ def test_stalled_registry_times_out_with_bounded_retries(retry_sleeps):
 
 def test_options_coerce():
     assert RegistryOptions.coerce(None) == RegistryOptions()
-    o = RegistryOptions.coerce({"plain_http": True, "concurrency": 2, "unknown": 1},
-                               home="/x")
+    o = RegistryOptions.coerce({"plain_http": True, "concurrency": 2}, home="/x")
     assert (o.plain_http, o.concurrency, o.home) == (True, 2, "/x")
     assert RegistryOptions.coerce(o) is o
+    with pytest.raises(TypeError, match="plain_htp"):
+        RegistryOptions.coerce({"plain_htp": True})
+    with pytest.raises(TypeError, match="plain_htp"):
+        RegistryOptions.coerce(o, plain_htp=True)

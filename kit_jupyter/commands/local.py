@@ -34,6 +34,7 @@ from kit_jupyter.kitfile.model import Kitfile
 from kit_jupyter.kitfile.reference import is_modelkit_reference, parse_reference
 from kit_jupyter.oci.store import LocalStore, is_digest
 from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.transport.registry import RegistryOptions
 
 KIT_MANIFEST_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
 KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
@@ -129,7 +130,7 @@ def single_reference(s: str) -> Any:
 
 
 def _open_for_read(ref: Any, *, home: PathLike, source: BlobSource | None, remote: bool,
-                   registry_options: dict[str, Any]) -> BlobSource:
+                   registry_options: RegistryOptions) -> BlobSource:
     if source is not None:
         return source
     if remote:
@@ -160,7 +161,16 @@ def _resolve_for_read(source: BlobSource, ref: Any) -> tuple[bytes, str, dict[st
 
 
 def list_modelkits(*, home: PathLike = None, reporter: Reporter | None = None) -> ListResult:
-    """``kit list``: one object per stored manifest (kit's ``--format json`` shape)."""
+    """The ModelKits in local storage (``kit list``).
+
+    Args:
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        reporter: receives warnings about unreadable entries.
+
+    Returns:
+        ListResult: ``models``, one per stored manifest in kit's ``--format json`` shape;
+        ``text()`` is kit's table, ``len()`` the number of ModelKits.
+    """
     rep = _reporter(reporter)
     store = LocalStore(home)
     models: list[dict[str, Any]] = []
@@ -203,11 +213,30 @@ list_local = list_modelkits  # name used in docs/ARCHITECTURE.md
 
 def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None,
             remote: bool = False, reporter: Reporter | None = None,
-            **registry_options: Any) -> InspectResult:
-    """``kit inspect``: digest, cliVersion, Kitfile (config JSON) and manifest."""
+            plain_http: bool = False, tls_verify: bool | str = True,
+            concurrency: int = 5) -> InspectResult:
+    """A ModelKit's manifest and Kitfile, as ``kit inspect REF`` prints them.
+
+    Args:
+        ref: ``[registry/]repository:tag`` or ``...@digest`` (a tag or digest is required).
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        source: read from this source instead of local storage or the registry.
+        remote: read from the registry instead of local storage (``-r``; see also
+            ``inspect_remote``).
+        reporter: receives kit's messages.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: parallel registry transfers (``--concurrency``).
+
+    Returns:
+        InspectResult: ``digest``, ``cli_version``, ``kitfile`` (the config as a dict) and
+        ``manifest``; ``to_json()`` is kit's JSON.
+    """
     parsed = single_reference(ref)
     src = _open_for_read(parsed, home=home, source=source, remote=remote,
-                         registry_options=registry_options)
+                         registry_options=RegistryOptions(plain_http=plain_http,
+                                                          tls_verify=tls_verify,
+                                                          concurrency=concurrency, home=home))
     try:
         _, digest, manifest = _resolve_for_read(src, parsed)
         model_format(manifest)
@@ -228,11 +257,29 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
 
 def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa: A002
          remote: bool = False, source: BlobSource | None = None,
-         reporter: Reporter | None = None, **registry_options: Any) -> InfoResult:
-    """``kit info``: the Kitfile as YAML, optionally one node of it (``--filter .model.path``)."""
+         reporter: Reporter | None = None, plain_http: bool = False,
+         tls_verify: bool | str = True, concurrency: int = 5) -> InfoResult:
+    """A ModelKit's Kitfile as YAML, or one node of it (``kit info REF [-f FILTER]``).
+
+    Args:
+        ref: ``[registry/]repository:tag`` or ``...@digest`` (a tag or digest is required).
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        filter: a dot path into the Kitfile, e.g. ``".model.path"`` (``-f``).
+        remote: read from the registry instead of local storage (``-r``).
+        source: read from this source instead of local storage or the registry.
+        reporter: receives kit's messages.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: parallel registry transfers (``--concurrency``).
+
+    Returns:
+        InfoResult: ``yaml`` (the text kit prints) and ``kitfile`` (the same as a dict).
+    """
     parsed = single_reference(ref)
     src = _open_for_read(parsed, home=home, source=source, remote=remote,
-                         registry_options=registry_options)
+                         registry_options=RegistryOptions(plain_http=plain_http,
+                                                          tls_verify=tls_verify,
+                                                          concurrency=concurrency, home=home))
     try:
         _, _, manifest = _resolve_for_read(src, parsed)
         model_format(manifest)
@@ -354,8 +401,19 @@ def _dedent(lines: list[str]) -> list[str]:
 
 def tag(source: str, target: str, *, home: PathLike = None,
         reporter: Reporter | None = None) -> TagResult:
-    """``kit tag SOURCE TARGET``: same repository -> a new tag; other repository -> the
-    manifest is added to that repository's index (blobs are shared) and tagged there."""
+    """Give a local ModelKit another tag (``kit tag SOURCE TARGET``).
+
+    In another repository the manifest is added to that repository too (blobs are shared).
+
+    Args:
+        source: the existing ``[registry/]repository:tag`` (or ``@digest``).
+        target: the new ``[registry/]repository:tag``.
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        reporter: receives kit's message.
+
+    Returns:
+        TagResult: ``source``, ``target`` and ``digest``.
+    """
     rep = _reporter(reporter)
     src = _tag_ref(source, "source")
     dst = _tag_ref(target, "target")
@@ -399,8 +457,21 @@ def _ref_with_tag(s: str, missing: str) -> Any:
 
 def remove(ref: str | None = None, *, force: bool = False, all: bool = False,  # noqa: A002
            home: PathLike = None, reporter: Reporter | None = None) -> RemoveResult:
-    """``kit remove``: by digest (manifest and all its tags), by tag (untag if other tags
-    remain, unless ``force``), ``all`` (every untagged ModelKit; with ``force`` everything)."""
+    """Remove a ModelKit or a tag from local storage (``kit remove REF``).
+
+    A digest removes the manifest and all its tags; a tag only untags while other tags remain,
+    unless ``force``.
+
+    Args:
+        ref: ``[registry/]repository:tag[,tag2...]`` or ``...@digest``; omit with ``all``.
+        force: remove the manifest even when other tags point to it (``-f``).
+        all: remove every untagged ModelKit, with ``force`` every ModelKit (``-a``).
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        reporter: receives kit's messages.
+
+    Returns:
+        RemoveResult: ``removed``, one entry per removed or untagged reference.
+    """
     rep = _reporter(reporter)
     start = len(rep.messages)
     store = LocalStore(home)

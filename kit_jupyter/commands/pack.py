@@ -69,12 +69,28 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
          tag: str | None = None, compression: str = "none",
          home: str | os.PathLike[str] | None = None,
          reporter: Reporter | None = None, env: Any = None) -> PackResult:
-    """Pack ``context_dir`` into local storage and return the stored ModelKit's description.
+    """Pack a directory into a ModelKit in local storage (``kit pack DIR``).
 
-    ``file`` names the Kitfile (may live outside the context; ``"-"`` reads stdin), ``tag`` is
-    ``[registry/]repository[:tag][,tag2...]`` (no tag: ``latest``; no ``tag`` at all: the
-    untagged ``localhost/_``), ``compression`` is ``none`` (byte-identical to kit), ``gzip`` or
-    ``gzip-fastest``."""
+    The Kitfile is validated first and S3 remote datasets are checked against their
+    ``remoteHash`` (a HEAD request) before anything is written.
+
+    Args:
+        context_dir: the directory whose files the Kitfile's paths refer to.
+        file: the Kitfile (``-f``); may live outside ``context_dir``, ``"-"`` reads stdin;
+            default ``Kitfile``, ``kitfile`` or ``.kitfile`` in ``context_dir``.
+        tag: ``[registry/]repository[:tag][,tag2...]`` (``-t``); no tag means ``latest``; no
+            ``tag`` at all stores an untagged ModelKit.
+        compression: ``none`` (byte-identical to kit), ``gzip`` or ``gzip-fastest``.
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        reporter: receives kit's messages and progress (see ``make_reporter``).
+        env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
+
+    Returns:
+        PackResult: ``digest``, ``repository``, ``tags``, ``config`` and ``layers``.
+
+    Raises:
+        ValidationError: the Kitfile has errors (``err.findings`` lists them).
+    """
     rep = reporter if reporter is not None else NullReporter()
     start = len(rep.messages)
     context = Path(context_dir).expanduser().absolute()

@@ -311,7 +311,23 @@ def _open_local(store: Any, blob: dict[str, Any]) -> Any:
 def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PushResult:
-    """Upload a local ModelKit; blobs the registry already has are not sent again."""
+    """Upload a ModelKit from local storage to a registry (``kit push SOURCE [DESTINATION]``).
+
+    Blobs the registry already has are not sent again; the manifest's digest in the registry is
+    the local one.
+
+    Args:
+        source_ref: the local ModelKit, ``registry/repository[:tag]`` (no tag: ``latest``).
+        dest_ref: where to push it; default ``source_ref``.
+        home: storage root and credentials (``--config``); default ``$KITOPS_HOME``.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: layers uploaded in parallel (``--concurrency``).
+        reporter: receives kit's messages and progress (see ``make_reporter``).
+
+    Returns:
+        PushResult: ``digest``, ``destination`` and each blob's ``action`` (uploaded/skipped).
+    """
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
@@ -381,8 +397,22 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
 def pull(ref: str, *, home: Home = None, plain_http: bool = False,
          tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PullResult:
-    """Download a ModelKit (and the ModelKits its ``model.path`` refers to) into local storage,
-    verifying every blob before it is stored."""
+    """Download a ModelKit from its registry into local storage (``kit pull REF``).
+
+    The ModelKits its ``model.path`` refers to come along; every blob is verified before it is
+    stored, and blobs already in storage are not downloaded again.
+
+    Args:
+        ref: ``registry/repository[:tag|@digest]`` (no tag: ``latest``).
+        home: storage root and credentials (``--config``); default ``$KITOPS_HOME``.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: layers downloaded in parallel (``--concurrency``).
+        reporter: receives kit's messages and progress (see ``make_reporter``).
+
+    Returns:
+        PullResult: ``digest``, ``tags``, each blob's ``action`` and the pulled ``parents``.
+    """
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
     parsed = _parse(ref)
@@ -546,8 +576,21 @@ def _remote_modelkit(client: Any, repository: str, ref: str
 def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
                 tls_verify: bool | str = True, concurrency: int = 5,
                 reporter: Reporter | None = None) -> Any:
-    """The ModelKits (one row per tag) of a registry repository, as kit's ``list`` shows them;
-    tags that are not ModelKits are left out. A tag in ``repository`` lists only that tag."""
+    """The ModelKits of a registry repository, one row per tag (``kit list REPOSITORY``).
+
+    Tags that are not ModelKits are left out.
+
+    Args:
+        repository: ``registry/repository``; with ``:tag`` only that tag is listed.
+        home: where credentials are stored (``--config``); default ``$KITOPS_HOME``.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: tags read in parallel (``--concurrency``).
+        reporter: receives kit's messages.
+
+    Returns:
+        ListResult: ``models`` in kit's ``--format json`` shape; ``text()`` is kit's table.
+    """
 
     reporter = reporter or NullReporter()
     ref = _parse(repository)
@@ -587,8 +630,21 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
 def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
                    tls_verify: bool | str = True, concurrency: int = 5,
                    reporter: Reporter | None = None) -> Any:
-    """kit ``inspect --remote``: digest, cliVersion, Kitfile (config) and manifest, read from
-    the registry without storing anything."""
+    """A ModelKit's manifest and Kitfile read from its registry (``kit inspect -r REF``).
+
+    Nothing is stored locally.
+
+    Args:
+        ref: ``registry/repository:tag`` or ``...@digest`` (a tag or digest is required).
+        home: where credentials are stored (``--config``); default ``$KITOPS_HOME``.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: parallel transfers (``--concurrency``).
+        reporter: receives kit's messages.
+
+    Returns:
+        InspectResult: ``digest``, ``cli_version``, ``kitfile`` and ``manifest``.
+    """
 
     reporter = reporter or NullReporter()
     parsed = single_reference(ref)
@@ -614,8 +670,26 @@ def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
 def login(registry: str, username: str, password: str, *, home: Home = None,
           plain_http: bool = False, tls_verify: bool | str = True,
           reporter: Reporter | None = None) -> LoginResult:
-    """Check the credentials against the registry (GET /v2/ with auth), then store them in
-    ``$KITOPS_HOME/credentials.json`` as kit does. Nothing is stored when the check fails."""
+    """Check credentials against a registry, then store them (``kit login REGISTRY``).
+
+    They are stored in ``credentials.json`` under the storage root, as kit does; nothing is
+    stored when the registry refuses them.
+
+    Args:
+        registry: the registry host, e.g. ``ghcr.io`` or ``127.0.0.1:5000``.
+        username: the user name (``-u``).
+        password: the password or token (``-p``); never shown in output or errors.
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        reporter: receives kit's messages.
+
+    Returns:
+        LoginResult: ``registry``, ``username`` and the ``path`` of the credentials file.
+
+    Raises:
+        AuthError: the registry refused the credentials.
+    """
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
@@ -634,7 +708,18 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
 
 def logout(registry: str, *, home: Home = None,
            reporter: Reporter | None = None) -> LogoutResult:
-    """Forget the credentials kit stored for ``registry`` (Docker's config is left alone)."""
+    """Forget the credentials stored for a registry (``kit logout REGISTRY``).
+
+    Docker's own config is left alone.
+
+    Args:
+        registry: the registry host.
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        reporter: receives kit's message.
+
+    Returns:
+        LogoutResult: ``registry`` and whether credentials were ``removed``.
+    """
 
     removed = credentials.remove(registry, home=home)
     message = f"Successfully logged out from {registry}"

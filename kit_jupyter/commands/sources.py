@@ -7,6 +7,7 @@ is read straight from its registry (streamed, nothing saved locally).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, BinaryIO, Protocol
 
@@ -32,16 +33,16 @@ def display(ref: Any) -> str:
 
 
 def remote_source(ref: Any, *, home: str | os.PathLike[str] | None = None,
-                  registry_options: dict[str, Any] | None = None) -> BlobSource:
+                  registry_options: registry.RegistryOptions | None = None) -> BlobSource:
     """The registry as a BlobSource (``registry.RemoteSource``)."""
-    options = {k: v for k, v in (registry_options or {}).items() if v is not None}
-    if home is not None:
-        options.setdefault("home", home)
+    options = registry_options or registry.RegistryOptions()
+    if home is not None and options.home is None:
+        options = dataclasses.replace(options, home=home)
     return registry.RemoteSource(ref, options)
 
 
 def open_source(ref: Any, *, home: str | os.PathLike[str] | None = None,
-                registry_options: dict[str, Any] | None = None,
+                registry_options: registry.RegistryOptions | None = None,
                 store: LocalStore | None = None) -> BlobSource:
     """Local storage if ``ref`` resolves there, else the registry (never for ``localhost``).
     Raises kit's ``failed to find reference <ref>: not found`` for a missing local ref."""

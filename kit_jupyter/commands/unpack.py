@@ -35,6 +35,7 @@ from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import default_tag_message, is_modelkit_reference
 from kit_jupyter.oci.store import CHUNK, LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.transport.registry import RegistryOptions
 from kit_jupyter.transport.s3 import (
     DownloadResult,
     PreparedDownload,
@@ -64,9 +65,34 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
            filters: Sequence[Any] = (), include_remote: bool = False,
            home: str | os.PathLike[str] | None = None, source: BlobSource | None = None,
            reporter: Reporter | None = None, env: Any = None,
-           **registry_options: Any) -> UnpackResult:
-    """Unpack ``ref`` (``[registry/]repository[:tag|@digest]``, tag defaults to ``latest``)
-    into ``dir``. ``filters`` are kit's ``--filter`` strings (or parsed filters)."""
+           plain_http: bool = False, tls_verify: bool | str = True,
+           concurrency: int = 5) -> UnpackResult:
+    """Extract a ModelKit's Kitfile and layers into a directory (``kit unpack REF``).
+
+    The ModelKit is read from local storage when it is there, else streamed from its registry
+    (nothing is saved locally); every blob is verified against its digest.
+
+    Args:
+        ref: ``[registry/]repository[:tag|@digest]``; no tag means ``latest``.
+        dir: target directory, created if missing (``-d``).
+        overwrite: replace files that already exist (``-o``); otherwise an existing file is an
+            error.
+        ignore_existing: skip files that already exist (``-i``).
+        filters: kit's ``--filter`` strings, e.g. ``["model", "datasets:train"]``.
+        include_remote: also download S3 remote datasets, verified against their ETag
+            (``--include-remote``).
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        source: read blobs from this source instead of local storage or the registry.
+        reporter: receives kit's messages and progress (see ``make_reporter``).
+        env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle
+            (``--tls-verify``).
+        concurrency: parallel registry transfers (``--concurrency``).
+
+    Returns:
+        UnpackResult: the digest, the directory, the files of each layer and the remote datasets.
+    """
     rep = reporter if reporter is not None else NullReporter()
     start = len(rep.messages)
     parsed = parse_ref(ref)
@@ -84,7 +110,9 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         raise UnpackError(f"failed to create directory {target}: {exc.strerror}") from None
     rep.info(f"Unpacking to {target}")
     ctx = _Unpack(target=target, overwrite=overwrite, ignore_existing=ignore_existing,
-                  home=home, reporter=rep, registry_options=registry_options)
+                  home=home, reporter=rep,
+                  registry_options=RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
+                                                   concurrency=concurrency, home=home))
     digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source, visited=[])
     remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
                                     overwrite=overwrite, ignore_existing=ignore_existing,
@@ -224,7 +252,7 @@ def layer_base(media_type: str) -> tuple[str, str] | None:
 
 class _Unpack:
     def __init__(self, *, target: Path, overwrite: bool, ignore_existing: bool, home: Any,
-                 reporter: Reporter, registry_options: dict[str, Any]):
+                 reporter: Reporter, registry_options: RegistryOptions):
         self.target = target
         self.overwrite = overwrite
         self.ignore_existing = ignore_existing

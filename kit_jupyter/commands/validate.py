@@ -32,6 +32,18 @@ def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
 
 def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
+    """Validate a Kitfile given as text, as ``%%kitfile`` does (never raises for a bad one).
+
+    Args:
+        text: the Kitfile's YAML.
+        source: the name the report shows for it.
+        check_remote: HEAD each S3 remote dataset and report a stale ``remoteHash``.
+        env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
+
+    Returns:
+        ValidationReport: ``valid``, ``findings`` (kit's messages, field path, line), ``errors``,
+        ``warnings`` and the decoded ``kitfile`` (``None`` if the YAML cannot be decoded).
+    """
 
     kf, findings = check_kitfile(text)
     if check_remote and kf is not None:
@@ -82,6 +94,20 @@ def check_remote_findings(kf: Kitfile, *, env: Mapping[str, str] | None = None) 
 
 def validate_path(path: str | os.PathLike[str] = ".", *, check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
+    """Validate a Kitfile on disk with kit's rules and messages (``kit-jupyter validate PATH``).
+
+    Every problem becomes a finding, so all of them show at once; only a missing or unreadable
+    file raises.
+
+    Args:
+        path: a Kitfile, or a directory searched for ``Kitfile``, ``kitfile``, ``.kitfile``.
+        check_remote: HEAD each S3 remote dataset and report a stale ``remoteHash``.
+        env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
+
+    Returns:
+        ValidationReport: ``valid``, ``findings`` (kit's messages, field path, line), ``errors``,
+        ``warnings`` and the decoded ``kitfile``.
+    """
     file = locate_kitfile(path)
     text = read_kitfile_text(file)
     return validate_text(text, source=str(file), check_remote=check_remote, env=env)

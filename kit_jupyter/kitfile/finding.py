@@ -12,6 +12,9 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Finding:
+    """One error or warning about a Kitfile: kit's ``message``, the ``field`` path at fault
+    (``datasets[0].remotePath``) and its YAML ``line`` when known."""
+
     severity: Literal["error", "warning"]
     message: str
     field: str | None = None

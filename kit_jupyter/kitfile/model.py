@@ -310,6 +310,13 @@ class RemoteDataset:
 
 @dataclass
 class Kitfile(_Entity):
+    """A decoded Kitfile (``load_kitfile``): what a ModelKit holds and where its files are.
+
+    String fields keep their YAML text as kit keeps it; ``lines`` maps a field path such as
+    ``datasets[0].remotePath`` to its YAML line. ``to_yaml()`` writes it as kit does,
+    ``to_config_json()`` gives the config blob's exact bytes.
+    """
+
     manifest_version: str = ""
     package: Package | None = field(default_factory=Package)
     model: Model | None = None
@@ -847,7 +854,20 @@ def _findings(problems: list[_Problem]) -> list[Finding]:
 
 
 def load_kitfile(text: str | bytes) -> Kitfile:
-    """Decode a Kitfile strictly (unknown keys, repeated keys and wrong types are errors)."""
+    """Decode a Kitfile from its YAML text, strictly, as kit does.
+
+    Unknown keys, repeated keys and wrong types are errors; this does not validate paths and
+    references (``validate_text`` does both and never raises).
+
+    Args:
+        text: the YAML, as text or bytes.
+
+    Returns:
+        Kitfile: the model (``.package``, ``.model``, ``.datasets`` ..., ``.to_yaml()``).
+
+    Raises:
+        KitfileError: the YAML cannot be decoded (``err.line`` and ``err.field`` say where).
+    """
     res = _decode(text)
     if res.kitfile is None:
         _raise(res)
@@ -898,7 +918,17 @@ def decode_kitfile_bytes(data: bytes, source: str) -> str:
 
 
 def load_kitfile_file(path: str | os.PathLike) -> Kitfile:
-    """Read and decode a Kitfile on disk (see :func:`read_kitfile_text`)."""
+    """Read and decode the Kitfile at ``path`` (see ``load_kitfile``).
+
+    Args:
+        path: the Kitfile's path (a regular file of at most 4 MiB).
+
+    Returns:
+        Kitfile: the model.
+
+    Raises:
+        KitfileError: the file cannot be read or decoded.
+    """
     return load_kitfile(read_kitfile_text(path))
 
 

@@ -120,7 +120,21 @@ def _registry_ok(registry: str) -> bool:
 
 
 def parse_reference(s: str) -> Reference:
-    """Parse ``s`` like kit's ``ParseReference``; raises ReferenceError_ with kit's texts."""
+    """Parse a ModelKit reference exactly as kit does (``ParseReference``).
+
+    The first path segment is the registry only if it holds ``:`` or ``.``; otherwise the
+    registry is ``localhost`` (local storage).
+
+    Args:
+        s: ``[registry/]repository[:tag|@digest][,tag2...]``.
+
+    Returns:
+        Reference: ``registry``, ``repository``, ``reference`` (tag, digest or empty),
+        ``extra_tags``.
+
+    Raises:
+        ReferenceError_: malformed, with kit's message.
+    """
     if is_digest(s):
         return Reference(DEFAULT_REGISTRY, DEFAULT_REPOSITORY, s, ())
     parts = s.split(",")

@@ -81,9 +81,8 @@ class RegistryOptions:
                ) -> RegistryOptions:
         if isinstance(value, cls):
             base = value
-        else:
-            known = {k: v for k, v in (value or {}).items() if k in cls.__dataclass_fields__}
-            base = cls(**known)
+        else:  # an unknown (misspelt) key is a TypeError, never silently dropped
+            base = cls(**(value or {}))
         extra = {k: v for k, v in extra.items() if v is not None}
         if not extra:
             return base

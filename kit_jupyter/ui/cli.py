@@ -1,9 +1,13 @@
 """The one command-line parser, shared by ``%kit`` and ``python -m kit_jupyter``.
 
 Both adapters parse with :func:`build_parser` and run :func:`run`, so a flag exists in the
-notebook exactly when it exists in the terminal. The parser never exits the process: a usage
-error raises :class:`CommandLineError` and ``--help`` raises :class:`HelpShown` after printing, and
-each adapter maps those to its own world (``UsageError`` in IPython, exit status 2 in a shell).
+notebook exactly when it exists in the terminal. Each command calls the public function of the
+same name, found in :mod:`kit_jupyter.api`'s table (imported on first use, so ``%load_ext``
+stays fast): the terminal, the magics and ``import kit_jupyter`` run the same code.
+
+The parser never exits the process: a usage error raises :class:`CommandLineError` and ``--help``
+raises :class:`HelpShown` after printing, and each adapter maps those to its own world
+(``UsageError`` in IPython, exit status 2 in a shell).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit_jupyter import api
+from kit_jupyter._version import __version__
 from kit_jupyter.errors import system_problem
 from kit_jupyter.reporting import Reporter
 from kit_jupyter.ui.progress import make_reporter
@@ -236,82 +242,58 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
 
 
 def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.validate import validate_path
-
-    return validate_path(args.path, check_remote=args.check_remote, env=ctx.env)
+    return api.load("validate")(args.path, check_remote=args.check_remote, env=ctx.env)
 
 
 def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.pack import pack
-
-    return pack(args.directory, file=args.file, tag=args.tag, compression=args.compression,
-                home=args.config, reporter=reporter)
+    return api.load("pack")(args.directory, file=args.file, tag=args.tag,
+                            compression=args.compression, home=args.config, reporter=reporter)
 
 
 def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.unpack import unpack
-
-    return unpack(args.ref, dir=args.dir, overwrite=args.overwrite,
-                  ignore_existing=args.ignore_existing, filters=args.filter,
-                  include_remote=args.include_remote, home=args.config, reporter=reporter,
-                  **_net(args))
+    return api.load("unpack")(args.ref, dir=args.dir, overwrite=args.overwrite,
+                              ignore_existing=args.ignore_existing, filters=args.filter,
+                              include_remote=args.include_remote, home=args.config,
+                              reporter=reporter, **_net(args))
 
 
 def _push(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.remote import push
-
-    return push(args.source, args.destination, home=args.config, reporter=reporter, **_net(args))
+    return api.load("push")(args.source, args.destination, home=args.config, reporter=reporter,
+                            **_net(args))
 
 
 def _pull(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.remote import pull
-
-    return pull(args.ref, home=args.config, reporter=reporter, **_net(args))
+    return api.load("pull")(args.ref, home=args.config, reporter=reporter, **_net(args))
 
 
 def _list(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.repository:
-        from kit_jupyter.commands.remote import list_remote
-
-        return list_remote(args.repository, home=args.config, **_net(args))
-    from kit_jupyter.commands.local import list_modelkits
-
-    return list_modelkits(home=args.config)
+        return api.load("list_remote")(args.repository, home=args.config, **_net(args))
+    return api.load("list_modelkits")(home=args.config)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.remote:
-        from kit_jupyter.commands.remote import inspect_remote
-
-        return inspect_remote(args.ref, home=args.config, **_net(args))
-    from kit_jupyter.commands.local import inspect
-
-    return inspect(args.ref, home=args.config, **_net(args))
+        return api.load("inspect_remote")(args.ref, home=args.config, **_net(args))
+    return api.load("inspect")(args.ref, home=args.config, **_net(args))
 
 
 def _info(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.local import info
-
-    return info(args.ref, home=args.config, filter=args.filter, remote=args.remote, **_net(args))
+    return api.load("info")(args.ref, home=args.config, filter=args.filter, remote=args.remote,
+                            **_net(args))
 
 
 def _tag(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.local import tag
-
-    return tag(args.source, args.target, home=args.config)
+    return api.load("tag")(args.source, args.target, home=args.config)
 
 
 def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.local import remove
-
     if not args.ref and not args.all:
         raise CommandLineError("remove: a reference is required unless --all is given")
-    return remove(args.ref, force=args.force, all=args.all, home=args.config)
+    return api.load("remove")(args.ref, force=args.force, all=args.all, home=args.config)
 
 
 def _login(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.remote import login
-
     password = args.password
     if args.password_stdin:
         stream = ctx.stdin or sys.stdin
@@ -325,14 +307,13 @@ def _login(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
         if ctx.getpass is None:
             raise CommandLineError("login: give --password-stdin or run interactively")
         password = ctx.getpass("Password: ")
-    return login(args.registry, username, password, home=args.config, reporter=reporter,
-                 **{k: v for k, v in _net(args).items() if k != "concurrency"})
+    return api.load("login")(args.registry, username, password, home=args.config,
+                             reporter=reporter, plain_http=args.plain_http,
+                             tls_verify=args.tls_verify == "true")
 
 
 def _logout(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.remote import logout
-
-    return logout(args.registry, home=args.config)
+    return api.load("logout")(args.registry, home=args.config)
 
 
 def _init(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
@@ -367,8 +348,6 @@ def _cache(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter._version import __version__
-
     return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
 
 

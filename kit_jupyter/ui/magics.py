@@ -15,6 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, output_can_be_silenced
 from traitlets import Bool
 
+from kit_jupyter import api
 from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.errors import KitError
 from kit_jupyter.ui import cli
@@ -96,9 +97,8 @@ class KitMagics(Magics):
     def _run_kitfile(self, args: argparse.Namespace, cell: str) -> Any:
         from IPython.display import display
 
-        # lazy: %load_ext must stay fast; the commands (and PyYAML) load on first use
-        from kit_jupyter.commands.validate import validate_text
-
+        # through the table: %load_ext must stay fast; the command (and PyYAML) load on first use
+        validate_text = api.load("validate_text")
         try:
             report = validate_text(cell, source=args.output or "Kitfile",
                                    check_remote=args.check_remote)

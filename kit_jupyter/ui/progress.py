@@ -191,8 +191,18 @@ def in_kernel() -> bool:
 
 
 def make_reporter(mode: str = "auto") -> Reporter:
-    """``auto`` picks widgets in a kernel, text elsewhere; ``none`` shows progress as nothing but
-    still prints kit's messages as text."""
+    """A reporter that shows kit's messages and progress, for a command's ``reporter=``.
+
+    Commands called from Python show nothing unless given one: ``unpack(ref,
+    reporter=make_reporter())`` draws live progress bars in a notebook and text in a terminal.
+
+    Args:
+        mode: ``auto`` (widgets in a Jupyter kernel, text elsewhere), ``widget``, ``text``, or
+            ``none`` (kit's messages as text, no progress bars).
+
+    Returns:
+        Reporter: call ``close()`` when the command is done (a widget becomes a static summary).
+    """
     if mode == "auto":
         mode = "widget" if in_kernel() else "text"
     if mode == "widget":
