@@ -17,15 +17,15 @@ of text. Progress is shown only when asked: ``reporter=kit.make_reporter()`` (wi
 notebook, text in a terminal). ``help(kit.unpack)`` or ``kit.unpack?`` documents each function.
 
 Importing this package is cheap on purpose: every public name is imported on first use (the
-table is :mod:`kit_jupyter.api`), so ``%load_ext kit_jupyter`` does not slow a kernel down.
+table is :mod:`kit_jupyter.ui.api`), so ``%load_ext kit_jupyter`` does not slow a kernel down.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kit_jupyter import api as _api
 from kit_jupyter._version import __version__ as __version__
+from kit_jupyter.ui import api as _api
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it equal to the table
     from kit_jupyter.commands.findings import ValidationReport as ValidationReport
@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it
     from kit_jupyter.reporting import Reporter as Reporter
     from kit_jupyter.ui.progress import make_reporter as make_reporter
 
-# The same names, in the same order, as the table in kit_jupyter/api.py (a test checks it); a
+# The same names, in the same order, as the table in kit_jupyter/ui/api.py (a test checks it); a
 # literal, so that type checkers and `from kit_jupyter import *` see it without running code.
 __all__ = [
     # commands

@@ -1,6 +1,6 @@
 """The public Python API: ``from kit_jupyter import unpack`` and friends.
 
-Pinned names, lazy imports (one table in ``kit_jupyter/api.py``), docstrings a user can read with
+Pinned names, lazy imports (one table in ``kit_jupyter/ui/api.py``), docstrings a user can read with
 ``?``, keyword options that reject a typo, and one round trip through the public names only.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import kit_jupyter
-from kit_jupyter import api
+from kit_jupyter.ui import api
 
 ROOT = Path(__file__).resolve().parent.parent
 

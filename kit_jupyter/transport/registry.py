@@ -79,7 +79,7 @@ class RegistryOptions:
     @classmethod
     def coerce(cls, value: RegistryOptions | dict[str, Any] | None, **extra: Any
                ) -> RegistryOptions:
-        if isinstance(value, cls):
+        if isinstance(value, RegistryOptions):
             base = value
         else:  # an unknown (misspelt) key is a TypeError, never silently dropped
             base = cls(**(value or {}))

@@ -2,7 +2,7 @@
 
 Both adapters parse with :func:`build_parser` and run :func:`run`, so a flag exists in the
 notebook exactly when it exists in the terminal. Each command calls the public function of the
-same name, found in :mod:`kit_jupyter.api`'s table (imported on first use, so ``%load_ext``
+same name, found in :mod:`kit_jupyter.ui.api`'s table (imported on first use, so ``%load_ext``
 stays fast): the terminal, the magics and ``import kit_jupyter`` run the same code.
 
 The parser never exits the process: a usage error raises :class:`CommandLineError` and ``--help``
@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit_jupyter import api
 from kit_jupyter._version import __version__
 from kit_jupyter.errors import system_problem
 from kit_jupyter.reporting import Reporter
+from kit_jupyter.ui import api
 from kit_jupyter.ui.progress import make_reporter
 
 PROGRESS_CHOICES = ("auto", "none", "text", "widget", "plain", "fancy")

@@ -15,10 +15,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, output_can_be_silenced
 from traitlets import Bool
 
-from kit_jupyter import api
 from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.errors import KitError
-from kit_jupyter.ui import cli
+from kit_jupyter.ui import api, cli
 
 _PARSER = cli.build_parser(prog="%kit")
 

@@ -5,10 +5,11 @@ find the function here, so "which function implements which command" has one hom
 imported until a name is first used (PEP 562): ``import kit_jupyter`` and ``%load_ext kit_jupyter``
 must not pay for PyYAML, boto3, oras or ipywidgets.
 
-This module sits just under the adapters (``kit_jupyter/__init__.py``, ``ui/magics.py``,
-``ui/cli.py``) and only points down: commands, the Kitfile model, references, errors and the
-reporters. Adding a public name is a line in :data:`EXPORTS` (and in the ``TYPE_CHECKING`` block
-of ``kit_jupyter/__init__.py``, which a test keeps equal to this table).
+It lives with the adapters (rank 6 in docs/ARCHITECTURE.md) because the CLI and the magics use
+it and the package root re-exports it; it only points down or sideways: commands, the Kitfile
+model, references, errors, the reporters. Adding a public name is a line in :data:`EXPORTS`, in
+``__all__`` and in the ``TYPE_CHECKING`` block of ``kit_jupyter/__init__.py`` (tests/test_api.py
+keeps the three equal).
 """
 
 from __future__ import annotations
