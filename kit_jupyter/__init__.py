@@ -29,6 +29,7 @@ from kit_jupyter.ui import api as _api
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it equal to the table
     from kit_jupyter.commands.findings import ValidationReport as ValidationReport
+    from kit_jupyter.commands.init import init as init
     from kit_jupyter.commands.local import info as info
     from kit_jupyter.commands.local import inspect as inspect
     from kit_jupyter.commands.local import list_modelkits as list_modelkits
@@ -70,7 +71,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it
 __all__ = [
     # commands
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
-    "inspect_remote", "info", "tag", "remove", "login", "logout", "validate", "validate_text",
+    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "validate",
+    "validate_text",
     # the Kitfile and references
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",
     "parse_reference",

@@ -146,13 +146,27 @@ class InitResult(Result):
 def init(directory: PathLike = ".", *, name: str = "", desc: str = "", author: str = "",
          force: bool = False, output: str | None = None, write: bool = True, depth: int = 0,
          reporter: Reporter | None = None) -> InitResult:
-    """``kit init DIR``: generate a Kitfile for ``directory`` and write it to ``DIR/Kitfile``.
+    """Generate a Kitfile for a directory and write it to ``DIR/Kitfile`` (``kit init DIR``).
 
-    ``output`` is kit's ``-o``: another path to write, or ``"-"`` to only return the text.
-    ``write=False`` generates without writing (the notebook puts the result into a new cell);
-    the existing-Kitfile check still applies, since running that cell would overwrite it.
-    ``depth`` is ``--depth``: how many levels of subdirectories are examined file by file.
-    Raises KitError with kit's messages; warnings (an unrecognised licence) go to ``reporter``.
+    Args:
+        directory: the project directory to describe.
+        name: the package name (``--name``).
+        desc: the package description (``--desc``).
+        author: the package author (``--author``).
+        force: overwrite an existing Kitfile (``-f``).
+        output: kit's ``-o``: another path to write, or ``"-"`` to only return the text.
+        write: ``False`` generates without writing (the notebook puts the result into a new
+            cell); the existing-Kitfile check still applies, since running that cell would
+            overwrite it.
+        depth: how many levels of subdirectories are examined file by file (``--depth``).
+        reporter: receives warnings (an unrecognised licence).
+
+    Returns:
+        InitResult: the generated ``kitfile`` and its ``yaml``, the ``path`` and whether it was
+        ``written``.
+
+    Raises:
+        KitError: with kit's messages (an existing Kitfile without ``force`` ...).
     """
     rep = reporter if reporter is not None else NullReporter()
     directory = os.fspath(directory) or "."

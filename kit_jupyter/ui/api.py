@@ -33,6 +33,7 @@ EXPORTS: dict[str, str] = {
     "remove": "kit_jupyter.commands.local:remove",
     "login": "kit_jupyter.commands.remote:login",
     "logout": "kit_jupyter.commands.remote:logout",
+    "init": "kit_jupyter.commands.init:init",
     "validate": "kit_jupyter.commands.validate:validate_path",
     "validate_text": "kit_jupyter.commands.validate:validate_text",
     # the Kitfile and references

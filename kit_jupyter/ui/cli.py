@@ -317,17 +317,15 @@ def _logout(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _init(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.init import init
-
     to_cell = args.output is None and ctx.next_cell is not None
     if ctx.next_cell is None and sys.stdin.isatty() and sys.stdout.isatty():
         # kit asks for what the flags did not give when it runs on a terminal
         args.name = args.name or input("Enter a name for the ModelKit: ")
         args.desc = args.desc or input("Enter a short description for the ModelKit: ")
         args.author = args.author or input("Enter an author for the ModelKit: ")
-    result = init(args.path, name=args.name, desc=args.desc, author=args.author,
-                  force=args.force, output=args.output or None, write=not to_cell,
-                  depth=args.depth, reporter=reporter)
+    result = api.load("init")(args.path, name=args.name, desc=args.desc, author=args.author,
+                              force=args.force, output=args.output or None, write=not to_cell,
+                              depth=args.depth, reporter=reporter)
     if to_cell and ctx.next_cell is not None:
         ctx.next_cell(result.cell)
     return result
