@@ -28,6 +28,9 @@ from kit_jupyter._version import __version__ as __version__
 from kit_jupyter.ui import api as _api
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it equal to the table
+    from kit_jupyter.commands.cache import cache_clear as cache_clear
+    from kit_jupyter.commands.cache import cache_info as cache_info
+    from kit_jupyter.commands.diff import diff as diff
     from kit_jupyter.commands.findings import ValidationReport as ValidationReport
     from kit_jupyter.commands.init import init as init
     from kit_jupyter.commands.local import info as info
@@ -71,8 +74,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it
 __all__ = [
     # commands
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
-    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "validate",
-    "validate_text",
+    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "diff", "cache_info",
+    "cache_clear", "validate", "validate_text",
     # the Kitfile and references
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",
     "parse_reference",

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Changing the public API is deliberate: update this list, the table and the README together.
 PUBLIC = [
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
-    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "validate",
-    "validate_text",
+    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "diff", "cache_info",
+    "cache_clear", "validate", "validate_text",
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",
     "parse_reference",
     "Reporter", "make_reporter",
@@ -40,6 +40,7 @@ COMMANDS = {
     "list_modelkits": (), "list_remote": ("r.io/x",), "inspect": ("x:v1",),
     "inspect_remote": ("r.io/x:v1",), "info": ("x:v1",), "tag": ("x:v1", "y:v1"),
     "remove": ("x:v1",), "login": ("r.io", "u", "p"), "logout": ("r.io",), "init": ("dir",),
+    "diff": ("x:v1", "y:v1"), "cache_info": (), "cache_clear": (),
     "validate": (".",), "validate_text": ("",),
 }
 NETWORK = ("plain_http", "tls_verify", "concurrency")
@@ -167,7 +168,7 @@ def test_misspelt_option_is_a_type_error(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["unpack", "push", "pull", "list_remote", "inspect",
-                                  "inspect_remote", "info"])
+                                  "inspect_remote", "info", "diff"])
 def test_registry_commands_take_kits_network_flags(name):
     params = inspect.signature(getattr(kit_jupyter, name)).parameters
     for flag in NETWORK:

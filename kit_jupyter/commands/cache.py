@@ -100,7 +100,14 @@ class CacheClearResult(Result):
 
 
 def cache_info(*, home: str | os.PathLike[str] | None = None) -> CacheInfoResult:
-    """``kit cache info``: the total size of ``$KITOPS_HOME/cache`` and of each entry in it."""
+    """The size of the cache and of each entry in it (``kit cache info``).
+
+    Args:
+        home: storage root (``--config``); the cache is its ``cache`` directory.
+
+    Returns:
+        CacheInfoResult: ``path``, ``total`` bytes and ``entries`` (name: bytes).
+    """
     root = cache_dir(home)
     try:
         names = sorted(os.listdir(root))
@@ -120,8 +127,18 @@ def _in_use(path: Path) -> bool:
 
 def cache_clear(*, home: str | os.PathLike[str] | None = None,
                 reporter: Reporter | None = None) -> CacheClearResult:
-    """``kit cache clear``: remove everything under ``$KITOPS_HOME/cache`` except what a running
-    process is writing, and what killed processes left in local storage."""
+    """Empty the cache (``kit cache clear``).
+
+    Everything under the storage root's ``cache`` directory is removed except what a running
+    process is writing, and so is what killed processes left in local storage.
+
+    Args:
+        home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
+        reporter: receives kit's messages.
+
+    Returns:
+        CacheClearResult: ``removed`` and ``kept`` entries and the bytes ``freed``.
+    """
     reporter = reporter or NullReporter()
     root = cache_dir(home)
     removed: list[str] = []

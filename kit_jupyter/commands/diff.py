@@ -36,6 +36,7 @@ from kit_jupyter.oci.mediatypes import (
 )
 from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.transport.registry import RegistryOptions
 
 LOCAL_PREFIX = "local://"
 REMOTE_PREFIX = "remote://"
@@ -282,7 +283,7 @@ def _parse(arg: str, which: str) -> Reference:
 
 
 def _read(arg: str, ref: Reference, *, home: PathLike,
-          registry_options: dict[str, Any]) -> Side:
+          registry_options: RegistryOptions) -> Side:
     not_found = (f"reference {ref.reference or 'latest'} not found in repository: "
                  f"{ref.repo_key}: not found")
     source: BlobSource | LocalStore
@@ -316,10 +317,26 @@ def _read(arg: str, ref: Reference, *, home: PathLike,
 
 
 def diff(ref1: str, ref2: str, *, home: PathLike = None, reporter: Reporter | None = None,
-         **registry_options: Any) -> DiffResult:
-    """``kit diff REF1 REF2``. A reference may start with ``local://`` (local storage only) or
-    ``remote://`` (its registry only); without either, local storage is tried first.
-    ``registry_options`` are the network flags (``plain_http``, ``tls_verify``, …)."""
+         plain_http: bool = False, tls_verify: bool | str = True,
+         concurrency: int = 5) -> DiffResult:
+    """Compare two ModelKits: config, annotations and layers (``kit diff REF1 REF2``).
+
+    Args:
+        ref1: the first reference; ``local://`` reads local storage only, ``remote://`` its
+            registry only; without either, local storage is tried first.
+        ref2: the second reference, the same way.
+        home: storage root and credentials (``--config``); default ``$KITOPS_HOME``.
+        reporter: receives kit's messages.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        concurrency: parallel registry transfers (``--concurrency``).
+
+    Returns:
+        DiffResult: ``identical``, ``same_config``, ``annotations_match``, ``shared_layers``
+        and the two sides; ``text()`` is kit's report.
+    """
+    registry_options = RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
+                                       concurrency=concurrency, home=home)
     rep = reporter if reporter is not None else NullReporter()
     refs = [(ref1, _parse(ref1, "ref1")), (ref2, _parse(ref2, "ref2"))]
     # kit reads both manifests at once; a registry round trip each, so this halves the wait

@@ -34,6 +34,9 @@ EXPORTS: dict[str, str] = {
     "login": "kit_jupyter.commands.remote:login",
     "logout": "kit_jupyter.commands.remote:logout",
     "init": "kit_jupyter.commands.init:init",
+    "diff": "kit_jupyter.commands.diff:diff",
+    "cache_info": "kit_jupyter.commands.cache:cache_info",
+    "cache_clear": "kit_jupyter.commands.cache:cache_clear",
     "validate": "kit_jupyter.commands.validate:validate_path",
     "validate_text": "kit_jupyter.commands.validate:validate_text",
     # the Kitfile and references

@@ -332,17 +332,14 @@ def _init(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _diff(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.diff import diff
-
-    return diff(args.ref1, args.ref2, home=args.config, reporter=reporter, **_net(args))
+    return api.load("diff")(args.ref1, args.ref2, home=args.config, reporter=reporter,
+                            **_net(args))
 
 
 def _cache(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.cache import cache_clear, cache_info
-
     if args.action == "info":
-        return cache_info(home=args.config)
-    return cache_clear(home=args.config, reporter=reporter)
+        return api.load("cache_info")(home=args.config)
+    return api.load("cache_clear")(home=args.config, reporter=reporter)
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
