@@ -65,6 +65,7 @@ def start_registry(base: Path) -> tuple[subprocess.Popen, str]:
 
 def make_modelkit(home: Path, work: Path, size: int) -> tuple[Path, str]:
     """A ModelKit with one ``size``-byte model layer (a real tar of incompressible data)."""
+    from kit_jupyter.oci.manifest import Descriptor, Manifest
     from kit_jupyter.oci.store import LocalStore
 
     store = LocalStore(home)
@@ -92,14 +93,14 @@ def make_modelkit(home: Path, work: Path, size: int) -> tuple[Path, str]:
     with store.ingest() as w, open(layer, "rb") as src:
         w.copy_from(src)
         ldesc = w.commit(digest, media_type=LAYER_TYPE, expected_size=lsize)
-    ldesc["annotations"] = {"org.cncf.model.filepath": "model.bin"}
+    ldesc = Descriptor(ldesc.media_type, ldesc.digest, ldesc.size,
+                       annotations={"org.cncf.model.filepath": "model.bin"})
     config = json.dumps({"manifestVersion": "1.0.0", "package": {"name": "bench"},
                          "model": {"path": "model.bin", "digest": digest, "diffId": digest}},
                         separators=(",", ":")).encode()
     cdesc = store.put_bytes(config, CONFIG_TYPE)
-    manifest = json.dumps({"schemaVersion": 2, "artifactType": ARTIFACT_TYPE, "config": cdesc,
-                           "layers": [ldesc]}, separators=(",", ":")).encode()
-    store.add_manifest("localhost/bench", manifest, ["v1"])
+    store.add_manifest("localhost/bench", Manifest(cdesc, (ldesc,), artifact_type=ARTIFACT_TYPE),
+                       ["v1"])
     return layer, digest
 
 

@@ -11,6 +11,7 @@ updates trip Jupyter's IOPub rate limit and freeze the bar.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -18,15 +19,19 @@ from typing import Any
 THROTTLE_SECONDS = 0.1
 
 
-def human_size(n: float) -> str:
-    """kit's size format (binary units, two decimals)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    value = float(n)
-    for unit in units:
-        if abs(value) < 1024 or unit == units[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+def format_bytes(n: float) -> str:
+    """kit's ``output.FormatBytes``, the one size format of the package (``list``, local and
+    remote, results and progress): binary units, one decimal rounded *down* (so 1 MiB - 1 B is
+    ``1023.9 KiB``, never ``1024.0 KiB``), whole bytes below 1 KiB."""
+    n = int(n)
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024.0
+    for suffix in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            return f"{math.floor(size * 10) / 10:.1f} {suffix}"
+        size /= 1024.0
+    return f"{size:.1f} PiB"
 
 
 class Task:
@@ -83,8 +88,8 @@ class Task:
         return min(max(self.done / self.total, 0.0), 1.0)
 
     def stats_text(self) -> str:
-        total = human_size(self.total) if self.total is not None else "?"
-        parts = [f"{human_size(self.done)} / {total}", f"{human_size(self.rate())}/s"]
+        total = format_bytes(self.total) if self.total is not None else "?"
+        parts = [f"{format_bytes(self.done)} / {total}", f"{format_bytes(self.rate())}/s"]
         eta = self.eta()
         if eta is not None:
             parts.append(f"ETA {eta:.0f}s")

@@ -28,14 +28,10 @@ from kit_jupyter.oci.layers import (
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
     ANNOTATION_FILEPATH,
-    KIT_CONFIG,
-    KIT_MANIFEST_ARTIFACT,
-    MODELPACK_CONFIG,
     MediaTypeError,
     check_compression_flag,
     format_for_user,
     layer_media_type,
-    model_format_for_manifest,
     parse_media_type,
 )
 from kit_jupyter.reporting import NullReporter
@@ -497,13 +493,7 @@ def test_parse_media_type_errors(value: str, msg: str) -> None:
         parse_media_type(value)
 
 
-def test_manifest_format_detection() -> None:
-    assert model_format_for_manifest({"artifactType": KIT_MANIFEST_ARTIFACT}) == "kit"
-    assert model_format_for_manifest({"config": {"mediaType": KIT_CONFIG}}) == "kit"  # 2024
-    assert model_format_for_manifest({"config": {"mediaType": MODELPACK_CONFIG}}) == "modelpack"
-    with pytest.raises(MediaTypeError, match="manifest is not a Model manifest: artifactType is "
-                                             ", config mediaType is x"):
-        model_format_for_manifest({"config": {"mediaType": "x"}})
+def test_user_format_and_flags() -> None:  # ModelKit detection: tests/test_manifest.py
     assert format_for_user("application/vnd.oci.image.manifest.v1+json") == "manifest"
     assert format_for_user("application/vnd.cncf.model.weight.v1.tar") == "weight"
     assert check_compression_flag("gzip-fastest") == "gzip-fastest"

@@ -6,10 +6,15 @@ import json
 
 import pytest
 
-from kit_jupyter.commands.local import format_bytes, info, inspect, list_modelkits, remove, tag
+from kit_jupyter.commands.local import info, inspect, list_modelkits, remove, tag
 from kit_jupyter.commands.pack import pack
+from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_
-from kit_jupyter.oci.store import LocalStore
+from kit_jupyter.oci.manifest import Descriptor, Index, Manifest
+from kit_jupyter.oci.mediatypes import KIT_CONFIG, KIT_MANIFEST_ARTIFACT
+from kit_jupyter.oci.store import LocalStore, repo_index_name
+from kit_jupyter.reporting import NullReporter, format_bytes
+from tests.test_cli import run as run_cli
 from tests.test_pack import make_context, no_remote, write
 
 
@@ -24,14 +29,6 @@ def two(kitops_home, tmp_path, monkeypatch):
     write(small / "notes.md", "n\n")
     bare = pack(small)
     return full, bare
-
-
-def test_format_bytes_like_kit():
-    assert format_bytes(0) == "0 B"
-    assert format_bytes(1023) == "1023 B"
-    assert format_bytes(1024) == "1.0 KiB"
-    assert format_bytes(1024 * 1024 - 1) == "1023.9 KiB"  # rounded down, never 1024.0
-    assert format_bytes(5 * 1024 ** 3) == "5.0 GiB"
 
 
 def test_list(two):
@@ -61,7 +58,9 @@ def test_inspect(two):
     assert res.digest == full.digest
     assert res.cli_version.startswith("kit-jupyter/")
     assert res.kitfile["model"]["digest"] == full.layers[0]["digest"]
-    assert res.manifest["layers"][0]["annotations"]["org.cncf.model.filepath"] == "model.bin"
+    assert res.manifest.layers[0].annotations["org.cncf.model.filepath"] == "model.bin"
+    assert res.data["manifest"]["layers"][0]["annotations"] == {
+        "org.cncf.model.filepath": "model.bin"}
     assert json.loads(res.text()) == json.loads(json.dumps(res.data))
     assert inspect(f"myorg/demo@{full.digest}").digest == full.digest
     with pytest.raises(NotFoundError, match="^Could not find modelkit myorg/demo:v9$"):
@@ -102,7 +101,7 @@ def test_tag_same_and_other_repository(two):
                           "localhost/myorg/demo:prod\n")
     tag("myorg/demo:v1", "registry.example.com/team/demo:1.0")
     store = LocalStore()
-    assert store.resolve("registry.example.com/team/demo", "1.0")["digest"] == full.digest
+    assert store.resolve_descriptor("registry.example.com/team/demo", "1.0").digest == full.digest
     assert {m["repo"] for m in list_modelkits().data} >= {"registry.example.com/team/demo"}
     with pytest.raises(NotFoundError, match="^Failed to tag modelkit: model "
                                             "localhost/myorg/demo:v7 not found$"):
@@ -167,3 +166,62 @@ def test_results_render(two):
 
     assert "myorg/demo" in pretty(list_modelkits())
     assert pretty(info("myorg/demo:v1")).startswith("manifestVersion: 1.0.0")
+
+
+def _hand_made(store: LocalStore, tag: str, config: bytes, *, layer_size: int | None = None,
+               config_size: int | None = None) -> str:
+    """A ModelKit written straight into storage (as a hostile or buggy tool could)."""
+    cfg = store.put_bytes(config, KIT_CONFIG)
+    layer = store.put_bytes(b"weights", "application/vnd.kitops.modelkit.model.v1.tar")
+    manifest = Manifest(
+        Descriptor(cfg.media_type, cfg.digest, cfg.size if config_size is None else config_size),
+        (Descriptor(layer.media_type, layer.digest,
+                    layer.size if layer_size is None else layer_size),),
+        artifact_type=KIT_MANIFEST_ARTIFACT)
+    repo, _, name = tag.partition(":")
+    return store.add_manifest(f"localhost/{repo}", manifest, [name])
+
+
+def test_bad_modelkits_in_storage_are_one_line_and_never_break_list(two, tmp_path):
+    """Hostile storage (issue 10): a config that is not JSON, one with wrong types, sizes no
+    blob has. ``list`` shows the good ModelKits and says which it skipped; reading a bad one
+    is one line, never a traceback."""
+    full, bare = two
+    store = LocalStore()
+    not_json = _hand_made(store, "bad:json", b"\xff\xfe not json")
+    wrong = _hand_made(store, "bad:types", b'{"manifestVersion":"1.0.0","package":"x"}')
+    huge = _hand_made(store, "bad:huge", b'{"manifestVersion":"1.0.0"}', layer_size=1 << 62)
+    big_config = _hand_made(store, "bad:cfg", b'{"manifestVersion":"1.0.0"}',
+                            config_size=1 << 62)
+    rep = NullReporter()
+    res = list_modelkits(reporter=rep)
+    assert [m["digest"] for m in res.data] == [bare.digest, huge, full.digest]
+    assert res.data[1]["size"] == "4096.0 PiB"
+    warned = [text for level, text in rep.messages if level == "warning"]
+    assert sorted(w.split(":")[0] for w in warned) == ["Skipping bad@sha256"] * 3
+    assert {w.split()[1].split("@")[1].rstrip(":") for w in warned} == {not_json, wrong,
+                                                                        big_config}
+    assert all("\n" not in w for w in warned)
+    for ref, text in (("bad:json", "invalid config JSON"),
+                      ("bad:types", "cannot unmarshal string into Go value of type artifact"),
+                      ("bad:cfg", "is too large")):
+        for command in (inspect, info):
+            with pytest.raises(KitError, match=text) as caught:
+                command(ref)
+            assert "\n" not in str(caught.value)
+        with pytest.raises(KitError, match=text):
+            unpack(ref, dir=tmp_path / ref.replace(":", "-"))
+
+
+def test_list_through_the_terminal_skips_a_broken_manifest(two, kitops_home):
+    full, _ = two
+    store = LocalStore()
+    junk = store.put_bytes(b'{"schemaVersion":2,"config":{"digest":"sha256:nope"}}',
+                           "application/vnd.oci.image.manifest.v1+json")
+    index = kitops_home / "storage" / repo_index_name("localhost/junk")
+    index.write_bytes(Index((junk,)).to_bytes())
+    out = run_cli("list")
+    assert out.returncode == 0, out.stderr
+    assert full.digest in out.stdout
+    assert "Skipping junk@" in out.stderr and "invalid checksum digest length" in out.stderr
+    assert "Traceback" not in out.stderr

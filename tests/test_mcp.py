@@ -72,19 +72,18 @@ def blobs() -> set[str]:
 def test_pack_stores_each_bundle_verbatim_as_raw_layer(ctx):
     res = pack(ctx, tag="mcp:v1")
     store = LocalStore()
-    _, manifest = store.read_manifest(store.resolve("localhost/mcp", "v1"))
-    layers = manifest["layers"]
-    assert [x["mediaType"] for x in layers] == [
+    layers = store.read_manifest(store.resolve_descriptor("localhost/mcp", "v1")).layers
+    assert [x.media_type for x in layers] == [
         "application/vnd.kitops.modelkit.model.v1.tar", MCPB_MEDIA_TYPE, MCPB_MEDIA_TYPE]
     for layer, rel in zip(layers[1:], ["servers/fs.mcpb", "pg.mcpb"], strict=True):
         data = (ctx / rel).read_bytes()
-        assert store.blob_path(layer["digest"]).read_bytes() == data
-        assert layer["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
-        assert layer["size"] == len(data)
-        assert layer["annotations"]["org.cncf.model.filepath"] == rel
+        assert store.blob_path(layer.digest).read_bytes() == data
+        assert layer.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert layer.size == len(data)
+        assert layer.annotations["org.cncf.model.filepath"] == rel
     servers = res.config["mcpServers"]
     assert [s["name"] for s in servers] == ["filesystem", "postgres"]
-    assert [s["digest"] for s in servers] == [x["digest"] for x in layers[1:]]
+    assert [s["digest"] for s in servers] == [x.digest for x in layers[1:]]
     assert all(s["diffId"] == s["digest"] for s in servers)  # raw, uncompressed
     # compression applies to tar layers only; mcpb stays raw
     res2 = pack(ctx, tag="mcp:gz", compression="gzip")
@@ -133,8 +132,8 @@ def test_unpack_existing_bundle_rules(ctx, tmp_path):
 def test_corrupt_bundle_blob_leaves_nothing(ctx, tmp_path, streaming):
     pack(ctx, tag="mcp:v1")
     store = LocalStore()
-    _, manifest = store.read_manifest(store.resolve("localhost/mcp", "v1"))
-    path = store.blob_path(manifest["layers"][2]["digest"])
+    manifest = store.read_manifest(store.resolve_descriptor("localhost/mcp", "v1"))
+    path = store.blob_path(manifest.layers[2].digest)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     os.chmod(path, 0o644)

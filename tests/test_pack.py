@@ -125,7 +125,8 @@ def test_manifest_and_config(kitops_home, tmp_path, monkeypatch):
     ctx = make_context(tmp_path)
     res = pack(ctx, tag="myorg/demo:v1")
     store = LocalStore()
-    raw, manifest = store.read_manifest(store.resolve("localhost/myorg/demo", "v1"))
+    stored = store.read_manifest(store.resolve_descriptor("localhost/myorg/demo", "v1"))
+    manifest = json.loads(stored.raw)
     assert list(manifest) == ["schemaVersion", "artifactType", "config", "layers", "annotations"]
     assert "mediaType" not in manifest
     assert manifest["artifactType"] == "application/vnd.kitops.modelkit.manifest.v1+json"
@@ -145,7 +146,7 @@ def test_manifest_and_config(kitops_home, tmp_path, monkeypatch):
     entries = [kf.model, kf.code[0], kf.datasets[0], kf.docs[0], kf.prompts[0]]
     for entry, layer in zip(entries, manifest["layers"], strict=True):
         entry.digest = entry.diff_id = layer["digest"]
-    config = store.read_blob(manifest["config"])
+    config = store.read_blob(stored.config)
     assert config == kf.to_config_json()
     assert manifest["config"]["mediaType"] == "application/vnd.kitops.modelkit.config.v1+json"
     assert b'"remotePath":"s3://bucket/raw/file.csv"' in config
@@ -179,7 +180,7 @@ def test_kitfile_outside_context_and_tags(kitops_home, tmp_path, monkeypatch):
     pack(ctx, file=outside, tag="demo", reporter=rep)
     assert ("info", "No tag or digest specified with --tag flag. Using 'latest' as default "
                     "('demo:latest')") in rep.messages
-    assert store.resolve("localhost/demo", "latest")["digest"] == res.digest
+    assert store.resolve_descriptor("localhost/demo", "latest").digest == res.digest
     messages = [m for _, m in rep.messages]
     assert f"Manifest already exists in storage: {res.digest}" in messages
 
@@ -258,7 +259,7 @@ def test_interrupted_pack_leaves_storage_consistent(kitops_home, tmp_path, monke
     monkeypatch.setattr(LocalStore, "add_manifest", original)
     second = pack(ctx, tag="demo:v1")
     assert second.digest != first.digest
-    assert LocalStore().resolve("localhost/demo", "v1")["digest"] == second.digest
+    assert LocalStore().resolve_descriptor("localhost/demo", "v1").digest == second.digest
 
 
 _PACKER = textwrap.dedent("""
@@ -285,9 +286,8 @@ def test_two_processes_packing_at_once(kitops_home, tmp_path):
     store = LocalStore()
     tags = store.tags("localhost/shared/model")
     assert set(tags) == {f"{w}{i}" for w in "ab" for i in range(6)}
-    listed = {d["digest"] for d in store._read_top_index()["manifests"]}
-    assert {d["digest"] for d in tags.values()} <= listed
+    listed = {d.digest for d in store._read_top_index().manifests}
+    assert {d.digest for d in tags.values()} <= listed
     for d in tags.values():
-        _, manifest = store.read_manifest(d)
-        for layer in manifest["layers"]:
-            assert store.has_blob(layer["digest"])
+        for layer in store.read_manifest(d).layers:
+            assert store.has_blob(layer.digest)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import threading
 
+import pytest
 from IPython.utils.capture import capture_output
 
-from kit_jupyter.reporting import NullReporter, human_size
+from kit_jupyter.reporting import NullReporter, format_bytes
 from kit_jupyter.ui.progress import TextReporter, WidgetReporter
 
 
@@ -60,7 +61,17 @@ def test_widget_reporter_ends_in_static_summary(ip):
     assert "kit-progress-summary" in final.get("text/html", "kit-progress-summary")
 
 
-def test_human_size():
-    assert human_size(10) == "10 B"
-    assert human_size(1536) == "1.50 KiB"
-    assert human_size(3 * 1024**3) == "3.00 GiB"
+# kit's pkg/output/util_test.go TestFormatBytes table
+@pytest.mark.parametrize("n,text", [
+    (0, "0 B"), (500, "500 B"), ((1 << 10) - 1, "1023 B"), (1 << 10, "1.0 KiB"),
+    (int(4.5 * (1 << 10)), "4.5 KiB"), ((1 << 20) - 1, "1023.9 KiB"), (1 << 20, "1.0 MiB"),
+    (int(6.5 * (1 << 20)), "6.5 MiB"), ((1 << 30) - 1, "1023.9 MiB"), (1 << 30, "1.0 GiB"),
+    (1 << 40, "1.0 TiB"), (1 << 50, "1.0 PiB"), (500 * (1 << 50), "500.0 PiB"),
+    (1 << 60, "1024.0 PiB"),
+])
+def test_format_bytes_like_kit(n, text):
+    assert format_bytes(n) == text
+
+
+def test_format_bytes_of_a_rate_is_whole_bytes():
+    assert format_bytes(12.9) == "12 B"

@@ -12,6 +12,7 @@ import pytest
 
 from kit_jupyter.commands.remote import PushResult, inspect_remote, list_remote, pull, push
 from kit_jupyter.errors import NotFoundError, ReferenceError_, RegistryError
+from kit_jupyter.oci.manifest import Descriptor, Manifest
 from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter
 from kit_jupyter.transport.registry import RegistryClient, RemoteSource
@@ -46,10 +47,11 @@ def make_modelkit(home: Path, repo_key: str = "localhost/churn", tag: str = "v1"
     ref = f"{repository}:{tag}" if registry == "localhost" else f"{repo_key}:{tag}"
     res = pack(ctx, tag=ref, home=home)
     store = LocalStore(home)
-    data, manifest = store.read_manifest(store.resolve_descriptor(repo_key, tag))
-    assert store.resolve_descriptor(repo_key, tag)["digest"] == res.digest
-    config = json.loads(store.read_blob(manifest["config"]))
-    return {"digest": res.digest, "manifest": manifest, "bytes": data, "config": config}
+    stored = store.read_manifest(store.resolve_descriptor(repo_key, tag))
+    assert stored.digest == res.digest
+    config = json.loads(store.read_blob(stored.config))
+    return {"digest": res.digest, "manifest": json.loads(stored.raw), "bytes": stored.raw,
+            "config": config}
 
 
 def _storage_files(home: Path) -> dict[str, bytes]:
@@ -83,8 +85,7 @@ def test_push_then_pull_is_bit_for_bit(registry, tmp_path):
     assert rep2.messages[-1] == ("info", f"Pulled {kit['digest']}")
     dst = LocalStore(dst_home)
     repo_key = f"{registry.host}/acme/roundtrip"
-    data, _ = dst.read_manifest(dst.resolve_descriptor(repo_key, "v1"))
-    assert data == kit["bytes"]
+    assert dst.read_manifest(dst.resolve_descriptor(repo_key, "v1")).raw == kit["bytes"]
     src_blobs = {k: v for k, v in _storage_files(src_home).items() if k.startswith("blobs/")}
     dst_blobs = {k: v for k, v in _storage_files(dst_home).items() if k.startswith("blobs/")}
     assert src_blobs == dst_blobs
@@ -92,7 +93,7 @@ def test_push_then_pull_is_bit_for_bit(registry, tmp_path):
         assert hashlib.sha256(blob).hexdigest() == name.rsplit("/", 1)[-1]
     top = json.loads((dst_home / "storage" / "index.json").read_text())
     assert kit["digest"] in [d["digest"] for d in top["manifests"]]
-    assert dst.tags(repo_key)["v1"]["digest"] == kit["digest"]
+    assert dst.tags(repo_key)["v1"].digest == kit["digest"]
 
 
 def test_pull_same_as_local_pack_layout(registry, tmp_path):
@@ -197,13 +198,13 @@ def test_remote_source_fetches_only_requested_blobs(registry, tmp_path):
     push("partial:v1", f"{registry.host}/acme/partial:v1", home=home, plain_http=True)
     mark = registry.mark()
     with RemoteSource(f"{registry.host}/acme/partial:v1", {"plain_http": True}) as src:
-        data, digest = src.resolve(src.reference)
-        assert data == kit["bytes"] and digest == kit["digest"]
-        docs = kit["manifest"]["layers"][3]
+        manifest = src.resolve(src.reference)
+        assert manifest.raw == kit["bytes"] and manifest.digest == kit["digest"]
+        docs = manifest.layers[3]
         with src.open_blob(docs) as f:
             blob = f.read()
-    assert hashlib.sha256(blob).hexdigest() == docs["digest"].split(":")[1]
-    assert _blob_gets(registry.requests(mark)) == [docs["digest"]]
+    assert hashlib.sha256(blob).hexdigest() == docs.digest.split(":")[1]
+    assert _blob_gets(registry.requests(mark)) == [docs.digest]
 
 
 def test_remote_unpack_with_filter_fetches_only_needed_blobs(registry, tmp_path):
@@ -267,7 +268,7 @@ def test_manifest_bytes_kept_exactly(registry, tmp_path):
     kit = make_modelkit(home, "localhost/exact", "v1", seed="e")
     odd = json.dumps(kit["manifest"], indent=3).encode()  # same content, other bytes
     store = LocalStore(home)
-    digest = store.add_manifest("localhost/exact", odd, ["odd"])
+    digest = store.add_manifest("localhost/exact", Manifest.parse(odd), ["odd"])
     res = push("exact:odd", f"{registry.host}/acme/exact:odd", home=home, plain_http=True)
     assert res.digest == digest
     with RegistryClient(registry.host, plain_http=True) as client:
@@ -315,7 +316,7 @@ def test_pull_refuses_non_modelkit(registry, tmp_path):
         cfg = b'{"architecture":"amd64","os":"linux"}'
         desc = {"mediaType": "application/vnd.oci.image.config.v1+json",
                 "digest": "sha256:" + hashlib.sha256(cfg).hexdigest(), "size": len(cfg)}
-        client.push_blob("acme/image", desc, lambda: io.BytesIO(cfg))
+        client.push_blob("acme/image", Descriptor.from_json(desc), lambda: io.BytesIO(cfg))
         manifest = json.dumps({"schemaVersion": 2, "config": desc, "layers": []}).encode()
         client.put_manifest("acme/image", "v1", manifest,
                             "application/vnd.oci.image.manifest.v1+json")
@@ -334,9 +335,8 @@ def test_pull_follows_model_reference(registry, tmp_path):
     config = {"manifestVersion": "1.0.0", "package": {"name": "child"},
               "model": {"name": "child", "path": f"{registry.host}/acme/base:v1"}}
     cfg = store.put_bytes(json.dumps(config).encode(), KIT_CONFIG)
-    manifest = json.dumps({"schemaVersion": 2, "artifactType": KIT_ARTIFACT, "config": cfg,
-                           "layers": []}).encode()
-    child = store.add_manifest("localhost/child", manifest, ["v1"])
+    child = store.add_manifest("localhost/child", Manifest(cfg, artifact_type=KIT_ARTIFACT),
+                               ["v1"])
     push("child:v1", f"{registry.host}/acme/child:v1", home=home, plain_http=True)
     fresh = tmp_path / "fresh"
     rep = NullReporter()
@@ -344,8 +344,7 @@ def test_pull_follows_model_reference(registry, tmp_path):
     assert got.digest == child and [p.digest for p in got.parents] == [base["digest"]]
     assert ("info", f"Pulling referenced image {registry.host}/acme/base:v1") in rep.messages
     dst = LocalStore(fresh)
-    assert dst.resolve_descriptor(f"{registry.host}/acme/base", "v1")["digest"] == \
-        base["digest"]
+    assert dst.resolve_descriptor(f"{registry.host}/acme/base", "v1").digest == base["digest"]
 
 
 def test_parallel_failure_cancels_running_transfers():

@@ -11,7 +11,8 @@ import pytest
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import FilterError, KitError, NotFoundError, StorageError, UnpackError
-from kit_jupyter.oci.store import LocalStore, go_json
+from kit_jupyter.oci.manifest import Manifest
+from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter
 from tests.test_pack import KITFILE, make_context, no_remote, write
 
@@ -92,14 +93,14 @@ def test_filters_select_layers_and_fetch_only_needed_blobs(packed, tmp_path):
             return store.resolve(ref)
 
         def open_blob(self, desc):
-            opened.append(desc["digest"])
+            opened.append(desc.digest)
             return store.open_blob(desc)
 
     out = tmp_path / "f1"
     res = unpack("demo:v1", dir=out, filters=["datasets:train"], source=Counting())
     assert sorted(tree(out)) == ["data/train/a.csv"]
-    config_digest = json.loads(store.read_blob(store.resolve("localhost/demo", "v1")))["config"]
-    assert opened == [config_digest["digest"], res.layers[0]["digest"]]
+    config = store.read_manifest(store.resolve_descriptor("localhost/demo", "v1")).config
+    assert opened == [config.digest, res.layers[0]["digest"]]
     assert res.kitfile_path is None
 
     out = tmp_path / "f2"
@@ -159,9 +160,8 @@ def test_existing_file_rules(packed, tmp_path):
 
 def test_corrupted_blob_leaves_no_file(packed, tmp_path):
     store = LocalStore()
-    _, manifest = store.read_manifest(store.resolve("localhost/demo", "v1"))
-    model_layer = manifest["layers"][0]
-    path = store.blob_path(model_layer["digest"])
+    manifest = store.read_manifest(store.resolve_descriptor("localhost/demo", "v1"))
+    path = store.blob_path(manifest.layers[0].digest)
     data = bytearray(path.read_bytes())
     data[700] ^= 0xFF  # inside model.bin's content
     os.chmod(path, 0o644)
@@ -184,11 +184,12 @@ def test_gzip_round_trip(kitops_home, tmp_path, monkeypatch):
 
 def _store_variant(store: LocalStore, mutate) -> str:
     """Re-store demo:v1 with a changed config/manifest; returns the new tag."""
-    _, manifest = store.read_manifest(store.resolve("localhost/demo", "v1"))
-    config = json.loads(store.read_blob(manifest["config"]))
-    manifest, config = mutate(manifest, config)
-    manifest["config"] = store.put_bytes(go_json(config), manifest["config"]["mediaType"])
-    store.add_manifest("localhost/demo", go_json(manifest), ["variant"])
+    stored = store.read_manifest(store.resolve_descriptor("localhost/demo", "v1"))
+    manifest, config = mutate(json.loads(stored.raw), json.loads(store.read_blob(stored.config)))
+    manifest["config"] = store.put_bytes(json.dumps(config).encode(),
+                                         manifest["config"]["mediaType"]).to_json()
+    store.add_manifest("localhost/demo", Manifest.parse(json.dumps(manifest).encode()),
+                       ["variant"])
     return "demo:variant"
 
 
@@ -239,9 +240,9 @@ def _store_code_layer(store: LocalStore, tar_bytes: bytes) -> str:
     evil = store.put_bytes(tar_bytes, "application/vnd.kitops.modelkit.code.v1.tar")
 
     def mutate(manifest, config):
-        layer = dict(manifest["layers"][1], digest=evil["digest"], size=evil["size"])
+        layer = dict(manifest["layers"][1], digest=evil.digest, size=evil.size)
         manifest["layers"] = [layer]
-        config["code"][0]["digest"] = evil["digest"]
+        config["code"][0]["digest"] = evil.digest
         return manifest, config
 
     return _store_variant(store, mutate)

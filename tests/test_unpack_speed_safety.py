@@ -5,6 +5,7 @@ fallbacks (sendfile, pread/pwrite) give the same files, interrupts leave no thre
 from __future__ import annotations
 
 import errno
+import json
 import os
 import threading
 import time
@@ -47,7 +48,8 @@ def packed(kitops_home, tmp_path):
     (ctx / "src" / "empty.txt").write_bytes(b"")
     pack(ctx, tag="speed:v1")
     store = LocalStore()
-    _, manifest = store.read_manifest(store.resolve("localhost/speed", "v1"))
+    stored = store.read_manifest(store.resolve_descriptor("localhost/speed", "v1"))
+    manifest = json.loads(stored.raw)
     return ctx, store, manifest
 
 

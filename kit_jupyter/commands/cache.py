@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._fs import is_live, sweep_stale
-from kit_jupyter.commands.local import format_bytes
 from kit_jupyter.commands.results import Result, html_table, tabwriter
 from kit_jupyter.oci.store import resolve_home
-from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.reporting import NullReporter, Reporter, format_bytes
 
 
 def cache_dir(home: str | os.PathLike[str] | None = None) -> Path:

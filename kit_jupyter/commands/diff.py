@@ -22,20 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit_jupyter.commands.local import format_bytes
 from kit_jupyter.commands.results import Result
-from kit_jupyter.commands.sources import BlobSource, open_source, remote_source
+from kit_jupyter.commands.sources import BlobSource, close_source, open_source, remote_source
 from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.kitfile.reference import Reference, parse_reference
-from kit_jupyter.oci.mediatypes import (
-    ANNOTATION_FILEPATH,
-    MediaTypeError,
-    format_for_user,
-    model_format_for_manifest,
-)
+from kit_jupyter.oci.manifest import NotAModelKitError
+from kit_jupyter.oci.mediatypes import ANNOTATION_FILEPATH, format_for_user
 from kit_jupyter.oci.store import LocalStore
-from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.reporting import NullReporter, Reporter, format_bytes
 from kit_jupyter.transport.registry import RegistryOptions
 
 LOCAL_PREFIX = "local://"
@@ -297,23 +292,16 @@ def _read(arg: str, ref: Reference, *, home: PathLike,
         except NotFoundError:
             raise NotFoundError(not_found) from None
     try:
-        data, digest = source.resolve(ref)
+        manifest = source.resolve(ref)
     except NotFoundError:
         raise NotFoundError(not_found) from None
     finally:
-        if not isinstance(source, LocalStore):
-            getattr(source, "close", lambda: None)()
+        close_source(source)
     try:
-        manifest = json.loads(data)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        raise KitError(f"failed to parse manifest {digest}: {exc}") from None
-    try:
-        model_format_for_manifest(manifest)
-    except MediaTypeError:
+        manifest.model_format()
+    except NotAModelKitError:
         raise KitError("reference exists but is not a modelkit") from None
-    return Side(reference=str(ref), digest=digest, manifest=manifest)
+    return Side(reference=str(ref), digest=manifest.digest, manifest=json.loads(manifest.raw))
 
 
 def diff(ref1: str, ref2: str, *, home: PathLike = None, reporter: Reporter | None = None,

@@ -8,7 +8,6 @@ print nothing else, so their result's ``text()`` is those lines).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from typing import Any
@@ -19,108 +18,52 @@ from kit_jupyter.commands.results import (
     ListResult,
     RemoveResult,
     TagResult,
+    list_row,
 )
 from kit_jupyter.commands.sources import (
     BlobSource,
-    display,
+    close_source,
     open_source,
-    read_small,
+    read_kitfile,
     remote_source,
-    repo_key,
     resolve_in,
 )
-from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_, StorageError
+from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_
+from kit_jupyter.gocompat.godigest import is_digest
+from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.kitfile.model import Kitfile
-from kit_jupyter.kitfile.reference import is_modelkit_reference, parse_reference
-from kit_jupyter.oci.store import LocalStore, is_digest
+from kit_jupyter.kitfile.reference import (
+    Reference,
+    display_repository,
+    is_modelkit_reference,
+    parse_reference,
+)
+from kit_jupyter.oci.manifest import Descriptor, Manifest, NotAModelKitError
+from kit_jupyter.oci.mediatypes import ANNOTATION_CLI_VERSION
+from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
 from kit_jupyter.transport.registry import RegistryOptions
 
-KIT_MANIFEST_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
-KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
-MODELPACK_MANIFEST_TYPE = "application/vnd.cncf.model.manifest.v1+json"
-MODELPACK_CONFIG_TYPE = "application/vnd.cncf.model.config.v1+json"
-CLI_VERSION_ANNOTATION = "ml.kitops.modelkit.cli-version"
-KITFILE_ANNOTATION = "ml.kitops.modelkit.kitfile"
-
 PathLike = str | os.PathLike[str] | None
-
-
-class NotAModelKit(KitError):
-    pass
 
 
 # --------------------------------------------------------------------------------------------
 # shared helpers
 
 
-def format_bytes(n: int) -> str:
-    """kit's ``output.FormatBytes``: binary units, one decimal rounded *down*."""
-    if n == 0:
-        return "0 B"
-    if n < 1024:
-        return f"{n} B"
-    size = n / 1024.0
-    for suffix in ("KiB", "MiB", "GiB", "TiB"):
-        if size < 1024:
-            return f"{math.floor(size * 10) / 10:.1f} {suffix}"
-        size /= 1024.0
-    return f"{size:.1f} PiB"
-
-
-def parse_ref(s: str) -> Any:
-
-    return parse_reference(s)
-
-
-def model_format(manifest: dict[str, Any]) -> str:
-    """``kit`` or ``modelpack``; otherwise kit's not-a-ModelKit error (spec §7.1)."""
-    artifact = manifest.get("artifactType") or ""
-    config_type = (manifest.get("config") or {}).get("mediaType") or ""
-    if artifact == KIT_MANIFEST_TYPE or config_type == KIT_CONFIG_TYPE:
-        return "kit"
-    if artifact == MODELPACK_MANIFEST_TYPE or config_type == MODELPACK_CONFIG_TYPE:
-        return "modelpack"
-    raise NotAModelKit(f"manifest is not a Model manifest: artifactType is {artifact}, config "
-                       f"mediaType is {config_type}")
-
-
-def parse_manifest(data: bytes, digest: str) -> dict[str, Any]:
-    try:
-        manifest = json.loads(data)
-    except ValueError as exc:
-        raise StorageError(f"manifest {digest} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise StorageError(f"manifest {digest} is not a JSON object")
-    return manifest
-
-
-def config_bytes(source: BlobSource, manifest: dict[str, Any]) -> bytes | None:
-    """The Kitfile JSON of a ModelKit: the config blob (Kit format) or the manifest annotation
-    (ModelPack format); ``None`` for a ModelPack without a Kitfile."""
-    if model_format(manifest) == "kit":
-        return read_small(source, manifest["config"])
-    annotated = (manifest.get("annotations") or {}).get(KITFILE_ANNOTATION)
-    return annotated.encode("utf-8") if annotated else None
-
-
-def _config_dict(data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise StorageError(f"failed to parse config: {exc}") from None
-    return value if isinstance(value, dict) else None
+def kitfile_json(kf: Kitfile) -> dict[str, Any]:
+    """The Kitfile as kit's ``inspect`` shows it: its config JSON as values, in field order."""
+    value: dict[str, Any] = json.loads(kf.to_config_json(), object_pairs_hook=Struct)
+    return value
 
 
 def _reporter(reporter: Reporter | None) -> Reporter:
     return reporter if reporter is not None else NullReporter()
 
 
-def single_reference(s: str) -> Any:
+def single_reference(s: str) -> Reference:
     """inspect/info argument rules: no extra tags, a tag or digest required."""
-    ref = parse_ref(s)
+    ref = parse_reference(s)
     if ref.extra_tags:
         raise ReferenceError_("invalid reference format: extra tags are not supported: "
                               + ", ".join(ref.extra_tags))
@@ -129,31 +72,35 @@ def single_reference(s: str) -> Any:
     return ref
 
 
-def _open_for_read(ref: Any, *, home: PathLike, source: BlobSource | None, remote: bool,
+def _open_for_read(ref: Reference, *, home: PathLike, source: BlobSource | None, remote: bool,
                    registry_options: RegistryOptions) -> BlobSource:
     if source is not None:
         return source
     if remote:
         if ref.registry == "localhost":
-            raise KitError(f"can not check remote: {display(ref)} does not contain registry")
-
+            raise KitError(f"can not check remote: {ref.display()} does not contain registry")
         return remote_source(ref, home=home, registry_options=registry_options)
     return LocalStore(home)
 
 
-def _close_if_opened(src: Any, given: Any) -> None:
-    if src is not given and not isinstance(src, LocalStore):
-        close = getattr(src, "close", None)
-        if close is not None:
-            close()
-
-
-def _resolve_for_read(source: BlobSource, ref: Any) -> tuple[bytes, str, dict[str, Any]]:
+def _read_modelkit(ref: Reference, *, home: PathLike, source: BlobSource | None, remote: bool,
+                   registry_options: RegistryOptions) -> tuple[Manifest, Kitfile | None]:
+    """inspect's and info's read: the manifest and the Kitfile, with kit's texts for a
+    reference that is missing or is not a ModelKit."""
+    src = _open_for_read(ref, home=home, source=source, remote=remote,
+                         registry_options=registry_options)
     try:
-        data, digest = source.resolve(ref)
-    except NotFoundError:
-        raise NotFoundError(f"Could not find modelkit {display(ref)}") from None
-    return data, digest, parse_manifest(data, digest)
+        try:
+            manifest = src.resolve(ref)
+        except NotFoundError:
+            raise NotFoundError(f"Could not find modelkit {ref.display()}") from None
+        return manifest, read_kitfile(src, manifest)
+    except NotAModelKitError:
+        raise KitError("Error resolving modelkit: reference exists but is not a modelkit") \
+            from None
+    finally:
+        if src is not source:
+            close_source(src)
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +108,8 @@ def _resolve_for_read(source: BlobSource, ref: Any) -> tuple[bytes, str, dict[st
 
 
 def list_modelkits(*, home: PathLike = None, reporter: Reporter | None = None) -> ListResult:
-    """The ModelKits in local storage (``kit list``).
+    """The ModelKits in local storage (``kit list``). A stored manifest that cannot be read
+    is skipped with a warning, never the whole list.
 
     Args:
         home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
@@ -175,36 +123,22 @@ def list_modelkits(*, home: PathLike = None, reporter: Reporter | None = None) -
     store = LocalStore(home)
     models: list[dict[str, Any]] = []
     for repo in store.repositories():
-        shown = display(repo) or "<none>"
+        shown = display_repository(repo) or "<none>"
         infos = []
         for desc in store.manifests(repo):
             try:
-                _, manifest = store.read_manifest(desc)
-                model_format(manifest)
-                config = _config_dict(config_bytes(store, manifest))
-            except NotAModelKit:
+                manifest = store.read_manifest(desc)
+                kitfile = read_kitfile(store, manifest)
+            except NotAModelKitError:
                 continue
-            except (NotFoundError, StorageError) as exc:
-                rep.warning(f"Skipping {shown}@{desc.get('digest')}: {exc}")
+            except KitError as exc:
+                rep.warning(f"Skipping {shown}@{desc.digest}: {exc}")
                 continue
-            package = (config or {}).get("package") or {}
-            authors = package.get("authors") or []
-            tags = store.tags_for(repo, desc["digest"])
-            infos.append({
-                "repo": shown,
-                "digest": desc["digest"],
-                "tags": tags or None,  # Go marshals a nil slice as null
-                "modelName": package.get("name") or "<none>",
-                "size": format_bytes(sum(int(x.get("size") or 0)
-                                         for x in manifest.get("layers") or [])),
-                "author": authors[0] if authors else "<none>",
-            })
+            infos.append(list_row(shown, desc.digest, store.tags_for(repo, desc.digest),
+                                  kitfile, manifest))
         infos.sort(key=lambda m: (m["repo"], m["digest"]))
         models.extend(infos)
     return ListResult(models=models, messages=list(rep.messages))
-
-
-list_local = list_modelkits  # name used in docs/ARCHITECTURE.md
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,22 +167,14 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
         ``manifest``; ``to_json()`` is kit's JSON.
     """
     parsed = single_reference(ref)
-    src = _open_for_read(parsed, home=home, source=source, remote=remote,
-                         registry_options=RegistryOptions(plain_http=plain_http,
-                                                          tls_verify=tls_verify,
-                                                          concurrency=concurrency, home=home))
-    try:
-        _, digest, manifest = _resolve_for_read(src, parsed)
-        model_format(manifest)
-        kitfile = _config_dict(config_bytes(src, manifest))
-    except NotAModelKit:
-        raise KitError("Error resolving modelkit: reference exists but is not a modelkit") \
-            from None
-    finally:
-        _close_if_opened(src, source)
-    version = (manifest.get("annotations") or {}).get(CLI_VERSION_ANNOTATION) or "unknown"
-    return InspectResult(digest=digest, cli_version=version, kitfile=kitfile,
-                         manifest=manifest, messages=list(_reporter(reporter).messages))
+    manifest, kf = _read_modelkit(parsed, home=home, source=source, remote=remote,
+                                  registry_options=RegistryOptions(
+                                      plain_http=plain_http, tls_verify=tls_verify,
+                                      concurrency=concurrency, home=home))
+    version = manifest.annotations.get(ANNOTATION_CLI_VERSION) or "unknown"
+    return InspectResult(digest=manifest.digest, cli_version=version,
+                         kitfile=None if kf is None else kitfile_json(kf), manifest=manifest,
+                         messages=list(_reporter(reporter).messages))
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,28 +202,17 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
         InfoResult: ``yaml`` (the text kit prints) and ``kitfile`` (the same as a dict).
     """
     parsed = single_reference(ref)
-    src = _open_for_read(parsed, home=home, source=source, remote=remote,
-                         registry_options=RegistryOptions(plain_http=plain_http,
-                                                          tls_verify=tls_verify,
-                                                          concurrency=concurrency, home=home))
-    try:
-        _, _, manifest = _resolve_for_read(src, parsed)
-        model_format(manifest)
-        data = config_bytes(src, manifest)
-    except NotAModelKit:
-        raise KitError("Error resolving modelkit: reference exists but is not a modelkit") \
-            from None
-    finally:
-        _close_if_opened(src, source)
-    if data is None:
+    _, kf = _read_modelkit(parsed, home=home, source=source, remote=remote,
+                           registry_options=RegistryOptions(
+                               plain_http=plain_http, tls_verify=tls_verify,
+                               concurrency=concurrency, home=home))
+    if kf is None:
         raise KitError("Error resolving modelkit: artifact does not contain a Kitfile")
-
-    kf = Kitfile.from_config_json(data)
     text = kf.to_yaml()
-    config = _config_dict(data)
     if filter:
         text = filter_yaml(text, filter)
-    return InfoResult(reference=display(parsed), yaml=text, kitfile=_strip_layer_info(config),
+    return InfoResult(reference=parsed.display(), yaml=text,
+                      kitfile=_strip_layer_info(kitfile_json(kf)),
                       messages=list(_reporter(reporter).messages))
 
 
@@ -419,31 +334,30 @@ def tag(source: str, target: str, *, home: PathLike = None,
     dst = _tag_ref(target, "target")
     store = LocalStore(home)
     with store.locked():
-        desc = store.resolve_descriptor(repo_key(src), src.reference)
+        desc = store.resolve_descriptor(src.repo_key, src.reference)
         if desc is None:
             raise NotFoundError(f"Failed to tag modelkit: model {src} not found")
-        if is_digest(dst.reference):
-            if dst.reference != desc["digest"]:
+        if dst.digest:
+            if dst.digest != desc.digest:
                 raise KitError(f"Failed to tag modelkit: failed to tag model: digest "
-                               f"{dst.reference} does not match {desc['digest']}")
-            data, _ = store.read_manifest(desc)
-            store.add_manifest(repo_key(dst), data, ())
+                               f"{dst.reference} does not match {desc.digest}")
+            store.add_manifest(dst.repo_key, store.read_manifest(desc), ())
         else:
-            store.tag(repo_key(dst), dst.reference, desc)
+            store.tag(dst.repo_key, dst.reference, desc)
     rep.info(f"Modelkit {src} tagged as {dst}")
-    return TagResult(source=str(src), target=str(dst), digest=desc["digest"],
+    return TagResult(source=str(src), target=str(dst), digest=desc.digest,
                      messages=[("info", f"Modelkit {src} tagged as {dst}")])
 
 
-def _tag_ref(s: str, which: str) -> Any:
+def _tag_ref(s: str, which: str) -> Reference:
     return _ref_with_tag(s, f"{which} ModelKit reference requires a tag or digest ({s}:<tag>)")
 
 
-def _ref_with_tag(s: str, missing: str) -> Any:
+def _ref_with_tag(s: str, missing: str) -> Reference:
     """tag/remove argument rules, in kit's words: parse errors and a missing tag are both
     "Invalid arguments"."""
     try:
-        ref = parse_ref(s)
+        ref = parse_reference(s)
     except ReferenceError_ as exc:
         raise ReferenceError_(f"Invalid arguments: failed to parse reference: {exc}") from None
     if not ref.reference:
@@ -492,73 +406,73 @@ def remove(ref: str | None = None, *, force: bool = False, all: bool = False,  #
     with store.locked():
         desc = _remove_ref(store, parsed, parsed.reference, force, removed)
         if desc is None:
-            raise NotFoundError(f"failed to remove: model {display(parsed)} not found")
-        rep.info(f"Removed {display(parsed)} (digest {desc['digest']})")
+            raise NotFoundError(f"failed to remove: model {parsed.display()} not found")
+        rep.info(f"Removed {parsed.display()} (digest {desc.digest})")
         for extra in parsed.extra_tags:
-            shown = display(_with_reference(parsed, extra))
+            shown = display_repository(_with_reference(parsed, extra))
             desc = _remove_ref(store, parsed, extra, force, removed)
             if desc is None:
                 rep.warning(f"Failed to remove tag {extra}: model {shown} not found")
             else:
-                rep.info(f"Removed {shown} (digest {desc['digest']})")
+                rep.info(f"Removed {shown} (digest {desc.digest})")
     return RemoveResult(removed=removed, messages=list(rep.messages[start:]))
 
 
-def _with_reference(ref: Any, reference: str) -> str:
+def _with_reference(ref: Reference, reference: str) -> str:
     sep = "@" if is_digest(reference) else ":"
     return f"{ref.registry}/{ref.repository}{sep}{reference}"
 
 
-def _remove_ref(store: LocalStore, ref: Any, reference: str, force: bool,
-                removed: list[dict[str, Any]]) -> dict[str, Any] | None:
-    repo = repo_key(ref)
+def _remove_ref(store: LocalStore, ref: Reference, reference: str, force: bool,
+                removed: list[dict[str, Any]]) -> Descriptor | None:
+    repo = ref.repo_key
     desc = store.resolve_descriptor(repo, reference)
     if desc is None:
         return None
     full = _with_reference(ref, reference)
-    if is_digest(reference) or force or len(store.tags_for(repo, desc["digest"])) <= 1:
+    if is_digest(reference) or force or len(store.tags_for(repo, desc.digest)) <= 1:
         store.remove_manifest(repo, desc)
-        removed.append({"reference": full, "digest": desc["digest"], "action": "removed"})
+        removed.append({"reference": full, "digest": desc.digest, "action": "removed"})
     else:
         store.untag(repo, reference)
-        removed.append({"reference": full, "digest": desc["digest"], "action": "untagged"})
+        removed.append({"reference": full, "digest": desc.digest, "action": "untagged"})
     return desc
 
 
 def _remove_untagged(store: LocalStore, rep: Reporter, removed: list[dict[str, Any]]) -> None:
     for repo in store.repositories():
-        shown = display(repo)
+        shown = display_repository(repo)
         for desc in store.manifests(repo):
-            if store.tags_for(repo, desc["digest"]):
+            if store.tags_for(repo, desc.digest):
                 continue
             store.remove_manifest(repo, desc)
-            removed.append({"reference": f"{repo}@{desc['digest']}", "digest": desc["digest"],
+            removed.append({"reference": f"{repo}@{desc.digest}", "digest": desc.digest,
                             "action": "removed"})
-            rep.info(f"Removed {shown}@{desc['digest']}")
+            rep.info(f"Removed {shown}@{desc.digest}")
 
 
 def _remove_everything(store: LocalStore, rep: Reporter, removed: list[dict[str, Any]]) -> None:
     for repo in store.repositories():
-        shown = display(repo)
+        shown = display_repository(repo)
         seen: set[str] = set()
         for desc in store.manifests(repo):
-            if desc["digest"] in seen:
+            if desc.digest in seen:
                 continue
-            for t in store.tags_for(repo, desc["digest"]):
+            for t in store.tags_for(repo, desc.digest):
                 store.untag(repo, t)
                 rep.info(f"Untagged {shown}:{t}")
             store.remove_manifest(repo, desc)
-            seen.add(desc["digest"])
-            removed.append({"reference": f"{repo}@{desc['digest']}", "digest": desc["digest"],
+            seen.add(desc.digest)
+            removed.append({"reference": f"{repo}@{desc.digest}", "digest": desc.digest,
                             "action": "removed"})
-            rep.info(f"Removed {shown}@{desc['digest']}")
+            rep.info(f"Removed {shown}@{desc.digest}")
 
 
 # --------------------------------------------------------------------------------------------
 # parent ModelKits (model.path is a reference)
 
 
-def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> Any:
+def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> Kitfile:
     """The Kitfile a ``model.path`` reference points at, following chains of references
     (local storage first, then the registry) with kit's limit and cycle messages."""
 
@@ -572,21 +486,17 @@ def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> A
         if len(visited) >= max_chain:
             raise KitError(f"reached maximum number of model references: [{', '.join(visited)}]")
         visited.append(current)
-        ref = parse_ref(current)
+        ref = parse_reference(current)
         if not ref.reference:
             ref, _ = ref.with_default_tag()
         src = open_source(ref, home=home)
         try:
-            data, digest = resolve_in(src, ref)
-            manifest = parse_manifest(data, digest)
-            raw = config_bytes(src, manifest)
+            kf = read_kitfile(src, resolve_in(src, ref))
         finally:
-            _close_if_opened(src, None)
-        if raw is None:
+            close_source(src)
+        if kf is None:
             raise KitError("artifact does not contain a Kitfile")
-        kf = Kitfile.from_config_json(raw)
-        model = getattr(kf, "model", None)
-        nxt = getattr(model, "path", "") if model is not None else ""
+        nxt = kf.model.path if kf.model is not None else ""
         if not nxt or not is_modelkit_reference(nxt):
             return kf
         current = nxt

@@ -11,13 +11,13 @@ entry pointing at something missing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
 import stat as stat_mod
 import sys
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from kit_jupyter.errors import (
     ReferenceError_,
     RemoteDatasetError,
 )
+from kit_jupyter.gocompat.godigest import sha256_digest
 from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
 from kit_jupyter.kitfile.model import (
     MAX_KITFILE_BYTES,
@@ -45,17 +46,22 @@ from kit_jupyter.kitfile.reference import (
     parse_reference,
 )
 from kit_jupyter.kitfile.rules import ensure_valid
-from kit_jupyter.oci.layers import pack_layer_to_file, pack_raw_layer_to_file
-from kit_jupyter.oci.mediatypes import check_compression_flag
-from kit_jupyter.oci.store import LocalStore, go_json, resolve_home
+from kit_jupyter.oci.layers import PackedLayer, pack_layer_to_file, pack_raw_layer_to_file
+from kit_jupyter.oci.manifest import Descriptor, Manifest
+from kit_jupyter.oci.mediatypes import (
+    ANNOTATION_CLI_VERSION,
+    ANNOTATION_FILEPATH,
+    ANNOTATION_LAYER_SUBTYPE,
+    KIT_CONFIG,
+    KIT_MANIFEST_ARTIFACT,
+    LAYER_BASE,
+    LAYER_SUBTYPE_PROMPT,
+    check_compression_flag,
+)
+from kit_jupyter.oci.store import LocalStore, resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter
 from kit_jupyter.transport.s3 import verify_remote_datasets
 
-KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
-KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
-ANNOTATION_FILEPATH = "org.cncf.model.filepath"
-ANNOTATION_LAYER_SUBTYPE = "ml.kitops.modelkit.layer-subtype"
-ANNOTATION_CLI_VERSION = "ml.kitops.modelkit.cli-version"
 DEFAULT_REPO_KEY = "localhost/_"
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 
@@ -68,7 +74,7 @@ def cli_version() -> str:
 def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
          tag: str | None = None, compression: str = "none",
          home: str | os.PathLike[str] | None = None,
-         reporter: Reporter | None = None, env: Any = None) -> PackResult:
+         reporter: Reporter | None = None, env: Mapping[str, str] | None = None) -> PackResult:
     """Pack a directory into a ModelKit in local storage (``kit pack DIR``).
 
     The Kitfile is validated first and S3 remote datasets are checked against their
@@ -115,24 +121,19 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     try:
         layers = _build_layers(kf, context, store, home_dir, compression, rep)
         config_bytes = kf.to_config_json()
-        if store.has_blob(_sha256(config_bytes)):
-            config_desc = {"mediaType": KIT_CONFIG, "digest": _sha256(config_bytes),
-                           "size": len(config_bytes)}
-            rep.info(f"Configuration already exists in storage: {config_desc['digest']}")
+        config_digest = sha256_digest(config_bytes)
+        if store.has_blob(config_digest):
+            config_desc = Descriptor(KIT_CONFIG, config_digest, len(config_bytes))
+            rep.info(f"Configuration already exists in storage: {config_digest}")
         else:
             config_desc = store.put_bytes(config_bytes, KIT_CONFIG)
-            rep.info(f"Saved configuration: {config_desc['digest']}")
-        manifest = {
-            "schemaVersion": 2,
-            "artifactType": KIT_MANIFEST_ARTIFACT,
-            "config": config_desc,
-            "layers": [{k: v for k, v in layer.items() if k != "path"} for layer in layers],
-            "annotations": {ANNOTATION_CLI_VERSION: cli_version()},
-        }
-        manifest_bytes = manifest_json(manifest)
-        manifest_digest = _sha256(manifest_bytes)
-        existed = store.has_blob(manifest_digest)
-        digest = store.add_manifest(repo, manifest_bytes, tags)
+            rep.info(f"Saved configuration: {config_digest}")
+        # ocispec.Manifest as kit's pack writes it (spec §7.1): no mediaType field
+        manifest = Manifest(config=config_desc, layers=tuple(d for d, _ in layers),
+                            annotations={ANNOTATION_CLI_VERSION: cli_version()},
+                            artifact_type=KIT_MANIFEST_ARTIFACT)
+        existed = store.has_blob(manifest.digest)
+        digest = store.add_manifest(repo, manifest, tags)
     except KitError as exc:  # every failure from here on is a failed pack, in kit's words
         raise PackError(f"Failed to pack model kit: {exc}") from None
     if existed:
@@ -142,7 +143,8 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     rep.info(f"Model saved: {digest}")
 
     return PackResult(digest=digest, repository=repo, tags=tags,
-                      config=json.loads(config_bytes), layers=layers,
+                      config=json.loads(config_bytes),
+                      layers=[{**d.to_json(), "path": path} for d, path in layers],
                       messages=list(rep.messages[start:]))
 
 
@@ -151,6 +153,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
 
 def _load_kitfile(context: Path, file: str | os.PathLike[str] | None) -> Kitfile:
+    """The Kitfile ``-f`` names (``-`` is stdin), else the one kit finds in the context."""
     if file is None:
         text = read_kitfile_text(find_kitfile(context))
     elif str(file) == "-":
@@ -188,7 +191,7 @@ def _check_compression(value: str) -> str:
     return value
 
 
-def _verify_remote(kf: Kitfile, rep: Reporter, env: Any) -> None:
+def _verify_remote(kf: Kitfile, rep: Reporter, env: Mapping[str, str] | None) -> None:
     datasets = kf.remote_datasets()
     if not datasets:
         return
@@ -198,14 +201,9 @@ def _verify_remote(kf: Kitfile, rep: Reporter, env: Any) -> None:
         raise RemoteDatasetError(f"Failed to pack model kit: {exc}") from None
 
 
-# the media-type base of each Kitfile layer kind (prompts are code layers with a subtype)
-_BASE_OF_KIND = {"model": "model", "modelpart": "modelpart", "code": "code", "dataset": "dataset",
-                 "docs": "docs", "prompt": "code", "mcpserver": "mcpb"}
-
-
-def _layer_entries(kf: Any) -> list[tuple[str, Any, str]]:
+def _layer_entries(kf: Kitfile) -> list[tuple[str, Any, str]]:
     """``(base, entry, kind)`` in kit's layer order (spec §7.5), from the Kitfile's own list."""
-    return [(_BASE_OF_KIND[e.kind], e.entity, e.kind) for e in kf.layer_entries()]
+    return [(LAYER_BASE[e.kind], e.entity, e.kind) for e in kf.layer_entries()]
 
 
 def check_mcp_bundle(context: Path, path: str) -> None:
@@ -235,25 +233,27 @@ def check_mcp_bundle(context: Path, path: str) -> None:
         raise PackError(f"MCP bundle {path} does not contain a manifest.json at its root")
 
 
-def _check_mcp_servers(kf: Any, context: Path) -> None:
+def _check_mcp_servers(kf: Kitfile, context: Path) -> None:
     """Every bundle is checked before the first blob is written."""
-    for server in getattr(kf, "mcp_servers", None) or []:
+    for server in kf.mcp_servers:
         try:
             check_mcp_bundle(context, server.path)
         except PackError as exc:
             raise PackError(f"invalid MCP bundle for mcpServer {server.name}: {exc}") from None
 
 
-def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compression: str,
-                  rep: Reporter) -> list[dict[str, Any]]:
+def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, compression: str,
+                  rep: Reporter) -> list[tuple[Descriptor, str]]:
+    """Each layer's descriptor (with its annotations) and the path it packed."""
 
     _check_mcp_servers(kf, context)
     extra_paths = _parent_layer_paths(kf, home)
     ignore = IgnoreRules.load(context, layer_paths=layer_paths_from_kitfile(kf))
     cache = home / "cache" / "pack"
-    layers: list[dict[str, Any]] = []
+    layers: list[tuple[Descriptor, str]] = []
     for base, entry, kind in _layer_entries(kf):
-        annotations = {ANNOTATION_LAYER_SUBTYPE: "prompt"} if kind == "prompt" else None
+        annotations = ({ANNOTATION_LAYER_SUBTYPE: LAYER_SUBTYPE_PROMPT} if kind == "prompt"
+                       else None)
         if kind == "mcpserver":
             # spec §8.9: the bundle's bytes verbatim, always ...mcpb.v1.raw (no compression)
             packed = _pack_raw(context, entry.path, cache, rep)
@@ -268,16 +268,16 @@ def _build_layers(kf: Any, context: Path, store: LocalStore, home: Path, compres
             packed.discard()
         entry.digest = packed.digest
         entry.diff_id = packed.diff_id
-        layers.append({"mediaType": packed.media_type, "digest": desc["digest"],
-                       "size": desc["size"], "annotations": dict(packed.annotations),
-                       "path": packed.annotations.get(ANNOTATION_FILEPATH, entry.path)})
-        rep.info(f"Saved {base} layer: {desc['digest']}")
+        layers.append((Descriptor(packed.media_type, desc.digest, desc.size,
+                                  annotations=dict(packed.annotations)),
+                       packed.annotations.get(ANNOTATION_FILEPATH, entry.path)))
+        rep.info(f"Saved {base} layer: {desc.digest}")
     if not layers:
         rep.warning("ModelKit contains no layers")
     return layers
 
 
-def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> Any:
+def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> PackedLayer:
 
     size = (context / path).stat().st_size
     task = rep.task(f"mcpserver {path}", size)
@@ -296,7 +296,7 @@ def _clean(path: str) -> str:
     return posixpath.normpath(path or ".")
 
 
-def _parent_layer_paths(kf: Any, home: Path) -> list[str]:
+def _parent_layer_paths(kf: Kitfile, home: Path) -> list[str]:
     """Layer paths of a parent ModelKit named in ``model.path`` (excluded from our layers)."""
     model = getattr(kf, "model", None)
     path = getattr(model, "path", "") if model is not None else ""
@@ -311,26 +311,3 @@ def _parent_layer_paths(kf: Any, home: Path) -> list[str]:
     except KitError as exc:
         raise PackError(f"Failed to resolve referenced modelkit {path}: {exc}") from None
     return layer_paths_from_kitfile(parent)
-
-
-def manifest_json(manifest: dict[str, Any]) -> bytes:
-    """The manifest as Go's ``json.Marshal`` writes ``ocispec.Manifest`` (no ``mediaType``)."""
-    def desc(d: dict[str, Any]) -> dict[str, Any]:
-        out = {"mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"]}
-        if d.get("annotations"):
-            out["annotations"] = dict(sorted(d["annotations"].items()))
-        return out
-
-    ordered: dict[str, Any] = {"schemaVersion": 2}
-    if manifest.get("artifactType"):
-        ordered["artifactType"] = manifest["artifactType"]
-    ordered["config"] = desc(manifest["config"])
-    ordered["layers"] = [desc(x) for x in manifest.get("layers") or []]
-    if manifest.get("annotations"):
-        ordered["annotations"] = dict(sorted(manifest["annotations"].items()))
-    return go_json(ordered)
-
-
-def _sha256(data: bytes) -> str:
-
-    return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -9,76 +9,49 @@ downloaded blob is verified before it is committed to storage.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from kit_jupyter.commands import results
-from kit_jupyter.commands.local import single_reference
-from kit_jupyter.commands.results import InspectResult, ListResult
+from kit_jupyter.commands.local import inspect
+from kit_jupyter.commands.results import InspectResult, ListResult, list_row
+from kit_jupyter.commands.sources import read_kitfile
 from kit_jupyter.errors import (
     AuthError,
+    KitError,
     NotFoundError,
     ReferenceError_,
     RegistryError,
     StorageError,
 )
-from kit_jupyter.kitfile.reference import display_repository, is_modelkit_reference, parse_reference
+from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.kitfile.reference import Reference, is_modelkit_reference, parse_reference
+from kit_jupyter.oci.manifest import Descriptor, Manifest, ManifestError
+from kit_jupyter.oci.mediatypes import OCI_MANIFEST, format_for_user
 from kit_jupyter.oci.store import LocalStore
-from kit_jupyter.reporting import NullReporter, Reporter, human_size
+from kit_jupyter.reporting import NullReporter, Reporter, Task, format_bytes
 from kit_jupyter.transport import credentials
 from kit_jupyter.transport.registry import (
-    OCI_MANIFEST,
     RegistryClient,
     RegistryOptions,
+    RemoteSource,
     make_client,
-    manifest_blobs,
 )
 
-KIT_CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
-KIT_ARTIFACT_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
-MODELPACK_CONFIG_TYPE = "application/vnd.cncf.model.config.v1+json"
-MODELPACK_ARTIFACT_TYPE = "application/vnd.cncf.model.manifest.v1+json"
-CLI_VERSION_ANNOTATION = "ml.kitops.modelkit.cli-version"
 MAX_REFERENCE_CHAIN = 10
-_SMALL_BLOB = 16 << 20
 
 Home = str | os.PathLike[str] | None
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 
-# -- references -------------------------------------------------------------------------------
-
-def _parse(s: str) -> Any:
-
-    return parse_reference(s)
-
-
-def ref_string(registry: str, repository: str, reference: str) -> str:
-    """oras-go's ``Reference.String()``: ``reg/repo:tag`` or ``reg/repo@digest``."""
-    if not reference:
-        return f"{registry}/{repository}"
-    sep = "@" if ":" in reference else ":"
-    return f"{registry}/{repository}{sep}{reference}"
-
-
-def display(ref_str: str) -> str:
-    """kit's FormatRepositoryForDisplay (spec 6.3)."""
-
-    return display_repository(ref_str)
-
-
-def _is_modelkit_reference(s: str) -> bool:
-
-    return is_modelkit_reference(s)
-
-
-def _network(home: Home, plain_http: bool, tls_verify: bool | str, concurrency: int) -> Any:
-
+def _network(home: Home, plain_http: bool, tls_verify: bool | str,
+             concurrency: int) -> RegistryOptions:
     return RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
                            concurrency=max(1, int(concurrency)), home=home)
 
@@ -113,7 +86,7 @@ class BlobTransfer:
 
 
 def _blobs_html(blobs: list[BlobTransfer], caption: str) -> str:
-    rows = [[b.media_type, b.digest, human_size(b.size), b.action] for b in blobs]
+    rows = [[b.media_type, b.digest, format_bytes(b.size), b.action] for b in blobs]
     return results.html_table(["MEDIA TYPE", "DIGEST", "SIZE", ""], rows, caption)
 
 
@@ -141,7 +114,7 @@ class PushResult(_Result):
     def summary(self) -> str:
         sent = sum(b.size for b in self.uploaded)
         return (f"Pushed {self.digest} to {self.destination} ({len(self.uploaded)} blob(s), "
-                f"{human_size(sent)} uploaded, {len(self.skipped)} already present)")
+                f"{format_bytes(sent)} uploaded, {len(self.skipped)} already present)")
 
     def _html_body(self) -> str:
         return _blobs_html(self.blobs, self.summary())
@@ -171,7 +144,7 @@ class PullResult(_Result):
     def summary(self) -> str:
         got = sum(b.size for b in self.downloaded)
         return (f"Pulled {self.digest} ({self.reference}; {len(self.downloaded)} blob(s), "
-                f"{human_size(got)} downloaded, "
+                f"{format_bytes(got)} downloaded, "
                 f"{len(self.blobs) - len(self.downloaded)} already present)")
 
     def _html_body(self) -> str:
@@ -214,22 +187,20 @@ class LogoutResult(_Result):
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def _default_tag(ref: Any, arg: str, what: str, reporter: Reporter) -> str:
+def _default_tag(ref: Reference, arg: str, what: str, reporter: Reporter) -> str:
     if ref.reference:
         return ref.reference
     reporter.info(f"No tag specified for {what}. Using 'latest' as default ('{arg}:latest')")
     return "latest"
 
 
-def _label(desc: dict[str, Any]) -> str:
-    mt = desc.get("mediaType", "")
-    kind = "config" if mt.endswith("config.v1+json") else mt.split("modelkit.")[-1].split(
-        ".v1")[0] if "modelkit." in mt else mt.rsplit("/", 1)[-1]
-    return f"{kind} {desc['digest'].split(':', 1)[-1][:12]}"
+def _label(desc: Descriptor) -> str:
+    """A progress row's name: kit's word for the blob and the start of its digest."""
+    return f"{format_for_user(desc.media_type)} {desc.digest.split(':', 1)[-1][:12]}"
 
 
-def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any],
-              cancel: Callable[[], None] | None = None) -> list[Any]:
+def _parallel(concurrency: int, items: Sequence[_T], fn: Callable[[_T], _U],
+              cancel: Callable[[], None] | None = None) -> list[_U]:
     """Run ``fn`` over ``items``, ``concurrency`` at a time. The first failure -- or an
     interrupt in the calling thread -- cancels what has not started and calls ``cancel`` so
     running transfers stop at their next chunk; then the first error is raised."""
@@ -242,10 +213,10 @@ def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any],
     futures = [pool.submit(fn, i) for i in items]
     try:
         wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and not f.cancelled()
-                  and f.exception() is not None]
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]
+        for f in futures:
+            error = f.exception() if f.done() and not f.cancelled() else None
+            if error is not None:
+                raise error
         return [f.result() for f in futures]
     except BaseException:
         for f in futures:
@@ -257,14 +228,14 @@ def _parallel(concurrency: int, items: list[Any], fn: Callable[[Any], Any],
         pool.shutdown(wait=True)
 
 
-def _tasks(reporter: Reporter, blobs: list[dict[str, Any]]) -> dict[str, Any]:
+def _tasks(reporter: Reporter, blobs: list[Descriptor]) -> dict[str, Task]:
     """One progress row per blob to transfer, created up front in the calling thread (widgets
     are made where the kernel runs the cell, and every row shows from the start)."""
-    return {b["digest"]: reporter.task(_label(b), int(b["size"])) for b in blobs}
+    return {b.digest: reporter.task(_label(b), b.size) for b in blobs}
 
 
-def _run_tasks(concurrency: int, blobs: list[dict[str, Any]], fn: Callable[[Any], Any],
-               tasks: dict[str, Any], client: Any) -> None:
+def _run_tasks(concurrency: int, blobs: list[Descriptor], fn: Callable[[Descriptor], None],
+               tasks: dict[str, Task], client: RegistryClient) -> None:
     try:
         _parallel(concurrency, blobs, fn, client.cancelled.set)
     except BaseException:
@@ -273,38 +244,21 @@ def _run_tasks(concurrency: int, blobs: list[dict[str, Any]], fn: Callable[[Any]
         raise
 
 
-def _is_model_manifest(manifest: dict[str, Any]) -> bool:
-    config_type = (manifest.get("config") or {}).get("mediaType")
-    return (manifest.get("artifactType") in (KIT_ARTIFACT_TYPE, MODELPACK_ARTIFACT_TYPE)
-            or config_type in (KIT_CONFIG_TYPE, MODELPACK_CONFIG_TYPE))
-
-
-def _read_small(stream: Any) -> bytes:
-    with stream:
-        data = stream.read(_SMALL_BLOB + 1)
-        if len(data) > _SMALL_BLOB:
-            raise RegistryError("config blob is larger than 16 MiB")
-        while stream.read(1 << 16):  # drain so the verifying reader checks the digest
-            pass
-    return data
-
-
 # -- push -------------------------------------------------------------------------------------
 
-def _open_local(store: Any, blob: dict[str, Any]) -> Any:
+def _open_local(store: LocalStore, blob: Descriptor) -> BinaryIO:
     """The local blob file for an upload, size-checked only: the registry verifies the digest
     of every upload (``PUT ?digest=``) and rejects a mismatch, so hashing it here as well would
     only double the CPU on the critical path."""
-
     try:
-        f = open(store.blob_path(blob["digest"]), "rb")  # noqa: SIM115 - closed by the upload
+        f = open(store.blob_path(blob.digest), "rb")  # noqa: SIM115 - closed by the upload
     except FileNotFoundError:
-        raise NotFoundError(f"blob {blob['digest']} not found in local storage") from None
+        raise NotFoundError(f"blob {blob.digest} not found in local storage") from None
     actual = os.fstat(f.fileno()).st_size
-    if actual != int(blob["size"]):
+    if actual != blob.size:
         f.close()
-        raise StorageError(f"blob {blob['digest']} is corrupt: {actual} bytes, "
-                           f"{blob['size']} expected")
+        raise StorageError(f"blob {blob.digest} is corrupt: {actual} bytes, "
+                           f"{blob.size} expected")
     return f
 
 
@@ -331,50 +285,49 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
-    src = _parse(source_ref)
+    src = parse_reference(source_ref)
     if src.extra_tags:
         raise ReferenceError_("reference cannot include multiple tags")
-    src_tag = _default_tag(src, source_ref, "push", reporter)
+    src = Reference(src.registry, src.repository,
+                    _default_tag(src, source_ref, "push", reporter))
     if dest_ref is None:
-        dest, dest_tag = src, src_tag
+        dest = src
     else:
-        dest = _parse(dest_ref)
+        dest = parse_reference(dest_ref)
         if dest.extra_tags:
             raise ReferenceError_("target reference cannot include multiple tags")
-        dest_tag = _default_tag(dest, dest_ref, "push target", reporter)
+        dest = Reference(dest.registry, dest.repository,
+                         _default_tag(dest, dest_ref, "push target", reporter))
     if dest.registry == "localhost":
         raise ReferenceError_("registry is required when pushing")
-    src_str = ref_string(src.registry, src.repository, src_tag)
-    dest_str = ref_string(dest.registry, dest.repository, dest_tag)
 
     store = LocalStore(home)
-    desc = store.resolve_descriptor(f"{src.registry}/{src.repository}", src_tag)
+    desc = store.resolve_descriptor(src.repo_key, src.reference)
     if desc is None:
-        raise NotFoundError(f"Failed to push: {display(src_str)} not found in local storage")
-    data, manifest = store.read_manifest(desc)
-    reporter.info(f"Pushing {src_str} to {dest_str}" if src_str != dest_str
-                  else f"Pushing {src_str}")
+        raise NotFoundError(f"Failed to push: {src.display()} not found in local storage")
+    manifest = store.read_manifest(desc)
+    reporter.info(f"Pushing {src} to {dest}" if src != dest else f"Pushing {src}")
     opts = _network(home, plain_http, tls_verify, concurrency)
 
     with make_client(dest.registry, opts) as client:
         client.ping()  # one clear failure before any parallel work
         repo = dest.repository
 
-        blobs = manifest_blobs(manifest)
+        blobs = manifest.blobs()
         try:
             present = _parallel(opts.concurrency, blobs,
-                                lambda b: client.blob_exists(repo, b["digest"]),
+                                lambda b: client.blob_exists(repo, b.digest),
                                 client.cancelled.set)
             missing = [b for b, p in zip(blobs, present, strict=True) if not p]
             tasks = _tasks(reporter, missing)
 
-            def upload(blob: dict[str, Any]) -> None:
-                with tasks[blob["digest"]] as task:
+            def upload(blob: Descriptor) -> None:
+                with tasks[blob.digest] as task:
                     client.push_blob(repo, blob, lambda: _open_local(store, blob), task)
 
             _run_tasks(opts.concurrency, missing, upload, tasks, client)
-            media_type = desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST
-            digest = client.put_manifest(repo, dest_tag, data, media_type)
+            media_type = desc.media_type or manifest.media_type or OCI_MANIFEST
+            digest = client.put_manifest(repo, dest.reference, manifest.raw, media_type)
         except AuthError as exc:
             if exc.status is None:
                 raise
@@ -382,14 +335,13 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
             if exc.status == 401:
                 msg += ". Ensure the repository exists and you have push access to it."
             raise AuthError(msg) from None
-    if digest != desc["digest"]:  # put_manifest checks the registry; this checks storage
+    if digest != desc.digest:  # put_manifest checks the registry; this checks storage
         raise RegistryError(f"pushed manifest digest {digest} differs from local "
-                            f"{desc['digest']}")
+                            f"{desc.digest}")
     reporter.info(f"Pushed {digest}")
-    transfers = [BlobTransfer(b["digest"], b.get("mediaType", ""), int(b["size"]),
-                              "skipped" if p else "uploaded")
+    transfers = [BlobTransfer(b.digest, b.media_type, b.size, "skipped" if p else "uploaded")
                  for b, p in zip(blobs, present, strict=True)]
-    return PushResult(src_str, dest_str, digest, transfers, list(reporter.messages[start:]))
+    return PushResult(str(src), str(dest), digest, transfers, list(reporter.messages[start:]))
 
 
 # -- pull -------------------------------------------------------------------------------------
@@ -415,22 +367,22 @@ def pull(ref: str, *, home: Home = None, plain_http: bool = False,
     """
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
-    parsed = _parse(ref)
+    parsed = parse_reference(ref)
     if parsed.registry == "localhost":
         raise ReferenceError_("registry is required when pulling")
     if parsed.extra_tags:
         raise ReferenceError_("reference cannot include multiple tags")
-    tag = _default_tag(parsed, ref, "pull", reporter)
+    target = Reference(parsed.registry, parsed.repository,
+                       _default_tag(parsed, ref, "pull", reporter))
     opts = _network(home, plain_http, tls_verify, concurrency)
-    result = _pull_recursive(parsed.registry, parsed.repository, tag, opts, reporter, [])
+    result = _pull_recursive(target, opts, reporter, [])
     result.messages = list(reporter.messages[start:])
     return result
 
 
-def _pull_recursive(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter,
+def _pull_recursive(ref: Reference, opts: RegistryOptions, reporter: Reporter,
                     chain: list[str]) -> PullResult:
-    ref_str = ref_string(registry, repository, tag)
-    shown = display(ref_str)
+    shown = ref.display()
     if shown in chain:
         idx = chain.index(shown)
         raise RegistryError("found cycle in modelkit references: "
@@ -438,18 +390,17 @@ def _pull_recursive(registry: str, repository: str, tag: str, opts: Any, reporte
     chain = [*chain, shown]
     if len(chain) > MAX_REFERENCE_CHAIN:
         raise RegistryError(f"reached maximum number of model references: [{'=>'.join(chain)}]")
-    reporter.info(f"Pulling {ref_str}")
-    result, config = _pull_one(registry, repository, tag, opts, reporter)
-    model_path = ((config or {}).get("model") or {}).get("path") or ""
-    if model_path and _is_modelkit_reference(model_path):
+    reporter.info(f"Pulling {ref}")
+    result, kitfile = _pull_one(ref, opts, reporter)
+    model_path = kitfile.model.path if kitfile is not None and kitfile.model else ""
+    if model_path and is_modelkit_reference(model_path):
         reporter.info(f"Pulling referenced image {model_path}")
-        parent = _parse(model_path)
+        parent = parse_reference(model_path)
         if parent.registry == "localhost":
             raise RegistryError(f"failed to pull referenced modelkits: {model_path} has no "
                                 "registry")
-        result.parents.append(_pull_recursive(parent.registry, parent.repository,
-                                              parent.reference or "latest", opts, reporter,
-                                              chain))
+        parent, _ = parent.with_default_tag()
+        result.parents.append(_pull_recursive(parent, opts, reporter, chain))
     reporter.info(f"Pulled {result.digest}")
     return result
 
@@ -461,12 +412,12 @@ class _WriteBehind:
 
     STEP = 64 << 20
 
-    def __init__(self, f: Any) -> None:
+    def __init__(self, f: BinaryIO) -> None:
         self._f = f
         self._since = 0
-        self._sync: Any = None
+        self._sync: threading.Thread | None = None
 
-    def write(self, data: Any) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         n = self._f.write(data)
         self._since += len(data)
         if self._since >= self.STEP and (self._sync is None or not self._sync.is_alive()):
@@ -481,104 +432,90 @@ class _WriteBehind:
     def __enter__(self) -> _WriteBehind:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         if self._sync is not None:
             self._sync.join()
 
 
-def _download(client: Any, store: Any, repository: str, blob: dict[str, Any], task: Any
-              ) -> None:
+def _download(client: RegistryClient, store: LocalStore, repository: str, blob: Descriptor,
+              task: Task) -> None:
     """Stream one blob into ``storage/ingest``, verified (digest and size) while it arrives,
     then hand it to storage (fsync + rename). Any failure leaves nothing behind."""
-
     store.ingest_dir.mkdir(parents=True, exist_ok=True)
     tmp = store.ingest_dir / f"kitjupyter-pull-{secrets.token_hex(8)}"
     try:
         with open(tmp, "xb") as f, _WriteBehind(f) as out:
             client.pull_blob(repository, blob, out, task)
-        store.adopt_file(tmp, blob["digest"], int(blob["size"]),
-                         blob.get("mediaType", "application/octet-stream"))
+        store.adopt_file(tmp, blob.digest, blob.size, blob.media_type)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _pull_one(registry: str, repository: str, tag: str, opts: Any, reporter: Reporter
-              ) -> tuple[PullResult, dict[str, Any] | None]:
+def _fetch_modelkit(client: RegistryClient, ref: Reference) -> Manifest:
+    """kit's ``referenceIsModel`` before a pull: an image manifest, and a ModelKit's."""
+    try:
+        data, media_type, _ = client.get_manifest(ref.repository, ref.reference)
+    except NotFoundError:
+        raise NotFoundError(f"failed to fetch {ref}: not found") from None
+    if media_type != OCI_MANIFEST:
+        raise RegistryError(f"reference {ref} is not an image manifest")
+    try:
+        manifest = Manifest.parse(data, f"manifest of {ref}")
+    except ManifestError as exc:
+        raise RegistryError(f"failed to parse {exc}") from None
+    if not manifest.is_modelkit:
+        raise RegistryError(f"reference {ref} does not refer to a model")
+    return manifest
 
-    ref_str = ref_string(registry, repository, tag)
+
+def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter
+              ) -> tuple[PullResult, Kitfile | None]:
     store = LocalStore(opts.home)
-    with make_client(registry, opts) as client:
-        try:
-            data, media_type, digest = client.get_manifest(repository, tag)
-        except NotFoundError:
-            raise NotFoundError(f"failed to fetch {ref_str}: not found") from None
-        if media_type != OCI_MANIFEST:
-            raise RegistryError(f"reference {ref_str} is not an image manifest")
-        try:
-            manifest = json.loads(data)
-        except ValueError:
-            raise RegistryError(f"failed to parse manifest of {ref_str}") from None
-        if not isinstance(manifest, dict) or not _is_model_manifest(manifest):
-            raise RegistryError(f"reference {ref_str} does not refer to a model")
-
-        blobs = manifest_blobs(manifest)
-        missing = [b for b in blobs if not store.has_blob(b["digest"])]
+    with make_client(ref.registry, opts) as client:
+        manifest = _fetch_modelkit(client, ref)
+        blobs = manifest.blobs()
+        missing = [b for b in blobs if not store.has_blob(b.digest)]
         tasks = _tasks(reporter, missing)
 
-        def download(blob: dict[str, Any]) -> None:
-            with tasks[blob["digest"]] as task:
-                _download(client, store, repository, blob, task)
+        def download(blob: Descriptor) -> None:
+            with tasks[blob.digest] as task:
+                _download(client, store, ref.repository, blob, task)
 
         _run_tasks(opts.concurrency, missing, download, tasks, client)
-    fetched = {b["digest"] for b in missing}
-    transfers = [BlobTransfer(b["digest"], b.get("mediaType", "application/octet-stream"),
-                              int(b["size"]), "downloaded" if b["digest"] in fetched
-                              else "present") for b in blobs]
-    tags = [] if ":" in tag else [tag]
-    stored = store.add_manifest(f"{registry}/{repository}", data, tags)
-    if stored != digest:  # pragma: no cover - get_manifest hashed the same bytes
-        raise RegistryError(f"stored manifest digest {stored} differs from {digest}")
-    config = None
-    cfg_desc = manifest.get("config") or {}
-    if cfg_desc.get("mediaType") == KIT_CONFIG_TYPE and int(cfg_desc.get("size", 0)) <= _SMALL_BLOB:
-        try:
-            config = json.loads(store.read_blob(cfg_desc))
-        except ValueError:
-            config = None
-    return PullResult(ref_str, digest, f"{registry}/{repository}", tags, transfers), config
+    fetched = {b.digest for b in missing}
+    transfers = [BlobTransfer(b.digest, b.media_type or "application/octet-stream", b.size,
+                              "downloaded" if b.digest in fetched else "present")
+                 for b in blobs]
+    tags = [] if ref.digest else [ref.reference]
+    stored = store.add_manifest(ref.repo_key, manifest, tags)
+    if stored != manifest.digest:  # pragma: no cover - the same bytes, hashed twice
+        raise RegistryError(f"stored manifest digest {stored} differs from {manifest.digest}")
+    kitfile = read_kitfile(store, manifest)
+    return PullResult(str(ref), manifest.digest, ref.repo_key, tags, transfers), kitfile
 
 
 # -- remote list / inspect --------------------------------------------------------------------
 
-def _remote_modelkit(client: Any, repository: str, ref: str
-                     ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
-    """(digest, manifest, config) of a tag, or None when it is not a ModelKit."""
-
-    data, media_type, digest = client.get_manifest(repository, ref)
+def _remote_modelkit(client: RegistryClient, ref: Reference
+                     ) -> tuple[Manifest, Kitfile | None] | None:
+    """The manifest and Kitfile of a tag, or None when it is not a ModelKit."""
+    data, media_type, _ = client.get_manifest(ref.repository, ref.reference)
     if media_type != OCI_MANIFEST:
         return None
-    try:
-        manifest = json.loads(data)
-    except ValueError:
+    manifest = Manifest.parse(data, f"manifest of {ref}")
+    if not manifest.is_modelkit:
         return None
-    if not isinstance(manifest, dict):
-        return None
-    cfg_desc = manifest.get("config") or {}
-    config = None
-    if cfg_desc.get("mediaType") == KIT_CONFIG_TYPE:
-        if int(cfg_desc.get("size", 0)) > _SMALL_BLOB:
-            raise RegistryError(f"config of {repository}:{ref} is larger than 16 MiB")
-        config = json.loads(_read_small(client.open_blob(repository, cfg_desc)))
-    return digest, manifest, config
+    return manifest, read_kitfile(RemoteSource(ref, client=client), manifest)
 
 
 def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
                 tls_verify: bool | str = True, concurrency: int = 5,
-                reporter: Reporter | None = None) -> Any:
+                reporter: Reporter | None = None) -> ListResult:
     """The ModelKits of a registry repository, one row per tag (``kit list REPOSITORY``).
 
-    Tags that are not ModelKits are left out.
+    Tags that are not ModelKits are left out; one that cannot be read is skipped with a
+    warning.
 
     Args:
         repository: ``registry/repository``; with ``:tag`` only that tag is listed.
@@ -591,11 +528,10 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
     Returns:
         ListResult: ``models`` in kit's ``--format json`` shape; ``text()`` is kit's table.
     """
-
     reporter = reporter or NullReporter()
-    ref = _parse(repository)
+    ref = parse_reference(repository)
     if ref.registry == "localhost":
-        raise ReferenceError_(f"can not list remote: {display(repository)} does not contain "
+        raise ReferenceError_(f"can not list remote: {ref.display()} does not contain "
                               "registry")
     opts = _network(home, plain_http, tls_verify, concurrency)
     models: list[dict[str, Any]] = []
@@ -603,23 +539,23 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
         tags = [ref.reference] if ref.reference else client.list_tags(ref.repository)
 
         def one(tag: str) -> dict[str, Any] | None:
+            tagged = Reference(ref.registry, ref.repository, tag)
             try:
-                found = _remote_modelkit(client, ref.repository, tag)
+                found = _remote_modelkit(client, tagged)
             except NotFoundError:
                 if ref.reference:
                     raise NotFoundError(f"failed to resolve reference {tag}: not found in "
-                                        f"{ref.registry}/{ref.repository}") from None
+                                        f"{ref.repo_key}") from None
                 return None  # deleted between listing and reading
-            if found is None or found[2] is None:
+            except KitError as exc:
+                if isinstance(exc, RegistryError):  # the registry, not this ModelKit
+                    raise
+                reporter.warning(f"Skipping {tagged}: {exc}")
                 return None
-            digest, manifest, config = found
-            pkg = config.get("package") or {}
-            authors = pkg.get("authors") or []
-            size = sum(int(x.get("size", 0)) for x in manifest.get("layers") or [])
-            return {"repo": ref.repository, "digest": digest, "tags": [tag],
-                    "modelName": pkg.get("name") or "<none>",
-                    "size": human_size(size),
-                    "author": authors[0] if authors else "<none>"}
+            if found is None:
+                return None
+            manifest, kitfile = found
+            return list_row(ref.repository, manifest.digest, [tag], kitfile, manifest)
 
         for row in _parallel(opts.concurrency, sorted(tags), one):
             if row is not None:
@@ -629,10 +565,11 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
 
 def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
                    tls_verify: bool | str = True, concurrency: int = 5,
-                   reporter: Reporter | None = None) -> Any:
+                   reporter: Reporter | None = None) -> InspectResult:
     """A ModelKit's manifest and Kitfile read from its registry (``kit inspect -r REF``).
 
-    Nothing is stored locally.
+    Nothing is stored locally. kit reads both places the same way, so this is
+    :func:`~kit_jupyter.commands.local.inspect` with ``remote=True``.
 
     Args:
         ref: ``registry/repository:tag`` or ``...@digest`` (a tag or digest is required).
@@ -645,24 +582,8 @@ def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
     Returns:
         InspectResult: ``digest``, ``cli_version``, ``kitfile`` and ``manifest``.
     """
-
-    reporter = reporter or NullReporter()
-    parsed = single_reference(ref)
-    full = ref_string(parsed.registry, parsed.repository, parsed.reference)
-    if parsed.registry == "localhost":
-        raise ReferenceError_(f"can not check remote: {display(full)} does not contain "
-                              "registry")
-    opts = _network(home, plain_http, tls_verify, concurrency)
-    with make_client(parsed.registry, opts) as client:
-        try:
-            found = _remote_modelkit(client, parsed.repository, parsed.reference)
-        except NotFoundError:
-            raise NotFoundError(f"Could not find modelkit {display(full)}") from None
-    if found is None:
-        raise RegistryError(f"Error resolving modelkit: reference {full} is not a modelkit")
-    digest, manifest, config = found
-    version = (manifest.get("annotations") or {}).get(CLI_VERSION_ANNOTATION) or "unknown"
-    return InspectResult(digest, version, config, manifest, list(reporter.messages))
+    return inspect(ref, home=home, remote=True, reporter=reporter, plain_http=plain_http,
+                   tls_verify=tls_verify, concurrency=concurrency)
 
 
 # -- login / logout ---------------------------------------------------------------------------

@@ -14,6 +14,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.gocompat.goyaml import Struct
+from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.oci.manifest import Manifest
+from kit_jupyter.oci.mediatypes import ANNOTATION_FILEPATH
+from kit_jupyter.reporting import format_bytes
+
 _TABLE_CSS = ("<style>.kit-result{border-collapse:collapse;font-size:13px}"
               ".kit-result td,.kit-result th{padding:2px 8px;text-align:left;"
               "vertical-align:top;font-family:monospace}</style>")
@@ -38,13 +45,6 @@ def _messages_html(messages: list[tuple[str, str]]) -> str:
         f'<div style="font-family:monospace">'
         f'{_esc(("[WARN ] " if level == "warning" else "") + text)}</div>'
         for level, text in messages)
-
-
-def go_json_indent(obj: Any) -> str:
-    """``json.MarshalIndent(v, "", "  ")``: two-space indent, HTML-escaped like Go."""
-    text = json.dumps(obj, ensure_ascii=False, indent=2)
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def tabwriter(rows: list[list[str]], padding: int = 3) -> str:
@@ -171,6 +171,19 @@ class UnpackResult(Result):
 LIST_HEADER = ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
 
 
+def list_row(repo: str, digest: str, tags: list[str], kitfile: Kitfile | None,
+             manifest: Manifest) -> Struct:
+    """One ModelKit as ``kit list`` describes it, local or remote (kit's ``modelInfo``, in
+    its field order): no tags is ``null``, a missing name or author ``<none>``, the size the
+    sum of the layers in kit's format."""
+    package = kitfile.package if kitfile is not None else None
+    authors = package.authors if package is not None else []
+    return Struct(repo=repo, digest=digest, tags=list(tags) or None,
+                  modelName=(package.name if package is not None else "") or "<none>",
+                  size=format_bytes(manifest.size),
+                  author=authors[0] if authors else "<none>")
+
+
 @dataclass(repr=False)
 class ListResult(Result):
     models: list[dict[str, Any]]          # kit's --format json objects
@@ -185,10 +198,10 @@ class ListResult(Result):
 
     @property
     def data(self) -> list[dict[str, Any]]:
-        return [dict(m) for m in self.models]
+        return [Struct(m) for m in self.models]  # copies that keep kit's field order
 
     def to_json(self) -> str:
-        return go_json_indent(self.data)
+        return marshal(self.data, indent="  ").decode("utf-8")  # kit's MarshalIndent
 
     def text(self) -> str:
         return tabwriter([LIST_HEADER, *self.rows()])
@@ -204,20 +217,21 @@ class ListResult(Result):
 class InspectResult(Result):
     digest: str
     cli_version: str
-    kitfile: dict[str, Any] | None
-    manifest: dict[str, Any]
+    kitfile: dict[str, Any] | None        # the config as JSON values, in kit's field order
+    manifest: Manifest
     messages: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def data(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"digest": self.digest, "cliVersion": self.cli_version}
+        """kit's ``inspect`` object, in its field order."""
+        out = Struct(digest=self.digest, cliVersion=self.cli_version)
         if self.kitfile is not None:
             out["kitfile"] = self.kitfile
-        out["manifest"] = self.manifest
+        out["manifest"] = self.manifest.to_json()
         return out
 
     def to_json(self) -> str:
-        return go_json_indent(self.data)
+        return marshal(self.data, indent="  ").decode("utf-8")  # kit's MarshalIndent
 
     def text(self) -> str:
         return self.to_json() + "\n"
@@ -227,11 +241,10 @@ class InspectResult(Result):
         pkg = (self.kitfile or {}).get("package") or {}
         if pkg.get("name"):
             rows.append(["package", pkg["name"]])
-        for layer in self.manifest.get("layers") or []:
-            ann = layer.get("annotations") or {}
-            rows.append([layer.get("mediaType"),
-                         f"{ann.get('org.cncf.model.filepath', '')}  {layer.get('digest')}  "
-                         f"{layer.get('size')} B"])
+        for layer in self.manifest.layers:
+            rows.append([layer.media_type,
+                         f"{layer.annotations.get(ANNOTATION_FILEPATH, '')}  {layer.digest}  "
+                         f"{format_bytes(layer.size)}"])
         table = html_table(None, rows)
         raw = f"<details><summary>JSON</summary><pre>{_esc(self.to_json())}</pre></details>"
         return table + raw

@@ -26,13 +26,32 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._fs import write_bytes_atomic
-from kit_jupyter.commands.local import config_bytes, model_format, parse_manifest, parse_ref
 from kit_jupyter.commands.results import UnpackResult
-from kit_jupyter.commands.sources import BlobSource, display, open_source, resolve_in
+from kit_jupyter.commands.sources import (
+    BlobSource,
+    close_source,
+    open_source,
+    read_kitfile,
+    resolve_in,
+)
 from kit_jupyter.errors import FilterError, KitError, RemoteDatasetError, UnpackError
 from kit_jupyter.kitfile.filters import Filter, matches, parse_filters
 from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
-from kit_jupyter.kitfile.reference import default_tag_message, is_modelkit_reference
+from kit_jupyter.kitfile.reference import (
+    Reference,
+    default_tag_message,
+    is_modelkit_reference,
+    parse_reference,
+)
+from kit_jupyter.oci.manifest import Descriptor, Manifest
+from kit_jupyter.oci.mediatypes import (
+    ANNOTATION_FILE_METADATA,
+    ANNOTATION_FILEPATH,
+    ANNOTATION_LAYER_SUBTYPE,
+    LAYER_SUBTYPE_PROMPT,
+    MediaTypeError,
+    parse_media_type,
+)
 from kit_jupyter.oci.store import CHUNK, LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
 from kit_jupyter.transport.registry import RegistryOptions
@@ -49,15 +68,6 @@ from kit_jupyter.transport.s3 import (
 )
 
 MAX_MODEL_REF_CHAIN = 10
-PROMPT_SUBTYPE_ANNOTATION = "ml.kitops.modelkit.layer-subtype"
-_MEDIA_PREFIXES = ("application/vnd.kitops.modelkit.", "application/vnd.cncf.model.")
-_BASE_TYPES = {
-    # Kit format                     ModelPack format
-    "model": "model", "weight": "model",
-    "modelpart": "modelpart", "weight.config": "modelpart",
-    "code": "code", "dataset": "dataset", "docs": "docs", "doc": "docs",
-    "mcpb": "mcpb", "config": "config",
-}
 
 
 def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's flag name
@@ -95,7 +105,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
     """
     rep = reporter if reporter is not None else NullReporter()
     start = len(rep.messages)
-    parsed = parse_ref(ref)
+    parsed = parse_reference(ref)
     if not parsed.reference:
 
         parsed, _ = parsed.with_default_tag()
@@ -117,7 +127,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
     remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
                                     overwrite=overwrite, ignore_existing=ignore_existing,
                                     reporter=rep, env=env)
-    return UnpackResult(reference=display(parsed), digest=digest, directory=str(target),
+    return UnpackResult(reference=parsed.display(), digest=digest, directory=str(target),
                         kitfile_path=kitfile_path, layers=layers, remote=remote,
                         messages=list(rep.messages[start:]))
 
@@ -223,31 +233,8 @@ def _existing_file(target: Path, path: str) -> bool:
     return True
 
 
-def _remote_path(entry: Any) -> str:
-    if isinstance(entry, dict):
-        return entry.get("remotePath") or ""
-    return getattr(entry, "remote_path", "") or getattr(entry, "remotePath", "") or ""
-
-
 # --------------------------------------------------------------------------------------------
 # the unpack itself
-
-
-def layer_base(media_type: str) -> tuple[str, str] | None:
-    """``(base type, compression)`` of a Kit or ModelPack layer media type, or None."""
-    for prefix in _MEDIA_PREFIXES:
-        if media_type.startswith(prefix):
-            rest = media_type[len(prefix):]
-            break
-    else:
-        return None
-    head, _, compression = rest.partition("+")
-    base, sep, fmt = head.rpartition(".v1.")
-    if not sep or base not in _BASE_TYPES or fmt not in ("tar", "raw"):
-        return None
-    if compression not in ("", "gzip", "zstd"):
-        return None
-    return _BASE_TYPES[base], f"{fmt}+{compression}" if compression else fmt
 
 
 class _Unpack:
@@ -261,8 +248,8 @@ class _Unpack:
         self.registry_options = registry_options
         self.umask = _current_umask()
 
-    def run(self, ref: Any, filters: list[Any], source: BlobSource | None,
-            visited: list[str]) -> tuple[str, Any, list[dict[str, Any]], str | None]:
+    def run(self, ref: Reference, filters: list[Any], source: BlobSource | None,
+            visited: list[str]) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         if len(visited) > MAX_MODEL_REF_CHAIN:
             raise KitError("reached maximum number of model references: "
                            f"[{'=>'.join(visited)}]")
@@ -272,30 +259,22 @@ class _Unpack:
         try:
             return self._run_with(src, ref, filters, visited)
         finally:
-            close = getattr(src, "close", None)
-            if close is not None:
-                close()  # a registry session; local storage has nothing to close
+            close_source(src)
 
-    def _run_with(self, src: BlobSource, ref: Any, filters: list[Any],
-                  visited: list[str]) -> tuple[str, Any, list[dict[str, Any]], str | None]:
-        data, digest = resolve_in(src, ref)
-        manifest = parse_manifest(data, digest)
-        model_format(manifest)
-        raw_config = config_bytes(src, manifest)
-        if raw_config is None:
+    def _run_with(self, src: BlobSource, ref: Reference, filters: list[Any],
+                  visited: list[str]) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
+        manifest = resolve_in(src, ref)
+        kf = read_kitfile(src, manifest)
+        if kf is None:
             raise KitError("failed to read model: artifact does not contain a Kitfile")
-        config = json.loads(raw_config)
-
-        kf = Kitfile.from_config_json(raw_config)
-        model = config.get("model") or None
-        if model and _is_modelkit_reference(model.get("path") or ""):
-            self.reporter.info(f"Unpacking referenced modelkit {model['path']}")
-            self._unpack_parent(model["path"], filters, visited)
+        if kf.model is not None and is_modelkit_reference(kf.model.path):
+            self.reporter.info(f"Unpacking referenced modelkit {kf.model.path}")
+            self._unpack_parent(kf.model.path, filters, visited)
         kitfile_path = None
         if _matches(filters, "kitfile", "", ""):
             kitfile_path = self._write_kitfile(kf)
-        layers = self._layers(src, manifest, config, filters)
-        return digest, kf, layers, kitfile_path
+        layers = self._layers(src, manifest, kf, filters)
+        return manifest.digest, kf, layers, kitfile_path
 
     def _unpack_parent(self, path: str, filters: list[Any], visited: list[str]) -> None:
         if path in visited:
@@ -312,7 +291,7 @@ class _Unpack:
             parent_filters = [_only_model(f) for f in model_filters]
         else:
             parent_filters = list(parse_filters(["model"]))
-        self.run(parse_ref(path), parent_filters, None, [*visited, path])
+        self.run(parse_reference(path), parent_filters, None, [*visited, path])
 
     # -- Kitfile ---------------------------------------------------------------------------
     def _write_kitfile(self, kf: Any) -> str:
@@ -335,75 +314,64 @@ class _Unpack:
         return str(path)
 
     # -- layers ----------------------------------------------------------------------------
-    def _layers(self, src: BlobSource, manifest: dict[str, Any], config: dict[str, Any],
+    def _layers(self, src: BlobSource, manifest: Manifest, kf: Kitfile,
                 filters: list[Any]) -> list[dict[str, Any]]:
-        model = config.get("model") or {}
-        parts = list(model.get("parts") or [])
-        code = list(config.get("code") or [])
-        local_datasets = [d for d in config.get("datasets") or [] if not _remote_path(d)]
-        docs = list(config.get("docs") or [])
-        prompts = list(config.get("prompts") or [])
-        mcp_servers = list(config.get("mcpServers") or [])
-        idx = {"modelpart": 0, "code": 0, "prompt": 0, "dataset": 0, "docs": 0, "mcpb": 0}
+        """Each layer matched, by position within its type, to its Kitfile entry (kit's rule),
+        cross-checked by digest, and unpacked unless the filters leave it out."""
+        model = kf.model
+        entries: dict[str, list[Any]] = {
+            "modelpart": list(model.parts) if model is not None else [],
+            "code": list(kf.code), "prompt": list(kf.prompts), "docs": list(kf.docs),
+            "dataset": [d for d in kf.datasets if not d.remote_path],
+            "mcpserver": list(kf.mcp_servers)}
+        taken = dict.fromkeys(entries, 0)
         done: list[dict[str, Any]] = []
-        for desc in manifest.get("layers") or []:
-            media_type = desc.get("mediaType", "")
-            parsed = layer_base(media_type)
-            if parsed is None:
-                self.reporter.warning(f"Unknown media type {media_type}: skipping unpack")
+        for desc in manifest.layers:
+            try:
+                media_type = parse_media_type(desc.media_type)
+            except MediaTypeError:
+                self.reporter.warning(f"Unknown media type {desc.media_type}: skipping unpack")
                 continue
-            base, fmt = parsed
-            annotations = desc.get("annotations") or {}
+            base = media_type.base
             if base == "config":
                 continue
             if base == "model":
-                entry, kind = model, "model"
-                message = f"Unpacking model {model.get('name', '')} to {model.get('path', '')}"
-            elif base == "modelpart":
-                entry, kind = _take(parts, idx, "modelpart"), "modelpart"
-                message = (f"Unpacking model part {entry.get('name', '')} to "
-                           f"{entry.get('path', '')}")
-            elif base == "code" and annotations.get(PROMPT_SUBTYPE_ANNOTATION) == "prompt":
-                entry, kind = _take(prompts, idx, "prompt"), "prompt"
-                message = f"Unpacking prompt to {entry.get('path', '')}"
-            elif base == "code":
-                entry, kind = _take(code, idx, "code"), "code"
-                message = f"Unpacking code to {entry.get('path', '')}"
-            elif base == "dataset":
-                entry, kind = _take(local_datasets, idx, "dataset"), "dataset"
-                message = (f"Unpacking dataset {entry.get('name', '')} to "
-                           f"{entry.get('path', '')}")
-            elif base == "docs":
-                entry, kind = _take(docs, idx, "docs"), "docs"
-                message = f"Unpacking docs to {entry.get('path', '')}"
-            else:  # mcpb: an MCP bundle stored verbatim (raw layer)
-                entry, kind = _take(mcp_servers, idx, "mcpb"), "mcpserver"
-                message = (f"Unpacking MCP server {entry.get('name', '')} to "
-                           f"{entry.get('path', '')}") if entry is not None else ""
-            type_name = kind
+                kind = "model"
+            elif base == "code" and (desc.annotations.get(ANNOTATION_LAYER_SUBTYPE)
+                                     == LAYER_SUBTYPE_PROMPT):
+                kind = "prompt"
+            else:
+                kind = {"mcpb": "mcpserver"}.get(base, base)
+            if kind == "model":
+                entry = model
+            else:
+                i = taken[kind]
+                taken[kind] = i + 1
+                entry = entries[kind][i] if i < len(entries[kind]) else None
             if entry is None:
-                raise UnpackError(f"failed to unpack: no Kitfile entry for {type_name} layer "
-                                  f"{desc.get('digest')}")
-            if not _matches(filters, kind, entry.get("name", ""), entry.get("path", "")):
+                raise UnpackError(f"failed to unpack: no Kitfile entry for {kind} layer "
+                                  f"{desc.digest}")
+            name = getattr(entry, "name", "")
+            if not _matches(filters, kind, name, entry.path):
                 continue
-            self.reporter.info(message)
+            self.reporter.info(_UNPACKING[kind].format(name=name, path=entry.path))
             extract_dir = ""
-            if entry.get("digest"):
-                if entry["digest"] != desc.get("digest"):
+            if entry.digest:
+                if entry.digest != desc.digest:
                     raise UnpackError(f"digest in config and manifest do not match in "
                                       f"{base}")
             else:  # ModelKits from before digests were in the config
-                extract_dir = _legacy_dir(entry.get("path", ""), base)
-            self._unpack_layer(src, desc, fmt, extract_dir, entry.get("path", ""))
-            done.append({"type": type_name, "name": entry.get("name", ""),
-                         "path": entry.get("path", ""), "digest": desc.get("digest"),
-                         "size": desc.get("size")})
+                extract_dir = _legacy_dir(entry.path, base)
+            fmt = media_type.format + (f"+{media_type.compression}" if media_type.compressed
+                                       else "")
+            self._unpack_layer(src, desc, fmt, extract_dir, entry.path)
+            done.append({"type": kind, "name": name, "path": entry.path, "digest": desc.digest,
+                         "size": desc.size})
         return done
 
-    def _unpack_layer(self, src: BlobSource, desc: dict[str, Any], fmt: str,
+    def _unpack_layer(self, src: BlobSource, desc: Descriptor, fmt: str,
                       extract_dir: str, path: str) -> None:
-        task = self.reporter.task(f"unpack {path or desc.get('digest', '')[:19]}",
-                                  desc.get("size"))
+        task = self.reporter.task(f"unpack {path or desc.digest[:19]}", desc.size)
         ok = False
         pending: list[tuple[Path, Path]] = []
         try:
@@ -422,7 +390,7 @@ class _Unpack:
                     os.unlink(tmp)
             task.finish(ok)
 
-    def _unpack_local(self, store: LocalStore, desc: dict[str, Any], fmt: str,
+    def _unpack_local(self, store: LocalStore, desc: Descriptor, fmt: str,
                       extract_dir: str, path: str, task: Any,
                       pending: list[tuple[Path, Path]]) -> None:
         """Uncompressed blob in local storage: a second thread hashes the blob file while this
@@ -431,7 +399,7 @@ class _Unpack:
         until :meth:`BackgroundVerifier.result` has confirmed the digest."""
         verifier = store.verify_in_background(desc, task=task)
         try:
-            with _BlobFile(store.blob_path(desc["digest"])) as reader:
+            with _BlobFile(store.blob_path(desc.digest)) as reader:
                 try:
                     if fmt == "raw":
                         self._write_raw(reader, desc, path, pending)
@@ -449,7 +417,7 @@ class _Unpack:
             raise
         verifier.result()
 
-    def _unpack_stream(self, src: BlobSource, desc: dict[str, Any], fmt: str,
+    def _unpack_stream(self, src: BlobSource, desc: Descriptor, fmt: str,
                        extract_dir: str, path: str, task: Any,
                        pending: list[tuple[Path, Path]]) -> None:
         """Any source (registry, compressed blobs): one verified stream, read once."""
@@ -475,12 +443,12 @@ class _Unpack:
             # check runs; counted, so progress ends at 100%.
             _drain(counted)
 
-    def _write_raw(self, reader: Any, desc: dict[str, Any], path: str,
+    def _write_raw(self, reader: Any, desc: Descriptor, path: str,
                    pending: list[tuple[Path, Path]]) -> None:
         """A raw layer (spec §8.9, e.g. an ``.mcpb``) is the file itself: it goes to the
         entry's path under the same existing-file rules as a tar member."""
-        annotations = desc.get("annotations") or {}
-        name = path or annotations.get("org.cncf.model.filepath", "")
+        annotations = desc.annotations
+        name = path or annotations.get(ANNOTATION_FILEPATH, "")
         if not name:
             raise UnpackError("failed to unpack: unknown file path for layer: no "
                               "org.cncf.model.filepath annotation")
@@ -529,17 +497,12 @@ class _Unpack:
             _skip(reader, _padded(size) - size, buf)
 
 
-def _take(entries: list[dict[str, Any]], idx: dict[str, int], key: str) -> Any:
-    i = idx[key]
-    idx[key] = i + 1
-    return entries[i] if i < len(entries) else None
-
-
-def _is_modelkit_reference(path: str) -> bool:
-    if not path:
-        return False
-
-    return bool(is_modelkit_reference(path))
+# kit's info line per layer kind
+_UNPACKING = {"model": "Unpacking model {name} to {path}",
+              "modelpart": "Unpacking model part {name} to {path}",
+              "prompt": "Unpacking prompt to {path}", "code": "Unpacking code to {path}",
+              "dataset": "Unpacking dataset {name} to {path}", "docs": "Unpacking docs to {path}",
+              "mcpserver": "Unpacking MCP server {name} to {path}"}
 
 
 def _filter_has_model(f: Any) -> bool:
@@ -717,9 +680,9 @@ def _write_member(reader: Any, target: Path, size: int | None, mode: int,
     return tmp
 
 
-def _raw_mode(annotations: dict[str, Any]) -> int:
+def _raw_mode(annotations: Mapping[str, str]) -> int:
     """Permission bits of a raw layer's file: from its file-metadata annotation, else 0644."""
-    meta = annotations.get("org.cncf.model.file.metadata+json")
+    meta = annotations.get(ANNOTATION_FILE_METADATA)
     if meta:
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             mode = json.loads(meta).get("mode")
@@ -866,4 +829,4 @@ def _read_exact_or_eof(reader: Any) -> bytes | None:
     return bytes(buf)
 
 
-__all__ = ["unpack", "layer_base"]
+__all__ = ["unpack"]

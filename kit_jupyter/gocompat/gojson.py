@@ -1,19 +1,20 @@
-"""Byte-exact emulation of Go's ``encoding/json.Marshal`` for the values a Kitfile holds.
+"""Byte-exact emulation of Go's ``encoding/json`` ``Marshal`` and ``MarshalIndent``.
 
-The config blob's digest is part of every ModelKit manifest, so the bytes must equal kit's:
-compact separators, HTML-safe escaping of ``<``, ``>`` and ``&``, U+2028/2029 escaped, map keys
-sorted by their UTF-8 bytes, and Go's float formatting (spec §4, §3.4).
+The one Go-style JSON encoder of the package: the config blob, manifests, the storage index files
+and kit's ``--format json`` output all go through :func:`marshal`. Their digests (or the text kit
+users compare) depend on the bytes, so they must equal Go's: compact separators (or Go's indent),
+HTML-safe escaping of ``<``, ``>`` and ``&``, U+2028/2029 escaped, raw UTF-8, and Go's float
+formatting (spec §4, §3.4). Key order follows Go: a :class:`Struct` (a Go struct) keeps its
+order, any other dict is a Go map and is written with its keys sorted by their UTF-8 bytes.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from json.encoder import encode_basestring
 from typing import Any
 
 from kit_jupyter.gocompat.goyaml import AnyKeyMap, Struct, go_json_float
-
-_encode_str = json.encoder.encode_basestring
 
 
 class UnsupportedValue(ValueError):
@@ -30,7 +31,7 @@ def _clean_surrogates(s: str) -> str:
 
 
 def encode_string(s: str) -> str:
-    out = _encode_str(_clean_surrogates(s))
+    out = encode_basestring(_clean_surrogates(s))
     if any(c in out for c in "<>&\u2028\u2029"):
         out = (
             out.replace("<", "\\u003c")
@@ -46,7 +47,7 @@ def _utf8_key(k: str) -> bytes:
     return _clean_surrogates(k).encode("utf-8")
 
 
-def _encode(v: Any, out: list[str]) -> None:
+def _encode(v: Any, out: list[str], indent: str, depth: int) -> None:
     if v is None:
         out.append("null")
     elif v is True:
@@ -68,27 +69,46 @@ def _encode(v: Any, out: list[str]) -> None:
         items = list(v.items()) if isinstance(v, Struct) else sorted(
             v.items(), key=lambda kv: _utf8_key(kv[0])
         )
+        if not items:
+            out.append("{}")
+            return
         out.append("{")
+        colon = ": " if indent else ":"
         for i, (k, val) in enumerate(items):
             if i:
                 out.append(",")
+            _newline(out, indent, depth + 1)
             out.append(encode_string(k))
-            out.append(":")
-            _encode(val, out)
+            out.append(colon)
+            _encode(val, out, indent, depth + 1)
+        _newline(out, indent, depth)
         out.append("}")
     elif isinstance(v, (list, tuple)):
+        if not v:
+            out.append("[]")
+            return
         out.append("[")
         for i, item in enumerate(v):
             if i:
                 out.append(",")
-            _encode(item, out)
+            _newline(out, indent, depth + 1)
+            _encode(item, out, indent, depth + 1)
+        _newline(out, indent, depth)
         out.append("]")
     else:
         raise TypeError(f"cannot encode {type(v).__name__} as JSON")
 
 
-def marshal(v: Any) -> bytes:
-    """Go ``json.Marshal(v)``; ``Struct`` dicts keep their order, other dicts are sorted."""
+def _newline(out: list[str], indent: str, depth: int) -> None:
+    if indent:
+        out.append("\n" + indent * depth)
+
+
+def marshal(v: Any, *, indent: str = "") -> bytes:
+    """Go ``json.Marshal(v)``, or ``json.MarshalIndent(v, "", indent)`` when ``indent`` is set.
+
+    ``Struct`` dicts keep their order, other dicts are sorted; empty objects and arrays stay
+    ``{}`` and ``[]`` when indented, as in Go."""
     out: list[str] = []
-    _encode(v, out)
+    _encode(v, out, indent, 0)
     return "".join(out).encode("utf-8")

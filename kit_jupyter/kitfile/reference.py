@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kit_jupyter.errors import ReferenceError_
 from kit_jupyter.gocompat import gourl
+from kit_jupyter.gocompat.godigest import digest_error, is_digest
 
 DEFAULT_REGISTRY = "localhost"
 DEFAULT_REPOSITORY = "_"
@@ -22,31 +23,6 @@ _REPOSITORY_RE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*"
 )
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*")
-_DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
-_HEX_RE = re.compile(r"[a-f0-9]+")
-_ENCODED_RE = re.compile(r"[a-zA-Z0-9=_-]+")
-
-
-def digest_error(s: str) -> str | None:
-    """The go-digest validation error for ``s``, or None when ``s`` is a valid digest."""
-    i = s.find(":")
-    if i <= 0 or i + 1 == len(s):
-        return "invalid checksum digest format"
-    algorithm, encoded = s[:i], s[i + 1 :]
-    if algorithm not in _DIGEST_HEX_LEN:
-        if not _ALGORITHM_RE.fullmatch(algorithm) or not _ENCODED_RE.fullmatch(encoded):
-            return "invalid checksum digest format"
-        return "unsupported digest algorithm"
-    if len(encoded) != _DIGEST_HEX_LEN[algorithm]:
-        return "invalid checksum digest length"
-    if not _HEX_RE.fullmatch(encoded):
-        return "invalid checksum digest format"
-    return None
-
-
-def is_digest(s: str) -> bool:
-    return digest_error(s) is None
 
 
 @dataclass(frozen=True)

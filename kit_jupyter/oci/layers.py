@@ -18,7 +18,6 @@ import datetime as _dt
 import gzip
 import hashlib
 import io
-import json
 import os
 import secrets
 import stat
@@ -30,7 +29,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from kit_jupyter._fs import sweep_stale, temp_path
 from kit_jupyter.errors import PackError, UnpackError
+from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean
+from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.gocompat.ignore import IgnoreRules, in_other_layer
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
@@ -667,11 +668,10 @@ def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
     with _layer_temp(temp_dir, compression, fsync) as (tmp, sink):
         buf = bytearray(CHUNK)
         _copy_file(full, cleaned, st.st_size, sink, memoryview(buf), task)  # type: ignore[arg-type]
-    meta = {"name": os.path.basename(cleaned), "mode": st.st_mode & 0o777, "uid": 0,
-            "gid": 0, "size": st.st_size, "mtime": _rfc3339(st.st_mtime_ns),
-            "typeflag": 0}
+    meta = Struct(name=os.path.basename(cleaned), mode=st.st_mode & 0o777, uid=0, gid=0,
+                  size=st.st_size, mtime=_rfc3339(st.st_mtime_ns), typeflag=0)
     notes = {ANNOTATION_FILEPATH: cleaned,
-             ANNOTATION_FILE_METADATA: json.dumps(meta, separators=(",", ":"))}
+             ANNOTATION_FILE_METADATA: marshal(meta).decode("utf-8")}  # Go's FileMetadata
     return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes)
 
 

@@ -1,5 +1,8 @@
 """Media types, artifact types and annotation keys of ModelKits (spec §7.1-§7.4).
 
+The one home of these strings and of the media-type grammar; "is this manifest a ModelKit" is
+:meth:`kit_jupyter.oci.manifest.Manifest.model_format`.
+
 Layers are written in kit's format only; ModelPack types are parsed so that unpack/inspect can read
 ModelPack artifacts. The grammar mirrors kit's own parser (Go regexps, so ``\\w`` is ASCII-only),
 because a media type kit cannot parse is one kit_jupyter must not write either.
@@ -9,13 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from kit_jupyter.errors import KitError
 
 # --- manifests, indexes, configs -------------------------------------------------------------
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
 MODELPACK_MANIFEST_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
 KIT_INDEX_ARTIFACT = "application/vnd.kitops.modelkit.index.v1+json"
@@ -41,9 +45,10 @@ _MODELPACK_BASE = {"config": "config", "model": "weight", "modelpart": "weight.c
                    "dataset": "dataset", "code": "code", "docs": "doc"}
 _MODELPACK_BASE_REV = {v: k for k, v in _MODELPACK_BASE.items()}
 
-#: Kitfile component -> kit base (prompts are code layers with a subtype annotation).
-COMPONENT_BASE = {"model": "model", "parts": "modelpart", "datasets": "dataset", "code": "code",
-                  "prompts": "code", "docs": "docs", "mcpServers": "mcpb"}
+#: Kind of Kitfile layer entry (``Kitfile.layer_entries()``) -> kit base; prompts are code
+#: layers with a subtype annotation.
+LAYER_BASE = {"model": "model", "modelpart": "modelpart", "code": "code", "dataset": "dataset",
+              "docs": "docs", "prompt": "code", "mcpserver": "mcpb"}
 
 COMPRESSIONS = ("none", "gzip", "gzip-fastest", "zstd")
 FORMATS = ("tar", "raw")
@@ -178,19 +183,6 @@ def _parse_comp(comp: str) -> str:
         return parse_compression(comp)
     except MediaTypeError as err:
         raise MediaTypeError(f"failed to parse media type: {err}") from None
-
-
-def model_format_for_manifest(manifest: dict[str, Any]) -> str:
-    """``kit`` or ``modelpack``; ModelKits from 2024 lack ``artifactType`` and are recognised by
-    their config media type."""
-    artifact_type = manifest.get("artifactType") or ""
-    config_type = (manifest.get("config") or {}).get("mediaType") or ""
-    if artifact_type == KIT_MANIFEST_ARTIFACT or config_type == KIT_CONFIG:
-        return KIT_FORMAT
-    if artifact_type == MODELPACK_MANIFEST_ARTIFACT or config_type == MODELPACK_CONFIG:
-        return MODELPACK_FORMAT
-    raise MediaTypeError(f"manifest is not a Model manifest: artifactType is {artifact_type}, "
-                         f"config mediaType is {config_type}")
 
 
 def format_for_user(media_type: str) -> str:

@@ -28,7 +28,6 @@ import errno
 import fcntl
 import hashlib
 import io
-import json
 import os
 import re
 import sys
@@ -39,20 +38,25 @@ from typing import Any, BinaryIO
 
 from kit_jupyter._fs import sweep_stale, temp_path, write_bytes_atomic
 from kit_jupyter.errors import NotFoundError, StorageError
+from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
+from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.kitfile.reference import Reference
+from kit_jupyter.oci.manifest import (
+    Descriptor,
+    Index,
+    Manifest,
+    ManifestError,
+    empty_top_index,
+    parse_tags,
+)
+from kit_jupyter.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
+from kit_jupyter.reporting import Task
 
-MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 OCI_LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 LOCK_NAME = ".kit-jupyter.lock"
 CHUNK = 1 << 20  # 1 MiB: large enough that hashing, not syscalls, dominates
 
 _LOCAL_INDEX_RE = re.compile(r"^([-A-Za-z0-9_-]*={0,3})-index\.json$")
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
-# ocispec.Descriptor field order, as Go's json.Marshal writes it
-_DESCRIPTOR_KEYS = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform",
-                    "artifactType")
-_INDEX_KEYS = ("schemaVersion", "mediaType", "artifactType", "manifests", "subject",
-               "annotations")
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,73 +96,21 @@ def repo_tags_name(repo_key: str) -> str:
     return f"{repo_file_stem(repo_key)}-tags.json"
 
 
-def is_digest(s: str) -> bool:
-    return bool(_DIGEST_RE.match(s))
-
-
 def _digest_hex(digest: str) -> str:
-    if not is_digest(digest):
+    if not is_sha256_digest(digest):
         raise StorageError(f"invalid digest {digest!r}: only sha256 digests are supported")
     return digest.split(":", 1)[1]
 
 
-# --------------------------------------------------------------------------------------------
-# Go-compatible JSON
-
-
-def go_json(obj: Any) -> bytes:
-    """Compact JSON the way Go's ``json.Marshal`` writes it (HTML-escaped, raw UTF-8).
-
-    Key order is the caller's: build dicts in Go's struct order (see ``_ordered_descriptor``);
-    only string-keyed maps (annotations, the tags object) are sorted, as Go sorts map keys."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-    return text.encode("utf-8")
-
-
-def _ordered_descriptor(desc: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in _DESCRIPTOR_KEYS:
-        if key in desc and desc[key] not in (None, "", [], {}):
-            value = desc[key]
-            if key == "annotations":
-                value = dict(sorted(value.items()))
-            out[key] = value
-    for key, value in desc.items():  # fields a newer kit may add: keep them, after ours
-        if key not in out and key not in _DESCRIPTOR_KEYS:
-            out[key] = value
-    return out
-
-
-def _ordered_index(index: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in _INDEX_KEYS:
-        if key == "manifests":
-            out[key] = [_ordered_descriptor(d) for d in index.get("manifests") or []]
-        elif key in index and index[key] not in (None, "", [], {}):
-            out[key] = index[key]
-    for key, value in index.items():
-        if key not in out and key not in _INDEX_KEYS:
-            out[key] = value
-    return out
-
-
-def manifest_descriptor(manifest_bytes: bytes) -> dict[str, Any]:
-    return {"mediaType": MANIFEST_MEDIA_TYPE,
-            "digest": "sha256:" + hashlib.sha256(manifest_bytes).hexdigest(),
-            "size": len(manifest_bytes)}
-
-
-def _load_json(path: Path, what: str) -> Any:
+def _read_file(path: Path) -> bytes | None:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise StorageError(f"failed to parse {what} {path}: {exc}") from None
+
+
+def _storage_error(exc: ManifestError) -> StorageError:
+    return StorageError(f"failed to parse {exc}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +122,7 @@ class VerifyingReader(io.RawIOBase):
     the digest (or the expected size). Consumers that stop early should call ``verify_rest()``
     to drain and check the remainder -- a partial read proves nothing."""
 
-    def __init__(self, raw: BinaryIO, digest: str, size: int | None, label: str):
+    def __init__(self, raw: io.RawIOBase, digest: str, size: int | None, label: str):
         super().__init__()
         self._raw = raw
         self._digest = digest
@@ -219,16 +171,6 @@ class VerifyingReader(io.RawIOBase):
             super().close()
 
 
-def drain_and_verify(stream: Any) -> None:
-    """Read a blob stream to its end so its digest check runs (works for any source)."""
-    verify = getattr(stream, "verify_rest", None)
-    if verify is not None:
-        verify()
-        return
-    while stream.read(CHUNK):
-        pass
-
-
 VERIFY_CHUNK = 4 << 20  # hashlib drops the GIL per update; 4 MiB keeps syscalls negligible
 
 
@@ -239,7 +181,7 @@ class BackgroundVerifier:
     copy from adding to it. Nothing may be published before :meth:`result` returned."""
 
     def __init__(self, path: str | os.PathLike[str], digest: str, size: int | None,
-                 label: str = "blob", task: Any = None, chunk: int = VERIFY_CHUNK):
+                 label: str = "blob", task: Task | None = None, chunk: int = VERIFY_CHUNK):
         self.path = Path(path)
         self.digest = digest
         self.size = size
@@ -333,7 +275,7 @@ class BlobWriter:
         self._file: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit
         self._hash = hashlib.sha256()
         self.size = 0
-        self.descriptor: dict[str, Any] | None = None
+        self.descriptor: Descriptor | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         assert self._file is not None, "blob already committed"
@@ -342,7 +284,7 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
-    def copy_from(self, src: BinaryIO, task: Any = None) -> None:
+    def copy_from(self, src: BinaryIO, task: Task | None = None) -> None:
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         while True:
@@ -366,7 +308,7 @@ class BlobWriter:
 
     def commit(self, expected_digest: str | None = None, *,
                media_type: str = "application/octet-stream",
-               expected_size: int | None = None) -> dict[str, Any]:
+               expected_size: int | None = None) -> Descriptor:
         assert self._file is not None, "blob already committed"
         digest = self.digest
         try:
@@ -384,7 +326,7 @@ class BlobWriter:
         except BaseException:
             self.abort()
             raise
-        self.descriptor = {"mediaType": media_type, "digest": digest, "size": self.size}
+        self.descriptor = Descriptor(media_type, digest, self.size)
         return self.descriptor
 
     def abort(self) -> None:
@@ -398,7 +340,7 @@ class BlobWriter:
     def __enter__(self) -> BlobWriter:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.descriptor is None:
             self.abort()
 
@@ -466,13 +408,14 @@ class LocalStore:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
-    def open_blob(self, descriptor: dict[str, Any] | str) -> VerifyingReader:
+    def open_blob(self, descriptor: Descriptor | str) -> VerifyingReader:
         """A streaming reader that raises :class:`StorageError` at EOF if the blob's bytes do
-        not hash to its digest (or do not have the descriptor's size)."""
+        not hash to its digest (or do not have the descriptor's size). A bare digest string
+        checks the digest only."""
         if isinstance(descriptor, str):
             digest, size = descriptor, None
         else:
-            digest, size = descriptor["digest"], descriptor.get("size")
+            digest, size = descriptor.digest, descriptor.size
         path = self.blob_path(digest)
         try:
             raw = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the reader
@@ -480,23 +423,21 @@ class LocalStore:
             raise NotFoundError(f"blob {digest} not found in local storage") from None
         return VerifyingReader(raw, digest, size, "blob")
 
-    def verify_in_background(self, descriptor: dict[str, Any], *,
-                             task: Any = None) -> BackgroundVerifier:
+    def verify_in_background(self, descriptor: Descriptor, *,
+                             task: Task | None = None) -> BackgroundVerifier:
         """Start hashing a stored blob in a second thread (see :class:`BackgroundVerifier`);
         the caller reads the file at :meth:`blob_path` itself, e.g. with ``copy_file_range``."""
-        digest = descriptor["digest"]
-        path = self.blob_path(digest)
+        path = self.blob_path(descriptor.digest)
         if not path.is_file():
-            raise NotFoundError(f"blob {digest} not found in local storage")
-        return BackgroundVerifier(path, digest, descriptor.get("size"), "blob",
+            raise NotFoundError(f"blob {descriptor.digest} not found in local storage")
+        return BackgroundVerifier(path, descriptor.digest, descriptor.size, "blob",
                                   task=task).start()
 
-    def read_blob(self, descriptor: dict[str, Any] | str, limit: int = 16 << 20) -> bytes:
+    def read_blob(self, descriptor: Descriptor | str, limit: int = 16 << 20) -> bytes:
         """A small blob (manifest, config) read whole and verified."""
-        size = None if isinstance(descriptor, str) else descriptor.get("size")
-        if size is not None and size > limit:
-            raise StorageError(f"blob {descriptor['digest']} is too large to read "  # type: ignore[index]
-                               f"into memory ({size} bytes)")
+        if isinstance(descriptor, Descriptor) and descriptor.size > limit:
+            raise StorageError(f"blob {descriptor.digest} is too large to read into memory "
+                               f"({descriptor.size} bytes)")
         with self.open_blob(descriptor) as f:
             data = f.read(limit + 1)
             if len(data) > limit:
@@ -507,16 +448,16 @@ class LocalStore:
     def ingest(self) -> BlobWriter:
         return BlobWriter(self)
 
-    def put_bytes(self, data: bytes, media_type: str) -> dict[str, Any]:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    def put_bytes(self, data: bytes, media_type: str) -> Descriptor:
+        digest = sha256_digest(data)
         if self.has_blob(digest):
-            return {"mediaType": media_type, "digest": digest, "size": len(data)}
+            return Descriptor(media_type, digest, len(data))
         with self.ingest() as w:
             w.write(data)
             return w.commit(digest, media_type=media_type)
 
     def adopt_file(self, path: str | os.PathLike[str], digest: str, size: int,
-                   media_type: str) -> dict[str, Any]:
+                   media_type: str) -> Descriptor:
         """Move a file whose digest the caller computed while writing it (a pack temp layer)
         into ``blobs/`` without copying it: fsync, then rename (copy if across devices)."""
         path = Path(path)
@@ -524,7 +465,7 @@ class LocalStore:
         if self.has_blob(digest):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            return {"mediaType": media_type, "digest": digest, "size": size}
+            return Descriptor(media_type, digest, size)
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -544,7 +485,7 @@ class LocalStore:
                 desc = w.commit(digest, media_type=media_type, expected_size=size)
             os.unlink(path)
             return desc
-        return {"mediaType": media_type, "digest": digest, "size": size}
+        return Descriptor(media_type, digest, size)
 
     def _place(self, tmp: Path, digest: str) -> None:
         target = self.blob_path(digest)
@@ -555,59 +496,66 @@ class LocalStore:
         os.replace(tmp, target)
 
     # -- JSON files (callers hold the lock for read-modify-write) -------------------------
-    def _read_top_index(self) -> dict[str, Any]:
-        data = _load_json(self.index_path, "index")
-        if not isinstance(data, dict):
-            return {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}
-        data.setdefault("manifests", [])
-        if data["manifests"] is None:
-            data["manifests"] = []
-        return data
+    def _read_top_index(self) -> Index:
+        data = _read_file(self.index_path)
+        if data is None:
+            return empty_top_index()
+        try:
+            return Index.parse(data, f"index {self.index_path}")
+        except ManifestError as exc:
+            raise _storage_error(exc) from None
 
-    def _write_top_index(self, index: dict[str, Any]) -> None:
-        index = dict(index)
-        index.setdefault("schemaVersion", 2)
-        index.setdefault("mediaType", INDEX_MEDIA_TYPE)
-        ordered = _ordered_index(index)
-        ordered["manifests"] = ordered.get("manifests") or []  # oras writes [] not null
+    def _write_top_index(self, index: Index) -> None:
+        if not index.media_type:
+            index = Index(index.manifests, OCI_INDEX, index.artifact_type,
+                          index.annotations, index.subject, index.schema_version, index.extra)
         self._ensure_layout()
-        write_bytes_atomic(self.index_path, go_json(ordered))
+        write_bytes_atomic(self.index_path, index.to_bytes())
 
-    def _read_repo_index(self, repo_key: str) -> list[dict[str, Any]]:
-        data = _load_json(self.root / repo_index_name(repo_key), "index")
-        if not isinstance(data, dict):
+    def _read_repo_index(self, repo_key: str) -> list[Descriptor]:
+        path = self.root / repo_index_name(repo_key)
+        data = _read_file(path)
+        if data is None:
             return []
-        return list(data.get("manifests") or [])
+        try:
+            return list(Index.parse(data, f"index {path}").manifests)
+        except ManifestError as exc:
+            raise _storage_error(exc) from None
 
-    def _write_repo_index(self, repo_key: str, manifests: list[dict[str, Any]]) -> None:
+    def _write_repo_index(self, repo_key: str, manifests: list[Descriptor]) -> None:
         path = self.root / repo_index_name(repo_key)
         seen: set[str] = set()
         unique = []
         for d in manifests:
-            if d["digest"] not in seen:
-                seen.add(d["digest"])
+            if d.digest not in seen:
+                seen.add(d.digest)
                 unique.append(d)
         if not unique:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, go_json({"schemaVersion": 2,
-                                          "manifests": [_ordered_descriptor(d) for d in unique]}))
+        write_bytes_atomic(path, Index(tuple(unique)).to_bytes())
 
-    def _read_tags(self, repo_key: str) -> dict[str, dict[str, Any]]:
-        data = _load_json(self.root / repo_tags_name(repo_key), "tags index")
-        return dict(data) if isinstance(data, dict) else {}
+    def _read_tags(self, repo_key: str) -> dict[str, Descriptor]:
+        path = self.root / repo_tags_name(repo_key)
+        data = _read_file(path)
+        if data is None:
+            return {}
+        try:
+            return parse_tags(data, f"tags index {path}")
+        except ManifestError as exc:
+            raise _storage_error(exc) from None
 
-    def _write_tags(self, repo_key: str, tags: dict[str, dict[str, Any]]) -> None:
+    def _write_tags(self, repo_key: str, tags: dict[str, Descriptor]) -> None:
         path = self.root / repo_tags_name(repo_key)
         if not tags:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        ordered = {t: _ordered_descriptor(tags[t]) for t in sorted(tags)}
-        write_bytes_atomic(path, go_json(ordered))
+        # a Go map[string]Descriptor: written with its keys sorted
+        write_bytes_atomic(path, marshal({t: d.to_json() for t, d in tags.items()}))
 
     # -- queries ---------------------------------------------------------------------------
     def repositories(self) -> list[str]:
@@ -627,104 +575,84 @@ class LocalStore:
                 raise StorageError(f"failed to decode repository name from {name}") from None
         return sorted(repos, key=lambda r: r.encode("utf-8"))
 
-    def manifests(self, repo_key: str) -> list[dict[str, Any]]:
+    def manifests(self, repo_key: str) -> list[Descriptor]:
         return self._read_repo_index(repo_key)
 
-    def tags(self, repo_key: str) -> dict[str, dict[str, Any]]:
+    def tags(self, repo_key: str) -> dict[str, Descriptor]:
         return self._read_tags(repo_key)
 
     def tags_for(self, repo_key: str, digest: str) -> list[str]:
-        return sorted(t for t, d in self._read_tags(repo_key).items() if d.get("digest") == digest)
+        return sorted(t for t, d in self._read_tags(repo_key).items() if d.digest == digest)
 
-    def resolve_descriptor(self, repo_key: str, ref: str) -> dict[str, Any] | None:
+    def resolve_descriptor(self, repo_key: str, ref: str) -> Descriptor | None:
         """The manifest descriptor for a tag or digest in one repository (kit's rules: a
         digest must be listed in the repository's index, a tag in its tags file)."""
         if not ref:
             return None
-        if is_digest(ref) or ":" in ref:
+        if ":" in ref:  # a digest (a tag cannot hold a colon)
             for d in self._read_repo_index(repo_key):
-                if d.get("digest") == ref:
+                if d.digest == ref:
                     return d
             return None
         return self._read_tags(repo_key).get(ref)
 
-    def resolve(self, ref: Any, tag_or_digest: str | None = None) -> Any:
-        """Two call forms, one name (see docs/ARCHITECTURE.md):
-
-        * ``resolve(repo_key, ref)`` -> manifest descriptor or ``None`` (storage API);
-        * ``resolve(reference)`` -> ``(manifest bytes, manifest digest)`` or
-          :class:`NotFoundError` (BlobSource protocol, used by unpack/inspect/info)."""
-        if tag_or_digest is not None or isinstance(ref, str):
-            return self.resolve_descriptor(str(ref), tag_or_digest or "")
-        repo_key = f"{ref.registry}/{ref.repository}"
-        desc = self.resolve_descriptor(repo_key, ref.reference or "latest")
+    def resolve(self, ref: Reference) -> Manifest:
+        """The manifest ``ref`` names (BlobSource protocol, used by unpack/inspect/info);
+        :class:`NotFoundError` when storage does not hold it."""
+        desc = self.resolve_descriptor(ref.repo_key, ref.reference or "latest")
         if desc is None:
             raise NotFoundError(f"{ref} not found in local storage")
-        data, _ = self.read_manifest(desc)
-        return data, desc["digest"]
+        return self.read_manifest(desc)
 
-    def read_manifest(self, descriptor: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    def read_manifest(self, descriptor: Descriptor | str) -> Manifest:
+        """A stored manifest, verified against its digest and parsed."""
         data = self.read_blob(descriptor)
-        try:
-            manifest = json.loads(data)
-        except ValueError as exc:
-            raise StorageError(f"manifest {descriptor['digest']} is not valid JSON: "
-                               f"{exc}") from None
-        if not isinstance(manifest, dict):
-            raise StorageError(f"manifest {descriptor['digest']} is not a JSON object")
-        return data, manifest
+        digest = descriptor if isinstance(descriptor, str) else descriptor.digest
+        return Manifest.parse(data, f"manifest {digest}")
 
     # -- updates ---------------------------------------------------------------------------
-    def add_manifest(self, repo_key: str, manifest_bytes: bytes,
-                     tags: Iterable[str] = ()) -> str:
-        """Store a manifest and record it in ``index.json``, the repository's index and tags.
+    def add_manifest(self, repo_key: str, manifest: Manifest, tags: Iterable[str] = ()) -> str:
+        """Store a manifest's exact bytes and record it in ``index.json``, the repository's
+        index and tags.
 
         The manifest blob is written first and every blob it references must already exist, so
         no index ever names something missing. Returns the manifest digest."""
-        try:
-            manifest = json.loads(manifest_bytes)
-        except ValueError as exc:
-            raise StorageError(f"manifest is not valid JSON: {exc}") from None
-        desc = self.put_bytes(manifest_bytes, MANIFEST_MEDIA_TYPE)
+        desc = self.put_bytes(manifest.raw, OCI_MANIFEST)
         with self.locked():
-            for ref in _referenced(manifest):
-                if not self.has_blob(ref):
-                    raise StorageError(f"cannot store manifest {desc['digest']}: blob {ref} "
-                                       "is missing from local storage")
+            for ref in manifest.blobs():
+                if not self.has_blob(ref.digest):
+                    raise StorageError(f"cannot store manifest {desc.digest}: blob "
+                                       f"{ref.digest} is missing from local storage")
             top = self._read_top_index()
-            if not any(d.get("digest") == desc["digest"] for d in top["manifests"]):
-                top["manifests"].append(dict(desc))
-                self._write_top_index(top)
+            if not any(d.digest == desc.digest for d in top.manifests):
+                self._write_top_index(top.with_manifests([*top.manifests, desc]))
             entries = self._read_repo_index(repo_key)
-            if not any(d.get("digest") == desc["digest"] for d in entries):
-                entries.append(dict(desc))
-                self._write_repo_index(repo_key, entries)
+            if not any(d.digest == desc.digest for d in entries):
+                self._write_repo_index(repo_key, [*entries, desc])
             tags = list(tags)
             if tags:
                 current = self._read_tags(repo_key)
                 for t in tags:
-                    current[t] = dict(desc)
+                    current[t] = desc
                 self._write_tags(repo_key, current)
-        return desc["digest"]
+        return desc.digest
 
-    def tag(self, repo_key: str, tag: str, descriptor: dict[str, Any]) -> None:
+    def tag(self, repo_key: str, tag: str, descriptor: Descriptor) -> None:
         """Point ``tag`` at a manifest. A manifest from another repository is first added to
         this repository's index (blobs are shared, so only the index changes -- what kit's
         ``oras.Copy`` between local repositories amounts to)."""
+        plain = descriptor.plain()
         with self.locked():
-            if not self.has_blob(descriptor["digest"]):
-                raise NotFoundError(f"{descriptor['digest']}: {descriptor.get('mediaType')}: "
-                                    "not found")
+            if not self.has_blob(descriptor.digest):
+                raise NotFoundError(f"{descriptor.digest}: {descriptor.media_type}: not found")
             entries = self._read_repo_index(repo_key)
-            if not any(d.get("digest") == descriptor["digest"] for d in entries):
+            if not any(d.digest == descriptor.digest for d in entries):
                 top = self._read_top_index()
-                if not any(d.get("digest") == descriptor["digest"] for d in top["manifests"]):
-                    top["manifests"].append(_plain_descriptor(descriptor))
-                    self._write_top_index(top)
-                entries.append(_plain_descriptor(descriptor))
-                self._write_repo_index(repo_key, entries)
+                if not any(d.digest == descriptor.digest for d in top.manifests):
+                    self._write_top_index(top.with_manifests([*top.manifests, plain]))
+                self._write_repo_index(repo_key, [*entries, plain])
             current = self._read_tags(repo_key)
-            current[tag] = _plain_descriptor(descriptor)
+            current[tag] = plain
             self._write_tags(repo_key, current)
 
     def untag(self, repo_key: str, tag: str) -> None:
@@ -735,77 +663,63 @@ class LocalStore:
             del current[tag]
             self._write_tags(repo_key, current)
 
-    def remove_manifest(self, repo_key: str, descriptor: dict[str, Any]) -> list[str]:
+    def remove_manifest(self, repo_key: str, descriptor: Descriptor) -> list[str]:
         """kit's local ``Delete``: drop the manifest and all its tags from this repository; if
         no other repository lists it, also drop it from ``index.json`` and delete the blobs
         (manifest, config, layers) that no remaining listed manifest references.
         Returns the digests of deleted blobs."""
-        digest = descriptor["digest"]
+        digest = descriptor.digest
         with self.locked():
             current = self._read_tags(repo_key)
-            remaining_tags = {t: d for t, d in current.items() if d.get("digest") != digest}
+            remaining_tags = {t: d for t, d in current.items() if d.digest != digest}
             if len(remaining_tags) != len(current):
                 self._write_tags(repo_key, remaining_tags)
             entries = self._read_repo_index(repo_key)
-            self._write_repo_index(repo_key, [d for d in entries if d.get("digest") != digest])
-            if any(any(d.get("digest") == digest for d in self._read_repo_index(r))
+            self._write_repo_index(repo_key, [d for d in entries if d.digest != digest])
+            if any(any(d.digest == digest for d in self._read_repo_index(r))
                    for r in self.repositories()):
                 return []
             top = self._read_top_index()
-            kept = [d for d in top["manifests"] if d.get("digest") != digest]
-            if len(kept) != len(top["manifests"]):
-                top["manifests"] = kept
-                self._write_top_index(top)
+            kept = [d for d in top.manifests if d.digest != digest]
+            if len(kept) != len(top.manifests):
+                self._write_top_index(top.with_manifests(kept))
             return self._collect(digest)
+
+    def _referenced(self, digest: str) -> list[str]:
+        """What a stored manifest (or index) points at; nothing when it is missing, corrupt
+        or not a manifest -- collecting must never fail on somebody else's bad blob."""
+        try:
+            data = self.read_blob(digest)
+        except (NotFoundError, StorageError):
+            return []
+        out: list[str] = []
+        with contextlib.suppress(ManifestError):
+            out += [d.digest for d in Manifest.parse(data).blobs()]
+        with contextlib.suppress(ManifestError):
+            out += [d.digest for d in Index.parse(data).manifests]
+        return out
 
     def _collect(self, manifest_digest: str) -> list[str]:
         """Delete a removed manifest's blobs unless a manifest still listed in ``index.json``
         (or in any repository index) references them. Only the removed manifest's own blobs
         are candidates, never "everything unreferenced": another process may be packing and
         have layers in ``blobs/`` whose manifest does not exist yet."""
-        candidates = [manifest_digest]
-        try:
-            _, manifest = self.read_manifest({"digest": manifest_digest})
-            candidates += _referenced(manifest)
-        except (NotFoundError, StorageError):
-            pass
+        candidates = [manifest_digest, *self._referenced(manifest_digest)]
         keep: set[str] = set()
-        listed = {d.get("digest") for d in self._read_top_index()["manifests"]}
+        listed = {d.digest for d in self._read_top_index().manifests}
         for repo in self.repositories():
-            listed.update(d.get("digest") for d in self._read_repo_index(repo))
+            listed.update(d.digest for d in self._read_repo_index(repo))
         for digest in listed:
-            if not isinstance(digest, str) or not is_digest(digest):
+            if not is_sha256_digest(digest):
                 continue
             keep.add(digest)
-            try:
-                _, other = self.read_manifest({"digest": digest})
-            except (NotFoundError, StorageError):
-                continue
-            keep.update(_referenced(other))
+            keep.update(self._referenced(digest))
         deleted = []
         for digest in dict.fromkeys(candidates):
-            if digest in keep or not is_digest(digest):
+            if digest in keep or not is_sha256_digest(digest):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.blob_path(digest))
                 deleted.append(digest)
         return deleted
 
-
-def _plain_descriptor(desc: dict[str, Any]) -> dict[str, Any]:
-    out = {k: desc[k] for k in ("mediaType", "digest", "size") if k in desc}
-    out.setdefault("mediaType", MANIFEST_MEDIA_TYPE)
-    return out
-
-
-def _referenced(manifest: dict[str, Any]) -> list[str]:
-    """Digests a manifest (or index) points at: config, layers, sub-manifests."""
-    out = []
-    config = manifest.get("config")
-    if isinstance(config, dict) and isinstance(config.get("digest"), str):
-        out.append(config["digest"])
-    for key in ("layers", "manifests", "blobs"):
-        for d in manifest.get(key) or []:
-            if isinstance(d, dict) and isinstance(d.get("digest"), str):
-                out.append(d["digest"])
-    return out

@@ -30,12 +30,20 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
+from kit_jupyter.gocompat.godigest import sha256_digest
 from kit_jupyter.kitfile.reference import parse_reference
+from kit_jupyter.oci.manifest import Descriptor, Manifest
+from kit_jupyter.oci.mediatypes import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 from kit_jupyter.transport import credentials as creds_mod
 from kit_jupyter.transport.bearer import (
     TokenAuth,
@@ -51,11 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kit_jupyter.reporting import Task
     from kit_jupyter.transport.credentials import Credentials
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # oras-go's limit; a manifest is never streamed to disk
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 5.0
@@ -87,10 +91,6 @@ class RegistryOptions:
         if not extra:
             return base
         return cls(**{**base.__dict__, **extra})
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def registry_host(registry: str) -> str:
@@ -557,11 +557,11 @@ class RegistryClient:
         self._raise_for(resp, f"checking blob {digest} in {self.registry}/{repo}")
         return False  # pragma: no cover
 
-    def push_blob(self, repo: str, descriptor: dict[str, Any],
+    def push_blob(self, repo: str, descriptor: Descriptor,
                   open_fn: Callable[[], BinaryIO], task: Task | None = None) -> None:
         """Monolithic upload streamed from ``open_fn()`` (POST, then PUT ?digest=). A failed
         transfer is retried once from a fresh upload session."""
-        digest, size = descriptor["digest"], int(descriptor["size"])
+        digest, size = descriptor.digest, descriptor.size
         where = f"{self.registry}/{repo}"
         readers: list[_ProgressReader] = []
 
@@ -610,18 +610,17 @@ class RegistryClient:
             return
         raise last or RegistryError(f"uploading {digest} to {where} failed")  # pragma: no cover
 
-    def open_blob(self, repo: str, descriptor: dict[str, Any], task: Task | None = None,
+    def open_blob(self, repo: str, descriptor: Descriptor, task: Task | None = None,
                   external_digest: Callable[[], str] | None = None) -> VerifiedBlobStream:
-        digest = descriptor["digest"]
-        size = descriptor.get("size")
+        digest = descriptor.digest
         where = f"{self.registry}/{repo}"
         resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", stream=True)
         if resp.status_code != 200:
             self._raise_for(resp, f"blob {digest} of {where}")
-        return VerifiedBlobStream(resp, digest, None if size is None else int(size), where,
-                                  task, external_digest, self.cancelled)
+        return VerifiedBlobStream(resp, digest, descriptor.size, where, task, external_digest,
+                                  self.cancelled)
 
-    def pull_blob(self, repo: str, descriptor: dict[str, Any], writer: Any,
+    def pull_blob(self, repo: str, descriptor: Descriptor, writer: Any,
                   task: Task | None = None) -> int:
         """Stream a blob into ``writer.write`` and verify it; raises before the caller commits.
         A writer that hashes what it is given (``writer.digest``, like storage's BlobWriter)
@@ -726,7 +725,7 @@ class RemoteSource:
         self.repository = reference.repository
         self.blob_requests: list[str] = []
 
-    def resolve(self, ref: Any = None) -> tuple[bytes, str]:
+    def resolve(self, ref: Any = None) -> Manifest:
         ref = ref or self.reference
         if ref.registry != self.reference.registry:
             raise RegistryError(f"{ref.registry} is not the registry of this source "
@@ -738,10 +737,10 @@ class RemoteSource:
         except NotFoundError:
             raise NotFoundError(f"reference {display} is not present in local storage and "
                                 "could not be found in remote") from None
-        return data, digest
+        return Manifest.parse(data, f"manifest {digest} of {display}")
 
-    def open_blob(self, descriptor: dict[str, Any], task: Task | None = None) -> BinaryIO:
-        self.blob_requests.append(descriptor["digest"])
+    def open_blob(self, descriptor: Descriptor, task: Task | None = None) -> BinaryIO:
+        self.blob_requests.append(descriptor.digest)
         stream = self.client.open_blob(self.repository, descriptor, task)
         return io.BufferedReader(stream, buffer_size=CHUNK)
 
@@ -754,14 +753,3 @@ class RemoteSource:
     def __exit__(self, *_: Any) -> None:
         self.close()
 
-
-def manifest_blobs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Config first, then layers: the order a push uploads and a pull downloads them."""
-    blobs: Iterable[dict[str, Any]] = [manifest["config"], *manifest.get("layers", [])]
-    seen: set[str] = set()
-    out = []
-    for d in blobs:
-        if d["digest"] not in seen:
-            seen.add(d["digest"])
-            out.append(d)
-    return out

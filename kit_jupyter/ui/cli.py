@@ -268,8 +268,9 @@ def _pull(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 def _list(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.repository:
-        return api.load("list_remote")(args.repository, home=args.config, **_net(args))
-    return api.load("list_modelkits")(home=args.config)
+        return api.load("list_remote")(args.repository, home=args.config, reporter=reporter,
+                                       **_net(args))
+    return api.load("list_modelkits")(home=args.config, reporter=reporter)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
