@@ -108,8 +108,9 @@ def _read_modelkit(ref: Reference, *, home: PathLike, source: BlobSource | None,
 
 
 def list_modelkits(*, home: PathLike = None, reporter: Reporter | None = None) -> ListResult:
-    """The ModelKits in local storage (``kit list``). A stored manifest that cannot be read
-    is skipped with a warning, never the whole list.
+    """The ModelKits in local storage (``kit list``).
+
+    A stored manifest that cannot be read is skipped with a warning, never the whole list.
 
     Args:
         home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
