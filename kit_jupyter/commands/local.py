@@ -23,10 +23,8 @@ from kit_jupyter.commands.results import (
 from kit_jupyter.commands.sources import (
     BlobSource,
     close_source,
-    open_source,
     read_kitfile,
     remote_source,
-    resolve_in,
 )
 from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_
 from kit_jupyter.gocompat.godigest import is_digest
@@ -35,7 +33,6 @@ from kit_jupyter.kitfile.model import Kitfile
 from kit_jupyter.kitfile.reference import (
     Reference,
     display_repository,
-    is_modelkit_reference,
     parse_reference,
 )
 from kit_jupyter.oci.manifest import Descriptor, Manifest, NotAModelKitError
@@ -467,37 +464,3 @@ def _remove_everything(store: LocalStore, rep: Reporter, removed: list[dict[str,
             removed.append({"reference": f"{repo}@{desc.digest}", "digest": desc.digest,
                             "action": "removed"})
             rep.info(f"Removed {shown}@{desc.digest}")
-
-
-# --------------------------------------------------------------------------------------------
-# parent ModelKits (model.path is a reference)
-
-
-def _resolve_parent_kitfile(path: str, home: PathLike, max_chain: int = 10) -> Kitfile:
-    """The Kitfile a ``model.path`` reference points at, following chains of references
-    (local storage first, then the registry) with kit's limit and cycle messages."""
-
-    visited: list[str] = []
-    current = path
-    while True:
-        if current in visited:
-            idx = visited.index(current)
-            raise KitError("Found cycle in modelkit references: "
-                           f"[{'=>'.join([*visited[idx:], current])}]")
-        if len(visited) >= max_chain:
-            raise KitError(f"reached maximum number of model references: [{', '.join(visited)}]")
-        visited.append(current)
-        ref = parse_reference(current)
-        if not ref.reference:
-            ref, _ = ref.with_default_tag()
-        src = open_source(ref, home=home)
-        try:
-            kf = read_kitfile(src, resolve_in(src, ref))
-        finally:
-            close_source(src)
-        if kf is None:
-            raise KitError("artifact does not contain a Kitfile")
-        nxt = kf.model.path if kf.model is not None else ""
-        if not nxt or not is_modelkit_reference(nxt):
-            return kf
-        current = nxt

@@ -11,9 +11,10 @@ entry pointing at something missing.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
-import posixpath
 import stat as stat_mod
 import sys
 import zipfile
@@ -22,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._version import __version__
-from kit_jupyter.commands.local import _resolve_parent_kitfile
+from kit_jupyter.commands.chain import CYCLE_AT_PACK, parent_path, walk_parents
 from kit_jupyter.commands.results import PackResult
+from kit_jupyter.commands.sources import open_and_resolve
 from kit_jupyter.errors import (
     KitError,
     PackError,
@@ -42,7 +44,7 @@ from kit_jupyter.kitfile.model import (
 )
 from kit_jupyter.kitfile.reference import (
     default_tag_message,
-    is_modelkit_reference,
+    display_repository,
     parse_reference,
 )
 from kit_jupyter.kitfile.rules import ensure_valid
@@ -119,7 +121,8 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     home_dir = resolve_home(home)
     store = LocalStore(home_dir)
     try:
-        layers = _build_layers(kf, context, store, home_dir, compression, rep)
+        layers = _build_layers(kf, context, store, home_dir, compression, rep,
+                               start=_chain_start(repo, tags))
         config_bytes = kf.to_config_json()
         config_digest = sha256_digest(config_bytes)
         if store.has_blob(config_digest):
@@ -243,11 +246,11 @@ def _check_mcp_servers(kf: Kitfile, context: Path) -> None:
 
 
 def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, compression: str,
-                  rep: Reporter) -> list[tuple[Descriptor, str]]:
+                  rep: Reporter, *, start: str) -> list[tuple[Descriptor, str]]:
     """Each layer's descriptor (with its annotations) and the path it packed."""
 
     _check_mcp_servers(kf, context)
-    extra_paths = _parent_layer_paths(kf, home)
+    extra_paths = _parent_layer_paths(kf, home, start)
     ignore = IgnoreRules.load(context, layer_paths=layer_paths_from_kitfile(kf))
     cache = home / "cache" / "pack"
     layers: list[tuple[Descriptor, str]] = []
@@ -291,23 +294,28 @@ def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> PackedLay
         task.finish(ok)
 
 
-def _clean(path: str) -> str:
+def _chain_start(repo: str, tags: list[str]) -> str:
+    """What kit starts the parent chain with: the first tag being packed as kit shows it
+    (``""`` for an untagged pack, kit's ``localhost/_``)."""
+    return display_repository(f"{repo}:{tags[0]}" if tags else repo)
 
-    return posixpath.normpath(path or ".")
 
-
-def _parent_layer_paths(kf: Kitfile, home: Path) -> list[str]:
-    """Layer paths of a parent ModelKit named in ``model.path`` (excluded from our layers)."""
-    model = getattr(kf, "model", None)
-    path = getattr(model, "path", "") if model is not None else ""
+def _parent_layer_paths(kf: Kitfile, home: Path, start: str) -> list[str]:
+    """The paths of the parent ModelKits' layers, which ours leave out: the layer paths of
+    kit's merged Kitfile of the chain (``ResolveKitfile``) -- every parent's code, datasets,
+    docs, prompts and model parts, and the model path the chain ends in."""
+    path = parent_path(kf)
     if not path:
         return []
-
-    if not is_modelkit_reference(path):
-        return []
-
+    resolve = functools.partial(open_and_resolve, home=home)
     try:
-        parent = _resolve_parent_kitfile(path, home)
+        with contextlib.ExitStack() as stack:
+            parents = [p.kitfile for p in walk_parents(kf, resolve, stack, start=start,
+                                                       cycle=CYCLE_AT_PACK)]
     except KitError as exc:
         raise PackError(f"Failed to resolve referenced modelkit {path}: {exc}") from None
-    return layer_paths_from_kitfile(parent)
+    paths: list[str] = []
+    for parent in parents:
+        via = parent_path(parent)  # a reference, not a layer
+        paths += [p for p in layer_paths_from_kitfile(parent) if not via or p != via]
+    return paths

@@ -9,6 +9,7 @@ downloaded blob is verified before it is committed to storage.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
 from kit_jupyter.commands import results
+from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import inspect
 from kit_jupyter.commands.results import InspectResult, ListResult, list_row
-from kit_jupyter.commands.sources import read_kitfile
+from kit_jupyter.commands.sources import BlobSource, read_kitfile
 from kit_jupyter.errors import (
     AuthError,
     KitError,
@@ -30,7 +32,7 @@ from kit_jupyter.errors import (
     StorageError,
 )
 from kit_jupyter.kitfile.model import Kitfile
-from kit_jupyter.kitfile.reference import Reference, is_modelkit_reference, parse_reference
+from kit_jupyter.kitfile.reference import Reference, parse_reference
 from kit_jupyter.oci.manifest import Descriptor, Manifest, ManifestError
 from kit_jupyter.oci.mediatypes import OCI_MANIFEST, format_for_user
 from kit_jupyter.oci.store import LocalStore
@@ -42,8 +44,6 @@ from kit_jupyter.transport.registry import (
     RemoteSource,
     make_client,
 )
-
-MAX_REFERENCE_CHAIN = 10
 
 Home = str | os.PathLike[str] | None
 _T = TypeVar("_T")
@@ -90,8 +90,20 @@ def _blobs_html(blobs: list[BlobTransfer], caption: str) -> str:
     return results.html_table(["MEDIA TYPE", "DIGEST", "SIZE", ""], rows, caption)
 
 
+class _TransferResult(_Result):
+    """push and pull: what happened to each blob, as a table under the summary."""
+
+    blobs: list[BlobTransfer]
+
+    def with_action(self, action: str) -> list[BlobTransfer]:
+        return [b for b in self.blobs if b.action == action]
+
+    def _html_body(self) -> str:
+        return _blobs_html(self.blobs, self.summary())
+
+
 @dataclass(repr=False)
-class PushResult(_Result):
+class PushResult(_TransferResult):
     source: str
     destination: str
     digest: str
@@ -100,11 +112,11 @@ class PushResult(_Result):
 
     @property
     def uploaded(self) -> list[BlobTransfer]:
-        return [b for b in self.blobs if b.action == "uploaded"]
+        return self.with_action("uploaded")
 
     @property
     def skipped(self) -> list[BlobTransfer]:
-        return [b for b in self.blobs if b.action == "skipped"]
+        return self.with_action("skipped")
 
     @property
     def data(self) -> dict[str, Any]:
@@ -116,12 +128,9 @@ class PushResult(_Result):
         return (f"Pushed {self.digest} to {self.destination} ({len(self.uploaded)} blob(s), "
                 f"{format_bytes(sent)} uploaded, {len(self.skipped)} already present)")
 
-    def _html_body(self) -> str:
-        return _blobs_html(self.blobs, self.summary())
-
 
 @dataclass(repr=False)
-class PullResult(_Result):
+class PullResult(_TransferResult):
     reference: str
     digest: str
     repository: str
@@ -132,7 +141,7 @@ class PullResult(_Result):
 
     @property
     def downloaded(self) -> list[BlobTransfer]:
-        return [b for b in self.blobs if b.action == "downloaded"]
+        return self.with_action("downloaded")
 
     @property
     def data(self) -> dict[str, Any]:
@@ -146,9 +155,6 @@ class PullResult(_Result):
         return (f"Pulled {self.digest} ({self.reference}; {len(self.downloaded)} blob(s), "
                 f"{format_bytes(got)} downloaded, "
                 f"{len(self.blobs) - len(self.downloaded)} already present)")
-
-    def _html_body(self) -> str:
-        return _blobs_html(self.blobs, self.summary())
 
 
 @dataclass(repr=False)
@@ -375,34 +381,41 @@ def pull(ref: str, *, home: Home = None, plain_http: bool = False,
     target = Reference(parsed.registry, parsed.repository,
                        _default_tag(parsed, ref, "pull", reporter))
     opts = _network(home, plain_http, tls_verify, concurrency)
-    result = _pull_recursive(target, opts, reporter, [])
+    store = LocalStore(opts.home)
+    reporter.info(f"Pulling {target}")
+    result, manifest = _pull_one(target, opts, reporter, store)
+    kitfile = read_kitfile(store, manifest)
+    if kitfile is not None and parent_path(kitfile):
+        _pull_parents(result, kitfile, opts, reporter, store, start=target.display())
+    reporter.info(f"Pulled {result.digest}")
     result.messages = list(reporter.messages[start:])
     return result
 
 
-def _pull_recursive(ref: Reference, opts: RegistryOptions, reporter: Reporter,
-                    chain: list[str]) -> PullResult:
-    shown = ref.display()
-    if shown in chain:
-        idx = chain.index(shown)
-        raise RegistryError("found cycle in modelkit references: "
-                            f"[{'=>'.join(chain[idx:])}=>{shown}]")
-    chain = [*chain, shown]
-    if len(chain) > MAX_REFERENCE_CHAIN:
-        raise RegistryError(f"reached maximum number of model references: [{'=>'.join(chain)}]")
-    reporter.info(f"Pulling {ref}")
-    result, kitfile = _pull_one(ref, opts, reporter)
-    model_path = kitfile.model.path if kitfile is not None and kitfile.model else ""
-    if model_path and is_modelkit_reference(model_path):
-        reporter.info(f"Pulling referenced image {model_path}")
-        parent = parse_reference(model_path)
-        if parent.registry == "localhost":
-            raise RegistryError(f"failed to pull referenced modelkits: {model_path} has no "
-                                "registry")
-        parent, _ = parent.with_default_tag()
-        result.parents.append(_pull_recursive(parent, opts, reporter, chain))
-    reporter.info(f"Pulled {result.digest}")
-    return result
+def _pull_parents(result: PullResult, kitfile: Kitfile, opts: RegistryOptions,
+                  reporter: Reporter, store: LocalStore, *, start: str) -> None:
+    """kit's ``pullParents``: each parent ModelKit is pulled in turn (and read back from
+    storage to find the next), each result nested in its child's ``parents``."""
+    child = result
+
+    def resolve(ref: Reference) -> tuple[BlobSource, Manifest]:
+        nonlocal child
+        if ref.registry == "localhost":
+            raise RegistryError(f"{ref.display()} has no registry")
+        pulled, manifest = _pull_one(ref, opts, reporter, store)
+        child.parents.append(pulled)
+        child = pulled
+        return store, manifest
+
+    def announce(path: str) -> None:
+        reporter.info(f"Pulling referenced image {path}")
+
+    try:
+        with contextlib.ExitStack() as stack:
+            for _ in walk_parents(kitfile, resolve, stack, start=start, announce=announce):
+                pass
+    except KitError as exc:
+        raise RegistryError(f"failed to pull referenced modelkits: {exc}") from None
 
 
 class _WriteBehind:
@@ -469,9 +482,10 @@ def _fetch_modelkit(client: RegistryClient, ref: Reference) -> Manifest:
     return manifest
 
 
-def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter
-              ) -> tuple[PullResult, Kitfile | None]:
-    store = LocalStore(opts.home)
+def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter, store: LocalStore
+              ) -> tuple[PullResult, Manifest]:
+    """One ModelKit into storage: every missing blob downloaded and verified, then the
+    manifest recorded (with its tag)."""
     with make_client(ref.registry, opts) as client:
         manifest = _fetch_modelkit(client, ref)
         blobs = manifest.blobs()
@@ -491,8 +505,7 @@ def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter
     stored = store.add_manifest(ref.repo_key, manifest, tags)
     if stored != manifest.digest:  # pragma: no cover - the same bytes, hashed twice
         raise RegistryError(f"stored manifest digest {stored} differs from {manifest.digest}")
-    kitfile = read_kitfile(store, manifest)
-    return PullResult(str(ref), manifest.digest, ref.repo_key, tags, transfers), kitfile
+    return PullResult(str(ref), manifest.digest, ref.repo_key, tags, transfers), manifest
 
 
 # -- remote list / inspect --------------------------------------------------------------------

@@ -70,6 +70,19 @@ def open_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
     return remote_source(ref, home=home, registry_options=registry_options)
 
 
+def open_and_resolve(ref: Reference, *, home: str | os.PathLike[str] | None = None,
+                     registry_options: RegistryOptions | None = None
+                     ) -> tuple[LocalStore | RemoteSource, Manifest]:
+    """:func:`open_source` then :func:`resolve_in`: where ``ref`` lives and its manifest (the
+    source is closed again when resolving fails)."""
+    source = open_source(ref, home=home, registry_options=registry_options)
+    try:
+        return source, resolve_in(source, ref)
+    except BaseException:
+        close_source(source)
+        raise
+
+
 def close_source(source: BlobSource) -> None:
     """Close a registry session; local storage has nothing to close."""
     if isinstance(source, RemoteSource):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import gzip
 import json
 import os
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.results import UnpackResult
 from kit_jupyter.commands.sources import (
     BlobSource,
     close_source,
+    open_and_resolve,
     open_source,
     read_kitfile,
     resolve_in,
@@ -66,8 +69,6 @@ from kit_jupyter.transport.s3 import (
     parse_s3_url,
     prepare_download,
 )
-
-MAX_MODEL_REF_CHAIN = 10
 
 
 def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's flag name
@@ -123,7 +124,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
                   home=home, reporter=rep,
                   registry_options=RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
                                                    concurrency=concurrency, home=home))
-    digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source, visited=[])
+    digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source)
     remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
                                     overwrite=overwrite, ignore_existing=ignore_existing,
                                     reporter=rep, env=env)
@@ -248,50 +249,47 @@ class _Unpack:
         self.registry_options = registry_options
         self.umask = _current_umask()
 
-    def run(self, ref: Reference, filters: list[Any], source: BlobSource | None,
-            visited: list[str]) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
-        if len(visited) > MAX_MODEL_REF_CHAIN:
-            raise KitError("reached maximum number of model references: "
-                           f"[{'=>'.join(visited)}]")
+    def run(self, ref: Reference, filters: list[Any], source: BlobSource | None
+            ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         if source is not None:
-            return self._run_with(source, ref, filters, visited)
+            return self._run_with(source, ref, filters)
         src = open_source(ref, home=self.home, registry_options=self.registry_options)
         try:
-            return self._run_with(src, ref, filters, visited)
+            return self._run_with(src, ref, filters)
         finally:
             close_source(src)
 
-    def _run_with(self, src: BlobSource, ref: Reference, filters: list[Any],
-                  visited: list[str]) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
+    def _run_with(self, src: BlobSource, ref: Reference, filters: list[Any]
+                  ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         manifest = resolve_in(src, ref)
         kf = read_kitfile(src, manifest)
         if kf is None:
             raise KitError("failed to read model: artifact does not contain a Kitfile")
-        if kf.model is not None and is_modelkit_reference(kf.model.path):
-            self.reporter.info(f"Unpacking referenced modelkit {kf.model.path}")
-            self._unpack_parent(kf.model.path, filters, visited)
+        self._unpack_parents(kf, filters)
         kitfile_path = None
         if _matches(filters, "kitfile", "", ""):
             kitfile_path = self._write_kitfile(kf)
         layers = self._layers(src, manifest, kf, filters)
         return manifest.digest, kf, layers, kitfile_path
 
-    def _unpack_parent(self, path: str, filters: list[Any], visited: list[str]) -> None:
-        if path in visited:
-            idx = visited.index(path)
-            raise KitError("found cycle in modelkit references: "
-                           f"[{'=>'.join([*visited[idx:], path])}]")
-
-        if filters:
-            # kit keeps only the model part of each filter; a filter without `model` drops
-            # the parent entirely.
-            model_filters = [f for f in filters if _filter_has_model(f)]
-            if not model_filters:
-                return
-            parent_filters = [_only_model(f) for f in model_filters]
-        else:
-            parent_filters = list(parse_filters(["model"]))
-        self.run(parse_reference(path), parent_filters, None, [*visited, path])
+    def _unpack_parents(self, kf: Kitfile, filters: list[Any]) -> None:
+        """kit unpacks the parent ModelKits' models first, the farthest first, with only the
+        ``model`` part of each filter; a filter without ``model`` leaves the parents out (kit
+        still names the first). Every parent is read before anything is written."""
+        path = parent_path(kf)
+        if not path:
+            return
+        announce = functools.partial(_announce_parent, self.reporter)
+        parent_filters = _parent_filters(filters)
+        if parent_filters is None:
+            announce(path)
+            return
+        resolve = functools.partial(open_and_resolve, home=self.home,
+                                    registry_options=self.registry_options)
+        with contextlib.ExitStack() as stack:
+            parents = list(walk_parents(kf, resolve, stack, announce=announce))
+            for parent in reversed(parents):
+                self._layers(parent.source, parent.manifest, parent.kitfile, parent_filters)
 
     # -- Kitfile ---------------------------------------------------------------------------
     def _write_kitfile(self, kf: Any) -> str:
@@ -503,6 +501,18 @@ _UNPACKING = {"model": "Unpacking model {name} to {path}",
               "prompt": "Unpacking prompt to {path}", "code": "Unpacking code to {path}",
               "dataset": "Unpacking dataset {name} to {path}", "docs": "Unpacking docs to {path}",
               "mcpserver": "Unpacking MCP server {name} to {path}"}
+
+
+def _announce_parent(reporter: Reporter, path: str) -> None:
+    reporter.info(f"Unpacking referenced modelkit {path}")
+
+
+def _parent_filters(filters: list[Any]) -> list[Any] | None:
+    """The filters a parent ModelKit is unpacked with (kit's ``unpackParent``): ``model`` when
+    none were given, else each filter's ``model`` part; None when no filter names ``model``."""
+    if not filters:
+        return list(parse_filters(["model"]))
+    return [_only_model(f) for f in filters if _filter_has_model(f)] or None
 
 
 def _filter_has_model(f: Any) -> bool:
