@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 
 from kit_jupyter.commands.remote import pull, push
 from kit_jupyter.errors import RegistryError
+from kit_jupyter.transport.deadline import Timeouts
 from kit_jupyter.transport.registry import RegistryClient, RegistryOptions
 from tests.test_registry import make_modelkit
 
@@ -43,38 +41,18 @@ def test_https_to_a_plain_http_registry_suggests_plain_http(registry, tmp_path, 
         pull(f"{registry.host}/acme/x:v1", home=tmp_path)
 
 
-def test_stalled_registry_times_out_with_bounded_retries(retry_sleeps):
+def test_stalled_registry_times_out_with_bounded_retries(silent_server, retry_sleeps):
     """A server that accepts and never answers: oras-py alone would wait forever."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    port = srv.getsockname()[1]
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        client = RegistryClient(f"127.0.0.1:{port}", plain_http=True, timeout=0.3,
-                                lookup_credentials=False)
-        with client, pytest.raises(RegistryError) as info:
-            client.ping()
-        assert str(info.value) == f"registry 127.0.0.1:{port} did not respond within 0.3s"
-        assert len(held) == 3 and len(retry_sleeps) == 2  # three attempts, two short back-offs
-    finally:
-        stop.set()
-        t.join()
-        for c in held:
-            c.close()
-        srv.close()
+    port = silent_server.port
+    client = RegistryClient(silent_server.host, plain_http=True, timeouts=Timeouts(1.5),
+                            lookup_credentials=False)
+    with client, pytest.raises(RegistryError) as info:
+        client.ping()
+    assert str(info.value) == (
+        f"registry 127.0.0.1:{port} did not respond within 0.5s; set KIT_JUPYTER_TIMEOUT to "
+        "wait longer (now 1.5s)")
+    # 0.5 s per attempt: a second one fits in the 1.5 s limit, a third would not
+    assert len(silent_server.accepted) == 2 and retry_sleeps == [0.25]
 
 
 def test_options_coerce():

@@ -174,7 +174,24 @@ def test_downloader_multipart_resumes_from_the_byte_written(tmp_path):
     assert os.listdir(tmp_path) == ["out.bin"]
 
 
-def test_failed_request_is_not_retried_on_top_of_botocore(tmp_path):
+def test_failed_request_is_retried_within_the_no_progress_limit(tmp_path, monkeypatch):
+    """botocore makes one attempt; the downloader retries a refused request with its back-off,
+    but only while another attempt could still end within KIT_JUPYTER_TIMEOUT (checked on a
+    clock that the back-off advances, not on a stopwatch)."""
+    from functools import partial
+
+    from kit_jupyter.transport import s3_download
+    from kit_jupyter.transport.deadline import Deadline, Timeouts
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(s3_download.time, "sleep", sleep)
+    monkeypatch.setattr(s3_download, "Deadline", partial(Deadline, clock=lambda: now[0]))
     info = ObjectInfo(10, f'"{hashlib.md5(b"0123456789").hexdigest()}"')
     calls = []
 
@@ -183,8 +200,15 @@ def test_failed_request_is_not_retried_on_top_of_botocore(tmp_path):
         raise ConnectionRefusedError("refused")
 
     with pytest.raises(ConnectionRefusedError):
-        Downloader(get, info, etag_plan(info), tmp_path / "o").run()
-    assert len(calls) == 1 and os.listdir(tmp_path) == []
+        Downloader(get, info, etag_plan(info), tmp_path / "o", timeouts=Timeouts(3.0)).run()
+    # read timeout 1 s: after 0.1 + 0.3 + 0.7 s of back-off, 1.5 s more would not leave 1 s
+    assert slept == [0.1, 0.3, 0.7] and len(calls) == 4
+    assert os.listdir(tmp_path) == []
+
+    calls.clear()
+    with pytest.raises(ConnectionRefusedError):  # with time to spare: MAX_ATTEMPTS
+        Downloader(get, info, etag_plan(info), tmp_path / "o", timeouts=Timeouts(60)).run()
+    assert len(calls) == s3_download.MAX_ATTEMPTS == 5
 
 
 def test_downloader_mismatch_leaves_nothing(tmp_path):

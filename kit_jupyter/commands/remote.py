@@ -486,7 +486,7 @@ def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter, store: 
               ) -> tuple[PullResult, Manifest]:
     """One ModelKit into storage: every missing blob downloaded and verified, then the
     manifest recorded (with its tag)."""
-    with make_client(ref.registry, opts) as client:
+    with make_client(ref.registry, opts, warn=reporter.warning) as client:
         manifest = _fetch_modelkit(client, ref)
         blobs = manifest.blobs()
         missing = [b for b in blobs if not store.has_blob(b.digest)]
@@ -548,7 +548,7 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
                               "registry")
     opts = _network(home, plain_http, tls_verify, concurrency)
     models: list[dict[str, Any]] = []
-    with make_client(ref.registry, opts) as client:
+    with make_client(ref.registry, opts, warn=reporter.warning) as client:
         tags = [ref.reference] if ref.reference else client.list_tags(ref.repository)
 
         def one(tag: str) -> dict[str, Any] | None:

@@ -27,15 +27,14 @@ import json
 import os
 import queue
 import threading
-import time
 import urllib.parse
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
-from kit_jupyter.gocompat.godigest import sha256_digest
+from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.kitfile.reference import parse_reference
 from kit_jupyter.oci.manifest import Descriptor, Manifest
 from kit_jupyter.oci.mediatypes import (
@@ -45,6 +44,7 @@ from kit_jupyter.oci.mediatypes import (
     OCI_MANIFEST,
 )
 from kit_jupyter.transport import credentials as creds_mod
+from kit_jupyter.transport import deadline
 from kit_jupyter.transport.bearer import (
     TokenAuth,
     bearer_challenge,
@@ -52,19 +52,17 @@ from kit_jupyter.transport.bearer import (
     request_scope,
 )
 from kit_jupyter.transport.credentials import Credentials
+from kit_jupyter.transport.deadline import Deadline, Timeouts
+from kit_jupyter.transport.redact import redact
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
     from kit_jupyter.reporting import Task
-    from kit_jupyter.transport.credentials import Credentials
 
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # oras-go's limit; a manifest is never streamed to disk
 CHUNK = 1024 * 1024
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 60.0
-RETRY_DELAYS = (0.25, 1.0)  # two retries: a dead registry fails in well under 3 s
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_TOKEN_BYTES = 1 << 20  # a token answer is a few KiB of JSON
 
@@ -77,8 +75,8 @@ class RegistryOptions:
     tls_verify: bool | str = True
     concurrency: int = 5
     home: str | os.PathLike[str] | None = None
-    connect_timeout: float = CONNECT_TIMEOUT
-    read_timeout: float = READ_TIMEOUT
+    # seconds a request may make no progress (deadline.py); None: KIT_JUPYTER_TIMEOUT or 30
+    timeout: float | None = None
 
     @classmethod
     def coerce(cls, value: RegistryOptions | dict[str, Any] | None, **extra: Any
@@ -99,8 +97,8 @@ def registry_host(registry: str) -> str:
 
 
 def _make_session(pool_size: int) -> requests.Session:
-    """A requests session with a default timeout and 1 MiB send blocks (urllib3's 16 KiB
-    default costs a Python call per 16 KiB of a 1 GiB upload)."""
+    """A requests session with 1 MiB send blocks (urllib3's 16 KiB default costs a Python call
+    per 16 KiB of a 1 GiB upload) and no cookies. Every request passes its own timeout."""
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -109,17 +107,9 @@ def _make_session(pool_size: int) -> requests.Session:
             kwargs["blocksize"] = CHUNK
             super().init_poolmanager(*args, **kwargs)
 
-    class _Session(requests.Session):
-        default_timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)
-
-        def request(self, method: str, url: str, **kwargs: Any) -> Any:  # type: ignore[override]
-            if kwargs.get("timeout") is None:
-                kwargs["timeout"] = self.default_timeout
-            return super().request(method, url, **kwargs)
-
     from http.cookiejar import DefaultCookiePolicy
 
-    session = _Session()
+    session = requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     adapter = _Adapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
     session.mount("http://", adapter)
@@ -127,16 +117,18 @@ def _make_session(pool_size: int) -> requests.Session:
     return session
 
 
-def _error_detail(resp: requests.Response) -> str:
-    """The first registry error message of a response (never request headers or bodies)."""
+def _error_detail(resp: requests.Response, secrets: Iterable[str | None] = ()) -> str:
+    """The first registry error message of a response, on one line and redacted (a registry
+    may echo a token or a presigned URL into it); never request headers or bodies."""
     try:
-        data = json.loads(resp.content[:65536] or b"{}")
+        data = json.loads(next(resp.iter_content(65536), b"") or b"{}")
         errors = data.get("errors") or []
         if errors and isinstance(errors[0], dict):
             code = errors[0].get("code", "")
             msg = errors[0].get("message", "")
-            return f"{code}: {msg}".strip(": ") if code or msg else ""
-    except (ValueError, AttributeError):
+            text = f"{code}: {msg}".strip(": ") if code or msg else ""
+            return redact(" ".join(str(text).split())[:300], secrets)
+    except Exception:  # not the registry's JSON error, or a broken body: the status says enough
         pass
     return ""
 
@@ -199,9 +191,11 @@ class VerifiedBlobStream(io.RawIOBase):
     def __init__(self, resp: requests.Response, digest: str, size: int | None, where: str,
                  task: Task | None = None,
                  external_digest: Callable[[], str] | None = None,
-                 cancelled: threading.Event | None = None) -> None:
+                 cancelled: threading.Event | None = None,
+                 timeouts: Timeouts | None = None) -> None:
         super().__init__()
         self._cancelled = cancelled
+        self._timeouts = timeouts
         self._resp = resp
         self._raw = resp.raw
         self._digest = digest
@@ -225,8 +219,12 @@ class VerifiedBlobStream(io.RawIOBase):
         try:
             data = self._raw.read(n, decode_content=False)
         except Exception as exc:  # urllib3 protocol/read errors → one clear line
+            reason = _one_line(exc)
+            if reason == "timed out" and self._timeouts is not None:
+                reason = (f"no data for {self._timeouts.read:g}s; "
+                          f"{self._timeouts.hint()}")
             raise RegistryError(f"download of {self._digest} from {self._where} failed: "
-                                f"{_one_line(exc)}") from None
+                                f"{reason}") from None
         if data:
             if self._hash is not None and hash_inline:
                 self._hash.update(data)
@@ -310,17 +308,18 @@ class RegistryClient:
     def __init__(self, registry: str, *, plain_http: bool = False,
                  tls_verify: bool | str = True,
                  credentials: Credentials | tuple[str, str] | None = None,
-                 concurrency: int = 5, timeout: float = READ_TIMEOUT,
-                 connect_timeout: float = CONNECT_TIMEOUT,
+                 concurrency: int = 5, timeouts: Timeouts | None = None,
                  home: str | os.PathLike[str] | None = None,
-                 lookup_credentials: bool = True) -> None:
+                 lookup_credentials: bool = True,
+                 warn: Callable[[str], Any] | None = None) -> None:
         self.registry = registry
         self.host = registry_host(registry)
         self.plain_http = plain_http
         self.tls_verify = tls_verify
         self.concurrency = max(1, int(concurrency))
         self.base_url = f"{'http' if plain_http else 'https'}://{self.host}"
-        self._timeout = (connect_timeout, timeout)
+        # read when the command starts, so KIT_JUPYTER_TIMEOUT set in a notebook applies
+        self.timeouts = timeouts or Timeouts.from_env()
         self._home = home
         if isinstance(credentials, tuple):  # (username, password) is accepted too
 
@@ -329,7 +328,6 @@ class RegistryClient:
         self._lookup = lookup_credentials and credentials is None
         # One session with timeouts and big send blocks, for registry and token requests.
         self.session = _make_session(self.concurrency)
-        self.session.default_timeout = self._timeout  # type: ignore[attr-defined]
         if tls_verify is False:  # asked for explicitly (--tls-verify=false): no warning per call
 
             from urllib3.exceptions import InsecureRequestWarning
@@ -342,6 +340,8 @@ class RegistryClient:
         self._lock = threading.RLock()
         self.request_count = 0
         self.cancelled = threading.Event()  # set() stops running transfers at the next MiB
+        self.warnings: list[str] = []  # what a result should say (an unverifiable manifest)
+        self._warn_to = warn
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -365,25 +365,32 @@ class RegistryClient:
         return self._credentials
 
     def _send(self, method: str, url: str, headers: dict[str, str], data: Any = None,
-              stream: bool = False) -> requests.Response:
+              stream: bool = False, *, timeout: tuple[float, float]) -> requests.Response:
         """One HTTP exchange; transport errors become one-line :class:`RegistryError`."""
         import requests
 
         self.request_count += 1
         try:
             return self.session.request(method, url, headers=headers, data=data, stream=stream,
-                                        verify=self.tls_verify, timeout=self._timeout,
+                                        verify=self.tls_verify, timeout=timeout,
                                         allow_redirects=method in ("GET", "HEAD"))
         except requests.exceptions.SSLError as exc:
             raise RegistryError(
                 f"TLS error talking to {self.registry}: {_one_line(exc)} (use --plain-http for "
                 "an HTTP registry, or --tls-verify=false)") from None
+        except requests.exceptions.ConnectTimeout:
+            raise _Transient(f"could not connect to registry {self.registry} within "
+                             f"{timeout[0]:g}s", stalled=True) from None
         except requests.exceptions.Timeout:
             raise _Transient(f"registry {self.registry} did not respond within "
-                             f"{self._timeout[1]:g}s") from None
+                             f"{timeout[1]:g}s", stalled=True) from None
         except requests.exceptions.ConnectionError as exc:
+            reason = _one_line(exc)
+            if reason == "timed out":  # a send that blocked: the server stopped reading
+                raise _Transient(f"registry {self.registry} stopped responding (nothing "
+                                 f"sent or received for {timeout[0]:g}s)", stalled=True) from None
             raise _Transient(f"could not connect to registry {self.registry}: "
-                             f"{_one_line(exc)}") from None
+                             f"{reason}") from None
 
     def ping(self) -> None:
         """GET /v2/ and set up auth from its challenge; with credentials, verifies them."""
@@ -408,7 +415,7 @@ class RegistryClient:
 
     def _ping_locked(self) -> None:
         url = f"{self.base_url}/v2/"
-        resp = self._with_retries(lambda: self._send("GET", url, {}))
+        resp = self._with_retries(lambda t: self._send("GET", url, {}, timeout=t))
         resp.close()
         if resp.status_code == 200:
             self._scheme = "none"
@@ -428,7 +435,8 @@ class RegistryClient:
                 raise AuthError(f"registry {self.registry} requires authentication: "
                                 f"run kit login {self.registry}")
             header = "Basic " + creds.basic()
-            check = self._with_retries(lambda: self._send("GET", url, {"Authorization": header}))
+            check = self._with_retries(
+                lambda t: self._send("GET", url, {"Authorization": header}, timeout=t))
             check.close()
             if check.status_code in (401, 403):
                 raise AuthError(f"authentication to {self.registry} failed: wrong username or "
@@ -444,7 +452,7 @@ class RegistryClient:
             # A token for no particular repository proves the credentials (the token service
             # refuses wrong ones); /v2/ must then accept it.
             token = auth.header(frozenset())
-            check = self._with_retries(lambda: self._send("GET", url, token))
+            check = self._with_retries(lambda t: self._send("GET", url, token, timeout=t))
             check.close()
             if check.status_code in (401, 403):
                 raise AuthError(f"authentication to {self.registry} failed: wrong username or "
@@ -460,7 +468,8 @@ class RegistryClient:
         """One token request for :class:`TokenAuth` (same session, timeouts and retries)."""
         full = f"{url}{'&' if urllib.parse.urlsplit(url).query else '?'}" \
                f"{urllib.parse.urlencode(params)}"
-        resp = self._with_retries(lambda: self._send("GET", full, headers, stream=True))
+        resp = self._with_retries(
+            lambda t: self._send("GET", full, headers, stream=True, timeout=t))
         try:
             body = resp.raw.read(MAX_TOKEN_BYTES, decode_content=True) \
                 if resp.status_code == 200 else b""
@@ -488,36 +497,47 @@ class RegistryClient:
             return self._auth.header(request_scope(method, path))
         return {}
 
-    def _with_retries(self, fn: Callable[[], requests.Response],
-                      retry: bool = True) -> requests.Response:
-        """Short bounded retries for transport failures and 429/5xx gateway answers."""
-        for delay in (*(RETRY_DELAYS if retry else ()), None):
-            try:
-                resp = fn()
-            except _Transient as exc:
-                if delay is None:
-                    raise RegistryError(str(exc)) from None
-                time.sleep(delay)
-                continue
-            if resp.status_code in _RETRY_STATUS and delay is not None:
-                resp.close()
-                time.sleep(delay)
-                continue
+    def _with_retries(self, fn: Callable[[tuple[float, float]], requests.Response],
+                      retry: bool = True, patient: bool = False) -> requests.Response:
+        """``fn(timeout)`` under the deadline policy (:mod:`.deadline`): short bounded retries
+        for transport failures and 429/5xx gateway answers, each attempt's (connect, read)
+        timeout cut to the time left. ``patient``: one read may take the whole limit (the
+        answer to an upload, which a registry may give only after moving the blob)."""
+        t = self.timeouts
+
+        def attempt(left: Deadline) -> requests.Response:
+            remaining = max(left.remaining(), 0.001)
+            read = remaining if patient else min(t.read, remaining)
+            resp = fn((min(t.connect, remaining), read))
+            if retry and resp.status_code in _RETRY_STATUS:
+                raise _RetryStatus(resp)
             return resp
-        raise AssertionError("unreachable")
+
+        def transient(exc: BaseException) -> bool:
+            return retry and isinstance(exc, (_Transient, _RetryStatus))
+
+        try:
+            return deadline.retry(attempt, transient=transient, timeouts=t,
+                                  attempt_time=t.total if patient else None)
+        except _RetryStatus as exc:  # still overloaded: the caller words the status
+            return exc.resp
+        except _Transient as exc:
+            hint = f"; {t.hint()}" if exc.stalled else ""
+            raise RegistryError(f"{exc}{hint}") from None
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 body: Callable[[], Any] | None = None, stream: bool = False,
-                retry: bool = True) -> requests.Response:
+                retry: bool = True, patient: bool = False) -> requests.Response:
         """An authenticated request. ``body`` is a factory so an auth replay reopens a stream
-        instead of sending a consumed one."""
+        instead of sending a consumed one; ``patient`` see :meth:`_with_retries`."""
         self._ensure_auth()
         if not url.startswith(("http://", "https://")):
             url = self.base_url + url
 
-        def attempt() -> requests.Response:
+        def attempt(timeout: tuple[float, float]) -> requests.Response:
             hdrs = {**(headers or {}), **self._auth_headers(method, url)}
-            resp = self._send(method, url, hdrs, body() if body else None, stream)
+            resp = self._send(method, url, hdrs, body() if body else None, stream,
+                              timeout=timeout)
             path = self._own(url)
             if (resp.status_code in (401, 403) and self._scheme == "bearer"
                     and self._auth is not None and path is not None):
@@ -526,14 +546,25 @@ class RegistryClient:
                 challenge = resp.headers.get("Www-Authenticate", "")
                 resp.close()
                 hdrs.update(self._auth.renew(request_scope(method, path), challenge))
-                resp = self._send(method, url, hdrs, body() if body else None, stream)
+                resp = self._send(method, url, hdrs, body() if body else None, stream,
+                                  timeout=timeout)
             return resp
 
-        return self._with_retries(attempt, retry=retry)
+        return self._with_retries(attempt, retry=retry, patient=patient)
+
+    def secrets(self) -> list[str]:
+        """What must never appear in a message: the password, its Basic form, the tokens."""
+        creds = self._credentials
+        out = [self._basic_header or ""]
+        if creds is not None:
+            out += [creds.password, creds.basic()]
+        if self._auth is not None:
+            out += self._auth.secrets()
+        return [s for s in out if s]
 
     def _raise_for(self, resp: requests.Response, what: str) -> None:
-        detail = _error_detail(resp)
-        status = f"{resp.status_code} {resp.reason}"
+        detail = _error_detail(resp, self.secrets())
+        status = redact(f"{resp.status_code} {resp.reason}", self.secrets())
         suffix = f" ({detail})" if detail else ""
         resp.close()
         if resp.status_code in (401, 403):
@@ -545,6 +576,11 @@ class RegistryClient:
         if resp.status_code == 404:
             raise NotFoundError(f"{what}: not found on {self.registry}{suffix}")
         raise RegistryError(f"{what}: {self.registry} returned {status}{suffix}")
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if self._warn_to is not None:
+            self._warn_to(message)
 
     # -- blobs -------------------------------------------------------------------------------
     def blob_exists(self, repo: str, digest: str) -> bool:
@@ -587,7 +623,8 @@ class RegistryClient:
             sep = "&" if urllib.parse.urlparse(location).query else "?"
             put_url = f"{location}{sep}digest={urllib.parse.quote(digest)}"
             try:
-                resp = self.request("PUT", put_url, body=body, retry=False, headers={
+                resp = self.request("PUT", put_url, body=body, retry=False, patient=True,
+                                    headers={
                     "Content-Type": "application/octet-stream", "Content-Length": str(size)})
             except RegistryError as exc:  # transport failure mid-body: new session, once
                 last = exc
@@ -618,7 +655,7 @@ class RegistryClient:
         if resp.status_code != 200:
             self._raise_for(resp, f"blob {digest} of {where}")
         return VerifiedBlobStream(resp, digest, descriptor.size, where, task, external_digest,
-                                  self.cancelled)
+                                  self.cancelled, self.timeouts)
 
     def pull_blob(self, repo: str, descriptor: Descriptor, writer: Any,
                   task: Task | None = None) -> int:
@@ -634,8 +671,14 @@ class RegistryClient:
 
     # -- manifests and tags ------------------------------------------------------------------
     def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str, str]:
-        """Raw manifest bytes, their media type and digest (checked if ``ref`` is a digest)."""
-        where = f"{self.registry}/{repo}{'@' if ':' in ref else ':'}{ref}"
+        """Raw manifest bytes, their media type and their (computed) digest, verified like a
+        blob: against ``ref`` when it is a digest, else against the registry's
+        ``Docker-Content-Digest``, and never more than 4 MiB (containerd's and oras' limit).
+
+        A registry that sends no digest for a tag cannot be checked: that is said in
+        :attr:`warnings`, and the digest computed here is the one later steps use."""
+        by_digest = ":" in ref
+        where = f"{self.registry}/{repo}{'@' if by_digest else ':'}{ref}"
         resp = self.request("GET", f"/v2/{repo}/manifests/{ref}",
                             headers={"Accept": MANIFEST_ACCEPT}, stream=True)
         if resp.status_code == 404:
@@ -644,19 +687,39 @@ class RegistryClient:
         if resp.status_code != 200:
             self._raise_for(resp, f"fetching manifest {where}")
         try:
+            declared = int(resp.headers.get("Content-Length") or 0)
+            if declared > MAX_MANIFEST_BYTES:
+                raise RegistryError(f"manifest {where} is larger than 4 MiB ({declared} bytes)")
             data = resp.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+        except RegistryError:
+            raise
+        except Exception as exc:  # a broken or stalled body: one line
+            raise RegistryError(f"fetching manifest {where} failed: {_one_line(exc)}") from None
         finally:
             resp.close()
         if len(data) > MAX_MANIFEST_BYTES:
             raise RegistryError(f"manifest {where} is larger than 4 MiB")
         digest = sha256_digest(data)
-        if ":" in ref and ref != digest:
-            raise RegistryError(f"manifest {where} does not match its digest (got {digest})")
+        sent = (resp.headers.get("Docker-Content-Digest") or "").strip()
+        expected = ref if by_digest else sent
+        if expected:
+            source = "its digest" if by_digest else \
+                f"the digest the registry sent (Docker-Content-Digest {expected})"
+            if not is_sha256_digest(expected):  # storage holds sha256 only, as kit does
+                raise RegistryError(f"manifest {where}: cannot verify {source}: only sha256 "
+                                    "digests are supported")
+            if digest != expected:
+                raise RegistryError(f"manifest {where} does not match {source}: got {digest}; "
+                                    "refusing it")
+        else:
+            self._warn(f"registry {self.registry} sent no Docker-Content-Digest for {where}: "
+                       f"the manifest could not be verified; using its computed digest "
+                       f"{digest}")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if not media_type or media_type in ("application/json", "text/plain"):
             try:
                 media_type = json.loads(data).get("mediaType") or OCI_MANIFEST
-            except ValueError:
+            except (ValueError, AttributeError):
                 media_type = OCI_MANIFEST
         return data, media_type, digest
 
@@ -698,16 +761,32 @@ class RegistryClient:
 
 
 class _Transient(Exception):
-    """A transport failure worth a short retry (internal; callers see RegistryError)."""
+    """A transport failure worth a short retry (internal; callers see RegistryError).
+    ``stalled``: the server said nothing in time (the message then tells how to wait longer)."""
+
+    def __init__(self, message: str, *, stalled: bool = False) -> None:
+        super().__init__(message)
+        self.stalled = stalled
+
+
+class _RetryStatus(Exception):
+    """A 429/5xx answer, retried like a transport failure (internal)."""
+
+    def __init__(self, resp: requests.Response) -> None:
+        super().__init__(resp.status_code)
+        self.resp = resp
 
 
 def make_client(registry: str, options: RegistryOptions | dict[str, Any] | None = None,
-                credentials: Credentials | None = None) -> RegistryClient:
+                credentials: Credentials | None = None,
+                warn: Callable[[str], Any] | None = None) -> RegistryClient:
+    """A client configured by ``options``; ``warn`` receives what a result should say (e.g. a
+    manifest the registry gave no digest for), as ``reporter.warning`` does."""
     opts = RegistryOptions.coerce(options)
     return RegistryClient(registry, plain_http=opts.plain_http, tls_verify=opts.tls_verify,
                           credentials=credentials, concurrency=opts.concurrency,
-                          timeout=opts.read_timeout, connect_timeout=opts.connect_timeout,
-                          home=opts.home)
+                          timeouts=None if opts.timeout is None else Timeouts(opts.timeout),
+                          home=opts.home, warn=warn)
 
 
 class RemoteSource:

@@ -31,6 +31,8 @@ from kit_jupyter.errors import RemoteDatasetError, UnpackError
 from kit_jupyter.gocompat import gourl
 from kit_jupyter.kitfile.model import RemoteDataset
 from kit_jupyter.reporting import NullReporter, Reporter, Task
+from kit_jupyter.transport.deadline import Timeouts, retry
+from kit_jupyter.transport.redact import redact
 from kit_jupyter.transport.s3_download import (
     DigestMismatch,
     Downloader,
@@ -48,9 +50,9 @@ ENV_REGION = "S3_REGION"
 ENV_ACCESS_KEY = "S3_ACCESS_KEY_ID"
 ENV_SECRET_KEY = "S3_SECRET_KEY"
 
-CONNECT_TIMEOUT = 5.0     # a dead endpoint fails within seconds, not minutes
-READ_TIMEOUT = 30.0
-MAX_REQUEST_ATTEMPTS = 3  # botocore's own retries per request (standard mode)
+# botocore makes one attempt per call: the retries are ours (deadline.py), bounded by
+# KIT_JUPYTER_TIMEOUT, which also gives botocore's connect and per-read timeouts.
+MAX_REQUEST_ATTEMPTS = 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,10 +148,11 @@ def _botocore_config(settings: S3Settings, region: str | None, pool: int):
 
     s3opts: dict[str, Any] = ({"addressing_style": "path"} if settings.endpoint
                               else {"use_arn_region": True})
+    timeouts = Timeouts.from_env()
     return Config(region_name=region, signature_version="s3v4", s3=s3opts,
                   request_checksum_calculation="when_required",
                   response_checksum_validation="when_required",
-                  connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                  connect_timeout=timeouts.connect, read_timeout=timeouts.read,
                   retries={"total_max_attempts": MAX_REQUEST_ATTEMPTS, "mode": "standard"},
                   max_pool_connections=pool, user_agent_extra="kit-jupyter")
 
@@ -185,9 +188,7 @@ class S3Clients:
                 f"failed to load S3 configuration: {self.scrub(str(e))}") from None
 
     def scrub(self, text: str) -> str:
-        for secret in self.settings.secrets():
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self.settings.secrets())
 
     def _client(self, region: str | None) -> S3Client:
         with self._lock:
@@ -282,7 +283,8 @@ def describe_error(exc: BaseException, clients: S3Clients | None = None,
             msg = err.get("Message") or ""
             text = f"{label}: {msg}" if msg else f"HTTP {label}"
     elif isinstance(exc, ReadTimeoutError):
-        text = f"{endpoint} did not answer in time: {exc}"
+        t = Timeouts.from_env()
+        text = f"{endpoint} did not answer within {t.read:g}s; {t.hint()}"
     elif isinstance(exc, (BotoConnectionError, ConnectionClosedError)):  # also ConnectTimeout
         text = f"cannot reach {endpoint}: {exc}"
     elif isinstance(exc, (ConnectionError, TimeoutError)):
@@ -290,7 +292,7 @@ def describe_error(exc: BaseException, clients: S3Clients | None = None,
     else:
         text = f"{type(exc).__name__}: {exc}"
     text = " ".join(str(text).split())
-    return clients.scrub(text) if clients else text
+    return clients.scrub(text) if clients else redact(text)
 
 
 def _is_s3_error(exc: BaseException) -> bool:
@@ -315,7 +317,8 @@ def _head(client: S3Client, obj: S3Object, if_match: str | None = None,
     if if_match:
         params["IfMatch"] = if_match_value(if_match)
     params.update(extra)
-    return client.head_object(**params)
+    return retry(lambda _: client.head_object(**params), transient=is_transient,
+                 timeouts=Timeouts.from_env())
 
 
 def _info(resp: dict, obj: S3Object) -> ObjectInfo:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._fs import temp_name
+from kit_jupyter.transport.deadline import Deadline, Timeouts
+from kit_jupyter.transport.redact import redact
 
 MiB = 1 << 20
 READ_SIZE = 512 * 1024          # research: 256 KiB-1 MiB reads; 8 MiB reads are ~2x slower
@@ -254,8 +256,9 @@ class Downloader:
     def __init__(self, get: Callable[..., dict], info: ObjectInfo, plan: Plan, target: Path, *,
                  advance: Callable[[int], Any] | None = None, workers: int | None = None,
                  range_size: int = RANGE_TARGET, read_size: int = READ_SIZE,
-                 mode: int = 0o644) -> None:
+                 mode: int = 0o644, timeouts: Timeouts | None = None) -> None:
         self.get = get
+        self.timeouts = timeouts or Timeouts.from_env()
         self.info = info
         self.plan = plan
         self.target = Path(target)
@@ -298,16 +301,17 @@ class Downloader:
         whole = self.plan.mode == "md5"
         failures = 0
         wb_from = pos
+        stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
         while pos < job.end:
             if self.cancel.is_set():
                 return
             progressed = False
             with self._count_lock:
                 self.requests += 1
-            # Failed requests were already retried by botocore (connection refused, 5xx, ...);
-            # what botocore cannot retry is a body that breaks off, which is resumed here.
-            resp = self.get(Range=f"bytes={pos}-{job.end - 1}")
+            # botocore makes one attempt (s3.py); a failed request and a body that breaks off
+            # are both retried here, the latter from the last byte written.
             try:
+                resp = self.get(Range=f"bytes={pos}-{job.end - 1}")
                 body = resp["Body"]
                 try:
                     self._check_range(resp, pos, job.end)
@@ -333,6 +337,7 @@ class Downloader:
                             self.md5.update(data)   # mode md5 has a single job
                         pos += n
                         progressed = True
+                        stall.progressed()
                         if pos - wb_from >= WRITEBACK_EVERY or pos == job.end:
                             start_writeback(fd, wb_from, pos - wb_from)
                             wb_from = pos
@@ -348,12 +353,17 @@ class Downloader:
                 if not is_transient(exc):
                     raise
                 failures = 0 if progressed else failures + 1
-                if failures >= MAX_ATTEMPTS or self.cancel.is_set():
+                delay = BACKOFF[min(failures, len(BACKOFF)) - 1] if failures else 0.05
+                # a bounded number of attempts without progress, and only while another one
+                # could still end within the no-progress limit (KIT_JUPYTER_TIMEOUT)
+                if (failures >= MAX_ATTEMPTS or self.cancel.is_set()
+                        or stall.remaining() < delay + self.timeouts.read):
                     raise
                 with self._count_lock:
                     self.retries += 1
-                    self.retry_reasons.append(f"byte {pos}: {type(exc).__name__}: {exc}")
-                time.sleep(BACKOFF[min(failures, len(BACKOFF)) - 1] if failures else 0.05)
+                    self.retry_reasons.append(
+                        redact(f"byte {pos}: {type(exc).__name__}: {exc}"))
+                time.sleep(delay)
 
     def _check_range(self, resp: dict, start: int, end: int) -> None:
         cr = resp.get("ContentRange")

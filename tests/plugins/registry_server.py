@@ -202,12 +202,12 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
 
 @pytest.fixture
 def retry_sleeps(monkeypatch):
-    """Every back-off sleep of the registry client's retry policy, recorded instead of slept:
+    """Every back-off sleep of the transports' retry policy, recorded instead of slept:
     asserting a bounded policy (not a stopwatch) is what keeps failures fast."""
-    import kit_jupyter.transport.registry as reg
+    import kit_jupyter.transport.deadline as deadline
 
     slept: list[float] = []
-    monkeypatch.setattr(reg.time, "sleep", slept.append)
+    monkeypatch.setattr(deadline.time, "sleep", slept.append)
     return slept
 
 
