@@ -12,6 +12,7 @@ skipped registry test would hide a missing feature.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -133,16 +134,19 @@ def _htpasswd(path: Path, user: str, password: str) -> None:
 
 
 def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None = None,
-                   tls: bool = False) -> RegistryServer:
+                   tls: bool = False, s3: dict[str, str] | None = None) -> RegistryServer:
+    """``s3``: the S3 storage driver's options (e.g. a moto server's endpoint and keys) instead
+    of a directory; the registry then answers blob GETs with redirects to presigned URLs."""
     binary = registry_binary()
     root.mkdir(parents=True, exist_ok=True)
+    storage = ["  s3:", *(f"    {k}: {v}" for k, v in s3.items())] if s3 else [
+        "  filesystem:", f"    rootdirectory: {root / 'data'}"]
     config = [
         "version: 0.1",
         "log:",
         "  level: info",
         "storage:",
-        "  filesystem:",
-        f"    rootdirectory: {root / 'data'}",
+        *storage,
         "  delete:",
         "    enabled: true",
         "http:",
@@ -163,8 +167,10 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
     cfg.write_text("\n".join(config) + "\n")
     log_path = root / "registry.log"
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the child process
+    # the AWS SDK inside refuses AWS_CA_BUNDLE with its own transport (a panic at start)
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     process = subprocess.Popen([binary, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, env=env)
     log.close()
     deadline = time.monotonic() + 15
     port = None
