@@ -623,9 +623,10 @@ class RegistryClient:
             sep = "&" if urllib.parse.urlparse(location).query else "?"
             put_url = f"{location}{sep}digest={urllib.parse.quote(digest)}"
             try:
-                resp = self.request("PUT", put_url, body=body, retry=False, patient=True,
-                                    headers={
-                    "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+                resp = self.request(
+                    "PUT", put_url, body=body, retry=False, patient=True,
+                    headers={"Content-Type": "application/octet-stream",
+                             "Content-Length": str(size)})
             except RegistryError as exc:  # transport failure mid-body: new session, once
                 last = exc
                 if attempt == 0 and not isinstance(exc, (AuthError, Cancelled)):
