@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from kit_jupyter.commands.local import info
 from kit_jupyter.commands.remote import inspect_remote, pull, push
 from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter
@@ -128,9 +129,10 @@ def test_registry_without_digest_header_is_a_warning_and_the_computed_digest_is_
         assert ("warning", warning) in res.messages
         assert res.digest == kit["digest"]
         store = LocalStore(tmp_path / "dst")
-        assert store.resolve_descriptor(f"{proxy.host}/acme/nodigest", "v1")["digest"] == \
+        assert store.resolve_descriptor(f"{proxy.host}/acme/nodigest", "v1").digest == \
             kit["digest"]
         assert ("warning", warning) in inspect_remote(ref, plain_http=True).messages
+        assert ("warning", warning) in info(ref, remote=True, plain_http=True).messages
     finally:
         proxy.shutdown()
         proxy.server_close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from kit_jupyter.commands.results import (
@@ -70,22 +71,23 @@ def single_reference(s: str) -> Reference:
 
 
 def _open_for_read(ref: Reference, *, home: PathLike, source: BlobSource | None, remote: bool,
-                   registry_options: RegistryOptions) -> BlobSource:
+                   registry_options: RegistryOptions, warn: Callable[[str], Any]) -> BlobSource:
     if source is not None:
         return source
     if remote:
         if ref.registry == "localhost":
             raise KitError(f"can not check remote: {ref.display()} does not contain registry")
-        return remote_source(ref, home=home, registry_options=registry_options)
+        return remote_source(ref, home=home, registry_options=registry_options, warn=warn)
     return LocalStore(home)
 
 
 def _read_modelkit(ref: Reference, *, home: PathLike, source: BlobSource | None, remote: bool,
-                   registry_options: RegistryOptions) -> tuple[Manifest, Kitfile | None]:
+                   registry_options: RegistryOptions, warn: Callable[[str], Any]
+                   ) -> tuple[Manifest, Kitfile | None]:
     """inspect's and info's read: the manifest and the Kitfile, with kit's texts for a
     reference that is missing or is not a ModelKit."""
     src = _open_for_read(ref, home=home, source=source, remote=remote,
-                         registry_options=registry_options)
+                         registry_options=registry_options, warn=warn)
     try:
         try:
             manifest = src.resolve(ref)
@@ -165,14 +167,15 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
         ``manifest``; ``to_json()`` is kit's JSON.
     """
     parsed = single_reference(ref)
+    rep = _reporter(reporter)
     manifest, kf = _read_modelkit(parsed, home=home, source=source, remote=remote,
                                   registry_options=RegistryOptions(
                                       plain_http=plain_http, tls_verify=tls_verify,
-                                      concurrency=concurrency, home=home))
+                                      concurrency=concurrency, home=home), warn=rep.warning)
     version = manifest.annotations.get(ANNOTATION_CLI_VERSION) or "unknown"
     return InspectResult(digest=manifest.digest, cli_version=version,
                          kitfile=None if kf is None else kitfile_json(kf), manifest=manifest,
-                         messages=list(_reporter(reporter).messages))
+                         messages=list(rep.messages))
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,10 +203,11 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
         InfoResult: ``yaml`` (the text kit prints) and ``kitfile`` (the same as a dict).
     """
     parsed = single_reference(ref)
+    rep = _reporter(reporter)
     _, kf = _read_modelkit(parsed, home=home, source=source, remote=remote,
                            registry_options=RegistryOptions(
                                plain_http=plain_http, tls_verify=tls_verify,
-                               concurrency=concurrency, home=home))
+                               concurrency=concurrency, home=home), warn=rep.warning)
     if kf is None:
         raise KitError("Error resolving modelkit: artifact does not contain a Kitfile")
     text = kf.to_yaml()
@@ -211,7 +215,7 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
         text = filter_yaml(text, filter)
     return InfoResult(reference=parsed.display(), yaml=text,
                       kitfile=_strip_layer_info(kitfile_json(kf)),
-                      messages=list(_reporter(reporter).messages))
+                      messages=list(rep.messages))
 
 
 def _strip_layer_info(value: Any) -> Any:

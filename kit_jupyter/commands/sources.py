@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kit_jupyter.errors import KitError, NotFoundError
 from kit_jupyter.kitfile.model import Kitfile
@@ -49,17 +50,20 @@ class BlobSource(Protocol):
 
 
 def remote_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
-                  registry_options: RegistryOptions | None = None) -> RemoteSource:
-    """The registry as a BlobSource (``registry.RemoteSource``)."""
+                  registry_options: RegistryOptions | None = None,
+                  warn: Callable[[str], Any] | None = None) -> RemoteSource:
+    """The registry as a BlobSource (``registry.RemoteSource``); ``warn`` receives what the
+    result should say (a manifest the registry sent no digest for)."""
     options = registry_options or RegistryOptions()
     if home is not None and options.home is None:
         options = dataclasses.replace(options, home=home)
-    return RemoteSource(ref, options)
+    return RemoteSource(ref, options, warn=warn)
 
 
 def open_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
                 registry_options: RegistryOptions | None = None,
-                store: LocalStore | None = None) -> LocalStore | RemoteSource:
+                store: LocalStore | None = None,
+                warn: Callable[[str], Any] | None = None) -> LocalStore | RemoteSource:
     """Local storage if ``ref`` resolves there, else the registry (never for ``localhost``).
     Raises kit's ``failed to find reference <ref>: not found`` for a missing local ref."""
     store = store or LocalStore(home)
@@ -67,7 +71,7 @@ def open_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
         return store
     if ref.registry == "localhost":
         raise NotFoundError(f"failed to find reference {ref.display()}: not found")
-    return remote_source(ref, home=home, registry_options=registry_options)
+    return remote_source(ref, home=home, registry_options=registry_options, warn=warn)
 
 
 def open_and_resolve(ref: Reference, *, home: str | os.PathLike[str] | None = None,

@@ -253,7 +253,8 @@ class _Unpack:
             ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         if source is not None:
             return self._run_with(source, ref, filters)
-        src = open_source(ref, home=self.home, registry_options=self.registry_options)
+        src = open_source(ref, home=self.home, registry_options=self.registry_options,
+                          warn=self.reporter.warning)
         try:
             return self._run_with(src, ref, filters)
         finally:

@@ -795,13 +795,14 @@ class RemoteSource:
     fetching only the blobs asked for, every one verified while it streams."""
 
     def __init__(self, reference: Any, options: RegistryOptions | dict[str, Any] | None = None,
-                 *, client: RegistryClient | None = None) -> None:
+                 *, client: RegistryClient | None = None,
+                 warn: Callable[[str], Any] | None = None) -> None:
         if isinstance(reference, str):
 
             reference = parse_reference(reference)
         self.reference = reference
         self.options = RegistryOptions.coerce(options)
-        self.client = client or make_client(reference.registry, self.options)
+        self.client = client or make_client(reference.registry, self.options, warn=warn)
         self.repository = reference.repository
         self.blob_requests: list[str] = []
 
