@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -81,11 +82,14 @@ def is_live(name: str) -> bool:
     return _OWNER_RE.search(name) is not None and not is_stale(name)
 
 
-def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = None) -> list[Path]:
+def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = None, *,
+                trees: bool = False) -> list[Path]:
     """Remove the temporary files in ``directory`` left by dead processes; returns them.
 
     With ``target_name`` only that target's temporary siblings are considered (cheap enough to
-    run before every file an unpack writes). Missing directories are fine.
+    run before every file an unpack writes). With ``trees`` a dead owner's temporary
+    *directory* is removed with everything in it (an import's working tree); otherwise
+    directories are left alone. Missing directories are fine.
     """
     prefix = f".{target_name}." if target_name is not None else ""
     removed = []
@@ -96,6 +100,10 @@ def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = Non
     for name in names:
         if is_stale(name):
             path = Path(directory) / name
+            if trees and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                continue
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -196,6 +196,22 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     _add_config(p)
 
+    p = sub.add_parser("import", help="download a Hugging Face or git repository and pack it "
+                                      "as a ModelKit")
+    p.add_argument("repository", metavar="REPOSITORY",
+                   help="org/repo, datasets/org/repo, a Hugging Face URL or a git URL")
+    p.add_argument("--ref", default="main", help="version (branch or tag) of the repository "
+                                                 "to import (default main)")
+    p.add_argument("--token", help="token to use for authenticating with the repository")
+    p.add_argument("-t", "--tag", help="tag for the ModelKit (default '[repository]:latest')")
+    p.add_argument("-f", "--file", help="Kitfile to use for packing ('-' reads standard input)")
+    p.add_argument("--tool", help="tool for downloading: 'git' or 'hf' (default: detect from "
+                                  "the repository)")
+    p.add_argument("--concurrency", type=int, default=5,
+                   help="maximum simultaneous downloads, for Hugging Face (default 5)")
+    _add_config(p)
+    _add_progress(p)
+
     sub.add_parser("version", help="version information")
     return parser
 
@@ -343,6 +359,14 @@ def _cache(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return api.load("cache_clear")(home=args.config, reporter=reporter)
 
 
+def _import(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    from kit_jupyter.commands.importer import import_repository
+
+    return import_repository(args.repository, ref=args.ref, token=args.token, tag=args.tag,
+                             file=args.file, tool=args.tool, concurrency=args.concurrency,
+                             home=args.config, reporter=reporter, env=ctx.env)
+
+
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
 
@@ -351,5 +375,5 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {
     "validate": _validate, "pack": _pack, "unpack": _unpack, "push": _push, "pull": _pull,
     "list": _list, "inspect": _inspect, "info": _info, "tag": _tag, "remove": _remove,
     "login": _login, "logout": _logout, "version": _version, "init": _init,
-    "diff": _diff, "cache": _cache,
+    "diff": _diff, "cache": _cache, "import": _import,
 }
