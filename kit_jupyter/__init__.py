@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it
     from kit_jupyter.commands.cache import cache_info as cache_info
     from kit_jupyter.commands.diff import diff as diff
     from kit_jupyter.commands.findings import ValidationReport as ValidationReport
+    from kit_jupyter.commands.importer import import_repository as import_repository
     from kit_jupyter.commands.init import init as init
     from kit_jupyter.commands.local import info as info
     from kit_jupyter.commands.local import inspect as inspect
@@ -75,7 +76,7 @@ __all__ = [
     # commands
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
     "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "diff", "cache_info",
-    "cache_clear", "validate", "validate_text",
+    "cache_clear", "import_repository", "validate", "validate_text",
     # the Kitfile and references
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",
     "parse_reference",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = [
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
     "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "diff", "cache_info",
-    "cache_clear", "validate", "validate_text",
+    "cache_clear", "import_repository", "validate", "validate_text",
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",
     "parse_reference",
     "Reporter", "make_reporter",
@@ -41,6 +41,7 @@ COMMANDS = {
     "inspect_remote": ("r.io/x:v1",), "info": ("x:v1",), "tag": ("x:v1", "y:v1"),
     "remove": ("x:v1",), "login": ("r.io", "u", "p"), "logout": ("r.io",), "init": ("dir",),
     "diff": ("x:v1", "y:v1"), "cache_info": (), "cache_clear": (),
+    "import_repository": ("org/repo",),
     "validate": (".",), "validate_text": ("",),
 }
 NETWORK = ("plain_http", "tls_verify", "concurrency")

@@ -58,7 +58,7 @@ from kit_jupyter.kitfile.model import (
 from kit_jupyter.kitfile.reference import DEFAULT_TAG, parse_reference
 from kit_jupyter.kitfile.rules import ensure_valid
 from kit_jupyter.oci.store import resolve_home
-from kit_jupyter.reporting import NullReporter, Reporter, human_size
+from kit_jupyter.reporting import NullReporter, Reporter, format_bytes
 from kit_jupyter.transport import hf
 from kit_jupyter.transport.git import (
     DEFAULT_GIT_REF,
@@ -108,7 +108,7 @@ class ImportResult(Result):
         return f"Model is packed as {self.tag} ({self.digest})"
 
     def _html_body(self) -> str:
-        rows = [[p, human_size(s)] for p, s in self.files]
+        rows = [[p, format_bytes(s)] for p, s in self.files]
         caption = (f"{self.source} @ {self.commit[:12] or self.ref} -> {self.tag} "
                    f"({self.digest})")
         pre = ('<details><summary>Kitfile</summary><pre style="margin:4px 0;font-family:'
@@ -265,14 +265,31 @@ def import_repository(repository: str, *, ref: str = DEFAULT_GIT_REF, token: str
                       concurrency: int = DEFAULT_CONCURRENCY,
                       home: str | os.PathLike[str] | None = None,
                       reporter: Reporter | None = None, env: Any = None) -> ImportResult:
-    """``kit import REPOSITORY``: download a Hugging Face or git repository and pack it.
+    """Download a Hugging Face or git repository and pack it (``kit import REPOSITORY``).
 
-    ``ref`` is a branch, tag (or, on the Hub, a commit); ``token`` authenticates with the
-    repository (Hub: else ``HF_TOKEN`` / the stored login); ``tag`` is the ModelKit reference
-    (default ``<org>/<repo>:latest``); ``file`` a Kitfile to use instead of generating one
-    (``-`` reads standard input); ``tool`` is ``git`` or ``hf`` (default: detected);
-    ``concurrency`` bounds parallel Hub downloads. ``env`` replaces ``os.environ`` for
-    ``HF_ENDPOINT`` and git's environment. Raises KitError with kit's messages.
+    Args:
+        repository: ``org/repo``, ``datasets/org/repo``, a Hugging Face URL, or a git URL
+            (``https://``, ``ssh://``, ``file://``, ``user@host:path``).
+        ref: the branch or tag to import (on the Hub also a commit); ``main`` takes a git
+            repository's default branch (``--ref``).
+        token: authenticates with the repository (``--token``); on the Hub the library's own
+            ``HF_TOKEN`` or stored login is used when not given. Never shown in any output.
+        tag: the ModelKit reference (``-t``); default ``<org>/<repo>:latest``.
+        file: a Kitfile to pack with instead of generating one, ``"-"`` for standard input
+            (``-f``); checked before anything is downloaded.
+        tool: ``"git"`` or ``"hf"`` (``--tool``); default: detected from ``repository``.
+        concurrency: how many Hub files download at once (``--concurrency``).
+        home: the storage root (``--config``); default ``$KITOPS_HOME``.
+        reporter: receives kit's lines and one progress task per downloaded file.
+        env: replaces ``os.environ`` for ``HF_ENDPOINT`` and git's environment.
+
+    Returns:
+        ImportResult: the ModelKit (``tag``, ``digest``, ``pack``), where it came from
+        (``source``, ``tool``, ``commit``), the Kitfile packed and the files.
+
+    Raises:
+        KitError: with kit's messages (``use flag --tag to set a tag for ModelKit``, ``error
+            cloning repository: ...``, ``failed to list files from HuggingFace API: ...``).
     """
     rep = reporter if reporter is not None else NullReporter()
     start = len(rep.messages)

@@ -37,6 +37,7 @@ EXPORTS: dict[str, str] = {
     "diff": "kit_jupyter.commands.diff:diff",
     "cache_info": "kit_jupyter.commands.cache:cache_info",
     "cache_clear": "kit_jupyter.commands.cache:cache_clear",
+    "import_repository": "kit_jupyter.commands.importer:import_repository",
     "validate": "kit_jupyter.commands.validate:validate_path",
     "validate_text": "kit_jupyter.commands.validate:validate_text",
     # the Kitfile and references

@@ -360,11 +360,11 @@ def _cache(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _import(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.importer import import_repository
-
-    return import_repository(args.repository, ref=args.ref, token=args.token, tag=args.tag,
-                             file=args.file, tool=args.tool, concurrency=args.concurrency,
-                             home=args.config, reporter=reporter, env=ctx.env)
+    return api.load("import_repository")(args.repository, ref=args.ref, token=args.token,
+                                         tag=args.tag,
+                                         file=args.file, tool=args.tool,
+                                         concurrency=args.concurrency, home=args.config,
+                                         reporter=reporter, env=ctx.env)
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
