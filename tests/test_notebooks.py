@@ -104,6 +104,11 @@ def registry(tmp_path_factory) -> Run:
     return execute(NOTEBOOKS / "03-registry.ipynb", tmp_path_factory.mktemp("nb3"))
 
 
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory) -> Run:
+    return execute(NOTEBOOKS / "04-import.ipynb", tmp_path_factory.mktemp("nb4"))
+
+
 # -- 01 quickstart ------------------------------------------------------------------------------
 
 FINDINGS = [
@@ -238,3 +243,20 @@ def test_registry_unpack_with_filter_takes_only_the_model(registry):
 def test_registry_pull_brings_it_back(registry):
     listing = registry.text("list")
     assert "demo/churn" in listing and "v1" in listing
+
+
+# -- 04 import ----------------------------------------------------------------------------------
+
+def test_import_packs_the_lfs_weights_and_the_generated_kitfile(imported):
+    text = imported.text("import")
+    assert "model.safetensors" in text and "2.0 MiB" in text and "local/model:v1" in text
+    commit, digest = eval(imported.bundle("result", "text/plain")[0])  # a (str, str) tuple repr
+    assert len(commit) == 40 and digest.startswith("sha256:")
+    kitfile = imported.text("info")
+    assert "path: model.safetensors" in kitfile and "path: config.json" in kitfile
+    assert "name: model.git" in kitfile
+
+
+def test_import_leaves_no_cache_behind(imported):
+    assert "./import" in imported.text("cache")  # the directory stays ...
+    assert imported.bundle("leftovers", "text/plain") == ["[]"]  # ... empty
