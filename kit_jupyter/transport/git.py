@@ -10,7 +10,7 @@ stalled server must end the command:
 * ``git lfs install --local`` in the fresh clone, so ``git lfs pull`` checks the files out even
   when the machine never ran ``git lfs install`` (otherwise it only fetches, and the ModelKit
   would hold 130-byte pointer files);
-* deadlines: git aborts a transfer slower than 1 byte/s for :data:`STALL_SECONDS`
+* deadlines: git aborts a transfer slower than 1 byte/s for ``KIT_JUPYTER_TIMEOUT`` seconds
   (``http.lowSpeedLimit``/``Time``), git-lfs one idle for as long (``lfs.activitytimeout``).
 
 Per-file progress comes from git-lfs itself: ``GIT_LFS_PROGRESS`` names a file to which it
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import re
 import shutil
@@ -35,11 +36,13 @@ from typing import IO
 
 from kit_jupyter.errors import KitError
 from kit_jupyter.reporting import NullReporter, Reporter, Task
+from kit_jupyter.transport.deadline import Timeouts
+from kit_jupyter.transport.redact import redact
 
 #: kit's ``git.DefaultGitRef``: with this ref the clone takes the remote's default branch.
 DEFAULT_GIT_REF = "main"
-#: a transfer that makes no progress for this long ends the command
-STALL_SECONDS = 30
+#: ``git version`` and friends answer at once; anything longer is a broken installation
+LOCAL_SECONDS = 30
 #: what kit removes from the clone before packing (``git.CleanGitMetadata``)
 GIT_METADATA = (".git", ".gitattributes", ".gitignore")
 
@@ -53,21 +56,13 @@ def sanitize_url(url: str) -> str:
     return _USERINFO.sub(r"\1", url)
 
 
-def _redact(text: str, secrets: Sequence[str]) -> str:
-    out = text
-    for secret in secrets:
-        if secret:
-            out = out.replace(secret, "***")
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1", out)
-
-
 def check_git(env: Mapping[str, str] | None = None) -> None:
     """kit's ``checkGit``: both ``git`` and ``git lfs`` must run."""
     for cmd, what in ((["git", "version"], "git"), (["git", "lfs", "version"], "git-lfs")):
         try:
             subprocess.run(cmd, env=dict(env) if env is not None else None,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=STALL_SECONDS, check=True)
+                           timeout=LOCAL_SECONDS, check=True)
         except (OSError, subprocess.SubprocessError):
             raise KitError(f"{what} is not installed") from None
 
@@ -84,14 +79,15 @@ def _check_destination(dest: Path) -> None:
 
 def git_environment(token: str | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment git and git-lfs run with: kit's credential helper for ``token`` (or no
-    prompts at all), and the stall deadlines, as ``GIT_CONFIG_*`` entries that leave the user's
-    own configuration alone."""
+    prompts at all), and the stall deadlines (``KIT_JUPYTER_TIMEOUT``, whole seconds), as
+    ``GIT_CONFIG_*`` entries that leave the user's own configuration alone."""
     env = dict(os.environ if base is None else base)
+    stall = str(max(1, math.ceil(Timeouts.from_env(env).total)))
     config: list[tuple[str, str]] = [
         ("http.lowSpeedLimit", "1"),
-        ("http.lowSpeedTime", str(STALL_SECONDS)),
-        ("lfs.activitytimeout", str(STALL_SECONDS)),
-        ("lfs.dialtimeout", str(STALL_SECONDS)),
+        ("http.lowSpeedTime", stall),
+        ("lfs.activitytimeout", stall),
+        ("lfs.dialtimeout", stall),
         ("advice.detachedHead", "false"),
     ]
     if token:
@@ -155,7 +151,7 @@ def _run(args: list[str], *, cwd: Path | None, env: dict[str, str], what: str,
         last = next((line for line in reversed(tail.lines)
                      if line.startswith(("fatal:", "error:", "remote:"))),
                     tail.lines[-1] if tail.lines else "")
-        detail = f": {_redact(last, secrets)}" if last else ""
+        detail = f": {redact(last, secrets)}" if last else ""
         raise KitError(f"{what}: exit status {proc.returncode}{detail}")
 
 
@@ -208,7 +204,7 @@ def _lfs_sizes(dest: Path, env: dict[str, str]) -> dict[str, int]:
     """Path -> size of the LFS files in the checkout (empty if git-lfs cannot say)."""
     try:
         out = subprocess.run(["git", "lfs", "ls-files", "--json"], cwd=dest, env=env,
-                             capture_output=True, timeout=STALL_SECONDS * 4, check=True).stdout
+                             capture_output=True, timeout=LOCAL_SECONDS * 4, check=True).stdout
         return {f["name"]: int(f["size"]) for f in json.loads(out or b"{}").get("files") or []}
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return {}
@@ -255,7 +251,7 @@ def clone_repository(url: str, ref: str, dest: str | os.PathLike[str], *,
         progress.close(ok)
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dest, env=git_env,
-                              capture_output=True, text=True, timeout=STALL_SECONDS, check=True)
+                              capture_output=True, text=True, timeout=LOCAL_SECONDS, check=True)
     except (OSError, subprocess.SubprocessError):
         raise KitError("failed to resolve git HEAD") from None
     return head.stdout.strip()

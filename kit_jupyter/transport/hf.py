@@ -30,12 +30,11 @@ from kit_jupyter.gocompat.gourl import URLError
 from kit_jupyter.gocompat.gourl import parse as parse_url
 from kit_jupyter.kitfile.generate import DirectoryListing, FileListing
 from kit_jupyter.reporting import NullReporter, Reporter, Task
+from kit_jupyter.transport.deadline import Timeouts
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MODEL = "model"
 DATASET = "dataset"
-#: per-request deadline for the Hub's API (a stalled server ends the command)
-TIMEOUT_SECONDS = 30
 _CHUNK = 1 << 20
 
 
@@ -119,7 +118,8 @@ def pin_commit(repo: str, ref: str, *, repo_type: str = MODEL, token: str | None
     """The commit ``ref`` (branch, tag or commit) names now (kit's ``PinCommit``)."""
     api = _api(endpoint(env), token)
     try:
-        info = api.repo_info(repo, revision=ref, repo_type=repo_type, timeout=TIMEOUT_SECONDS)
+        info = api.repo_info(repo, revision=ref, repo_type=repo_type,
+                             timeout=Timeouts.from_env(env).total)
     except _hub_errors() as exc:
         status = _status(exc)
         why = (f"revision lookup got status {status}" if status is not None
@@ -246,6 +246,7 @@ def download_files(repo: str, commit: str, dest: str | os.PathLike[str],
 
     rep = reporter if reporter is not None else NullReporter()
     hub = endpoint(env)
+    timeout = Timeouts.from_env(env).total
     dest = Path(dest)
     stop = threading.Event()
 
@@ -257,7 +258,7 @@ def download_files(repo: str, commit: str, dest: str | os.PathLike[str],
         ok = False
         try:
             hf_hub_download(repo, f.path, repo_type=repo_type, revision=commit, local_dir=dest,
-                            endpoint=hub, token=token or None, etag_timeout=TIMEOUT_SECONDS,
+                            endpoint=hub, token=token or None, etag_timeout=timeout,
                             tqdm_class=_task_tqdm(task))
             verify_file(dest / f.path, f)
             ok = True
