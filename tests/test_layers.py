@@ -12,17 +12,16 @@ from pathlib import Path
 import pytest
 
 from kit_jupyter.errors import PackError
+from kit_jupyter.gocompat.gotar import tar_header
 from kit_jupyter.gocompat.ignore import IgnoreRules
+from kit_jupyter.oci.extract import Extraction, StreamInput
 from kit_jupyter.oci.layers import (
     EMPTY_LAYER_DIGEST,
     LayerStats,
-    extract_layer,
     go_rel,
     layer_size,
-    list_layer_entries,
     pack_layer_to_file,
     pack_raw_layer_to_file,
-    tar_header,
     write_layer,
 )
 from kit_jupyter.oci.mediatypes import (
@@ -35,6 +34,7 @@ from kit_jupyter.oci.mediatypes import (
     parse_media_type,
 )
 from kit_jupyter.reporting import NullReporter
+from tests.test_extract import entries
 
 
 def mkfile(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -404,10 +404,12 @@ def test_pack_gzip_round_trip(t1: Path, tmp_path: Path, compression: str) -> Non
     raw = gzip.decompress(blob)
     assert sha(raw) == packed.diff_id == \
         "sha256:e4771edd1e9b7f4d31c9554bdb2ca3ccb6918b535beb27be6a3fe4b421455a9d"
-    assert [e.name for e in list_layer_entries(io.BytesIO(blob), compressed=True)] == \
-        ["data", "data/a.txt", "data/b.bin"]
+    assert [e.name for e in entries(raw)] == ["data", "data/a.txt", "data/b.bin"]
     out = tmp_path / "out"
-    extract_layer(io.BytesIO(blob), out, compressed=compression)
+    with Extraction(out) as tx:
+        inp = StreamInput(io.BytesIO(blob), compression="gzip")
+        tx.tar(inp)
+        inp.drain()
     assert (out / "data/a.txt").read_bytes() == b"hello\n"
     (task,) = rep.tasks
     assert task.total == 9 and task.done == 9 and task.ok is True

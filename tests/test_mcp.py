@@ -142,8 +142,8 @@ def test_corrupt_bundle_blob_leaves_nothing(ctx, tmp_path, streaming):
     source = _StreamOnly(store) if streaming else None
     with pytest.raises(StorageError, match="is corrupt"):
         unpack("mcp:v1", dir=out, filters=["mcpservers"], source=source)
-    # fs.mcpb (an earlier, intact layer) is in place; pg.mcpb is neither there nor half there
-    assert sorted(files(out)) == ["servers/fs.mcpb"]
+    # a refused unpack publishes nothing: not fs.mcpb (an earlier, intact layer), not pg.mcpb
+    assert files(out) == {} and not out.exists()
 
 
 @pytest.mark.parametrize("case, message", [

@@ -235,12 +235,14 @@ def test_positional_matching_skips_remote_datasets(kitops_home, tmp_path, monkey
     assert (tmp_path / "out" / "data" / "train" / "a.csv").exists()
 
 
-def _store_code_layer(store: LocalStore, tar_bytes: bytes) -> str:
+def _store_code_layer(store: LocalStore, tar_bytes: bytes,
+                      media_type: str = "application/vnd.kitops.modelkit.code.v1.tar") -> str:
     """demo:v1 re-stored with a hand-made (possibly hostile) tar as its only code layer."""
-    evil = store.put_bytes(tar_bytes, "application/vnd.kitops.modelkit.code.v1.tar")
+    evil = store.put_bytes(tar_bytes, media_type)
 
     def mutate(manifest, config):
-        layer = dict(manifest["layers"][1], digest=evil.digest, size=evil.size)
+        layer = dict(manifest["layers"][1], mediaType=media_type, digest=evil.digest,
+                     size=evil.size)
         manifest["layers"] = [layer]
         config["code"][0]["digest"] = evil.digest
         return manifest, config

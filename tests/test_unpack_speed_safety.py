@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kit_jupyter.commands import unpack as unpack_mod
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import StorageError, UnpackError
+from kit_jupyter.oci.extract import FileInput
 from kit_jupyter.oci.store import BackgroundVerifier, LocalStore
 
 KITFILE = """\
@@ -182,7 +182,7 @@ def test_interrupt_during_copy_leaves_no_temp_and_no_thread(packed, tmp_path, mo
     def interrupted(self, out, size):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(unpack_mod._BlobFile, "copy_to", interrupted)
+    monkeypatch.setattr(FileInput, "copy_to", interrupted)
     before = {t.ident for t in threading.enumerate()}
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):

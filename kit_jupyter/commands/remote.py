@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
+from kit_jupyter._fs import WRITEBACK_STEP, start_writeback
 from kit_jupyter.commands import results
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import inspect
@@ -419,35 +419,29 @@ def _pull_parents(result: PullResult, kitfile: Kitfile, opts: RegistryOptions,
 
 
 class _WriteBehind:
-    """A file writer that starts flushing to disk (``fdatasync`` in a helper thread, one at a
-    time) every 64 MiB, so the fsync that makes the blob durable before it is renamed into
-    storage has little left to do instead of writing the whole blob at the end."""
-
-    STEP = 64 << 20
+    """A file writer that starts writeback (:func:`kit_jupyter._fs.start_writeback`) of every
+    64 MiB written, so the fsync that makes the blob durable before it is renamed into storage
+    has little left to do instead of writing the whole blob at the end."""
 
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
-        self._since = 0
-        self._sync: threading.Thread | None = None
+        self._written = 0
+        self._flushed = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = self._f.write(data)
-        self._since += len(data)
-        if self._since >= self.STEP and (self._sync is None or not self._sync.is_alive()):
-
-            self._since = 0
+        self._written += len(data)
+        if self._written - self._flushed >= WRITEBACK_STEP:
             self._f.flush()
-            self._sync = threading.Thread(target=os.fdatasync, args=(self._f.fileno(),),
-                                          name="kit-writeback", daemon=True)
-            self._sync.start()
+            start_writeback(self._f.fileno(), self._flushed, self._written - self._flushed)
+            self._flushed = self._written
         return n
 
     def __enter__(self) -> _WriteBehind:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._sync is not None:
-            self._sync.join()
+        pass
 
 
 def _download(client: RegistryClient, store: LocalStore, repository: str, blob: Descriptor,

@@ -1,32 +1,27 @@
 """``unpack``: a ModelKit's Kitfile and layers into a directory, with kit's rules (spec §11).
 
 Layers are matched to Kitfile entries by position within each type, each entry's digest is
-cross-checked against its layer, and only the blobs the filters select are fetched. Every blob
-is verified against its digest: an uncompressed blob in local storage is hashed by a second
-thread while its members are copied file-to-file in the kernel (the copy hides behind the hash,
-which is the floor); any other blob is hashed as it streams. A layer's files are temp files
-until its whole blob verified, and only then renamed into place, so a corrupt blob or an
-interrupted unpack leaves whole files or none -- never a truncated or unverified model.
+cross-checked against its layer, and only the blobs the filters select are fetched. Reading and
+writing the layers is :mod:`kit_jupyter.oci.extract` (one tar reader for every blob, verified
+before anything is published); this module decides what to unpack where. The whole unpack --
+Kitfile, parent ModelKit, every layer -- is one :class:`~kit_jupyter.oci.extract.Extraction`:
+files are renamed into place only after every blob verified, and a refused or interrupted
+unpack leaves nothing behind, not even the directories it created.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import functools
-import gzip
 import json
 import os
 import posixpath
-import secrets
 import stat
-import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.results import UnpackResult
 from kit_jupyter.commands.sources import (
@@ -46,6 +41,7 @@ from kit_jupyter.kitfile.reference import (
     is_modelkit_reference,
     parse_reference,
 )
+from kit_jupyter.oci.extract import Extraction, FileInput, StreamInput, layer_input
 from kit_jupyter.oci.manifest import Descriptor, Manifest
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
@@ -55,7 +51,6 @@ from kit_jupyter.oci.mediatypes import (
     MediaTypeError,
     parse_media_type,
 )
-from kit_jupyter.oci.store import CHUNK, LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter
 from kit_jupyter.transport.registry import RegistryOptions
 from kit_jupyter.transport.s3 import (
@@ -115,16 +110,13 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         raise KitError("can not unpack multiple tags")
     flts = _parse_filters(filters)
     target = Path(dir).expanduser().absolute()
-    try:
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UnpackError(f"failed to create directory {target}: {exc.strerror}") from None
     rep.info(f"Unpacking to {target}")
-    ctx = _Unpack(target=target, overwrite=overwrite, ignore_existing=ignore_existing,
-                  home=home, reporter=rep,
-                  registry_options=RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
-                                                   concurrency=concurrency, home=home))
-    digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source)
+    with Extraction(target, overwrite=overwrite, ignore_existing=ignore_existing) as tx:
+        ctx = _Unpack(tx=tx, home=home, reporter=rep,
+                      registry_options=RegistryOptions(plain_http=plain_http,
+                                                       tls_verify=tls_verify,
+                                                       concurrency=concurrency, home=home))
+        digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source)
     remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
                                     overwrite=overwrite, ignore_existing=ignore_existing,
                                     reporter=rep, env=env)
@@ -239,15 +231,14 @@ def _existing_file(target: Path, path: str) -> bool:
 
 
 class _Unpack:
-    def __init__(self, *, target: Path, overwrite: bool, ignore_existing: bool, home: Any,
-                 reporter: Reporter, registry_options: RegistryOptions):
-        self.target = target
-        self.overwrite = overwrite
-        self.ignore_existing = ignore_existing
+    def __init__(self, *, tx: Extraction, home: Any, reporter: Reporter,
+                 registry_options: RegistryOptions):
+        self.tx = tx
+        self.target = tx.target
+        self.overwrite = tx.overwrite
         self.home = home
         self.reporter = reporter
         self.registry_options = registry_options
-        self.umask = _current_umask()
 
     def run(self, ref: Reference, filters: list[Any], source: BlobSource | None
             ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
@@ -309,7 +300,7 @@ class _Unpack:
                 raise UnpackError("failed to unpack: Kitfile exists and does not match model's "
                                   "Kitfile")
         self.reporter.info(f"Unpacking config to {path}")
-        write_bytes_atomic(path, data, 0o644 & ~self.umask)
+        self.tx.add_bytes("Kitfile", data, 0o644)  # published with the layers
         return str(path)
 
     # -- layers ----------------------------------------------------------------------------
@@ -372,78 +363,18 @@ class _Unpack:
                       extract_dir: str, path: str) -> None:
         task = self.reporter.task(f"unpack {path or desc.digest[:19]}", desc.size)
         ok = False
-        pending: list[tuple[Path, Path]] = []
         try:
-            if isinstance(src, LocalStore) and fmt in ("tar", "raw"):
-                self._unpack_local(src, desc, fmt, extract_dir, path, task, pending)
-            else:
-                self._unpack_stream(src, desc, fmt, extract_dir, path, task, pending)
-            # Only a verified layer's files are renamed into place.
-            while pending:
-                tmp, final = pending.pop(0)
-                os.replace(tmp, final)
+            kind, _, compression = fmt.partition("+")
+            with layer_input(src, desc, compression, task) as inp:
+                if kind == "raw":
+                    self._write_raw(inp, desc, path)
+                else:
+                    self.tx.tar(inp, extract_dir)
             ok = True
         finally:
-            for tmp, _ in pending:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
             task.finish(ok)
 
-    def _unpack_local(self, store: LocalStore, desc: Descriptor, fmt: str,
-                      extract_dir: str, path: str, task: Any,
-                      pending: list[tuple[Path, Path]]) -> None:
-        """Uncompressed blob in local storage: a second thread hashes the blob file while this
-        one copies members straight from it with ``copy_file_range`` at their offsets, so the
-        copy hides behind the hash (the floor) instead of adding to it. Files stay temp files
-        until :meth:`BackgroundVerifier.result` has confirmed the digest."""
-        verifier = store.verify_in_background(desc, task=task)
-        try:
-            with _BlobFile(store.blob_path(desc.digest)) as reader:
-                try:
-                    if fmt == "raw":
-                        self._write_raw(reader, desc, path, pending)
-                    else:
-                        self._extract(reader, extract_dir, pending)
-                except (OSError, EOFError, tarfile.TarError) as exc:
-                    raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
-        except _ArchiveError:
-            # A garbled archive is most likely a corrupt blob: if the hash says so, that is
-            # the error worth reporting.
-            verifier.result()
-            raise
-        except BaseException:
-            verifier.cancel()
-            raise
-        verifier.result()
-
-    def _unpack_stream(self, src: BlobSource, desc: Descriptor, fmt: str,
-                       extract_dir: str, path: str, task: Any,
-                       pending: list[tuple[Path, Path]]) -> None:
-        """Any source (registry, compressed blobs): one verified stream, read once."""
-        stream = src.open_blob(desc)
-        with contextlib.closing(stream):
-            counted = _Counting(stream, task)
-            if fmt.endswith("+gzip"):
-
-                reader: Any = gzip.GzipFile(fileobj=counted, mode="rb")
-            elif fmt.endswith("+zstd"):
-                raise UnpackError("failed to unpack: zstd-compressed layers are not "
-                                  "supported")
-            else:
-                reader = counted
-            try:
-                if fmt.startswith("raw"):
-                    self._write_raw(reader, desc, path, pending)
-                else:
-                    self._extract(reader, extract_dir, pending)
-            except (OSError, EOFError, tarfile.TarError) as exc:
-                raise UnpackError(f"failed to unpack: {_os_text(exc)}") from None
-            # Read what the reader left (end-of-archive padding) so the stream's digest
-            # check runs; counted, so progress ends at 100%.
-            _drain(counted)
-
-    def _write_raw(self, reader: Any, desc: Descriptor, path: str,
-                   pending: list[tuple[Path, Path]]) -> None:
+    def _write_raw(self, inp: FileInput | StreamInput, desc: Descriptor, path: str) -> None:
         """A raw layer (spec §8.9, e.g. an ``.mcpb``) is the file itself: it goes to the
         entry's path under the same existing-file rules as a tar member."""
         annotations = desc.annotations
@@ -451,49 +382,7 @@ class _Unpack:
         if not name:
             raise UnpackError("failed to unpack: unknown file path for layer: no "
                               "org.cncf.model.filepath annotation")
-        full = _checked_path(self.target, name)
-        if not self._may_write(full, name):
-            return
-        full.parent.mkdir(parents=True, exist_ok=True)
-        mode = _raw_mode(annotations) & ~self.umask
-        size = getattr(reader, "size", None)
-        pending.append((_write_member(reader, full, size, mode, bytearray(CHUNK)), full))
-
-    def _may_write(self, full: Path, out: str) -> bool:
-        """kit's rules for a file that is already there; False: skip it (``-i``)."""
-        if full.exists() or full.is_symlink():
-            if self.ignore_existing:
-                return False
-            if not self.overwrite:
-                raise UnpackError(f"failed to unpack: path '{out}' already exists")
-            if not full.is_file() or full.is_symlink():
-                raise UnpackError(f"failed to unpack: path '{out}' already exists and is "
-                                  "not a regular file")
-        return True
-
-    def _extract(self, reader: Any, extract_dir: str,
-                 pending: list[tuple[Path, Path]]) -> None:
-        buf = bytearray(CHUNK)
-        for name, typeflag, mode, size in _tar_entries(reader):
-            out = posixpath.join(extract_dir, name) if extract_dir else name
-            full = _checked_path(self.target, out)
-            if typeflag == tarfile.DIRTYPE:
-                if full.exists() or full.is_symlink():
-                    if not full.is_dir():
-                        raise UnpackError(f"failed to unpack: path '{out}' already exists and "
-                                          "is not a directory")
-                else:
-                    os.makedirs(full, mode=(mode & 0o7777) or 0o755, exist_ok=True)
-                continue
-            if typeflag not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-                raise UnpackError(f"failed to unpack: unrecognized type in archive: {name}")
-            if not self._may_write(full, out):
-                _skip(reader, _padded(size), buf)
-                continue
-            full.parent.mkdir(parents=True, exist_ok=True)
-            pending.append((_write_member(reader, full, size, (mode & 0o7777) & ~self.umask,
-                                          buf), full))
-            _skip(reader, _padded(size) - size, buf)
+        self.tx.raw(inp, name, _raw_mode(annotations))
 
 
 # kit's info line per layer kind
@@ -539,158 +428,6 @@ def _legacy_dir(path: str, base: str) -> str:
     return "" if parent in ("", ".") else parent
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _os_text(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _checked_path(base: Path, name: str) -> Path:
-    """kit's VerifySubpath: no absolute names, nothing escaping ``base`` lexically or through
-    a symlinked directory already on disk."""
-    if name.startswith("/") or posixpath.isabs(name):
-        raise UnpackError(f"failed to unpack: illegal file path: {name}: absolute paths are "
-                          f"not supported ({name})")
-    clean = posixpath.normpath(name)
-    if clean == ".." or clean.startswith("../"):
-        raise UnpackError(f"failed to unpack: illegal file path: {name}: layer paths must stay "
-                          "within context directory")
-    full = base / clean
-    real_base = os.path.realpath(base)
-    real_parent = os.path.realpath(full.parent)
-    if os.path.commonpath([real_base, real_parent]) != real_base:
-        raise UnpackError(f"failed to unpack: illegal file path: {name}: paths must be within "
-                          "context directory")
-    return full
-
-
-# --------------------------------------------------------------------------------------------
-# streaming tar reading (headers parsed by tarfile, content copied with large buffers)
-
-
-class _Counting:
-    """Pass-through that reports bytes read (compressed size) to a progress task."""
-
-    def __init__(self, raw: Any, task: Any):
-        self._raw = raw
-        self._task = task
-
-    def readinto(self, b: Any) -> int:
-        n = self._raw.readinto(b)
-        if n:
-            self._task.advance(n)
-        return n or 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        if data:
-            self._task.advance(len(data))
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-
-def _drain(reader: Any) -> None:
-    buf = bytearray(CHUNK)
-    while reader.readinto(buf):
-        pass
-
-
-def _read_into(reader: Any, view: memoryview) -> int:
-    """Fill ``view`` unless EOF comes first; returns the number of bytes read."""
-    got = 0
-    total = len(view)
-    while got < total:
-        n = reader.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
-
-
-def _read_exact(reader: Any, n: int) -> bytes:
-    buf = bytearray(n)
-    got = _read_into(reader, memoryview(buf))
-    if got != n:
-        raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
-    return bytes(buf)
-
-
-def _padded(size: int) -> int:
-    return (size + 511) // 512 * 512
-
-
-def _skip(reader: Any, n: int, buf: bytearray) -> None:
-    seek = getattr(reader, "skip", None)
-    if seek is not None:
-        seek(n)
-        return
-    view = memoryview(buf)
-    while n > 0:
-        got = _read_into(reader, view[:min(n, len(buf))])
-        if not got:
-            raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
-        n -= got
-
-
-_WRITEBACK_KICK = 64 << 20
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        with contextlib.suppress(OSError):
-            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-
-
-def _write_member(reader: Any, target: Path, size: int | None, mode: int,
-                  buf: bytearray) -> Path:
-    """The member's bytes (``size`` None: up to EOF) into a temp file next to ``target``; the
-    caller renames it once the whole blob has been verified."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
-    view = memoryview(buf)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as f:
-            copy_to = getattr(reader, "copy_to", None)
-            if copy_to is not None and size is not None:
-                copy_to(fd, size)
-            else:
-                remaining = size
-                written = flushed = 0
-                while remaining is None or remaining:
-                    want = len(buf) if remaining is None else min(remaining, len(buf))
-                    got = _read_into(reader, view[:want])
-                    if not got:
-                        if remaining is None:
-                            break
-                        raise _ArchiveError(f"failed to unpack: could not unpack file "
-                                            f"{target.name}")
-                    f.write(view[:got])
-                    if remaining is not None:
-                        remaining -= got
-                    written += got
-                    if written - flushed >= _WRITEBACK_KICK:
-                        # start writeback of what is written so far, so the final fsync of a
-                        # multi-GiB model does not wait for all of it at once
-                        _start_writeback(fd, flushed, written - flushed)
-                        flushed = written
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
 def _raw_mode(annotations: Mapping[str, str]) -> int:
     """Permission bits of a raw layer's file: from its file-metadata annotation, else 0644."""
     meta = annotations.get(ANNOTATION_FILE_METADATA)
@@ -700,144 +437,6 @@ def _raw_mode(annotations: Mapping[str, str]) -> int:
             if isinstance(mode, int) and 0 < mode <= 0o7777:
                 return mode & 0o777
     return 0o644
-
-
-class _ArchiveError(UnpackError):
-    """The layer's bytes are not a well-formed archive (maybe a corrupt blob)."""
-
-
-_COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move in these steps
-_NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
-                   errno.EBADF, errno.EPERM)
-
-
-class _BlobFile:
-    """A stored blob read by position: tar headers with ``pread``, member contents copied
-    file-to-file in the kernel (``copy_file_range``, else ``sendfile``, else pread/write), so
-    no member byte passes through Python. Hashing happens elsewhere (BackgroundVerifier)."""
-
-    def __init__(self, path: Path):
-        self.fd = os.open(path, os.O_RDONLY)
-        self.pos = 0
-        self.size = os.fstat(self.fd).st_size
-        self._mode = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
-
-    def __enter__(self) -> _BlobFile:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        os.close(self.fd)
-
-    def readinto(self, b: Any) -> int:
-        n = os.preadv(self.fd, [b], self.pos)
-        self.pos += n
-        return n
-
-    def skip(self, n: int) -> None:
-        if self.pos + n > self.size:
-            raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
-        self.pos += n
-
-    def copy_to(self, out: int, size: int) -> None:
-        if self.pos + size > self.size:
-            raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
-        done = flushed = 0
-        while done < size:
-            n = self._copy(out, min(size - done, _COPY_STEP), done)
-            if n <= 0:
-                raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
-            done += n
-            self.pos += n
-            if done - flushed >= _WRITEBACK_KICK:
-                _start_writeback(out, flushed, done - flushed)
-                flushed = done
-
-    def _copy(self, out: int, n: int, out_off: int) -> int:
-        if self._mode == "copy_file_range":
-            try:
-                return os.copy_file_range(self.fd, out, n, self.pos, out_off)
-            except OSError as exc:
-                if exc.errno not in _NO_KERNEL_COPY:
-                    raise
-                self._mode = "sendfile"
-        if self._mode == "sendfile":
-            try:
-                os.lseek(out, out_off, os.SEEK_SET)
-                return os.sendfile(out, self.fd, self.pos, n)
-            except OSError as exc:
-                if exc.errno not in _NO_KERNEL_COPY:
-                    raise
-                self._mode = "pread"
-        data = os.pread(self.fd, min(n, CHUNK), self.pos)
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(out, view, out_off + len(data) - len(view)):]
-        return len(data)
-
-
-def _pax_records(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
-            break
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            raise _ArchiveError("failed to unpack: invalid PAX header in layer "
-                                "archive") from None
-        if length <= 0:
-            break
-        record = data[space + 1:pos + length - 1]  # without the trailing newline
-        key, _, value = record.partition(b"=")
-        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
-        pos += length
-    return out
-
-
-def _tar_entries(reader: Any) -> Iterable[tuple[str, bytes, int, int]]:
-    """Yield ``(name, typeflag, mode, size)``; the caller consumes the content (padded)."""
-    pending: dict[str, str] = {}
-    while True:
-        block = _read_exact_or_eof(reader)
-        if block is None:
-            return
-        try:
-            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        except tarfile.EOFHeaderError:
-            return
-        except tarfile.HeaderError as exc:
-            raise _ArchiveError(f"failed to unpack: invalid tar header: {exc}") from None
-        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
-            data = _read_exact(reader, _padded(info.size))[:info.size]
-            if info.type != tarfile.XGLTYPE:
-                pending.update(_pax_records(data))
-            continue
-        if info.type == tarfile.GNUTYPE_LONGNAME:
-            data = _read_exact(reader, _padded(info.size))[:info.size]
-            pending["path"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
-            continue
-        if info.type == tarfile.GNUTYPE_LONGLINK:
-            _read_exact(reader, _padded(info.size))
-            continue
-        name = pending.get("path", info.name)
-        size = int(pending["size"]) if "size" in pending else info.size
-        pending = {}
-        if info.type == tarfile.DIRTYPE:
-            name = name.rstrip("/")
-            size = 0
-        yield name, info.type, info.mode, size
-
-
-def _read_exact_or_eof(reader: Any) -> bytes | None:
-    buf = bytearray(512)
-    got = _read_into(reader, memoryview(buf))
-    if got == 0:
-        return None
-    if got != 512:
-        raise _ArchiveError("failed to unpack: unexpected EOF in layer archive")
-    return bytes(buf)
 
 
 __all__ = ["unpack"]

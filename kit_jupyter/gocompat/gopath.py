@@ -1,5 +1,6 @@
-"""Go's ``path.Clean`` for slash-separated paths, shared by validation, .kitignore and tar
-writing: they must all agree with kit on what a path "is", so there is exactly one copy."""
+"""Go's ``path.Clean`` (and ``filepath.IsLocal``) for slash-separated paths, shared by
+validation, .kitignore, tar writing and unpack: they must all agree with kit on what a path
+"is", so there is exactly one copy."""
 
 from __future__ import annotations
 
@@ -24,3 +25,12 @@ def go_clean(path: str) -> str:
     if rooted:
         return "/" + out
     return out or "."
+
+
+def go_is_local(path: str) -> bool:
+    """Go's ``filepath.IsLocal`` on Unix: relative, and not climbing out once cleaned."""
+    if not path or path.startswith("/"):
+        return False
+    if any(part in (".", "..") for part in path.split("/")):
+        path = go_clean(path)
+    return not (path == ".." or path.startswith("../"))

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
 import functools
 import hashlib
 import http.client
 import math
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter._fs import temp_name
+from kit_jupyter._fs import start_writeback, temp_name
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
@@ -214,33 +212,6 @@ def is_transient(exc: BaseException) -> bool:
 
 
 WRITEBACK_EVERY = 16 * MiB
-_SYNC_FILE_RANGE_WRITE = 2
-_sync_file_range: Callable[[int, int, int], None] | None | bool = None
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask Linux to start writing a finished range to disk now (``sync_file_range`` with
-    SYNC_FILE_RANGE_WRITE, asynchronous), so the fsync before the rename has little left to do.
-    A no-op where the call is not available."""
-    global _sync_file_range
-    if _sync_file_range is None:
-        _sync_file_range = False
-        if sys.platform.startswith("linux"):
-            try:
-
-                libc = ctypes.CDLL(None, use_errno=True)
-                fn = libc.sync_file_range
-                fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-
-                def call(fd: int, off: int, n: int) -> None:
-                    fn(fd, off, n, _SYNC_FILE_RANGE_WRITE)
-                _sync_file_range = call
-            except (OSError, AttributeError):
-                pass
-    if _sync_file_range:
-        _sync_file_range(fd, offset, length)  # type: ignore[operator]
-
-
 
 
 @dataclass

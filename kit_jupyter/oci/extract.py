@@ -1,0 +1,615 @@
+"""Extracting layers into a directory: the one tar reader every unpack uses (spec §11.1).
+
+Two inputs feed the same reader (:class:`kit_jupyter.gocompat.gotar.TarReader`):
+
+* :class:`FileInput` -- an uncompressed blob in local storage, read by position: headers with
+  ``pread``, member bytes copied file-to-file in the kernel (``copy_file_range``, else
+  ``sendfile``, else pread/pwrite), so no member byte passes through Python while a second thread
+  hashes the blob (:class:`~kit_jupyter.oci.store.BackgroundVerifier`); the copy hides behind the
+  hash, which is the floor of a verified unpack.
+* :class:`StreamInput` -- anything else (a registry stream, a gzip blob, a verifying reader):
+  read once through one 1 MiB buffer, hashed as it streams by the source.
+
+:func:`layer_input` picks the input for a blob and makes sure the blob's digest was checked
+before the ``with`` block ends without an error.
+
+:class:`Extraction` holds one unpack's writes, all or nothing: every file goes to a temp file
+beside its target and is renamed into place only by :meth:`Extraction.commit`, after every
+layer of the unpack verified; on any error (and on Ctrl-C) :meth:`Extraction.rollback` removes
+the temp files and every directory the run created, the target itself included, so a refused
+unpack leaves nothing behind. Modes: only the permission bits (``mode & 0o777``, the umask
+applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits are never restored.
+Directories are created owner-writable while they are filled and get their recorded mode at
+the end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory
+with files in it unpacks as any user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import os
+import posixpath
+import stat
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_name
+from kit_jupyter.errors import UnpackError
+from kit_jupyter.gocompat.gopath import go_clean
+from kit_jupyter.gocompat.gotar import TarFormatError, TarInput, TarReader, unexpected_eof
+from kit_jupyter.gocompat.ignore import KITFILE_NAMES
+from kit_jupyter.oci.manifest import Descriptor
+from kit_jupyter.oci.store import LocalStore, VerifyingReader
+
+CHUNK = 1 << 20
+_COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move in these steps
+_NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
+                   errno.EBADF, errno.EPERM)
+_SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+
+
+def os_text(exc: BaseException) -> str:
+    """An OSError as one line (``<file>: <reason>``), never a traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# =============================================================================================
+# Inputs
+# =============================================================================================
+
+class FileInput:
+    """A stored, uncompressed blob read by position (see the module docstring). Hashing
+    happens elsewhere (:class:`~kit_jupyter.oci.store.BackgroundVerifier`)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.pos = 0
+        self.size = os.fstat(self.fd).st_size
+        self._mode = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+
+    def __enter__(self) -> FileInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def read_upto(self, n: int) -> bytes:
+        data = os.pread(self.fd, n, self.pos)
+        while 0 < len(data) < n:  # a regular file reads short only at its end; be sure
+            more = os.pread(self.fd, n - len(data), self.pos + len(data))
+            if not more:
+                break
+            data += more
+        self.pos += len(data)
+        return data
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise unexpected_eof()
+        self.pos += n
+
+    def copy_to(self, fd: int, n: int) -> None:
+        """``n`` bytes from the current position into the new file ``fd`` (from its start)."""
+        if self.pos + n > self.size:
+            raise unexpected_eof()
+        done = flushed = 0
+        while done < n:
+            got = self._copy(fd, min(n - done, _COPY_STEP), done)
+            if got <= 0:
+                raise unexpected_eof()
+            done += got
+            self.pos += got
+            if done - flushed >= WRITEBACK_STEP:
+                start_writeback(fd, flushed, done - flushed)
+                flushed = done
+
+    def copy_rest_to(self, fd: int) -> None:
+        self.copy_to(fd, self.size - self.pos)
+
+    def _copy(self, out: int, n: int, out_off: int) -> int:
+        if self._mode == "copy_file_range":
+            try:
+                return os.copy_file_range(self.fd, out, n, self.pos, out_off)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                self._mode = "sendfile"
+        if self._mode == "sendfile":
+            try:
+                os.lseek(out, out_off, os.SEEK_SET)
+                return os.sendfile(out, self.fd, self.pos, n)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                self._mode = "pread"
+        data = os.pread(self.fd, min(n, CHUNK), self.pos)
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(out, view, out_off + len(data) - len(view)):]
+        return len(data)
+
+
+class _Counting:
+    """Pass-through that reports the bytes read (the stored, maybe compressed, size) to a
+    progress task: kit's unpack bar counts the blob, not the extracted bytes."""
+
+    def __init__(self, raw: Any, task: Any):
+        self._raw = raw
+        self._task = task
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b) or 0
+        if n and self._task is not None:
+            self._task.advance(n)
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data and self._task is not None:
+            self._task.advance(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+_GZIP_ERRORS = (zlib.error, EOFError, gzip.BadGzipFile)
+
+
+class StreamInput:
+    """Any blob stream (registry, gzip, a verifying reader), read once through one buffer:
+    headers and small members come out of it, large members go from it to their file."""
+
+    def __init__(self, stream: BinaryIO, *, compression: str = "", task: Any = None):
+        self._counted = _Counting(stream, task)
+        self._src: Any = self._counted
+        if compression == "gzip":
+            # typeshed wants a seek() too; GzipFile only calls it to rewind, which we never do
+            self._src = gzip.GzipFile(fileobj=self._counted,  # type: ignore[call-overload]
+                                      mode="rb")
+        elif compression:
+            raise UnpackError(f"failed to unpack: {compression}-compressed layers are not "
+                              "supported")
+        self._gzip = compression == "gzip"
+        self._view = memoryview(bytearray(CHUNK))
+        self._lo = self._hi = 0
+
+    def _fill(self) -> int:
+        try:
+            n = self._src.readinto(self._view) or 0
+        except _GZIP_ERRORS as err:
+            raise _GzipError(f"failed to unpack: layer is not valid gzip: {err}") from None
+        self._lo, self._hi = 0, n
+        return n
+
+    def read_upto(self, n: int) -> bytes:
+        lo = self._lo
+        if self._hi - lo >= n:
+            self._lo = lo + n
+            return bytes(self._view[lo:lo + n])
+        parts = []
+        while n:
+            if self._lo == self._hi and not self._fill():
+                break
+            take = min(n, self._hi - self._lo)
+            parts.append(bytes(self._view[self._lo:self._lo + take]))
+            self._lo += take
+            n -= take
+        return b"".join(parts)
+
+    def skip(self, n: int) -> None:
+        while n:
+            if self._lo == self._hi and not self._fill():
+                raise unexpected_eof()
+            take = min(n, self._hi - self._lo)
+            self._lo += take
+            n -= take
+
+    def copy_to(self, fd: int, n: int | None) -> None:
+        """``n`` bytes (None: up to the end of the input) into the new file ``fd``."""
+        written = flushed = 0
+        while n is None or written < n:
+            if self._lo == self._hi and not self._fill():
+                if n is None:
+                    break
+                raise unexpected_eof()
+            take = self._hi - self._lo if n is None else min(n - written, self._hi - self._lo)
+            _write_all(fd, self._view[self._lo:self._lo + take])
+            self._lo += take
+            written += take
+            if written - flushed >= WRITEBACK_STEP:
+                start_writeback(fd, flushed, written - flushed)
+                flushed = written
+
+    def copy_rest_to(self, fd: int) -> None:
+        self.copy_to(fd, None)
+
+    def drain(self) -> None:
+        """Read to the end: gzip checks its CRC there, and a verifying stream its digest."""
+        self._lo = self._hi
+        while self._fill():
+            pass
+        if self._gzip:
+            buf = bytearray(CHUNK)
+            while self._counted.readinto(buf):
+                pass
+
+
+class _GzipError(UnpackError):
+    """The blob does not decompress (maybe a corrupt blob)."""
+
+
+@contextlib.contextmanager
+def layer_input(source: Any, descriptor: Descriptor, compression: str = "",
+                task: Any = None) -> Iterator[FileInput | StreamInput]:
+    """The input for one layer blob of ``source`` (local storage or anything with
+    ``open_blob``); the blob's digest has been checked when the ``with`` block ends without an
+    error. Uncompressed blobs in local storage take the kernel-copy path with a background
+    hash; if their archive turns out garbled, the hash is awaited first, because "the blob is
+    corrupt" is then the error worth reporting."""
+    if isinstance(source, LocalStore) and not compression:
+        verifier = source.verify_in_background(descriptor, task=task)
+        try:
+            with FileInput(source.blob_path(descriptor.digest)) as inp:
+                yield inp
+        except TarFormatError:
+            verifier.result()
+            raise
+        except BaseException:
+            verifier.cancel()
+            raise
+        verifier.result()
+        return
+    stream = source.open_blob(descriptor)
+    with contextlib.closing(stream):
+        try:
+            streamed = StreamInput(stream, compression=compression, task=task)
+            yield streamed
+            streamed.drain()
+        except (TarFormatError, _GzipError):
+            if isinstance(stream, VerifyingReader):  # local storage: reading on is cheap
+                stream.verify_rest()  # raises StorageError if the blob is corrupt
+            raise
+
+
+# =============================================================================================
+# Extraction
+# =============================================================================================
+
+_FILE, _DIR = "file", "dir"
+
+
+@dataclass
+class ExtractStats:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _illegal(name: str, reason: str) -> UnpackError:
+    return UnpackError(f"failed to unpack: illegal file path: {name}: {reason}")
+
+
+class Extraction:
+    """One unpack's writes into ``target``, published by :meth:`commit` or undone by
+    :meth:`rollback` (see the module docstring); use it as a context manager.
+
+    kit's rules for what is already there (spec §11.1): an existing file is skipped with
+    ``ignore_existing``, replaced with ``overwrite``, else the unpack fails; an existing
+    non-file where a file goes, or a non-directory where a directory goes, fails.
+
+    Refused although kit (Go's archive/tar) would write them:
+
+    * a path that occurs twice (as two files, or as a file and then a directory or something
+      inside it): kit writes both and the last one wins, or fails half-way with ``is a
+      directory``. A layer kit packs never names a path twice (one ``filepath.Walk``), so a
+      duplicate only comes from a hand-made archive -- the classic way to show a scanner one
+      file and the user another. With files renamed into place only at the end, which copy
+      would win is an accident of order; refusing is the only clear answer.
+    * ``Kitfile``, ``kitfile`` or ``.kitfile`` at the top of the target: kit's pack never puts
+      them in a layer (always ignored, spec §8.6), and a layer member there could only replace
+      the Kitfile unpack writes from the ModelKit's config (with ``-o``).
+    """
+
+    def __init__(self, target: str | os.PathLike[str], *, overwrite: bool = False,
+                 ignore_existing: bool = False):
+        self.target = Path(target).absolute()
+        self.overwrite = overwrite
+        self.ignore_existing = ignore_existing
+        self.umask = current_umask()
+        self.stats = ExtractStats()
+        self._root = ""
+        self._pending: list[tuple[str, str, bool]] = []  # (temp, final path, fsync due)
+        self._claimed: dict[str, str] = {}  # clean relative path -> _FILE / _DIR, this run
+        self._created: list[str] = []  # directories this run created, in creation order
+        self._dir_modes: list[tuple[str, int]] = []  # recorded modes, applied at commit
+        self._real_dirs: dict[str, str] = {}  # relative dir -> its checked real path
+        self._swept: set[str] = set()  # directories already cleared of stale temp files
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> Extraction:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def open(self) -> None:
+        """Create the target (mode 0755, like kit) and remember which directories that took."""
+        missing = []
+        path = self.target
+        while not os.path.lexists(path) and path != path.parent:
+            missing.append(str(path))
+            path = path.parent
+        try:
+            self.target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        except OSError as exc:
+            for made in missing:  # deepest first: whatever part of it was made
+                with contextlib.suppress(OSError):
+                    os.rmdir(made)
+            raise UnpackError(f"failed to create directory {self.target}: "
+                              f"{exc.strerror}") from None
+        self._created = missing[::-1]
+        self._root = os.path.realpath(self.target)
+
+    def commit(self) -> None:
+        """Make the small files durable (their writeback started when they were written, so
+        one journal commit covers most of them), rename every file into place, then give
+        directories their recorded modes (deepest first, so a parent losing its write or
+        search bit cannot block a child)."""
+        try:
+            for tmp, _, due in self._pending:
+                if due:
+                    _fsync_path(tmp)
+        except OSError as exc:
+            self.rollback()
+            raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
+        pending, self._pending = self._pending, []
+        for i, (tmp, final, _) in enumerate(pending):
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                self._pending = pending[i:]
+                self.rollback()
+                raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
+        for path, mode in sorted(self._dir_modes, key=lambda d: d[0].count("/"), reverse=True):
+            with contextlib.suppress(OSError):
+                os.chmod(path, mode)
+        self._created = []
+        self._dir_modes = []
+
+    def rollback(self) -> None:
+        """Remove the temp files and the directories this run created (if empty)."""
+        for tmp, _, _ in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._pending = []
+        for path in reversed(self._created):
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+        self._created = []
+
+    # -- what a layer brings ----------------------------------------------------------------
+    def tar(self, src: TarInput, extract_dir: str = "") -> None:
+        """Extract a tar layer: directories and regular files only (kit's rule); names are
+        relative to the target, or to ``extract_dir`` under it (legacy ModelKits)."""
+        reader = TarReader(src)
+        while (header := reader.next()) is not None:
+            name = header.name
+            out = posixpath.join(extract_dir, name) if extract_dir else name
+            if header.kind == "dir":
+                self._dir(out, header.mode)
+            elif header.kind == "file":
+                self._file(out, header.mode, reader.copy_to, header.size)
+            else:
+                raise UnpackError(f"failed to unpack: unrecognized type in archive: {name}")
+
+    def raw(self, src: FileInput | StreamInput, name: str, mode: int) -> None:
+        """A raw layer (spec §8.9): the whole blob is the file ``name``."""
+        self._file(name, mode, src.copy_rest_to, None)
+
+    def add_bytes(self, name: str, data: bytes, mode: int) -> None:
+        """A file of this unpack's own making (the Kitfile): published with the layers; the
+        caller has applied its existing-file rules."""
+        rel, full = self._resolve(name, member=False)
+        self._pending.append(self._write_temp(full, name, lambda fd: _write_all(
+            fd, memoryview(data)), mode & ~self.umask, len(data)))
+        self._claimed[rel] = _FILE
+
+    # -- members ----------------------------------------------------------------------------
+    def _resolve(self, out: str, *, member: bool = True) -> tuple[str, str]:
+        """kit's ``VerifySubpath``: no absolute names, nothing climbing out lexically, and no
+        ``..`` in the path from the target to the entry once symlinks on disk are resolved
+        (kit's substring test: it also refuses a name like ``v1..2.txt``, which kit's pack
+        never writes). Returns the clean relative path and the full path."""
+        if out.startswith("/"):
+            raise _illegal(out, f"absolute paths are not supported ({out})")
+        rel = go_clean(out)
+        if rel == ".." or rel.startswith("../"):
+            raise _illegal(out, "layer paths must stay within context directory")
+        if rel == ".":
+            return rel, self._root
+        parent, _, base = rel.rpartition("/")
+        real_parent = self._real_dirs.get(parent)
+        if real_parent is None:
+            real_parent = os.path.realpath(os.path.join(self._root, parent)) if parent \
+                else self._root
+            inside = os.path.relpath(real_parent, self._root)
+            if ".." in inside or inside.startswith("/"):
+                raise _illegal(out, "paths must be within context directory")
+            self._real_dirs[parent] = real_parent
+        if ".." in base:
+            raise _illegal(out, "paths must be within context directory")
+        if member and rel in KITFILE_NAMES:
+            raise _illegal(out, "a layer may not replace the ModelKit's Kitfile")
+        return rel, os.path.join(real_parent, base)
+
+    def _check_claims(self, rel: str, out: str, kind: str) -> None:
+        if self._claimed.get(rel) == _FILE:
+            if kind == _FILE:
+                raise UnpackError(f"failed to unpack: path '{out}' occurs more than once in "
+                                  "the ModelKit")
+            raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
+                              "directory")
+        parent = rel
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if self._claimed.get(parent) == _FILE:
+                raise UnpackError(f"failed to unpack: path '{out}' is inside '{parent}', "
+                                  "which is a file of the ModelKit")
+
+    def _dir(self, out: str, mode: int) -> None:
+        rel, full = self._resolve(out)
+        if rel == ".":
+            return
+        self._check_claims(rel, out, _DIR)
+        if os.path.lexists(full):
+            if not os.path.isdir(full):
+                raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
+                                  "directory")
+            self._claimed[rel] = _DIR
+            return
+        self._make_parents(rel, out)
+        perm = mode & 0o777
+        try:
+            os.mkdir(full, perm | 0o700)  # owner rwx while it is filled; the umask applies
+        except OSError as exc:
+            raise UnpackError(f"failed to create directory {out}: {exc.strerror}") from None
+        self._created.append(full)
+        self._claimed[rel] = _DIR
+        self.stats.dirs += 1
+        final = perm & ~self.umask
+        if final != (perm | 0o700) & ~self.umask:
+            self._dir_modes.append((full, final))
+
+    def _make_parents(self, rel: str, out: str) -> None:
+        """Create the missing directories above ``rel`` (0755, as kit's MkdirAll)."""
+        parent = rel.rpartition("/")[0]
+        if not parent or self._claimed.get(parent) == _DIR:
+            return
+        missing = []
+        while parent:
+            path = os.path.join(self._root, parent)
+            if os.path.lexists(path):
+                if not os.path.isdir(path):
+                    raise UnpackError(f"failed to unpack: path '{out}': '{parent}' already "
+                                      "exists and is not a directory")
+                break
+            missing.append((parent, path))
+            parent = parent.rpartition("/")[0]
+        for parent_rel, path in reversed(missing):
+            try:
+                os.mkdir(path, 0o755)
+            except OSError as exc:
+                raise UnpackError(f"failed to create directory {parent_rel}: "
+                                  f"{exc.strerror}") from None
+            self._created.append(path)
+            self._claimed[parent_rel] = _DIR
+        self._claimed.setdefault(rel.rpartition("/")[0], _DIR)
+
+    def _file(self, out: str, mode: int, copy: Callable[[int], None], size: int | None) -> None:
+        rel, full = self._resolve(out)
+        self._check_claims(rel, out, _FILE)
+        self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
+        if not self._may_write(full, out):
+            self.stats.skipped.append(out)
+            return
+        self._pending.append(self._write_temp(full, out, copy, mode & 0o777 & ~self.umask,
+                                              size))
+        self._claimed[rel] = _FILE
+        self.stats.files += 1
+        self.stats.bytes += size or 0
+
+    def _may_write(self, full: str, out: str) -> bool:
+        """kit's rules for a file that is already there; False: skip it (``-i``)."""
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return True
+        except NotADirectoryError:
+            raise UnpackError(f"failed to unpack: path '{out}': a parent already exists and "
+                              "is not a directory") from None
+        if self.ignore_existing:
+            return False
+        if not self.overwrite:
+            raise UnpackError(f"failed to unpack: path '{out}' already exists")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
+                              "regular file")
+        return True
+
+    def _write_temp(self, full: str, out: str, copy: Callable[[int], None], mode: int,
+                    size: int | None) -> tuple[str, str, bool]:
+        """The member's bytes in a temp file beside its target, with its mode; a pending
+        entry for :meth:`commit`. A large file is fsynced at once (on the fast path that
+        overlaps the blob's hash); a small one only gets its writeback started, and the fsync
+        is due at commit: one fsync per small file, each forcing its own journal commit, is
+        what made unpacking thousands of source files slow."""
+        due = size is not None and size < _SYNC_AT_ONCE
+        head = os.path.dirname(full)
+        if head not in self._swept:  # what a killed unpack left here (dead owner) goes first
+            sweep_stale(head)
+            self._swept.add(head)
+        tmp = str(temp_name(Path(full)))
+        try:
+            fd = os.open(tmp, _OPEN_FLAGS, 0o600)
+        except OSError as exc:
+            raise UnpackError(f"failed to unpack: {out}: {exc.strerror}") from None
+        try:
+            try:
+                copy(fd)
+                if due:
+                    start_writeback(fd, 0, 0)
+                else:
+                    os.fsync(fd)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise UnpackError(f"failed to unpack: {out}: {os_text(exc)}") from None
+            raise
+        return tmp, full, due
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+__all__ = ["ExtractStats", "Extraction", "FileInput", "StreamInput", "current_umask",
+           "layer_input", "os_text"]
