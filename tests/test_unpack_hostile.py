@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from kit_jupyter.oci.store import LocalStore, go_json
+from kit_jupyter.oci.manifest import Manifest
+from kit_jupyter.oci.store import LocalStore
 from tests.test_extract import directory, make_tar, pax_member, record, reg
 from tests.test_unpack import _store_code_layer, packed  # noqa: F401 - a fixture
 
@@ -154,9 +155,11 @@ def test_gzip_layers_are_refused_the_same_way(packed, tmp_path):  # noqa: F811
 def test_a_config_that_is_not_a_kitfile_is_refused_with_one_line(packed, tmp_path,  # noqa: F811
                                                                  config):
     store = LocalStore()
-    _, manifest = store.read_manifest(store.resolve("localhost/demo", "v1"))
-    manifest["config"] = store.put_bytes(config, manifest["config"]["mediaType"])
-    store.add_manifest("localhost/demo", go_json(manifest), ["badconfig"])
+    stored = store.read_manifest(store.resolve_descriptor("localhost/demo", "v1"))
+    manifest = json.loads(stored.raw)
+    manifest["config"] = store.put_bytes(config, manifest["config"]["mediaType"]).to_json()
+    store.add_manifest("localhost/demo", Manifest.parse(json.dumps(manifest).encode()),
+                       ["badconfig"])
     line = refused("demo:badconfig", tmp_path / "out")
     assert line.startswith("[ERROR] ")
     assert not (tmp_path / "out").exists()
