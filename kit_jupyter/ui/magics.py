@@ -104,6 +104,7 @@ class KitMagics(Magics):
         except KitError as e:
             raise self._usage(e) from None
         if args.var:
+            assert self.shell is not None, "a magic always runs in a shell"
             if not args.var.isidentifier():
                 raise UsageError(f"%%kitfile: {args.var!r} is not a valid variable name")
             self.shell.user_ns[args.var] = report.kitfile
