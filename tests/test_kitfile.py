@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from kit_jupyter.kitfile.model import (
 )
 
 DATA = Path(__file__).parent / "data" / "kitfiles"
+KIT_DATA = Path(__file__).parent / "data" / "kit"
 MV = "manifestVersion: 1.0.0\n"
 
 
@@ -324,15 +324,7 @@ mcpServers:
 # -- YAML output (spec §3.5) ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "fixture", sorted(glob.glob(str(DATA / "parameters" / "*.yaml"))),
-    ids=lambda p: Path(p).stem,
-)
-def test_kit_parameter_fixtures_round_trip(fixture):
-    case = yaml.safe_load(Path(fixture).read_text())
-    kf = load_kitfile(case["kitfileYaml"])
-    assert kf.to_yaml() == case["kitfileYaml"]
-    assert kf.to_config_json().decode() == case["kitfileJson"]
+# kit's parameters fixtures (round trip) run in tests/test_kit_fixtures.py.
 
 
 def test_yaml_style():
@@ -385,7 +377,7 @@ mcpServers:
 
 
 def test_yaml_output_reads_back_identically():
-    text = (DATA / "parameters" / "test-nested-parameters.yaml").read_text()
+    text = (KIT_DATA / "parameters" / "test-nested-parameters.yaml").read_text()
     kf = load_kitfile(yaml.safe_load(text)["kitfileYaml"])
     kf.datasets = [DataSet(name="d", path="data", remote_path="s3://b/k?versionId=1",
                            remote_hash='"etag-2"', parameters={"k": [1, "two", None, True]})]
