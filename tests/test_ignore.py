@@ -95,15 +95,18 @@ def test_paths_are_cleaned_before_matching() -> None:
     assert rules.matches("./data/raw/") and rules.matches(" data//raw/x ")
 
 
-def test_cross_layer_string_prefix_rule() -> None:
+def test_cross_layer_whole_path_elements_rule() -> None:
+    """Newest kit (PR #1280): other layers exclude by whole path elements. Before it, a string
+    prefix ruled and ``database.txt`` was left out of the layer at ``.``."""
     layers = [".", "data", "models/m1"]
-    assert in_other_layer("database.txt", ".", layers)  # spec §8.6: a string prefix
+    assert not in_other_layer("database.txt", ".", layers)
+    assert not in_other_layer("data-v2/x", ".", layers)
+    assert in_other_layer("data", ".", layers)
     assert in_other_layer("data/x", ".", layers)
     assert not in_other_layer("data/x", "data", layers)  # own layer
     assert not in_other_layer("data/x", "data/sub", layers)  # "data" is a parent of the layer
     assert in_other_layer("models/m1/w", "models", layers)
-    assert not in_other_layer("database.txt", ".", layers, element_prefix=True)
-    assert in_other_layer("data/x", ".", layers, element_prefix=True)
+    assert not in_other_layer("models/m10/w", "models", layers)
 
 
 def test_excludes_combines_ignore_file_and_layers() -> None:

@@ -327,14 +327,13 @@ def test_kitfile_and_kitignore_always_ignored(tmp_path: Path) -> None:
     assert names(data) == ["main.py", "sub", "sub/Kitfile"]
 
 
-def test_other_layers_string_prefix(tmp_path: Path) -> None:
+def test_other_layers_whole_path_elements(tmp_path: Path) -> None:
+    """Newest kit (PR #1280): a layer at ``data`` takes ``data/`` only. Older kit compared string
+    prefixes and this layer came out as just ``main.py``."""
     for n in ("data/set1.txt", "data-v2/extra.txt", "database.txt", "main.py"):
         mkfile(tmp_path / n, b"x")
     rules = IgnoreRules.load(tmp_path, layer_paths=[".", "data"])
     data, _, _ = layer(tmp_path, ".", ignore=rules)
-    assert names(data) == ["main.py"]  # kit (spec §8.6) drops everything starting "data"
-    newer = IgnoreRules.load(tmp_path, layer_paths=[".", "data"], element_prefix=True)
-    data, _, _ = layer(tmp_path, ".", ignore=newer)
     assert names(data) == ["data-v2", "data-v2/extra.txt", "database.txt", "main.py"]
     sub, _, _ = layer(tmp_path, "data", ignore=rules)
     assert names(sub) == ["data", "data/set1.txt"]  # the parent layer "." is not excluded
@@ -372,7 +371,9 @@ def test_layer_path_ignored_warns(tmp_path: Path) -> None:
 def test_layer_size_is_kits_total(t1: Path) -> None:
     assert layer_size(t1, "data") == 9
     assert layer_size(t1, "data/a.txt") == 6
-    assert layer_size(t1, "data", other_layer_paths=["data/b"]) == 6
+    assert layer_size(t1, "data", other_layer_paths=["data/b.bin"]) == 6
+    # newest kit (PR #1280): whole path elements, so a layer at data/b leaves data/b.bin alone
+    assert layer_size(t1, "data", other_layer_paths=["data/b"]) == 9
 
 
 # --- pack to file: digests, gzip, progress -----------------------------------------------------

@@ -11,9 +11,11 @@ kit's for the same context directory. The quirks kept on purpose (spec §8.6):
   trailing ``**`` turns into plain suffix/prefix string tests (``foo/**`` does not match ``foo``);
 * a path is ignored if it or any parent matches; later ``!`` patterns re-include;
 * ``Kitfile``, ``kitfile``, ``.kitfile`` and ``.kitignore`` are always ignored;
-* another layer's path excludes what it string-prefixes (``data`` excludes ``database.txt``),
-  unless it is a prefix of the layer being packed. kit fixed this in PR #1280 (Sept 2026,
-  whole path elements); ``element_prefix=True`` selects that newer rule.
+* another layer's path excludes what lies within it, compared by whole path elements
+  (``data`` excludes ``data/x`` but not ``database.txt`` or ``data-v2/``), unless it is the
+  layer being packed or one of its parents. This is the newest kit's rule (PR #1280, its
+  ``isWithin``); earlier kit compared plain string prefixes, so a sibling such as ``model-extra/``
+  was silently left out of a layer at ``.`` when another layer sat at ``model``.
 """
 
 from __future__ import annotations
@@ -316,8 +318,7 @@ class IgnoreRules:
     is kit's full ``Matches(path, layerPath)``, adding the cross-layer rule.
     """
 
-    def __init__(self, patterns: Sequence[str] = (), layer_paths: Sequence[str] = (), *,
-                 element_prefix: bool = False):
+    def __init__(self, patterns: Sequence[str] = (), layer_paths: Sequence[str] = ()):
         all_patterns = [*patterns, *ALWAYS_IGNORED]
         try:
             self._matcher = PatternMatcher(all_patterns)
@@ -325,11 +326,10 @@ class IgnoreRules:
             raise PackError(f"invalid {IGNORE_FILE_NAME} file: {err}") from None
         self.patterns = list(patterns)
         self.layer_paths = [_clean_arg(p) for p in layer_paths]
-        self.element_prefix = element_prefix
 
     @classmethod
     def load(cls, context_dir: str | os.PathLike[str], extra_excludes: Sequence[str] = (), *,
-             layer_paths: Sequence[str] = (), element_prefix: bool = False) -> IgnoreRules:
+             layer_paths: Sequence[str] = ()) -> IgnoreRules:
         """Read ``<context_dir>/.kitignore`` (absent is fine). ``extra_excludes`` are patterns
         appended after the file's; ``layer_paths`` are every Kitfile layer path (see
         :func:`layer_paths_from_kitfile`) plus a parent ModelKit's layer paths."""
@@ -340,8 +340,7 @@ class IgnoreRules:
             data = b""
         except OSError as err:
             raise PackError(f"failed to open {IGNORE_FILE_NAME} file: {err.strerror}") from None
-        return cls([*read_ignore_file(data), *extra_excludes], layer_paths,
-                   element_prefix=element_prefix)
+        return cls([*read_ignore_file(data), *extra_excludes], layer_paths)
 
     @property
     def has_exceptions(self) -> bool:
@@ -363,14 +362,14 @@ class IgnoreRules:
         layer = _clean_arg(layer_path)
         if self._matcher.matches_or_parent_matches(path):
             return True
-        return in_other_layer(path, layer, self.layer_paths, element_prefix=self.element_prefix)
+        return in_other_layer(path, layer, self.layer_paths)
 
 
-def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str], *,
-                   element_prefix: bool = False) -> bool:
-    """Cross-layer exclusion (spec §8.6): ``path`` belongs to another layer M if it starts with
-    M, unless M starts the current layer's own path (parents are not excluded)."""
-    within = _is_within if element_prefix else str.startswith
+def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
+    """Cross-layer exclusion (spec §8.6, newest kit): ``path`` belongs to another layer M if it
+    is M or lies within it by whole path elements, unless the current layer's own path lies
+    within M (parents of the current layer are not excluded)."""
+    within = _is_within
     path = _clean_arg(path)
     layer_path = _clean_arg(layer_path)
     for other in other_layer_paths:

@@ -188,8 +188,7 @@ def _excluder(rules: IgnoreRules, base: str,
     def excluded(rel: str) -> bool:
         if rules.excludes(rel, base):
             return True
-        return bool(others) and in_other_layer(rel, base, others,
-                                               element_prefix=rules.element_prefix)
+        return bool(others) and in_other_layer(rel, base, others)
     return excluded
 
 
