@@ -291,3 +291,28 @@ def test_two_processes_packing_at_once(kitops_home, tmp_path):
     for d in tags.values():
         for layer in store.read_manifest(d).layers:
             assert store.has_blob(layer.digest)
+
+
+
+def test_repack_reports_layers_already_saved(kitops_home, tmp_path):
+    """kit's saveFileToRepo: a layer blob already in storage is "Already saved <type> layer",
+    named by its media-type base (prompts are code layers), and nothing is stored twice."""
+    kitfile = KITFILE.replace("  - name: raw\n    path: raw/file.csv\n"
+                              "    remotePath: s3://bucket/raw/file.csv\n"
+                              "    remoteHash: 9b2cf535f27731c974343645a3985328\n", "")
+    kitfile = kitfile.replace("  path: ./model.bin\n", "  path: ./model.bin\n  parts:\n"
+                              "    - name: tok\n      path: tok.json\n")
+    ctx = make_context(tmp_path, kitfile)
+    write(ctx / "tok.json", "{}\n")
+    first = NullReporter()
+    pack(ctx, tag="demo:1", reporter=first)
+    blobs = sorted(os.listdir(kitops_home / "storage" / "blobs" / "sha256"))
+    second = NullReporter()
+    pack(ctx, tag="demo:2", reporter=second)
+    saved = [m for lvl, m in first.messages if "layer:" in m]
+    again = [m for lvl, m in second.messages if "layer:" in m]
+    kinds = ["model", "modelpart", "code", "dataset", "docs", "code"]
+    assert [m.split(" layer:")[0] for m in saved] == [f"Saved {k}" for k in kinds]
+    assert [m.split(" layer:")[0] for m in again] == [f"Already saved {k}" for k in kinds]
+    assert [m.split(": ")[1] for m in saved] == [m.split(": ")[1] for m in again]
+    assert sorted(os.listdir(kitops_home / "storage" / "blobs" / "sha256")) == blobs

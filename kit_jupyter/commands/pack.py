@@ -265,6 +265,8 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
                                         compression=compression, ignore=ignore,
                                         other_layer_paths=extra_paths, reporter=rep,
                                         label=f"{kind} {entry.path}", annotations=annotations)
+        # kit's saveFileToRepo: a blob already in storage is reported and not stored again
+        existed = store.has_blob(packed.digest)
         try:
             desc = store.adopt_file(packed.path, packed.digest, packed.size, packed.media_type)
         finally:
@@ -274,7 +276,7 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
         layers.append((Descriptor(packed.media_type, desc.digest, desc.size,
                                   annotations=dict(packed.annotations)),
                        packed.annotations.get(ANNOTATION_FILEPATH, entry.path)))
-        rep.info(f"Saved {base} layer: {desc.digest}")
+        rep.info(f"{'Already saved' if existed else 'Saved'} {base} layer: {desc.digest}")
     if not layers:
         rep.warning("ModelKit contains no layers")
     return layers
