@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,9 @@ def test_manifest_and_config(kitops_home, tmp_path, monkeypatch):
     assert "mediaType" not in manifest
     assert manifest["artifactType"] == "application/vnd.kitops.modelkit.manifest.v1+json"
     assert manifest["annotations"]["ml.kitops.modelkit.cli-version"].startswith("kit-jupyter")
+    # the newest kit's pack time: Go's time.RFC3339 in UTC
+    created = manifest["annotations"]["org.opencontainers.image.created"]
+    assert datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
     kinds = [(x["mediaType"].split(".")[-3], x["annotations"]) for x in manifest["layers"]]
     assert kinds == [
         ("model", {"org.cncf.model.filepath": "model.bin"}),

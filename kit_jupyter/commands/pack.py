@@ -19,6 +19,7 @@ import stat as stat_mod
 import sys
 import zipfile
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from kit_jupyter.oci.layers import PackedLayer, pack_layer_to_file, pack_raw_lay
 from kit_jupyter.oci.manifest import Descriptor, Manifest
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_CLI_VERSION,
+    ANNOTATION_CREATED,
     ANNOTATION_FILEPATH,
     ANNOTATION_LAYER_SUBTYPE,
     KIT_CONFIG,
@@ -71,6 +73,13 @@ KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 def cli_version() -> str:
     """What we write in ``ml.kitops.modelkit.cli-version`` (kit writes its own version)."""
     return f"kit-jupyter/{__version__}"
+
+
+def created_annotation() -> str:
+    """``org.opencontainers.image.created``: the pack time in UTC, RFC 3339 to the second, as
+    the newest kit writes it (Go's ``time.RFC3339``). Manifest digests therefore change on
+    every pack, as kit's do; layer and config digests do not (docs/KIT-COMPAT.md)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
@@ -133,7 +142,8 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
             rep.info(f"Saved configuration: {config_digest}")
         # ocispec.Manifest as kit's pack writes it (spec §7.1): no mediaType field
         manifest = Manifest(config=config_desc, layers=tuple(d for d, _ in layers),
-                            annotations={ANNOTATION_CLI_VERSION: cli_version()},
+                            annotations={ANNOTATION_CLI_VERSION: cli_version(),
+                                         ANNOTATION_CREATED: created_annotation()},
                             artifact_type=KIT_MANIFEST_ARTIFACT)
         existed = store.has_blob(manifest.digest)
         digest = store.add_manifest(repo, manifest, tags)
