@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.gocompat.gotemplate import GoTemplate
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.kitfile.model import Kitfile
 from kit_jupyter.oci.manifest import Manifest
@@ -188,6 +189,20 @@ def list_row(repo: str, digest: str, tags: list[str], kitfile: Kitfile | None,
 class ListResult(Result):
     models: list[dict[str, Any]]          # kit's --format json objects
     messages: list[tuple[str, str]] = field(default_factory=list)
+    #: what ``--format '<Go template>'`` printed (None: kit's table)
+    template_output: str | None = None
+
+    def with_format(self, fmt: str | None) -> ListResult:
+        """kit's ``--format``: ``table`` and ``json`` keep this result (``to_json`` is the JSON);
+        anything else is a Go template run once per ModelKit over kit's ``modelInfo`` fields
+        (``Repo Digest Tags ModelName Size Author``), each run ending in a newline unless the
+        template does. Bad templates raise TemplateError with Go's text."""
+        if fmt in (None, "", "table", "json"):
+            return self
+        tpl = GoTemplate(fmt, name="list", type_name="list.modelInfo")
+        end = "" if fmt.endswith("\n") else "\n"
+        out = "".join(tpl.execute(_model_info(m)) + end for m in self.models)
+        return dataclasses.replace(self, template_output=out)
 
     def rows(self) -> list[list[str]]:
         out = []
@@ -204,13 +219,23 @@ class ListResult(Result):
         return marshal(self.data, indent="  ").decode("utf-8")  # kit's MarshalIndent
 
     def text(self) -> str:
+        if self.template_output is not None:
+            return self.template_output
         return tabwriter([LIST_HEADER, *self.rows()])
 
     def __len__(self) -> int:
         return len(self.models)
 
     def _html_body(self) -> str:
+        if self.template_output is not None:
+            return f"<pre>{_esc(self.template_output)}</pre>"
         return html_table(LIST_HEADER, self.rows())
+
+
+def _model_info(model: dict[str, Any]) -> dict[str, Any]:
+    """kit's ``modelInfo`` struct (pkg/cmd/list/util.go) with its Go field names."""
+    return {"Repo": model["repo"], "Digest": model["digest"], "Tags": model["tags"],
+            "ModelName": model["modelName"], "Size": model["size"], "Author": model["author"]}
 
 
 @dataclass(repr=False)

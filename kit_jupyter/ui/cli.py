@@ -130,7 +130,10 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
 
     p = sub.add_parser("list", help="list local ModelKits, or the tags of a remote repository")
     p.add_argument("repository", nargs="?")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", default="table", metavar="FORMAT",
+                   help="table, json, or a Go template run per ModelKit, e.g. "
+                        "'{{ .Repo }}:{{ index .Tags 0 }}' (fields: Repo Tags Digest ModelName "
+                        "Size Author)")
     _add_config(p)
     _add_network(p)
 
@@ -284,9 +287,11 @@ def _pull(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 def _list(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.repository:
-        return api.load("list_remote")(args.repository, home=args.config, reporter=reporter,
-                                       **_net(args))
-    return api.load("list_modelkits")(home=args.config, reporter=reporter)
+        result = api.load("list_remote")(args.repository, home=args.config, reporter=reporter,
+                                         **_net(args))
+    else:
+        result = api.load("list_modelkits")(home=args.config, reporter=reporter)
+    return result.with_format(args.format)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:

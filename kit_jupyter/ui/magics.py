@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, output_can_be_silenced
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+    output_can_be_silenced,
+)
+from IPython.utils.text import DollarFormatter
 from traitlets import Bool
 
 from kit_jupyter._fs import write_bytes_atomic
@@ -64,8 +73,10 @@ class KitMagics(Magics):
         self.shell.set_next_input(text, replace=False)
 
     @output_can_be_silenced
+    @no_var_expand
     @line_magic
     def kit(self, line: str) -> Any:
+        line = _expand(line, self.shell.user_ns if self.shell is not None else {})
         try:
             args = _PARSER.parse_args(_split(_strip_silencer(line)))
         except cli.HelpShown:
@@ -121,6 +132,23 @@ class KitMagics(Magics):
             except OSError as e:
                 raise UsageError(f"%%kitfile: cannot write {args.output}: {e.strerror}") from None
         return report
+
+
+# Go template actions (``list --format '{{ .Repo }}'``) pass through untouched
+_GO_ACTION = re.compile(r"(\{\{.*?\}\})", re.S)
+
+
+def _expand(line: str, namespace: dict[str, Any]) -> str:
+    """IPython's ``$var`` / ``{expr}`` expansion of a magic line (``var_expand``), except inside
+    Go template actions: IPython would turn ``{{ .Repo }}`` into ``{ .Repo }``."""
+    formatter = DollarFormatter()
+    parts = _GO_ACTION.split(line)
+    for i in range(0, len(parts), 2):
+        try:
+            parts[i] = formatter.vformat(parts[i], args=[], kwargs=namespace)
+        except Exception:  # what var_expand does: a line it cannot expand is used as written
+            pass
+    return "".join(parts)
 
 
 def _split(line: str) -> list[str]:
