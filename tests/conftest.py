@@ -22,3 +22,10 @@ def kitops_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("KITOPS_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _private_home_for_every_test(tmp_path_factory, monkeypatch):
+    """No test writes the user's KITOPS_HOME (the remote-dataset cache lives there), and no test
+    sees what another one cached."""
+    monkeypatch.setenv("KITOPS_HOME", str(tmp_path_factory.mktemp("home")))

@@ -1,10 +1,12 @@
 """``cache info`` and ``cache clear``: what is kept under ``$KITOPS_HOME/cache``, and removing it.
 
 kit keeps only temporary files there (layers being packed, resumable imports) and so do we, with
-kit's sub-directories and kit's texts. Two differences, both for notebooks where several kernels
-share one ``KITOPS_HOME``: ``clear`` never removes a file whose owner process is alive (our
-temporary names carry their owner, see :mod:`kit_jupyter._fs`), and it also removes what killed
-processes left in local storage (``storage/ingest`` and index temporaries), which kit leaves.
+kit's sub-directories and kit's texts, plus ``remote``: the shared cache of verified remote
+datasets (:mod:`kit_jupyter.transport.remote_cache`). Two differences, both for notebooks where
+several kernels share one ``KITOPS_HOME``: ``clear`` never removes a file whose owner process is
+alive (our temporary names carry their owner, see :mod:`kit_jupyter._fs`), and it also removes
+what killed processes left in local storage (``storage/ingest`` and index temporaries), which kit
+leaves.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kit_jupyter._fs import is_live, sweep_stale
 from kit_jupyter.commands.results import Result, html_table, tabwriter
 from kit_jupyter.oci.store import resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, format_bytes
+from kit_jupyter.transport import remote_cache
 
 
 def cache_dir(home: str | os.PathLike[str] | None = None) -> Path:
@@ -149,6 +152,12 @@ def cache_clear(*, home: str | os.PathLike[str] | None = None,
         names = []
     for name in names:
         path = root / name
+        if name == remote_cache.REMOTE_DIR and path.is_dir() and not path.is_symlink():
+            # the shared remote-dataset cache: cleared under its lock, entry by entry
+            count, size, busy = remote_cache.clear(home)
+            (kept if busy else removed).append(name)
+            freed += size
+            continue
         if _in_use(path):
             kept.append(name)
             continue

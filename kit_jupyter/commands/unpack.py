@@ -53,13 +53,13 @@ from kit_jupyter.oci.mediatypes import (
 )
 from kit_jupyter.reporting import NullReporter, Reporter
 from kit_jupyter.transport.registry import RegistryOptions
+from kit_jupyter.transport.remote_cache import RemoteCache, download_through_cache
 from kit_jupyter.transport.s3 import (
     DownloadResult,
     PreparedDownload,
     S3Object,
     check_unpack_path,
     download_clients,
-    download_prepared,
     is_s3_path,
     parse_s3_url,
     prepare_download,
@@ -72,7 +72,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
            home: str | os.PathLike[str] | None = None, source: BlobSource | None = None,
            reporter: Reporter | None = None, env: Any = None,
            plain_http: bool = False, tls_verify: bool | str = True,
-           concurrency: int = 5) -> UnpackResult:
+           concurrency: int = 5, remote_cache: bool = True) -> UnpackResult:
     """Extract a ModelKit's Kitfile and layers into a directory (``kit unpack REF``).
 
     The ModelKit is read from local storage when it is there, else streamed from its registry
@@ -95,6 +95,9 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         tls_verify: verify the registry's TLS certificate; a path is a CA bundle
             (``--tls-verify``).
         concurrency: parallel registry transfers (``--concurrency``).
+        remote_cache: keep remote datasets in the shared cache under ``$KITOPS_HOME/cache`` and
+            copy them from there on the next unpack (``--no-cache``: False; see
+            :mod:`kit_jupyter.transport.remote_cache`).
 
     Returns:
         UnpackResult: the digest, the directory, the files of each layer and the remote datasets.
@@ -119,7 +122,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source)
     remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
                                     overwrite=overwrite, ignore_existing=ignore_existing,
-                                    reporter=rep, env=env)
+                                    reporter=rep, env=env, home=home, cache=remote_cache)
     return UnpackResult(reference=parsed.display(), digest=digest, directory=str(target),
                         kitfile_path=kitfile_path, layers=layers, remote=remote,
                         messages=list(rep.messages[start:]))
@@ -157,11 +160,14 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                            filters: Sequence[Filter] = (), overwrite: bool = False,
                            ignore_existing: bool = False, reporter: Reporter | None = None,
                            env: Mapping[str, str] | None = None, workers: int | None = None,
-                           range_size: int | None = None) -> list[DownloadResult]:
+                           range_size: int | None = None,
+                           home: str | os.PathLike[str] | None = None,
+                           cache: bool = True) -> list[DownloadResult]:
     """The last step of unpack (spec §12.4/§12.5): the remote datasets the filters select, with
     kit's existing-file rules. Every path, existing-file and HEAD check runs before the first
     byte is downloaded, so a problem with the third dataset does not leave the first two half
-    done."""
+    done. With ``cache`` (and unless ``KIT_JUPYTER_REMOTE_CACHE=off``) objects go through the
+    shared cache under ``home`` (:mod:`kit_jupyter.transport.remote_cache`)."""
     rep = reporter if reporter is not None else NullReporter()
     selected = [d for d in (kf.remote_datasets() if kf is not None else [])
                 if matches(list(filters), "dataset", d.name, d.path)]
@@ -189,6 +195,7 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
     if not wanted:
         return []
     clients = download_clients(env, workers=workers)
+    shared = RemoteCache.open(home, env) if cache else None
     done: dict[int, DownloadResult] = {}
     todo: list[tuple[int, PreparedDownload]] = []
     for n, (d, obj, file, exists) in enumerate(wanted):
@@ -197,7 +204,8 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
             rep.info(f"Path {d.path} already exists; skipping remote dataset {d.remote_path} "
                      f"(--ignore-existing)")
             continue
-        item = prepare_download(clients, obj, d.remote_hash, file, dataset_path=d.path)
+        item = prepare_download(clients, obj, d.remote_hash, file, dataset_path=d.path,
+                                head_part=exists or shared is None)  # a cache hit: one HEAD
         if exists:
             if item.up_to_date(workers):
                 done[n] = item.result("up-to-date")
@@ -208,8 +216,8 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                 raise UnpackError(
                     f"failed to unpack remote dataset: path '{d.path}' already exists")
         todo.append((n, item))
-    fetched = download_prepared([it for _, it in todo], reporter=rep, workers=workers,
-                                range_size=range_size)
+    fetched = download_through_cache([it for _, it in todo], cache=shared, reporter=rep,
+                                     workers=workers, range_size=range_size)
     done.update(zip([n for n, _ in todo], fetched, strict=True))
     return [done[n] for n in sorted(done)]
 

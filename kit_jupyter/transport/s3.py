@@ -412,7 +412,7 @@ def current_etag(clients: S3Clients, obj: S3Object, remote_hash: str = "") -> st
 class DownloadResult:
     path: str                       # dataset path as in the Kitfile
     remote_path: str
-    status: str                     # downloaded | up-to-date | skipped-existing | not-included
+    status: str     # downloaded | from-cache | up-to-date | skipped-existing | not-included
     size: int = 0
     etag: str = ""
     verification: str = ""
@@ -421,6 +421,7 @@ class DownloadResult:
     retries: int = 0
     retry_reasons: list[str] = field(default_factory=list, repr=False)
     timings: dict[str, float] = field(default_factory=dict, repr=False)  # transfer/verify/fsync
+    cache: str = ""                 # remote_cache: "stored" or "hit", and how it was copied out
 
     def __repr__(self) -> str:
         extra = f", {self.verification}" if self.verification else ""
@@ -458,6 +459,7 @@ class PreparedDownload:
     clients: S3Clients | None
     info: ObjectInfo
     plan: Plan
+    parts_asked: bool = False       # HEAD ?partNumber=1 done (resolve_parts)
 
     @property
     def remote_path(self) -> str:
@@ -476,6 +478,36 @@ class PreparedDownload:
             sizes = [None]
         return any(file_etag(self.target, self.plan, ps, workers or default_workers()) == want
                    for ps in sizes)
+
+    def resolve_parts(self, *, ask_server: bool = True) -> PreparedDownload:
+        """Learn the part boundaries of a multipart object (``HEAD ?partNumber=1`` when
+        ``ask_server``, else the usual part sizes); separate from the first HEAD so that a cache
+        hit costs that HEAD only. Returns ``self``."""
+        if self.parts_asked or (not ask_server and self.plan.mode != "multipart"):
+            return self
+        client, obj, remote_hash = self.client, self.obj, self.remote_hash
+
+        def part1() -> dict[str, Any]:
+            # Learns only the part size: the GETs carry If-Match and the bytes are verified. moto
+            # compares If-Match with the *part's* ETag here, so a 412 is retried without it.
+            from botocore.exceptions import ClientError
+
+            try:
+                return _head(client, obj, remote_hash, PartNumber=1)
+            except ClientError as e:
+                if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
+                    return {}
+                return _head(client, obj, None, PartNumber=1)
+
+        try:
+            self.plan = resolve_part_size(etag_plan(self.info), self.info,
+                                          part1 if ask_server else None)
+            self.parts_asked = ask_server
+        except Exception as e:
+            if not _is_s3_error(e):
+                raise
+            raise _download_error(self.path, obj, remote_hash, e, self.clients) from None
+        return self
 
     def result(self, status: str) -> DownloadResult:
         """A result for an object that was not fetched (e.g. ``up-to-date``)."""
@@ -506,29 +538,15 @@ def prepare_download(clients: S3Clients, obj: S3Object, remote_hash: str, target
             clients, obj, f"failed to download remote dataset for path {dataset_path}: failed to "
                           f"get object from S3 bucket", remote_hash)
         info = _info(_head(client, obj, remote_hash), obj)
-        plan = etag_plan(info)
-
-        def part1() -> dict[str, Any]:
-            # Learns only the part size: the GETs carry If-Match and the bytes are verified. moto
-            # compares If-Match with the *part's* ETag here, so a 412 is retried without it.
-            from botocore.exceptions import ClientError
-
-            try:
-                return _head(client, obj, remote_hash, PartNumber=1)
-            except ClientError as e:
-                if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
-                    return {}
-                return _head(client, obj, None, PartNumber=1)
-
-        plan = resolve_part_size(plan, info, part1 if head_part else None)
     except RemoteDatasetError:
         raise
     except Exception as e:
         if not _is_s3_error(e):
             raise
         raise _download_error(dataset_path, obj, remote_hash, e, clients) from None
-    return PreparedDownload(dataset_path, obj, remote_hash, Path(target), client, clients, info,
-                            plan)
+    item = PreparedDownload(dataset_path, obj, remote_hash, Path(target), client, clients, info,
+                            etag_plan(info))
+    return item.resolve_parts(ask_server=head_part)
 
 
 def _fetch(item: PreparedDownload, task: Task | None, workers: int,

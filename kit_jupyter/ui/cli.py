@@ -111,6 +111,8 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
                    help="e.g. model,datasets:events (repeatable)")
     p.add_argument("--include-remote", action="store_true",
                    help="also download remote (S3) datasets")
+    p.add_argument("--no-cache", action="store_true",
+                   help="bypass the shared cache of remote datasets under $KITOPS_HOME/cache")
     _add_config(p)
     _add_progress(p)
     _add_network(p)
@@ -273,7 +275,7 @@ def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return api.load("unpack")(args.ref, dir=args.dir, overwrite=args.overwrite,
                               ignore_existing=args.ignore_existing, filters=args.filter,
                               include_remote=args.include_remote, home=args.config,
-                              reporter=reporter, **_net(args))
+                              remote_cache=not args.no_cache, reporter=reporter, **_net(args))
 
 
 def _push(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
