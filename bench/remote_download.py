@@ -53,7 +53,8 @@ def child(args: argparse.Namespace) -> None:
                                        remote_path=f"s3://{BUCKET}/{KEY}",
                                        remote_hash=args.etag)])
         t0 = time.perf_counter()
-        res = unpack_remote_datasets(kf, out.parent, include_remote=True, env=env)
+        res = unpack_remote_datasets(kf, out.parent, include_remote=True, env=env,
+                                     cache=False)  # the download itself, every run
         op = time.perf_counter() - t0
         assert res[0].status == "downloaded", res
         t = res[0].timings
