@@ -38,6 +38,7 @@ from kit_jupyter.oci.mediatypes import OCI_MANIFEST, format_for_user
 from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter, Reporter, Task, format_bytes
 from kit_jupyter.transport import credentials
+from kit_jupyter.transport.blobinfo import BlobLocations
 from kit_jupyter.transport.registry import (
     RegistryClient,
     RegistryOptions,
@@ -71,7 +72,7 @@ class _Result(results.Result):
 
 @dataclass
 class BlobTransfer:
-    """One blob of a push or pull: ``action`` is uploaded/skipped (push) or
+    """One blob of a push or pull: ``action`` is uploaded/mounted/skipped (push) or
     downloaded/present (pull)."""
 
     digest: str
@@ -119,14 +120,20 @@ class PushResult(_TransferResult):
         return self.with_action("skipped")
 
     @property
+    def mounted(self) -> list[BlobTransfer]:
+        """Linked from another repository of the registry (cross-repository mount)."""
+        return self.with_action("mounted")
+
+    @property
     def data(self) -> dict[str, Any]:
         return {"source": self.source, "destination": self.destination, "digest": self.digest,
                 "blobs": [b.data for b in self.blobs]}
 
     def summary(self) -> str:
         sent = sum(b.size for b in self.uploaded)
+        mounted = f", {len(self.mounted)} mounted" if self.mounted else ""
         return (f"Pushed {self.digest} to {self.destination} ({len(self.uploaded)} blob(s), "
-                f"{format_bytes(sent)} uploaded, {len(self.skipped)} already present)")
+                f"{format_bytes(sent)} uploaded{mounted}, {len(self.skipped)} already present)")
 
 
 @dataclass(repr=False)
@@ -273,8 +280,9 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          reporter: Reporter | None = None) -> PushResult:
     """Upload a ModelKit from local storage to a registry (``kit push SOURCE [DESTINATION]``).
 
-    Blobs the registry already has are not sent again; the manifest's digest in the registry is
-    the local one.
+    Blobs the registry already has are not sent again, and blobs known to be in another
+    repository of the same registry (pushed or pulled before) are mounted from there instead of
+    uploaded; the manifest's digest in the registry is the local one.
 
     Args:
         source_ref: the local ModelKit, ``registry/repository[:tag]`` (no tag: ``latest``).
@@ -286,7 +294,8 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
         reporter: receives kit's messages and progress (see ``make_reporter``).
 
     Returns:
-        PushResult: ``digest``, ``destination`` and each blob's ``action`` (uploaded/skipped).
+        PushResult: ``digest``, ``destination`` and each blob's ``action``
+        (uploaded/mounted/skipped).
     """
 
     reporter = reporter or NullReporter()
@@ -314,6 +323,7 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
     manifest = store.read_manifest(desc)
     reporter.info(f"Pushing {src} to {dest}" if src != dest else f"Pushing {src}")
     opts = _network(home, plain_http, tls_verify, concurrency)
+    locations = BlobLocations(home)
 
     with make_client(dest.registry, opts) as client:
         client.ping()  # one clear failure before any parallel work
@@ -326,9 +336,15 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
                                 client.cancelled.set)
             missing = [b for b, p in zip(blobs, present, strict=True) if not p]
             tasks = _tasks(reporter, missing)
+            mounted: set[str] = set()
+            denied: set[str] = set()
 
             def upload(blob: Descriptor) -> None:
                 with tasks[blob.digest] as task:
+                    if _mount(client, locations, dest, blob.digest, denied):
+                        mounted.add(blob.digest)
+                        task.advance(blob.size)
+                        return
                     client.push_blob(repo, blob, lambda: _open_local(store, blob), task)
 
             _run_tasks(opts.concurrency, missing, upload, tasks, client)
@@ -345,9 +361,30 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
         raise RegistryError(f"pushed manifest digest {digest} differs from local "
                             f"{desc.digest}")
     reporter.info(f"Pushed {digest}")
-    transfers = [BlobTransfer(b.digest, b.media_type, b.size, "skipped" if p else "uploaded")
+    locations.record(dest.registry, dest.repository, [b.digest for b in blobs])
+    transfers = [BlobTransfer(b.digest, b.media_type, b.size, "skipped" if p else
+                              "mounted" if b.digest in mounted else "uploaded")
                  for b, p in zip(blobs, present, strict=True)]
     return PushResult(str(src), str(dest), digest, transfers, list(reporter.messages[start:]))
+
+
+def _mount(client: RegistryClient, locations: BlobLocations, dest: Reference, digest: str,
+           denied: set[str]) -> bool:
+    """Link the blob from a repository of the same registry that is known to hold it
+    (:mod:`kit_jupyter.transport.blobinfo`) instead of uploading it; False: upload it. A source
+    that no longer has the blob is forgotten; one these credentials cannot read is not asked
+    again during this push."""
+    for source in locations.sources(dest.registry, digest, exclude=dest.repository):
+        if source in denied:
+            continue
+        outcome = client.mount_blob(dest.repository, digest, source)
+        if outcome == "mounted":
+            return True
+        if outcome == "denied":
+            denied.add(source)
+        else:
+            locations.forget(dest.registry, source, digest)
+    return False
 
 
 # -- pull -------------------------------------------------------------------------------------
@@ -491,6 +528,7 @@ def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter, store: 
                 _download(client, store, ref.repository, blob, task)
 
         _run_tasks(opts.concurrency, missing, download, tasks, client)
+    BlobLocations(opts.home).record(ref.registry, ref.repository, [b.digest for b in blobs])
     fetched = {b.digest for b in missing}
     transfers = [BlobTransfer(b.digest, b.media_type or "application/octet-stream", b.size,
                               "downloaded" if b.digest in fetched else "present")

@@ -593,6 +593,36 @@ class RegistryClient:
         self._raise_for(resp, f"checking blob {digest} in {self.registry}/{repo}")
         return False  # pragma: no cover
 
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> str:
+        """Ask the registry to link a blob it holds in ``from_repo`` into ``repo`` (a
+        cross-repository mount: no bytes sent). Returns ``"mounted"`` (201); ``"absent"`` (202:
+        the registry opened a plain upload session instead -- cancelled here -- because
+        ``from_repo`` does not have the blob); ``"denied"`` (401/403/404: ``from_repo`` cannot
+        be read with these credentials). Either refusal means: upload it."""
+        query = urllib.parse.urlencode({"mount": digest, "from": from_repo})
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/?{query}",
+                            headers={"Content-Length": "0"})
+        resp.close()
+        if resp.status_code == 201:
+            got = resp.headers.get("Docker-Content-Digest")
+            if got and got != digest:
+                raise RegistryError(f"registry {self.registry} mounted {digest} as {got}")
+            return "mounted"
+        if resp.status_code == 202:
+            location = resp.headers.get("Location")
+            if location:  # the upload session it opened instead: not used, so cancel it
+                url = urllib.parse.urljoin(self.base_url + "/", location)
+                try:
+                    self.request("DELETE", url, retry=False).close()
+                except RegistryError:
+                    pass  # the registry purges abandoned sessions itself
+            return "absent"
+        if resp.status_code in (401, 403, 404):
+            return "denied"
+        self._raise_for(resp, f"mounting {digest} from {from_repo} into "
+                              f"{self.registry}/{repo}")
+        return "denied"  # pragma: no cover
+
     def push_blob(self, repo: str, descriptor: Descriptor,
                   open_fn: Callable[[], BinaryIO], task: Task | None = None) -> None:
         """Monolithic upload streamed from ``open_fn()`` (POST, then PUT ?digest=). A failed

@@ -1,0 +1,135 @@
+"""Cross-repository blob mounts against a real docker-registry: a ModelKit pushed (or pulled)
+once is pushed to another repository of the same registry without sending its blobs again, and
+a mount the registry refuses falls back to an upload. The registry's access log counts the
+requests."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from kit_jupyter.commands.remote import login, pull, push
+from kit_jupyter.transport.blobinfo import MAX_REPOS, BlobLocations
+from tests.test_registry import make_modelkit
+
+pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_config")]
+
+
+def uploads(reqs: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """Requests that carry blob bytes (PUT/PATCH of an upload session)."""
+    return [r for r in reqs if r[0] in ("PUT", "PATCH") and "/blobs/uploads/" in r[1]]
+
+
+def mounts(reqs: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    return [r for r in reqs if r[0] == "POST" and "mount=" in r[1]]
+
+
+def test_push_to_a_second_repository_mounts_every_blob(registry, tmp_path):
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/mnt", "v1", seed="m")
+    first = push("mnt:v1", f"{registry.host}/team/a:v1", home=home, plain_http=True)
+    assert len(first.uploaded) == 5 and not first.mounted
+    mark = registry.mark()
+    res = push("mnt:v1", f"{registry.host}/team/b:v1", home=home, plain_http=True)
+    reqs = registry.requests(mark)
+    assert uploads(reqs) == []                                  # no blob byte sent again
+    assert len(res.mounted) == 5 and not res.uploaded and res.digest == kit["digest"]
+    assert sorted(s for _, _, s in mounts(reqs)) == [201] * 5
+    assert all("from=team%2Fa" in path for _, path, _ in mounts(reqs))
+    assert "5 mounted" in res.summary()
+    # the mounted repository is whole: a pull elsewhere verifies every blob
+    got = pull(f"{registry.host}/team/b:v1", home=tmp_path / "other", plain_http=True)
+    assert got.digest == kit["digest"] and len(got.downloaded) == 5
+    where = BlobLocations(home).sources(registry.host, kit["manifest"]["config"]["digest"])
+    assert where == ["team/b", "team/a"]                        # most recent first
+
+
+def test_a_pull_is_remembered_too(registry, tmp_path):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/pm", "v1", seed="p")
+    push("pm:v1", f"{registry.host}/team/pulled:v1", home=home, plain_http=True)
+    other = tmp_path / "other"
+    pull(f"{registry.host}/team/pulled:v1", home=other, plain_http=True)
+    mark = registry.mark()
+    res = push(f"{registry.host}/team/pulled:v1", f"{registry.host}/team/copy:v1", home=other,
+               plain_http=True)
+    assert len(res.mounted) == 5 and uploads(registry.requests(mark)) == []
+
+
+def test_a_refused_mount_falls_back_to_an_upload(registry, tmp_path):
+    """The record is stale: the source repository no longer links the blobs (deleted). The
+    registry answers 202 and opens an upload session instead; the push uploads, cancels the
+    unused sessions and forgets the stale source."""
+    home = tmp_path / "h"
+    kit = make_modelkit(home, "localhost/stale", "v1", seed="z")
+    push("stale:v1", f"{registry.host}/team/gone:v1", home=home, plain_http=True)
+    digests = [d["digest"] for d in [kit["manifest"]["config"], *kit["manifest"]["layers"]]]
+    for digest in digests:
+        req = urllib.request.Request(f"{registry.url}/v2/team/gone/blobs/{digest}",
+                                     method="DELETE")
+        assert urllib.request.urlopen(req, timeout=10).status == 202
+    mark = registry.mark()
+    res = push("stale:v1", f"{registry.host}/team/fresh:v1", home=home, plain_http=True)
+    reqs = registry.requests(mark)
+    assert len(res.uploaded) == 5 and not res.mounted
+    assert sorted(s for _, _, s in mounts(reqs)) == [202] * 5
+    assert len([r for r in uploads(reqs) if r[0] == "PUT"]) == 5
+    assert len([r for r in reqs if r[0] == "DELETE" and "/blobs/uploads/" in r[1]]) == 5
+    locations = BlobLocations(home)
+    assert all(locations.sources(registry.host, d) == ["team/fresh"] for d in digests)
+    got = pull(f"{registry.host}/team/fresh:v1", home=tmp_path / "other", plain_http=True)
+    assert got.digest == kit["digest"]
+
+
+def test_mounts_with_tokens_and_a_source_the_token_cannot_read(token_registry, tmp_path,
+                                                               monkeypatch):
+    """Bearer auth: the mount needs pull on the source repository, which the token service
+    grants (one renewal for the wider scope) -- or refuses, as for a repository of another
+    team: then the push uploads, and asks about that source once, not per blob."""
+    reg = token_registry
+    home = tmp_path / "h"
+    login(reg.host, reg.username, reg.password, home=home, plain_http=True)
+    make_modelkit(home, "localhost/tm", "v1", seed="t")
+    push("tm:v1", f"{reg.host}/team/src:v1", home=home, plain_http=True)
+    before = len(reg.token.scopes)
+    mark = reg.mark()
+    res = push("tm:v1", f"{reg.host}/team/dst:v1", home=home, plain_http=True)
+    assert len(res.mounted) == 5 and uploads(reg.requests(mark)) == []
+    assert "repository:team/src:pull" in [s for _, s in reg.token.scopes[before:]]
+
+    real_jwt = reg.token._jwt
+
+    def no_access_to_src(user: str, access: list[dict]) -> str:
+        return real_jwt(user, [a for a in access if a["name"] != "team/src"])
+
+    monkeypatch.setattr(reg.token, "_jwt", no_access_to_src)
+    home2 = tmp_path / "h2"         # no token cached from the first pushes
+    (home2 / "cache").mkdir(parents=True)
+    (home2 / "credentials.json").write_bytes((home / "credentials.json").read_bytes())
+    make_modelkit(home2, "localhost/tm", "v1", seed="t")
+    BlobLocations(home2).record(reg.host, "team/src", [b.digest for b in res.blobs])
+    mark = reg.mark()
+    res2 = push("tm:v1", f"{reg.host}/team/other:v1", home=home2, plain_http=True,
+                concurrency=1)
+    reqs = reg.requests(mark)
+    assert len(res2.uploaded) == 5 and not res2.mounted
+    assert len(mounts(reqs)) == 2                     # asked once (and once more with a new token)
+    assert {s for _, _, s in mounts(reqs)} == {401}
+    assert BlobLocations(home2).sources(reg.host, res.blobs[0].digest,
+                                        exclude="team/other") == ["team/src"]  # not forgotten
+
+
+def test_blob_locations_are_bounded_and_survive_a_bad_file(tmp_path):
+    loc = BlobLocations(tmp_path)
+    for i in range(MAX_REPOS + 3):
+        loc.record("r.example", f"repo{i}", ["sha256:" + "a" * 64])
+    got = loc.sources("r.example", "sha256:" + "a" * 64)
+    assert got == [f"repo{i}" for i in reversed(range(3, MAX_REPOS + 3))]
+    assert loc.sources("other.example", "sha256:" + "a" * 64) == []
+    loc.forget("r.example", got[0], "sha256:" + "a" * 64)
+    assert got[0] not in loc.sources("r.example", "sha256:" + "a" * 64)
+    loc.path.write_text("{not json")
+    assert loc.sources("r.example", "sha256:" + "a" * 64) == []
+    loc.record("r.example", "x", ["sha256:" + "b" * 64])
+    assert loc.sources("r.example", "sha256:" + "b" * 64) == ["x"]
