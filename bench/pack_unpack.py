@@ -2,28 +2,29 @@
 
     .venv/bin/python bench/pack_unpack.py [--size-mib 1024] [--runs 5]
 
-Each measured operation runs in its own subprocess, so its peak RSS is that process's
-``ru_maxrss`` and its CPU time ``ru_utime + ru_stime`` (read via RUSAGE_CHILDREN in a wrapper
-process). References are measured in the same run, interleaved with the operations, on the
-same file: ``sha256sum`` followed by ``cp`` for pack (pack reads every byte once, hashes it and
-writes it once); for unpack ``cp`` of the blob (the target), ``cp`` + ``sync <file>`` (unpack
-fsyncs what it writes, cp does not), ``sha256sum`` of the blob and Python's ``hashlib.sha256``
-of the blob in 4 MiB reads. The sha256 lines are the floor: unpack must hash every byte of the
-blob (house rule), and sha256 cannot be split across cores, so unpack can at best hide its copy
-behind the hash. Targets: pack and unpack <= 1.5 x their reference, peak RSS < 150 MB.
+Each measured operation runs in its own subprocess, so its peak RSS is that process's ``ru_maxrss``
+and its CPU time ``ru_utime + ru_stime`` (``_machine.run_measured``); the machine's facts (cores,
+load average, hashing speed, SHA extensions) are printed first. References are measured in the same
+run, interleaved with the operations, on the same file: ``sha256sum`` followed by ``cp`` for pack
+(pack reads every byte once, hashes it and writes it once); for unpack ``cp`` of the blob (the
+target), ``cp`` + ``sync <file>`` (unpack fsyncs what it writes, cp does not), ``sha256sum`` of the
+blob and Python's ``hashlib.sha256`` of the blob in 4 MiB reads. The sha256 lines are the floor:
+unpack must hash every byte of the blob (house rule), and sha256 cannot be split across cores, so
+unpack can at best hide its copy behind the hash. Targets: pack and unpack <= 1.5 x their
+reference, peak RSS < 150 MB.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _machine import print_facts, print_load, run_measured  # bench/ is the script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,30 +42,11 @@ unpack("bench/model:v1", dir=sys.argv[1], home=sys.argv[2], filters=["model"])
 """
 
 
-def run(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in bytes, stdout of one subprocess (RSS via a wrapper process so
-    RUSAGE_CHILDREN covers exactly this command)."""
-    dt, rss, _, stdout = run_cpu(cmd)
-    return dt, rss, stdout
-
-
 def run_cpu(cmd: list[str]) -> tuple[float, int, float, str]:
-    """Like :func:`run`, plus the command's CPU seconds (user + system)."""
-    wrapper = (
-        "import resource, subprocess, sys, time, json\n"
-        "t = time.perf_counter()\n"
-        "p = subprocess.run(sys.argv[1:], capture_output=True)\n"
-        "dt = time.perf_counter() - t\n"
-        "if p.returncode:\n"
-        "    sys.stderr.write(p.stderr.decode()); sys.exit(p.returncode)\n"
-        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "print(json.dumps([dt, u.ru_maxrss * 1024, u.ru_utime + u.ru_stime,"
-        " p.stdout.decode()]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, check=True,
-                         cwd=ROOT)
-    dt, rss, cpu, stdout = json.loads(out.stdout)
-    return dt, rss, cpu, stdout
+    """Wall seconds, peak RSS in bytes, CPU seconds (user + system) and stdout of one
+    subprocess (:func:`_machine.run_measured`)."""
+    m = run_measured(cmd, cwd=ROOT)
+    return m.wall, m.rss, m.cpu, m.stdout
 
 
 _HASHLIB = """
@@ -96,6 +78,7 @@ def main() -> int:
     ap.add_argument("--tmp", default=None, help="scratch directory (default: system temp)")
     args = ap.parse_args()
     size = args.size_mib << 20
+    print_facts()
     with tempfile.TemporaryDirectory(prefix="kitbench-", dir=args.tmp) as tmp:
         base = Path(tmp)
         ctx = base / "ctx"
@@ -170,6 +153,7 @@ def main() -> int:
           "(< 1: the copy overlaps the hash)")
     print(f"peak RSS pack {peak('pack'):.1f} MB, unpack {peak('unpack'):.1f} MB "
           "(target < 150 MB)")
+    print_load()
     return 0
 
 

@@ -1,13 +1,32 @@
-"""Push and pull a 1 GiB ModelKit to a local docker-registry: kit_jupyter vs oras-py.
+"""Push and pull a 1 GiB ModelKit to a local docker-registry: kit_jupyter vs skopeo and oras-py.
 
 Run: ``.venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3]``
 
-The reference is oras-py's own ``push`` (default monolithic upload, and ``do_chunked=True``) and
-``pull`` of the same layer blob, measured in the same run against the same registry. Each
-measured operation runs in its own Python subprocess; its wall time and peak RSS (``wait4``
-rusage of that child) are recorded. Every push goes to a fresh repository (so every blob is
-uploaded) and every pull into a fresh directory. Targets: kit_jupyter no slower than oras-py,
-peak RSS under 150 MB.
+Needs Debian's ``docker-registry`` and ``skopeo`` (``apt-get install docker-registry skopeo``;
+without skopeo its rows are skipped) and oras-py (a test dependency).
+
+The references, measured in the same run against the same registry, interleaved (the order
+rotates every run):
+
+* ``skopeo copy oci:<layout>:v1 docker://<registry>/<repo>:v1`` -- the same ModelKit as an OCI
+  layout (kit's own blobs, hard-linked) -- and ``skopeo copy docker://… oci:<dir>:v1`` for the
+  pull (skopeo verifies every blob's digest, as kit_jupyter does);
+* oras-py's ``push`` (monolithic) and ``pull``, and ``pull`` + ``sha256`` of the layer (oras-py
+  verifies nothing: that row does the same verification work as kit_jupyter).
+
+Every first push goes to a fresh repository with the blob-info caches emptied (kit_jupyter's
+``$KITOPS_HOME/cache/blobinfo``; skopeo's ``/var/lib/containers/cache``, bind-mounted per run in
+a private mount namespace when run as root, else ``$XDG_DATA_HOME``), so every blob is uploaded.
+Then the same ModelKit is pushed to a second repository of the same registry: both kit_jupyter
+and skopeo mount the blobs from the first one (``POST …/blobs/uploads/?mount=…&from=…``)
+instead of uploading them again.
+
+Each operation runs in its own process (``_machine.run_measured``: wall time, CPU seconds,
+peak RSS). kit_jupyter's rows also give ``op``, the time inside the process around the call
+(interpreter start and imports excluded, as in a kernel that has run a command before; skopeo
+is a Go binary that starts in milliseconds).
+Targets (issue 13): push <= 1.1x skopeo, second-repository push <= 0.5 s, pull <= 0.6x skopeo,
+no slower than oras-py, peak RSS < 150 MB.
 """
 
 from __future__ import annotations
@@ -17,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -26,6 +44,17 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from _machine import (  # bench/ is the script's directory, so it is on sys.path
+    Measured,
+    med,
+    per_run_ratio,
+    print_facts,
+    print_load,
+    run_measured,
+    spread,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,12 +134,21 @@ def make_modelkit(home: Path, work: Path, size: int) -> tuple[Path, str]:
 
 
 KIT_PUSH = """
+import json, time
+import requests  # noqa: F401 - imported before the clock starts, as in a warm kernel
 from kit_jupyter.commands.remote import push
-push("bench:v1", {dest!r}, home={home!r}, plain_http=True)
+t = time.perf_counter()
+r = push("bench:v1", {dest!r}, home={home!r}, plain_http=True)
+print(json.dumps({{"op": time.perf_counter() - t, "mounted": len(r.mounted),
+                   "uploaded": len(r.uploaded)}}))
 """
 KIT_PULL = """
+import json, time
+import requests  # noqa: F401 - imported before the clock starts, as in a warm kernel
 from kit_jupyter.commands.remote import pull
-pull({ref!r}, home={home!r}, plain_http=True)
+t = time.perf_counter()
+r = pull({ref!r}, home={home!r}, plain_http=True)
+print(json.dumps({{"op": time.perf_counter() - t, "downloaded": len(r.downloaded)}}))
 """
 ORAS_PUSH = """
 import os, oras.provider
@@ -130,17 +168,34 @@ with open(os.path.join({out!r}, "model.tar"), "rb") as f:
 """
 
 
-def run(code: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of ``code`` in a fresh interpreter."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark step failed (exit {proc.returncode}):\n{code}")
-    return wall, usage.ru_maxrss / 1024.0  # Linux: KiB
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def oci_layout(home: Path, out: Path) -> None:
+    """kit's stored ModelKit as a plain OCI layout for skopeo: the blobs hard-linked, one
+    index entry named ``v1``."""
+    storage = home / "storage"
+    (out / "blobs" / "sha256").mkdir(parents=True)
+    for blob in (storage / "blobs" / "sha256").iterdir():
+        os.link(blob, out / "blobs" / "sha256" / blob.name)
+    shutil.copy(storage / "oci-layout", out / "oci-layout")
+    entry = json.loads((storage / "index.json").read_text())["manifests"][0]
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
+    (out / "index.json").write_text(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry]}))
+
+
+def skopeo(cache: Path, *args: str) -> list[str]:
+    """``skopeo`` with its blob-info cache in ``cache`` (see the module docstring)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        return ["unshare", "-m", "sh", "-c",
+                'mkdir -p /var/lib/containers/cache && '
+                'mount --bind "$0" /var/lib/containers/cache && exec skopeo "$@"',
+                str(cache), *args]
+    return ["env", f"XDG_DATA_HOME={cache}", "skopeo", *args]
 
 
 def main() -> None:
@@ -149,68 +204,127 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     size = args.size_mib << 20
+    print_facts()
+    has_skopeo = shutil.which("skopeo") is not None
+    if not has_skopeo:
+        print("skopeo is not installed (apt-get install skopeo): its rows are skipped")
     base = Path(tempfile.mkdtemp(prefix="kit-bench-registry-"))
     proc, host = start_registry(base / "registry")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         home = base / "home"
         work = base / "work"
         work.mkdir(parents=True)
         t0 = time.perf_counter()
         layer, digest = make_modelkit(home, work, size)
+        layout = base / "layout"
+        oci_layout(home, layout)
         print(f"registry {host}; ModelKit with a {layer.stat().st_size / 2**20:.0f} MiB layer "
               f"({digest[:19]}…) built in {time.perf_counter() - t0:.1f}s; "
               f"{args.runs} runs per operation", flush=True)
-        results: dict[str, list[tuple[float, float]]] = {}
+        rows: dict[str, list[Measured]] = {}
+        ops: dict[str, list[float]] = {}
+
+        def measure(name: str, cmd: list[str]) -> Measured:
+            m = run_measured(cmd, env=env, cwd=ROOT)
+            rows.setdefault(name, []).append(m)
+            if m.stdout.strip().startswith("{"):
+                info = json.loads(m.stdout.strip().splitlines()[-1])
+                ops.setdefault(name, []).append(info["op"])
+                if name == "kit push (2nd repository)":
+                    assert info["uploaded"] == 0 and info["mounted"] == 2, info
+                if name == "kit push":
+                    assert info["uploaded"] == 2 and info["mounted"] == 0, info
+            return m
+
         for i in range(args.runs):
-            steps = {
-                "kit push": KIT_PUSH.format(dest=f"{host}/bench/kit{i}:v1", home=str(home)),
-                "oras push": ORAS_PUSH.format(cwd=str(work), dest=f"{host}/bench/oras{i}:v1",
-                                              mt=LAYER_TYPE, chunked=False),
-                "oras push (chunked)": ORAS_PUSH.format(
-                    cwd=str(work), dest=f"{host}/bench/orasc{i}:v1", mt=LAYER_TYPE,
-                    chunked=True),
+            shutil.rmtree(home / "cache" / "blobinfo", ignore_errors=True)
+            sk_cache = base / f"skopeo-cache-{i}"
+            pushes = {
+                "kit push": python(KIT_PUSH.format(dest=f"{host}/bench/kit{i}:v1",
+                                                   home=str(home))),
+                "oras push": python(ORAS_PUSH.format(cwd=str(work), dest=f"{host}/bench/oras{i}:v1",
+                                                     mt=LAYER_TYPE, chunked=False)),
             }
-            for name, code in steps.items():
-                results.setdefault(name, []).append(run(code))
+            if has_skopeo:
+                pushes["skopeo push"] = skopeo(sk_cache, "copy", "-q", "--dest-tls-verify=false",
+                                               f"oci:{layout}:v1",
+                                               f"docker://{host}/bench/sk{i}:v1")
+            names = list(pushes)
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                measure(name, pushes[name])
+            measure("kit push (2nd repository)", python(KIT_PUSH.format(
+                dest=f"{host}/bench/kit{i}-second:v1", home=str(home))))
+            if has_skopeo:
+                measure("skopeo push (2nd repository)", skopeo(
+                    sk_cache, "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1",
+                    f"docker://{host}/bench/sk{i}-second:v1"))
+
             pull_home = base / f"pull-home-{i}"
             oras_out = base / f"oras-out-{i}"
+            sk_out = base / f"skopeo-out-{i}"
             oras_out.mkdir()
-            results.setdefault("kit pull", []).append(
-                run(KIT_PULL.format(ref=f"{host}/bench/kit{i}:v1", home=str(pull_home))))
-            results.setdefault("oras pull", []).append(
-                run(ORAS_PULL.format(ref=f"{host}/bench/oras{i}:v1", out=str(oras_out))))
+            pulls = {
+                "kit pull": python(KIT_PULL.format(ref=f"{host}/bench/kit{i}:v1",
+                                                   home=str(pull_home))),
+                "oras pull": python(ORAS_PULL.format(ref=f"{host}/bench/oras{i}:v1",
+                                                     out=str(oras_out))),
+            }
+            if has_skopeo:
+                pulls["skopeo pull"] = skopeo(sk_cache, "copy", "-q", "--src-tls-verify=false",
+                                              f"docker://{host}/bench/sk{i}:v1",
+                                              f"oci:{sk_out}:v1")
+            names = list(pulls)
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                measure(name, pulls[name])
             pulled = pull_home / "storage" / "blobs" / "sha256" / digest.split(":")[1]
             assert pulled.stat().st_size == layer.stat().st_size, "kit pull incomplete"
             assert (oras_out / "model.tar").stat().st_size == layer.stat().st_size
             shutil.rmtree(pull_home)
             shutil.rmtree(oras_out)
+            shutil.rmtree(sk_out, ignore_errors=True)
             oras_out.mkdir()
-            results.setdefault("oras pull + sha256", []).append(run(ORAS_PULL_VERIFY.format(
+            measure("oras pull + sha256", python(ORAS_PULL_VERIFY.format(
                 ref=f"{host}/bench/oras{i}:v1", out=str(oras_out), digest=digest)))
             shutil.rmtree(oras_out)
-            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}s/{v[-1][1]:.0f}MB"
-                                               for k, v in results.items()), flush=True)
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1].wall:.2f}s" for k, v in rows.items()),
+                  flush=True)
 
-        def med(name: str) -> tuple[float, float]:
-            rows = results[name]
-            return (statistics.median(r[0] for r in rows), max(r[1] for r in rows))
+        def wall(name: str) -> list[float]:
+            return [m.wall for m in rows[name]]
 
         gib = size / 2**30
-        print(f"\n{'operation':22} {'median s':>9} {'GiB/s':>7} {'peak RSS MB':>12}")
-        for name in results:
-            t, rss = med(name)
-            print(f"{name:22} {t:9.2f} {gib / t:7.2f} {rss:12.0f}")
-        kp, op, opc = med("kit push")[0], med("oras push")[0], med("oras push (chunked)")[0]
-        kl, ol = med("kit pull")[0], med("oras pull")[0]
-        olv = med("oras pull + sha256")[0]
-        print(f"\nratio kit/oras push (monolithic)  {kp / op:.2f}  (<= 1.00 is the target)")
-        print(f"ratio kit/oras push (chunked)     {kp / opc:.2f}")
-        print(f"ratio kit/oras pull               {kl / ol:.2f}  (<= 1.00 is the target; kit "
-              "also verifies the digest and fsyncs, oras-py does neither)")
-        print(f"ratio kit/(oras pull + sha256)    {kl / olv:.2f}  (same verification work)")
-        peak = max(med("kit push")[1], med("kit pull")[1])
-        print(f"kit_jupyter peak RSS {peak:.0f} MB (target < 150 MB); oras-py monolithic push "
-              f"{med('oras push')[1]:.0f} MB")
+        print(f"\n{'operation':30} {'wall s, median (min-max)':>26} {'op s':>6} {'CPU s':>6} "
+              f"{'GiB/s':>6} {'peak RSS MB':>12}")
+        for name, ms in rows.items():
+            op = f"{med(ops[name]):6.2f}" if name in ops else "     -"
+            print(f"{name:30} {spread(wall(name)):>26} {op} {med([m.cpu for m in ms]):6.2f} "
+                  f"{gib / med(wall(name)):6.2f} {max(m.rss for m in ms) / 1e6:12.0f}")
+
+        print("\nratios (median of per-run ratios; each pair measured seconds apart)")
+
+        def ratio(a: str, b: str, target: float | None, note: str = "") -> None:
+            if a in rows and b in rows:
+                r = per_run_ratio(wall(a), wall(b))
+                tgt = f"  ({verdict(r, target)})" if target else ""
+                print(f"  {a + ' / ' + b:52} {r:6.2f}{tgt}{note}")
+
+        ratio("kit push", "skopeo push", 1.1)
+        ratio("kit push", "oras push", 1.0)
+        ratio("kit pull", "skopeo pull", 0.6, "  (both verify every digest)")
+        ratio("kit pull", "oras pull", 1.0, "  (oras-py verifies nothing)")
+        ratio("kit pull", "oras pull + sha256", None, "  (same verification work)")
+        second = ops["kit push (2nd repository)"]
+        print(f"  kit push to a 2nd repository: op {med(second):.2f} s, wall "
+              f"{med(wall('kit push (2nd repository)')):.2f} s ({verdict(med(second), 0.5)}, op)")
+        if has_skopeo:
+            print(f"  skopeo push to a 2nd repository: wall "
+                  f"{med(wall('skopeo push (2nd repository)')):.2f} s")
+            ratio("kit push (2nd repository)", "skopeo push (2nd repository)", None,
+                  "  (kit's wall includes Python start-up and imports)")
+        peak = max(m.rss for n in ("kit push", "kit pull") for m in rows[n]) / 1e6
+        print(f"  kit_jupyter peak RSS {peak:.0f} MB ({verdict(peak, 150)})")
+        print_load()
     finally:
         proc.terminate()
         proc.wait()

