@@ -46,12 +46,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit_jupyter._fs import is_live, sweep_stale, temp_name, write_bytes_atomic
+from kit_jupyter._fs import (
+    WRITEBACK_STEP,
+    is_live,
+    start_writeback,
+    sweep_stale,
+    temp_name,
+    write_bytes_atomic,
+)
 from kit_jupyter.errors import KitError
 from kit_jupyter.oci.store import resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, Task
 from kit_jupyter.transport.s3 import DownloadResult, PreparedDownload, download_prepared
-from kit_jupyter.transport.s3_download import start_writeback
 
 REMOTE_DIR = "remote"
 ENV_SWITCH = "KIT_JUPYTER_REMOTE_CACHE"
@@ -149,7 +155,7 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
             raise OSError(errno.EIO, "cache entry is shorter than expected")
         done += n
         advance(n)
-        if done - flushed >= _COPY_STEP:
+        if done - flushed >= WRITEBACK_STEP:
             start_writeback(dst_fd, flushed, done - flushed)  # so the final fsync is short
             flushed = done
     return how
