@@ -133,3 +133,13 @@ def test_blob_locations_are_bounded_and_survive_a_bad_file(tmp_path):
     assert loc.sources("r.example", "sha256:" + "a" * 64) == []
     loc.record("r.example", "x", ["sha256:" + "b" * 64])
     assert loc.sources("r.example", "sha256:" + "b" * 64) == ["x"]
+
+
+def test_a_blob_info_cache_that_cannot_be_written_does_not_fail_a_push(registry, tmp_path):
+    home = tmp_path / "h"
+    make_modelkit(home, "localhost/ro", "v1", seed="r")
+    (home / "cache").mkdir(parents=True, exist_ok=True)
+    (home / "cache" / "blobinfo").write_text("a file where the directory should be")
+    res = push("ro:v1", f"{registry.host}/team/ro:v1", home=home, plain_http=True)
+    assert len(res.uploaded) == 5
+    assert BlobLocations(home).sources(registry.host, res.blobs[0].digest) == []

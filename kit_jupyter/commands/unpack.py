@@ -90,7 +90,8 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
         source: read blobs from this source instead of local storage or the registry.
         reporter: receives kit's messages and progress (see ``make_reporter``).
-        env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
+        env: environment for S3 settings (``S3_API_ENDPOINT`` ...) and the remote-dataset
+            cache's (``KIT_JUPYTER_REMOTE_CACHE``, ``..._MAX``); default ``os.environ``.
         plain_http: talk to the registry over HTTP (``--plain-http``).
         tls_verify: verify the registry's TLS certificate; a path is a CA bundle
             (``--tls-verify``).

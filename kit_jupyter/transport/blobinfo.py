@@ -85,7 +85,9 @@ class BlobLocations:
         if not digests:
             return
         now = time.time()
-        with self._locked() as blobs:
+        # best effort: a hint that cannot be saved (read-only or full disk) costs the next push
+        # an upload, never this command
+        with contextlib.suppress(OSError), self._locked() as blobs:
             for digest in digests:
                 repos = blobs.setdefault(digest, {}).setdefault(registry, {})
                 repos[repository] = now
@@ -95,7 +97,7 @@ class BlobLocations:
 
     def forget(self, registry: str, repository: str, digest: str) -> None:
         """A mount from ``repository`` was refused: do not suggest it again."""
-        with self._locked() as blobs:
+        with contextlib.suppress(OSError), self._locked() as blobs:
             repos = blobs.get(digest, {}).get(registry, {})
             repos.pop(repository, None)
             if not repos:

@@ -227,8 +227,10 @@ class RemoteCache:
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None,
              env: Mapping[str, str] | None = None) -> RemoteCache | None:
-        """The cache under ``home``'s ``cache`` directory, or None when turned off."""
-        env = os.environ if env is None else env
+        """The cache under ``home``'s ``cache`` directory, or None when turned off. The settings
+        come from ``env`` (the mapping a command was given for S3), else the process
+        environment, read now."""
+        env = {**os.environ, **(env or {})}
         if not enabled(env):
             return None
         raw = (env.get(ENV_MAX) or "").strip()
@@ -327,8 +329,7 @@ class RemoteCache:
         with self.index_lock():
             entries = self.entries()
             total = sum(e.size for e in entries)
-            freeable = sum(e.size for e in entries)
-            if _free_bytes(self.root) + freeable < need:
+            if _free_bytes(self.root) + total < need:
                 return False
             for e in entries:
                 if total + size <= limit and _free_bytes(self.root) >= need:
@@ -345,8 +346,9 @@ class RemoteCache:
         meta = {"endpoint": key.endpoint, "bucket": key.bucket, "key": key.key,
                 "version": key.version, "etag": key.etag, "verification": verification,
                 "entered": time.time()}
-        write_bytes_atomic(self.objects / f"{key.id}.json",
-                           json.dumps(meta, indent=1).encode(), 0o444)
+        with contextlib.suppress(OSError):  # a note for people; the entry works without it
+            write_bytes_atomic(self.objects / f"{key.id}.json",
+                               json.dumps(meta, indent=1).encode(), 0o444)
         with self.index_lock():
             entries = [e for e in self.entries() if e.id != key.id]
             total = sum(e.size for e in entries) + path.stat().st_size
