@@ -47,13 +47,13 @@ class Task:
         self.finished: float | None = None
         self.ok: bool | None = None
         self._reporter = reporter
-        self._parent = parent
+        self.parent = parent
 
     def advance(self, n: int) -> None:
         with self._reporter._lock:
             self.done += n
-            if self._parent is not None:
-                self._parent.done += n
+            if self.parent is not None:
+                self.parent.done += n
         self._reporter._changed(final=False)
 
     def finish(self, ok: bool = True) -> None:
@@ -111,6 +111,7 @@ class Reporter:
         self._last_draw = 0.0
         self.tasks: list[Task] = []
         self.messages: list[tuple[str, str]] = []
+        self.error: BaseException | None = None
 
     def info(self, message: str) -> None:
         with self._lock:
@@ -129,8 +130,18 @@ class Reporter:
         self._changed(final=True)
         return t
 
-    def close(self) -> None:
-        """End of the command: draw the final state (widgets become a static summary)."""
+    def close(self, error: BaseException | None = None) -> None:
+        """End of the command: draw the final state (widgets become a static summary).
+
+        ``error`` is the exception that ended the command: every task still running is marked
+        failed, so no display is left looking half-done."""
+        with self._lock:
+            self.error = error
+            if error is not None:
+                now = time.monotonic()
+                for t in self.tasks:
+                    if t.finished is None:
+                        t.finished, t.ok = now, False
         self._changed(final=True)
 
     def _changed(self, final: bool) -> None:

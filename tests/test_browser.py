@@ -1,37 +1,51 @@
-"""The demo notebooks in a real JupyterLab, in headless Chromium: Run All Cells, then check that
-the widgets really render -- the %%kitfile findings panel, and the progress bar of
-``%kit unpack --include-remote`` filling up to 100% -- and save screenshots under
+"""The demo notebooks in a real JupyterLab, in headless Chromium, and their plain HTML export.
+
+Run All in Lab, then check what a user sees: the %%kitfile findings table, the live progress of
+``%kit unpack --include-remote`` filling up to 100% and ending in a static summary; text contrast
+(WCAG AA, 4.5:1) in JupyterLab Light and Dark, trusted and reopened untrusted (the sanitizer
+strips ``<style>`` and ``var()``); the widget state Lab saves; and the notebook exported with a
+plain ``jupyter nbconvert --to html`` (no options) opened offline. Screenshots of each go to
 test-output/browser/.
 
-The live progress widgets are replaced by a static summary when the command ends, so the bar is
-watched while it exists: a MutationObserver installed before Run All records every state of every
-``.widget-hprogress`` bar the page ever shows.
+The live widget is replaced by a static summary when the command ends, so it is watched while it
+exists: a MutationObserver installed before Run All records every state of every live bar.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+OURS = ".kit-validation, .kit-result-view, .kit-progress"
 
 WATCH_PROGRESS = """
 () => {
+  const s = window.__kitProgress = {live: 0, maxPct: 0, labels: []};
   const seen = new WeakSet();
-  const s = window.__kitProgress = {bars: 0, maxPct: 0, success100: false};
   const check = () => {
-    for (const bar of document.querySelectorAll('.widget-hprogress .progress-bar')) {
-      if (!seen.has(bar)) { seen.add(bar); s.bars += 1; }
-      const pct = parseFloat(bar.style.width) || 0;
-      if (pct > s.maxPct) s.maxPct = pct;
-      if (pct >= 99.999 && bar.classList.contains('progress-bar-success')) s.success100 = true;
+    for (const live of document.querySelectorAll('.kit-progress-live')) {
+      if (!seen.has(live)) { seen.add(live); s.live += 1; }
+      for (const row of live.querySelectorAll('tr')) {
+        const bar = row.querySelector('.kit-bar');
+        if (!bar) continue;
+        const pct = parseFloat(bar.getAttribute('aria-valuenow')) || 0;
+        if (pct > s.maxPct) s.maxPct = pct;
+        const label = row.querySelector('td').textContent;
+        if (!s.labels.includes(label)) s.labels.push(label);
+      }
     }
   };
   new MutationObserver(check).observe(document.body, {
-    subtree: true, childList: true, attributes: true, attributeFilter: ['style', 'class']});
+    subtree: true, childList: true, characterData: true, attributes: true});
 }
 """
 
@@ -57,8 +71,55 @@ ERRORS = """
   .map(e => e.textContent).filter(t => t.includes('Error'))
 """
 
+# The contrast of every visible piece of text in our outputs against what is really behind it
+# (semi-transparent colours and backgrounds composited), as WCAG 2 defines it.
+CONTRAST = """
+(selector) => {
+  const parse = c => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return [0, 0, 0, 0];
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (t, b) => [0, 1, 2].map(i => t[i] * t[3] + b[i] * (1 - t[3])).concat([1]);
+  const lum = c => {
+    const f = v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const background = el => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+    }
+    let bg = [255, 255, 255, 1];
+    for (const l of layers.reverse()) bg = over(l, bg);
+    return bg;
+  };
+  const out = [];
+  for (const root of document.querySelectorAll(selector)) {
+    for (const el of [root, ...root.querySelectorAll('*')]) {
+      const own = [...el.childNodes].filter(n => n.nodeType === 3 && n.textContent.trim());
+      if (!own.length || !el.checkVisibility()) continue;
+      const bg = background(el);
+      const fg = over(parse(getComputedStyle(el).color), bg);
+      const [a, b] = [lum(fg), lum(bg)];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      out.push({text: own.map(n => n.textContent.trim()).join(' ').slice(0, 60),
+                ratio: Math.round(ratio * 100) / 100,
+                fg: getComputedStyle(el).color, bg: 'rgb(' + bg.slice(0, 3).map(Math.round) + ')'});
+    }
+  }
+  out.sort((x, y) => x.ratio - y.ratio);
+  return out;
+}
+"""
 
-def open_and_run_all(context: Any, lab: Any, notebook: str) -> Any:
+
+def open_notebook(context: Any, lab: Any, notebook: str) -> Any:
     from playwright.sync_api import expect
 
     page = context.new_page()
@@ -68,50 +129,225 @@ def open_and_run_all(context: Any, lab: Any, notebook: str) -> Any:
     expect(page.get_by_text(KERNEL_IDLE)).to_be_visible(timeout=90_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="View").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="File Browser").first.click()  # more room
+    return page
+
+
+def menu(page: Any, *path: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=path[0]).first.click()
+    for item in path[1:-1]:
+        page.locator(".lm-Menu-itemLabel", has_text=item).first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=path[-1]).first.click()
+
+
+def open_and_run_all(context: Any, lab: Any, notebook: str) -> Any:
+    page = open_notebook(context, lab, notebook)
     page.evaluate(WATCH_PROGRESS)
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    menu(page, "Run", "Run All Cells")
     page.wait_for_function(ALL_RAN_OR_FAILED, timeout=240_000, polling=250)
     errors = page.evaluate(ERRORS)
     assert errors == [], f"{notebook} failed in the browser: {errors[0][-1500:]}"
     return page
 
 
-def test_quickstart_findings_panel_renders(jupyterlab, chromium, screenshot_dir):
+def set_theme(page: Any, name: str) -> None:
+    light = "true" if name == "JupyterLab Light" else "false"
+    menu(page, "Settings", "Theme", name)
+    page.wait_for_selector(f'body[data-jp-theme-light="{light}"]', state="attached",
+                           timeout=30_000)
+    page.wait_for_timeout(500)  # the theme's CSS variables apply on the next frame
+
+
+def assert_contrast(page: Any, where: str, record: dict[str, float]) -> None:
+    """Every piece of our text reaches WCAG AA; the lowest ratio is kept for the report."""
+    found = page.evaluate(CONTRAST, OURS)
+    assert found, f"{where}: none of our outputs found"
+    record[where] = found[0]["ratio"]
+    low = [f for f in found if f["ratio"] < 4.5]
+    assert not low, f"{where}: below 4.5:1: {low[:5]}"
+
+
+def save(page: Any, lab: Any, notebook: str) -> dict[str, Any]:
+    """File > Save, then the notebook as the server has it."""
+    before = lab.api(f"/api/contents/{notebook}")["last_modified"]
+    menu(page, "File", "Save Notebook")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
+    for _ in range(100):
+        model = lab.api(f"/api/contents/{notebook}")
+        if model["last_modified"] != before:
+            return model["content"]
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{notebook} was not saved")
+
+
+def export_plain(path: Path) -> Path:
+    """``jupyter nbconvert --to html NOTEBOOK``: no template, no priority, no options."""
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(path)],
+                   check=True, capture_output=True, timeout=120)
+    return path.with_suffix(".html")
+
+
+def open_offline(context: Any, html: Path) -> Any:
+    context.set_offline(True)
+    page = context.new_page()
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    return page
+
+
+def empty_outputs(page: Any) -> list[str]:
+    """Outputs an export shows as nothing (a widget view without its manager, an empty HTML)."""
+    return page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output')]
+        .filter(o => !o.innerText.trim()).map(o => o.outerHTML.slice(0, 200))""")
+
+
+@pytest.fixture(scope="module")
+def contrast() -> Any:
+    ratios: dict[str, float] = {}
+    yield ratios
+    from tests.plugins.jupyterlab import TEST_OUTPUT
+
+    TEST_OUTPUT.mkdir(parents=True, exist_ok=True)
+    (TEST_OUTPUT / "contrast.json").write_text(json.dumps(ratios, indent=2) + "\n")
+
+
+# -- 01 quickstart: findings -----------------------------------------------------------------
+
+FINDINGS = [
+    "Unrecognized manifestVersion 1.1.0: treating Kitfile as 1.0.0",
+    "invalid path for model: HTTP urls are not supported in paths "
+    "(https://example.com/models/clf.bin)",
+    "absolute paths are not supported in a Kitfile (path /home/me/churn/src in code layer 0)",
+    "remoteHash is required when remote dataset paths are used (s3://acme-ml/events/2026-11.bin)",
+]
+
+
+@pytest.fixture(scope="module")
+def quickstart(jupyterlab, chromium) -> Any:
+    page = open_and_run_all(chromium, jupyterlab, "01-quickstart.ipynb")
+    yield page
+    page.close()
+
+
+def test_quickstart_findings_table_renders(quickstart, screenshot_dir):
     from playwright.sync_api import expect
 
-    page = open_and_run_all(chromium, jupyterlab, "01-quickstart.ipynb")
+    page = quickstart
+    panel = page.locator(".kit-findings-panel").filter(
+        has_text="absolute paths are not supported in a Kitfile")
+    expect(panel).to_have_count(1, timeout=30_000)
+    expect(panel.locator(".kit-finding")).to_have_count(6)
+    expect(panel.locator(".kit-error")).to_have_count(5)
+    expect(panel.locator(".kit-warning")).to_have_count(1)
+    # numbers right, text left, whatever JupyterLab's table rule says
+    line = panel.locator(".kit-finding td").first
+    message = panel.locator(".kit-finding td").last
+    assert line.evaluate("e => getComputedStyle(e).textAlign") == "right"
+    assert message.evaluate("e => getComputedStyle(e).textAlign") == "left"
+    typo = page.locator(".kit-findings-panel").filter(has_text="descripton")
+    expect(typo.locator(".kit-finding td").first).to_have_text("6")  # the editor's line
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(screenshot_dir / "quickstart-findings-light.png"))
+    page.screenshot(path=str(screenshot_dir / "quickstart-light.png"))
+
+
+def test_quickstart_contrast_light_and_dark(quickstart, contrast, screenshot_dir):
+    page = quickstart
+    assert_contrast(page, "lab-light", contrast)
+    set_theme(page, "JupyterLab Dark")
     try:
-        # the %%kitfile cells and %kit validate render as live widget panels
-        panel = page.locator(".kit-findings-panel").filter(
-            has_text="absolute paths are not supported in a Kitfile")
-        expect(panel).to_have_count(1, timeout=30_000)
-        expect(panel.locator(".kit-finding")).to_have_count(6)
-        expect(panel.locator(".kit-error")).to_have_count(5)
-        expect(panel.locator(".kit-warning")).to_have_count(1)
-        expect(panel.locator(".kit-finding").first).to_be_visible()
+        assert_contrast(page, "lab-dark", contrast)
+        panel = page.locator(".kit-findings-panel").filter(has_text="absolute paths")
         panel.scroll_into_view_if_needed()
-        panel.screenshot(path=str(screenshot_dir / "quickstart-findings-panel.png"))
-        page.screenshot(path=str(screenshot_dir / "quickstart.png"))
+        panel.screenshot(path=str(screenshot_dir / "quickstart-findings-dark.png"))
+        page.screenshot(path=str(screenshot_dir / "quickstart-dark.png"))
     finally:
+        set_theme(page, "JupyterLab Light")
+
+
+def test_quickstart_saved_then_exported_shows_everything_offline(
+        quickstart, jupyterlab, chromium, screenshot_dir):
+    nb = save(quickstart, jupyterlab, "01-quickstart.ipynb")
+    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    assert state == {}, f"Lab saved {len(state)} widget models"
+    html = export_plain(jupyterlab.root / "01-quickstart.ipynb")
+    page = open_offline(chromium, html)
+    try:
+        assert empty_outputs(page) == []
+        text = page.inner_text("body")
+        for message in FINDINGS:
+            assert message in text
+        assert "descripton" in text and "Kitfile: no findings" in text
+        assert "quickstart/churn" in text  # %kit list
+        page.screenshot(path=str(screenshot_dir / "quickstart-export-offline.png"),
+                        full_page=True)
+    finally:
+        page.close()
+        chromium.set_offline(False)
+
+
+def test_quickstart_reopened_untrusted_keeps_styles(jupyterlab, chromium, contrast,
+                                                    screenshot_dir):
+    """A copy the server has no signature for opens untrusted: HTML is sanitized."""
+    from playwright.sync_api import expect
+
+    nb = json.loads((jupyterlab.root / "01-quickstart.ipynb").read_text())
+    nb["metadata"]["kit_test"] = "an unsigned copy"
+    (jupyterlab.root / "01-untrusted.ipynb").write_text(json.dumps(nb))
+    page = open_notebook(chromium, jupyterlab, "01-untrusted.ipynb")
+    try:
+        panel = page.locator(".kit-findings-panel").filter(has_text="absolute paths")
+        expect(panel.locator(".kit-finding")).to_have_count(6, timeout=30_000)
+        line = panel.locator(".kit-finding td").first
+        assert line.evaluate("e => getComputedStyle(e).textAlign") == "right"
+        badge = panel.locator(".kit-badge-error").first
+        assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(183, 28, 28)"
+        assert_contrast(page, "untrusted-light", contrast)
+        set_theme(page, "JupyterLab Dark")
+        assert_contrast(page, "untrusted-dark", contrast)
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot_dir / "quickstart-untrusted-dark.png"))
+    finally:
+        set_theme(page, "JupyterLab Light")
         page.close()
 
 
-def test_remote_datasets_progress_bar_reaches_100(jupyterlab, chromium, screenshot_dir):
+# -- 02 remote datasets: live progress ------------------------------------------------------------
+
+def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium, contrast,
+                                                            screenshot_dir):
     from playwright.sync_api import expect
 
     page = open_and_run_all(chromium, jupyterlab, "02-remote-datasets.ipynb")
     try:
         progress = page.evaluate("() => window.__kitProgress")
-        assert progress["bars"] >= 1, "no progress bar was rendered"
+        assert progress["live"] >= 1, "no live progress widget was rendered"
         assert progress["maxPct"] == pytest.approx(100.0), progress
-        assert progress["success100"], progress
-        # ...and the live widgets ended as the static summary, at 100% too
-        summary = page.locator("table.kit-progress-summary").filter(has_text="data/events.bin")
-        expect(summary).to_have_count(1)
-        expect(summary).to_be_visible()
-        expect(summary.locator("tr", has_text="data/events.bin")).to_contain_text("100%")
+        assert any("data/events.bin" in label for label in progress["labels"]), progress
+        expect(page.locator(".kit-progress-live")).to_have_count(0)  # all closed
+        # ...and each live display ended as a static summary
+        row = page.locator("tr.kit-task", has_text="data/events.bin")
+        summary = page.locator(".kit-progress.kit-done details", has=row).first
+        expect(summary.locator("summary")).to_be_visible()  # one line: done, size, time
+        summary.locator("summary").click()
+        expect(row.first).to_be_visible()
+        expect(row.first).to_contain_text("100%")
         summary.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_dir / "remote-datasets-progress.png"))
+        assert_contrast(page, "remote-light", contrast)
+        nb = save(page, jupyterlab, "02-remote-datasets.ipynb")
     finally:
         page.close()
+    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    assert state == {}, f"Lab saved {len(state)} widget models"
+    html = export_plain(jupyterlab.root / "02-remote-datasets.ipynb")
+    page = open_offline(chromium, html)
+    try:
+        assert empty_outputs(page) == []
+        text = page.evaluate("() => document.body.textContent")
+        assert "data/events.bin" in text and "100%" in text
+        assert "Downloaded remote S3 dataset for path data/events.bin" in text
+        page.screenshot(path=str(screenshot_dir / "remote-datasets-export-offline.png"),
+                        full_page=True)
+    finally:
+        page.close()
+        chromium.set_offline(False)

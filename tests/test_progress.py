@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import threading
+from typing import Any
 
 import pytest
-from IPython.utils.capture import capture_output
+from ipywidgets.widgets import widget as ipywidget
 
+from kit_jupyter.errors import UnpackError
 from kit_jupyter.reporting import NullReporter, format_bytes
-from kit_jupyter.ui.progress import TextReporter, WidgetReporter
+from kit_jupyter.ui.progress import WIDGET_VIEW, TextReporter, WidgetReporter
 
 
 def test_concurrent_advances_are_counted_exactly():
@@ -46,19 +48,130 @@ def test_text_reporter_throttles_and_prints_kit_style():
     assert "100.0%" in text
 
 
-def test_widget_reporter_ends_in_static_summary(ip):
-    with capture_output() as cap:
-        rep = WidgetReporter()
-        t = rep.task("events.parquet", 1000)
-        t.advance(1000)
-        t.finish()
-        bar = next(iter(rep._rows.values()))[1]
-        assert bar.value == bar.max == 1000 and bar.bar_style == "success"
-        rep.close()
-    assert any("application/vnd.jupyter.widget-view+json" in o.data for o in cap.outputs)
-    final = cap.outputs[-1].data
+def test_text_reporter_marks_a_failed_task():
+    err = io.StringIO()
+    rep = TextReporter(out=io.StringIO(), err=err)
+    t = rep.task("model.bin", 100)
+    t.advance(84)
+    rep.close(error=UnpackError("path 'model.bin' already exists"))
+    assert err.getvalue().rstrip().endswith("FAILED")
+
+
+class Recorder:
+    """Stands in for IPython's display(): records each bundle shown under the one display id."""
+
+    def __init__(self) -> None:
+        self.bundles: list[dict[str, Any]] = []
+
+    def __call__(self, bundle: dict[str, Any], raw: bool, display_id: bool) -> Recorder:
+        assert raw and display_id is True
+        self.bundles.append(dict(bundle))
+        return self
+
+    def update(self, bundle: dict[str, Any], raw: bool) -> None:
+        assert raw
+        self.bundles.append(dict(bundle))
+
+
+@pytest.fixture
+def models():
+    """The ipywidgets models alive in this process, as a set of ids."""
+    return lambda: set(ipywidget._instances)
+
+
+def test_messages_alone_create_no_widget(models):
+    before = models()
+    shown = Recorder()
+    rep = WidgetReporter(display=shown)
+    rep.info("Saved model layer: sha256:ab")
+    rep.info("Model saved: sha256:cd")
+    rep.close()
+    assert models() == before
+    assert all(WIDGET_VIEW not in b for b in shown.bundles)
+    final = shown.bundles[-1]
+    assert "Model saved: sha256:cd" in final["text/plain"]
+    assert "<details" in final["text/html"]  # two lines of kit output fold into one line
+
+
+def test_nothing_said_nothing_shown(models):
+    before = models()
+    shown = Recorder()
+    WidgetReporter(display=shown).close()
+    assert shown.bundles == [] and models() == before
+
+
+def test_live_widget_then_static_summary_and_the_whole_tree_closed(models, monkeypatch):
+    monkeypatch.setattr("kit_jupyter.reporting.THROTTLE_SECONDS", 0.0)  # draw every advance
+    before = models()
+    shown = Recorder()
+    rep = WidgetReporter(display=shown, delay=0.0)
+    rep.info("Unpacking to /tmp/x")
+    t = rep.task("events.parquet", 1000)
+    live = shown.bundles[-1]
+    assert WIDGET_VIEW in live
+    created = models() - before
+    assert live[WIDGET_VIEW]["model_id"] in created
+    assert len(created) == 3  # HTML, its layout, its style: nothing else
+    assert "events.parquet" in live["text/plain"]  # frontends without widgets see text, too
+    t.advance(470)
+    assert 'aria-valuenow="47"' in rep._widget.value  # the live widget follows the task
+    t.advance(530)
+    t.finish()
+    rep.close()
+    assert models() == before  # widget, layout and style all closed
+    final = shown.bundles[-1]
+    assert WIDGET_VIEW not in final
     assert "events.parquet: done 100%" in final["text/plain"]
-    assert "kit-progress-summary" in final.get("text/html", "kit-progress-summary")
+    assert 'class="kit-progress-summary"' in final["text/html"]
+    assert 'aria-valuenow="100"' in final["text/html"]
+    assert "kit-badge-ok" in final["text/html"]
+
+
+def test_quick_tasks_create_no_widget(models):
+    before = models()
+    shown = Recorder()
+    rep = WidgetReporter(display=shown, delay=3600)
+    for name in ("model", "code", "docs"):
+        with rep.task(name, 10) as t:
+            t.advance(10)
+    rep.close()
+    assert models() == before
+    assert all(WIDGET_VIEW not in b for b in shown.bundles)
+    assert "docs: done 100%" in shown.bundles[-1]["text/plain"]
+
+
+def test_failed_command_leaves_a_failed_display(models):
+    shown = Recorder()
+    rep = WidgetReporter(display=shown, delay=0.0)
+    t = rep.task("model.bin", 100)
+    t.advance(84)
+    rep.close(error=UnpackError("path 'model.bin' already exists"))
+    final = shown.bundles[-1]
+    assert WIDGET_VIEW not in final
+    assert final["text/plain"].startswith("failed after")
+    assert "model.bin: failed 84%" in final["text/plain"]
+    assert "kit-badge-error" in final["text/html"] and "kit-task-failed" in final["text/html"]
+    assert "kit-task-running" not in final["text/html"]
+    assert "<details" not in final["text/html"]  # nothing folded away when it failed
+
+
+def test_one_remote_file_shows_one_bar():
+    rep = WidgetReporter(display=Recorder())
+    overall = rep.task("Remote datasets", 10)
+    one = rep.task("data/events.bin", 10, parent=overall)
+    one.advance(10)
+    one.finish()
+    overall.finish()
+    rep.close()
+    final = rep._handle.bundles[-1]
+    assert "data/events.bin" in final["text/plain"]
+    assert "Remote datasets" not in final["text/plain"]
+    two = WidgetReporter(display=Recorder())
+    overall = two.task("Remote datasets", 20)
+    for name in ("a.bin", "b.bin"):
+        two.task(name, 10, parent=overall).finish()
+    two.close()
+    assert "Remote datasets" in two._handle.bundles[-1]["text/plain"]
 
 
 # kit's pkg/output/util_test.go TestFormatBytes table

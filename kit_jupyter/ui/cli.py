@@ -252,14 +252,18 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
         mode = ctx.progress
     reporter = ctx.reporter_factory(mode)
     try:
-        return handler(args, ctx, reporter)
+        result = handler(args, ctx, reporter)
     except OSError as exc:
         problem = system_problem(exc)
+        reporter.close(error=problem or exc)  # the display ends as failed, not half-done
         if problem is None:
             raise
         raise problem from None
-    finally:
-        reporter.close()
+    except BaseException as e:
+        reporter.close(error=e)
+        raise
+    reporter.close()
+    return result
 
 
 def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
@@ -375,7 +379,9 @@ def _import(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
+    from kit_jupyter.commands.results import TextResult
+
+    return TextResult(f"kit-jupyter {__version__} (Python {sys.version.split()[0]})")
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {

@@ -1,17 +1,38 @@
-"""Progress and message display: text in a terminal, ipywidgets in a live kernel.
+"""Progress and message display: text in a terminal, a live widget in a kernel, static at the end.
 
 The :class:`~kit_jupyter.reporting.Reporter` interface lives below every layer; these are its
 implementations, chosen by the adapters (:func:`make_reporter`).
+
+In a kernel, widgets exist only while something is live. A command that only says something
+(``list``, ``validate``, ``version``) creates no widget at all, and neither does one whose tasks
+all end within ``delay`` seconds (a local pack of a small project): until then the display is a
+plain HTML output updated through its display id. A task still running after ``delay`` turns the
+display into one ``HTML`` widget (updated about ten times a second); when the command ends, the
+widget, its layout and its style are closed and the display is replaced by a static text/html +
+text/plain bundle. So a saved notebook keeps no widget state of ours, and a plain
+``jupyter nbconvert --to html``, GitHub and VS Code show the final summary.
 """
 
 from __future__ import annotations
 
-import html
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from kit_jupyter.reporting import Reporter, Task
+from kit_jupyter.commands.render import (
+    Cell,
+    badge,
+    bar,
+    details,
+    esc,
+    html_table,
+    message_text,
+    messages_html,
+)
+from kit_jupyter.reporting import Reporter, Task, format_bytes
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 class TextReporter(Reporter):
@@ -51,6 +72,8 @@ class TextReporter(Reporter):
             if id(t) in self._drawn_finished:
                 continue
             line = f"{t.label}: {t.fraction() * 100:5.1f}% {t.stats_text()}"
+            if t.ok is False:
+                line += " FAILED"
             # pad over the previous, possibly longer, line drawn after the same \r
             padded = line.ljust(self._last_width)
             self._last_width = len(line)
@@ -66,118 +89,167 @@ class TextReporter(Reporter):
         self._err.flush()
 
 
+# -- the one renderer of a reporter's state (live widget, interim and final display) -----------
+
+def _visible(tasks: Sequence[Task]) -> list[Task]:
+    """Every task but an aggregate of a single child (the child's row says the same)."""
+    children: dict[int, int] = {}
+    for t in tasks:
+        if t.parent is not None:
+            children[id(t.parent)] = children.get(id(t.parent), 0) + 1
+    return [t for t in tasks if children.get(id(t), 0) != 1]
+
+
+def _task_state(t: Task) -> str:
+    if t.finished is None:
+        return "running"
+    return "done" if t.ok else "failed"
+
+
+def _task_rows(tasks: Sequence[Task]) -> str:
+    rows, classes = [], []
+    for t in tasks:
+        state = _task_state(t)
+        kind = {"running": "running", "done": "ok", "failed": "error"}[state]
+        pct = f"{t.fraction() * 100:.0f}%"
+        status = badge("failed", "error") if state == "failed" else ""
+        rows.append([t.label, Cell(markup=bar(t.fraction(), kind)), Cell(pct, numeric=True),
+                     Cell(markup=f"{status} {esc(t.stats_text())}".strip())])
+        classes.append(f"kit-task kit-task-{state}")
+    return html_table(None, rows, cls="kit-progress-summary", row_classes=classes)
+
+
+def _state(reporter: Reporter, closed: bool) -> str:
+    if not closed:
+        return "running"
+    if reporter.error is None:
+        return "done"
+    return "interrupted" if isinstance(reporter.error, KeyboardInterrupt) else "failed"
+
+
+def _elapsed(reporter: Reporter) -> float:
+    if not reporter.tasks:
+        return 0.0
+    start = min(t.started for t in reporter.tasks)
+    end = max((t.finished or time.monotonic()) for t in reporter.tasks)
+    return end - start
+
+
+def progress_html(reporter: Reporter, *, closed: bool) -> str:
+    """Running: the bars, then kit's lines. Done: warnings stay in view, the rest folds into one
+    summary line. Failed or interrupted: everything in view, below a red badge."""
+    state = _state(reporter, closed)
+    tasks = _visible(reporter.tasks)
+    table = _task_rows(tasks) if tasks else ""
+    msgs = list(reporter.messages)
+    if state == "running":
+        return f'<div class="kit-progress">{table}{messages_html(msgs)}</div>'
+    if state != "done":
+        head = (f'<div class="kit-progress-state" style="padding:2px 0">{badge(state, "error")} '
+                f"after {_elapsed(reporter):.1f} s</div>")
+        return f'<div class="kit-progress kit-failed">{head}{table}{messages_html(msgs)}</div>'
+    warnings = [m for m in msgs if m[0] == "warning"]
+    infos = [m for m in msgs if m[0] != "warning"]
+    if not tasks and len(infos) <= 1:
+        return f'<div class="kit-progress">{messages_html(msgs)}</div>'
+    parts = []
+    if tasks:
+        total = sum(t.done for t in tasks)
+        parts.append(f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}, "
+                     f"{format_bytes(total)} in {_elapsed(reporter):.1f} s")
+    if infos:
+        parts.append(f"{len(infos)} line{'s' if len(infos) != 1 else ''} of output")
+    summary = f'{badge("done", "ok")} {esc(" · ".join(parts))}'
+    return (f'<div class="kit-progress kit-done">{messages_html(warnings)}'
+            f"{details(summary, table + messages_html(infos))}</div>")
+
+
+def progress_text(reporter: Reporter, *, closed: bool) -> str:
+    state = _state(reporter, closed)
+    lines = [message_text(level, m) for level, m in reporter.messages]
+    for t in _visible(reporter.tasks):
+        lines.append(f"{t.label}: {_task_state(t)} {t.fraction() * 100:.0f}% "
+                     f"({t.stats_text()})")
+    if state in ("failed", "interrupted"):
+        lines.insert(0, f"{state} after {_elapsed(reporter):.1f} s")
+    return "\n".join(lines)
+
+
+def _close_tree(widget: Any) -> None:
+    """Close a widget, its children, and the layout and style models every widget owns
+    (``Widget.close()`` alone leaves them in the kernel and in a saved notebook)."""
+    for child in getattr(widget, "children", ()) or ():
+        _close_tree(child)
+    for attr in ("layout", "style"):
+        sub = getattr(widget, attr, None)
+        if sub is not None and hasattr(sub, "close"):
+            sub.close()
+    widget.close()
+
+
+#: seconds a task runs before its display becomes a live widget (``KitMagics.progress_delay``)
+LIVE_DELAY = 0.5
+
+
 class WidgetReporter(Reporter):
-    """ipywidgets rows (label, bar, stats) displayed once with a display id; messages go to a
-    text area below them. ``close()`` replaces the live widgets by a static HTML/text summary so
-    exported notebooks do not show a stale ``value=0.0`` repr."""
+    """Live progress in a kernel: see the module docstring. ``display`` is IPython's (tests
+    inject a recorder); it is called with a raw mime bundle and ``display_id=True``. Draws come
+    from worker threads too: ipykernel routes their output to the running cell."""
 
-    def __init__(self, display: Callable[..., Any] | None = None, title: str = "") -> None:
+    def __init__(self, display: Callable[..., Any] | None = None,
+                 delay: float = LIVE_DELAY) -> None:
         super().__init__()
-        import ipywidgets as w  # lazy: keep %load_ext cheap
-        from IPython.display import display as ipy_display
-
-        self._w = w
-        self._display = display or ipy_display
-        self._title = title
-        self._rows: dict[int, tuple[Any, Any, Any]] = {}
-        self._rows_box = w.VBox([])
-        self._log = w.HTML("")
-        self.box = w.VBox([self._rows_box, self._log])  # bars above, kit's messages below
+        self.delay = delay
+        self._display = display
         self._handle: Any = None
+        self._widget: Any = None
         self._closed = False
 
-    def _ensure_shown(self) -> None:
+    def _show(self, bundle: dict[str, Any]) -> None:
         if self._handle is None:
-            self._handle = self._display(self.box, display_id=True)
+            show = self._display
+            if show is None:
+                from IPython.display import display as show  # lazy: keep %load_ext cheap
+            self._handle = show(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
 
-    def _row(self, t: Task) -> tuple[Any, Any, Any]:
-        row = self._rows.get(id(t))
-        if row is None:
-            w = self._w
-            bar = w.FloatProgress(value=0.0, min=0.0, max=float(t.total or 1),
-                                  description="", layout=w.Layout(width="40%"))
-            name = w.Label(t.label, layout=w.Layout(width="30%"))
-            stats = w.Label("")
-            row = (name, bar, stats)
-            self._rows[id(t)] = row
-            self._rows_box.children = (*self._rows_box.children, w.HBox(list(row)))
-        return row
+    def _static(self, closed: bool) -> dict[str, Any]:
+        return {"text/plain": progress_text(self, closed=closed),
+                "text/html": progress_html(self, closed=closed)}
 
     def _draw(self) -> None:
-        if self._closed or not self.tasks:
-            return
-        self._ensure_shown()
-        for t in self.tasks:
-            _, bar, stats = self._row(t)
-            with bar.hold_sync():
-                bar.max = float(t.total or 1)
-                bar.value = float(min(t.done, t.total)) if t.total else float(bool(t.finished))
-                if t.finished is not None:
-                    bar.bar_style = "success" if t.ok else "danger"
-            stats.value = t.stats_text()
-
-    def _emit(self, level: str, message: str) -> None:
         if self._closed:
             return
-        with self._lock:
-            color = "#b36b00" if level == "warning" else "inherit"
-            prefix = "[WARN ] " if level == "warning" else ""
-            line = f'<div style="color:{color};font-family:monospace">' \
-                   f"{html.escape(prefix + message)}</div>"
-            self._log.value += line
-            self._ensure_shown()
+        running = [t.started for t in self.tasks if t.finished is None]
+        if self._widget is not None:
+            self._widget.value = progress_html(self, closed=False)
+        elif running and time.monotonic() - min(running) >= self.delay:
+            import ipywidgets  # lazy: only a live task needs it
 
-    def close(self) -> None:
+            self._widget = ipywidgets.HTML(progress_html(self, closed=False))
+            self._widget.add_class("kit-progress-live")
+            bundle = self._static(closed=False)
+            bundle[WIDGET_VIEW] = {"version_major": 2, "version_minor": 0,
+                                   "model_id": self._widget.model_id}
+            self._show(bundle)
+        elif self.tasks or self.messages:
+            self._show(self._static(closed=False))
+
+    def _emit(self, level: str, message: str) -> None:
+        self._changed(final=True)
+
+    def close(self, error: BaseException | None = None) -> None:
         with self._lock:
-            self._draw()
-            if self._closed or self._handle is None:
-                self._closed = True
+            if self._closed:
                 return
-            self._closed = True
-            summary = ProgressSummary(list(self.tasks), list(self.messages))
-            for row in self._rows.values():
-                for widget in row:
-                    widget.close()
-            self.box.close()
-            self._handle.update(summary)
-
-
-class ProgressSummary:
-    """The static end state of a reporter: one line per task and every message."""
-
-    def __init__(self, tasks: list[Task], messages: list[tuple[str, str]]):
-        self.tasks = tasks
-        self.messages = messages
-
-    def _lines(self) -> list[str]:
-        lines = [f"{m if lvl == 'info' else '[WARN ] ' + m}" for lvl, m in self.messages]
-        for t in self.tasks:
-            state = "done" if t.ok else "FAILED" if t.ok is False else "stopped"
-            lines.append(f"{t.label}: {state} {t.fraction() * 100:.0f}% ({t.stats_text()})")
-        return lines
-
-    def _repr_html_(self) -> str:
-        rows = []
-        for t in self.tasks:
-            pct = t.fraction() * 100
-            color = "#2e7d32" if t.ok else "#c62828"
-            rows.append(
-                f"<tr><td>{html.escape(t.label)}</td>"
-                f'<td><div style="width:200px;background:#eee"><div style="width:{pct:.0f}%;'
-                f'background:{color};height:10px"></div></div></td>'
-                f"<td>{pct:.0f}%</td><td>{html.escape(t.stats_text())}</td></tr>")
-        msgs = "".join(
-            '<div style="font-family:monospace">'
-            f'{html.escape(("[WARN ] " if lvl != "info" else "") + m)}</div>'
-            for lvl, m in self.messages)
-        table = f'<table class="kit-progress-summary">{"".join(rows)}</table>' if rows else ""
-        return f"<div>{msgs}{table}</div>"
-
-    def __repr__(self) -> str:
-        return "\n".join(self._lines())
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self))
+            self._closed = True  # no more live draws
+            super().close(error)  # marks unfinished tasks failed
+            if self._widget is not None:
+                _close_tree(self._widget)
+                self._widget = None
+            if self._handle is not None or self.tasks or self.messages:
+                self._show(self._static(closed=True))
 
 
 def in_kernel() -> bool:
@@ -190,25 +262,29 @@ def in_kernel() -> bool:
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
-def make_reporter(mode: str = "auto") -> Reporter:
+def make_reporter(mode: str = "auto", *, delay: float = LIVE_DELAY) -> Reporter:
     """A reporter that shows kit's messages and progress, for a command's ``reporter=``.
 
     Commands called from Python show nothing unless given one: ``unpack(ref,
-    reporter=make_reporter())`` draws live progress bars in a notebook and text in a terminal.
+    reporter=make_reporter())`` draws live progress in a notebook and text in a terminal.
 
     Args:
         mode: ``auto`` (widgets in a Jupyter kernel, text elsewhere), ``widget``, ``text``, or
-            ``none`` (kit's messages as text, no progress bars).
+            ``none`` (kit's messages as text, no progress bars). In a kernel, text goes to
+            stdout only: a notebook shows stderr as an error block.
+        delay: seconds a task runs before its display becomes a live widget.
 
     Returns:
-        Reporter: call ``close()`` when the command is done (a widget becomes a static summary).
+        Reporter: call ``close()`` when the command is done (the display becomes static).
     """
+    kernel = in_kernel()
     if mode == "auto":
-        mode = "widget" if in_kernel() else "text"
+        mode = "widget" if kernel else "text"
     if mode == "widget":
-        return WidgetReporter()
+        return WidgetReporter(delay=delay)
+    err = sys.stdout if kernel else None
     if mode == "text":
-        return TextReporter()
+        return TextReporter(err=err)
     if mode == "none":
-        return TextReporter(progress=False)
+        return TextReporter(progress=False, err=err)
     raise ValueError(f"unknown progress mode {mode!r}")

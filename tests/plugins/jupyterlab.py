@@ -76,6 +76,15 @@ def _lab_env(state: Path, extra: dict[str, str]) -> dict[str, str]:
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Save widget state with the notebook (off by default), so a test can count what a user who
+    # turned it on would carry in the file.
+    widgets = state / "settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    widgets.mkdir(parents=True, exist_ok=True)
+    (widgets / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    # Every task live from its start, so the live widget shows however fast the machine is.
+    profile = Path(env["IPYTHONDIR"]) / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text("c.KitMagics.progress_delay = 0.0\n")
     return env
 
 

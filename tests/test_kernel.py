@@ -1,0 +1,113 @@
+"""The notebook surface in a real kernel, over the Jupyter protocol (jupyter_client): what a
+frontend receives -- the ``set_next_input`` payload of ``%%kitfile --fix``, stdout-only text,
+plain ``%kit version``, and no widget opened for commands that show nothing live."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+pytestmark = [pytest.mark.notebook, pytest.mark.timeout(180)]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Kernel:
+    def __init__(self, client: Any):
+        self.client = client
+
+    def run(self, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Execute ``code``; the execute_reply content and every iopub message it caused."""
+        messages: list[dict[str, Any]] = []
+        reply = self.client.execute_interactive(code, timeout=120,
+                                                output_hook=messages.append)
+        return reply["content"], messages
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory) -> Iterator[Kernel]:
+    home = tmp_path_factory.mktemp("kernel-home")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        KITOPS_HOME=str(home / "kitops"))
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3", env=env,
+                                                      cwd=str(home))
+    try:
+        reply, _ = Kernel(kc).run("%load_ext kit_jupyter")
+        assert reply["status"] == "ok"
+        yield Kernel(kc)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _types(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["msg_type"] for m in messages]
+
+
+def _streams(messages: list[dict[str, Any]], name: str) -> str:
+    return "".join(m["content"]["text"] for m in messages
+                   if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+
+TYPO = """%%kitfile --fix kf
+manifestVersion: 1.0.0
+package:
+  name: churn
+  descripton: Predicts churn
+model:
+  name: clf
+  path: model.bin
+"""
+
+
+def test_kitfile_fix_replaces_the_cell_text(kernel):
+    reply, messages = kernel.run(TYPO)
+    assert reply["status"] == "ok"
+    (payload,) = [p for p in reply["payload"] if p["source"] == "set_next_input"]
+    assert payload["replace"] is True
+    assert payload["text"] == TYPO.replace("descripton:", "description:").rstrip("\n") + "\n"
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert "fixed in the cell: line 5: descripton -> description" in result["text/plain"]
+    assert "valid, no findings" in result["text/plain"]
+    assert "comm_open" not in _types(messages)
+    check, _ = kernel.run("assert kf.package.description == 'Predicts churn'")
+    assert check["status"] == "ok"
+
+
+def test_kitfile_lines_are_the_editors(kernel):
+    reply, messages = kernel.run("%%kitfile\nmanifestVersion: 1.0.0\nmodel:\n  pth: m\n")
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert "line 4  error  model.pth" in result["text/plain"]
+    assert "line 4:" not in result["text/plain"]  # said once, in its column
+
+
+def test_commands_that_show_nothing_live_open_no_widget(kernel):
+    for code in ("%kit list", "%kit version", "r = %kit list", "%kit list --format json"):
+        reply, messages = kernel.run(code)
+        assert reply["status"] == "ok", code
+        assert "comm_open" not in _types(messages), code
+
+
+def test_version_prints_plainly(kernel):
+    _, messages = kernel.run("%kit version")
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert result["text/plain"].startswith("kit-jupyter ")  # no quotes around it
+
+
+def test_text_progress_goes_to_stdout_in_a_kernel(kernel, tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "m.bin").write_bytes(b"x" * 1000)
+    (project / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: m.bin\n")
+    reply, messages = kernel.run(f"%kit pack {project} -t t/x:v1 --progress text")
+    assert reply["status"] == "ok"
+    assert "100.0%" in _streams(messages, "stdout")
+    assert _streams(messages, "stderr") == ""
+    assert "comm_open" not in _types(messages)
