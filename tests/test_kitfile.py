@@ -176,7 +176,12 @@ def test_unknown_keys_all_reported_with_hints():
         ("error", "datasets[0].remotepath", 5), ("error", "datasets[0].digest", 6),
         ("error", "modle", 7),
     ]
-    assert [f.message for f in findings] == err.problems
+    # a finding is kit's line without its "line N: " (the line is its own column) plus our hint
+    assert [f.message for f in findings] == [
+        line.split(": ", 1)[1] for line in err.kit_text.splitlines()[1:]]
+    assert [f.hint for f in findings] == [
+        'did you mean "remotePath"?', None, 'did you mean "model"?']
+    assert [f.fix for f in findings] == [("remotepath", "remotePath"), None, ("modle", "model")]
 
 
 @pytest.mark.parametrize(
@@ -199,8 +204,20 @@ def test_unknown_key_hint_uses_keys_of_that_type(where, key, hint):
         "mcpServers[0]": f"mcpServers:\n  - {key}: x\n",
     }
     (f,) = decode_errors(MV + snippets[where])
-    assert f.message.endswith(f'field {key} not found in {where}; did you mean "{hint}"?')
+    assert f.message.startswith(f"field {key} not found in type artifact.")
+    assert f.hint == f'did you mean "{hint}"?' and f.fix == (key, hint)
     assert f.field == f"{where}.{key}"
+
+
+def test_no_fix_when_the_suggestion_is_ambiguous_or_already_set():
+    (f,) = decode_errors(MV + "package:\n  name: a\n  nme: b\n")
+    assert f.hint == 'did you mean "name"?' and f.fix is None  # "name" is already there
+    (g,) = decode_errors(MV + "datasets:\n  - pat: x\n")  # path? parameters?
+    assert g.hint is not None
+    from kit_jupyter.kitfile.model import DataSet, key_suggestions
+
+    ambiguous = len(key_suggestions("pat", [k for k, _, _ in DataSet._schema])) > 1
+    assert (g.fix is None) == ambiguous
 
 
 def test_repeated_key():
@@ -271,7 +288,9 @@ def test_malformed_yaml_is_one_line_with_line_number(text, line):
         assert str(err).startswith(f"yaml: line {line}: ")
         assert err.line == line
     (f,) = decode_errors(text)
-    assert f.message == str(err) and f.severity == "error"
+    assert f.severity == "error" and f.line == err.line
+    assert str(f) == (f"line {f.line}: " if f.line else "") + f.message
+    assert f.message == str(err).replace(f"line {line}: ", "") if line else str(err)
 
 
 def test_decode_errors_empty_for_good_kitfile():
@@ -527,7 +546,7 @@ def test_yamlv3_golden():
     for case in cases:
         res = _decode(case["in"])
         want_err = case.get("err", "")
-        if res.kitfile is None:
+        if res.kitfile is None or res.problems:  # a partial Kitfile is still kit's error
             got_err = res.kit_text
             if want_err.startswith("yaml: line ") or want_err == "EOF":
                 ok = bool(want_err) and (got_err == want_err or got_err.startswith("yaml: "))

@@ -45,16 +45,18 @@ def test_kitfile_cell_shows_findings_with_field_and_line(ip):
     assert not report.valid
     by_field = {f.field: f for f in report.findings}
     assert by_field["manifestVersion"].severity == "warning"
-    assert by_field["manifestVersion"].line == 1
-    assert by_field["model.path"].line == 4
+    # the editor's lines: the %%kitfile line is line 1
+    assert by_field["manifestVersion"].line == 2
+    assert by_field["model.path"].line == 5
     assert by_field["datasets[0].remoteHash"].message == (
         "remoteHash is required when remote dataset paths are used "
         "(s3://acme-ml/events.parquet)")
-    bundle = report._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert 'class="kit-findings"' in bundle["text/html"]
-    assert "datasets[0].remoteHash" in bundle["text/plain"]
-    assert "&lt;" not in bundle["text/plain"]
+    # static output only: the table is the primary output, no widget anywhere
+    page, plain = report._repr_html_(), report.text()
+    assert 'class="kit-findings"' in page and "<style" not in page
+    assert "datasets[0].remoteHash" in plain
+    assert "&lt;" not in plain
+    assert not hasattr(report, "_repr_mimebundle_")
 
 
 def test_kitfile_malformed_yaml_is_a_finding_not_a_traceback(ip):
@@ -68,8 +70,8 @@ def test_kitfile_unknown_key_suggests_closest(ip):
     body = "manifestVersion: 1.0.0\ndatasets:\n  - name: e\n    path: d\n    remotepath: s3://b/k\n"
     report = ip.run_cell_magic("kitfile", "", body)
     (err,) = report.errors
-    assert err.line == 5
-    assert "remotepath" in err.message and '"remotePath"' in err.message
+    assert err.line == 6  # the editor's line: %%kitfile is line 1
+    assert "remotepath" in err.message and err.hint == 'did you mean "remotePath"?'
 
 
 def test_kitfile_strict_raises_plain_usage_error(ip):

@@ -8,6 +8,7 @@ from kit_jupyter.errors import ValidationError
 from kit_jupyter.kitfile.model import load_kitfile
 from kit_jupyter.kitfile.rules import (
     Finding,
+    check_kitfile,
     check_kitfile_text,
     classify_path,
     ensure_valid,
@@ -281,13 +282,28 @@ def test_error_wrapper_exact_text():
     )
 
 
-def test_decode_errors_stop_validation():
+def test_decode_errors_do_not_stop_validation():
+    """kit stops at the first decode error; a notebook shows everything at once: kit's decode
+    text first (its line said in ``line`` only), then the findings on what did decode."""
     text = "manifestVersion: 2\nmodel:\n  path: https://x\n  pth: y\n"
     findings = check_kitfile_text(text)
-    assert [f.message for f in findings] == [
-        'line 4: field pth not found in model; did you mean "path"?'
+    assert [(f.line, f.message) for f in findings] == [
+        (4, "field pth not found in type artifact.Model"),
+        (1, "Unrecognized manifestVersion 2: treating Kitfile as 1.0.0"),
+        (3, "invalid path for model: HTTP urls are not supported in paths (https://x)"),
+        (3, "invalid path for model: only local paths and ModelKit references are permitted"),
     ]
-    assert findings[0].line == 4 and findings[0].field == "model.pth"
+    assert findings[0].field == "model.pth" and findings[0].hint == 'did you mean "path"?'
+    assert findings[0].fix is None  # path is set already: renaming pth would repeat it
+
+
+def test_type_error_keeps_kit_text_and_adds_a_hint():
+    kf, findings = check_kitfile(MV + "code: src\ndatasets:\n  - path: /abs\n")
+    first, second = findings
+    assert first.message == "cannot unmarshal !!str `src` into []artifact.Code"
+    assert first.hint == "code must be a list: - path: src" and first.line == 2
+    assert second.message.startswith("absolute paths are not supported")
+    assert kf is not None and kf.partial and kf.code == [] and kf.datasets[0].path == "/abs"
 
 
 def test_check_kitfile_text_never_raises():
@@ -365,7 +381,7 @@ def test_go_clean(path, cleaned):
 
 def test_finding_str_names_the_line_once():
     (f,) = check_kitfile_text(MV + "model:\n  pth: x\n")
-    assert str(f) == 'line 3: field pth not found in model; did you mean "path"?'
+    assert str(f) == 'line 3: field pth not found in type artifact.Model; did you mean "path"?'
     (g,) = check_kitfile_text(MV + "code:\n  - path: /abs\n")
     assert str(g) == (
         "line 3: absolute paths are not supported in a Kitfile (path /abs in code layer 0)"

@@ -88,7 +88,8 @@ def check_remote_findings(kf: Kitfile, *, env: Mapping[str, str] | None = None) 
         elif value != rh:
             findings.append(Finding(
                 "error", f"remoteHash {rh} does not match the object's current ETag {value} "
-                         f"({rp}); set remoteHash: {value}", hash_field, d.remote_hash_line))
+                         f"({rp}); set remoteHash: {value}", hash_field, d.remote_hash_line,
+                fix=(rh, value)))
     return findings
 
 

@@ -329,6 +329,8 @@ class Kitfile(_Entity):
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     # field path -> first line of a mapping/list value (where an absent key would go)
     value_lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # decoded best-effort from YAML with decode errors: the values that had errors are missing
+    partial: bool = field(default=False, repr=False, compare=False)
 
     _go_name: ClassVar[str] = "KitFile"
     _has_layer: ClassVar[bool] = False
@@ -447,9 +449,11 @@ class Kitfile(_Entity):
 @dataclass
 class _Problem:
     line: int | None
-    message: str  # our text (with field path / hint)
+    message: str  # our text (with field path / hint): KitfileError's one line
     kit: str  # yaml.v3's text
     field: str | None
+    hint: str | None = None  # how to fix it, where kit's text is terse
+    fix: tuple[str, str] | None = None  # an unambiguous edit on ``line``: (old, new) token
 
 
 class _Fatal(Exception):
@@ -499,10 +503,12 @@ class _Decoder:
         self._alias_stack: list[bool] = []
 
     # -- helpers
-    def _problem(self, node: yaml.Node, kit: str, ours: str | None, path: str | None) -> None:
+    def _problem(self, node: yaml.Node, kit: str, ours: str | None, path: str | None,
+                 hint: str | None = None, fix: tuple[str, str] | None = None) -> None:
         line = node.start_mark.line + 1
         self.problems.append(
-            _Problem(line, f"line {line}: {ours or kit}", f"line {line}: {kit}", path or None)
+            _Problem(line, f"line {line}: {ours or kit}", f"line {line}: {kit}", path or None,
+                     hint, fix)
         )
 
     def _type_error(self, node: yaml.Node, target: str, path: str) -> None:
@@ -515,7 +521,7 @@ class _Decoder:
             v = ""
         kit = f"cannot unmarshal {tag}{v} into {target}"
         ours = f"{path}: {kit}" if path else kit
-        self._problem(node, kit, ours, path)
+        self._problem(node, kit, ours, path, _type_hint(node, target, path))
 
     def _is_null(self, node: yaml.Node) -> bool:
         if not isinstance(node, yaml.ScalarNode):
@@ -685,6 +691,7 @@ class _Decoder:
             return obj
         by_key = {key: (attr, kind) for key, attr, kind in cls._schema}
         done: set[str] = set()
+        present = {self._key_text(k) for k, _ in node.value}
         for k, v in self._merged_entries(node):
             if isinstance(k, yaml.ScalarNode):
                 if self._is_null(k):
@@ -696,7 +703,7 @@ class _Decoder:
             fpath = f"{path}.{name}" if path else name
             spec = by_key.get(name)
             if spec is None:
-                self._unknown_key(k, name, cls, path)
+                self._unknown_key(k, name, cls, path, present)
                 continue
             if name in done:
                 kit = f"field {name} already set in type artifact.{cls._go_name}"
@@ -734,14 +741,21 @@ class _Decoder:
             out.append(self.decode_entity(item, cls, p))
         return out
 
-    def _unknown_key(self, k: yaml.Node, name: str, cls: type[_Entity], path: str) -> None:
+    def _unknown_key(self, k: yaml.Node, name: str, cls: type[_Entity], path: str,
+                     present: set[str | None]) -> None:
         kit = f"field {name} not found in type artifact.{cls._go_name}"
         where = path or "Kitfile"
         ours = f"field {name} not found in {where}"
-        hint = closest_key(name, [key for key, _, _ in cls._schema])
+        keys = [key for key, _, _ in cls._schema]
+        hint = closest_key(name, keys)
+        fix = None
         if hint:
             ours += f'; did you mean "{hint}"?'
-        self._problem(k, kit, ours, f"{path}.{name}".lstrip(".") if path else name)
+            # one candidate only, and not already set in this mapping: safe to rename
+            if hint not in present and len(key_suggestions(name, keys)) == 1:
+                fix = (name, hint)
+        self._problem(k, kit, ours, f"{path}.{name}".lstrip(".") if path else name,
+                      f'did you mean "{hint}"?' if hint else None, fix)
 
     def decode_any(self, node: yaml.Node, path: str, depth: int = 0) -> Any:
         if depth > self.MAX_DEPTH:
@@ -795,15 +809,54 @@ def _go_quote(s: str) -> str:
 
 def closest_key(name: str, candidates: list[str]) -> str | None:
     """The valid key a mistyped key most likely meant (case-insensitive first)."""
+    hits = key_suggestions(name, candidates)
+    return hits[0] if hits else None
+
+
+def key_suggestions(name: str, candidates: list[str]) -> list[str]:
+    """The valid keys ``name`` may have meant, best first: a case-insensitive match alone, else
+    every close key that scores within 0.1 of the best (one entry: the typo is unambiguous)."""
     lower = {c.lower(): c for c in candidates}
     if name.lower() in lower:
-        return lower[name.lower()]
-    hits = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
-    return lower[hits[0]] if hits else None
+        return [lower[name.lower()]]
+    scored = sorted(((difflib.SequenceMatcher(None, name.lower(), c).ratio(), c) for c in lower),
+                    reverse=True)
+    close = [(r, c) for r, c in scored if r >= 0.6]
+    return [lower[c] for r, c in close if r >= close[0][0] - 0.1] if close else []
+
+
+_ITEM_KEY = {"Code": "path", "DataSet": "path", "Docs": "path", "Prompt": "path",
+             "MCPServer": "name", "ModelPart": "path"}
+
+
+def _type_hint(node: yaml.Node, target: str, path: str) -> str | None:
+    """A short fix for a Go type error, in the user's terms (kit's text names Go types)."""
+    key = path.rpartition(".")[2] or "the Kitfile"
+    value = node.value if isinstance(node, yaml.ScalarNode) else None
+    if target.startswith("[]artifact."):
+        item = _ITEM_KEY.get(target[len("[]artifact."):], "path")
+        if isinstance(node, yaml.MappingNode) and node.value:
+            first_key, first_value = node.value[0]
+            shown = first_value.value if isinstance(first_value, yaml.ScalarNode) else "..."
+            return f"{key} must be a list: - {first_key.value}: {shown}"
+        return f"{key} must be a list: - {item}: {value if value else '...'}"
+    if target == "[]string":
+        return f"{key} must be a list: [{value if value else '...'}]"
+    if target == "string":
+        kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+        return f"{key} must be text, not {kind}; quote it to keep it as written"
+    if target == "artifact.KitFile":
+        return "a Kitfile is a mapping of keys such as manifestVersion:, package:, model:"
+    if target.startswith("artifact."):
+        return f"{key} must be a mapping of its fields (name:, path: ...), not a single value"
+    return None
 
 
 @dataclass
 class _DecodeResult:
+    """``kitfile`` is what decoded (``partial`` when there are ``problems``), or None when
+    nothing could be (malformed YAML, a document that is not a mapping, a fatal yaml.v3 error)."""
+
     kitfile: Kitfile | None
     problems: list[_Problem]
     kit_text: str
@@ -828,16 +881,20 @@ def _decode(text: str | bytes) -> _DecodeResult:
     except RecursionError:
         msg = f"yaml: exceeded max depth of {_Decoder.MAX_DEPTH}"
         return _DecodeResult(None, [_Problem(None, msg, msg, None)], msg)
+    if dec.problems and not isinstance(root, yaml.MappingNode):
+        kf = None  # the document is not a mapping: nothing decoded
+    kit = ""
     if dec.problems:
         kit = "yaml: unmarshal errors:\n  " + "\n  ".join(p.kit for p in dec.problems)
-        return _DecodeResult(None, dec.problems, kit)
-    assert isinstance(kf, Kitfile)
-    kf.lines = dec.lines
-    kf.value_lines = dec.value_lines
-    kf.value_lines.setdefault("", root.start_mark.line + 1)
-    if kf.package is None:
-        kf.package = Package()
-    return _DecodeResult(kf, [], "")
+    if kf is not None:
+        # best effort: what decoded is kept, so validation can still run on it
+        kf.lines = dec.lines
+        kf.value_lines = dec.value_lines
+        kf.value_lines.setdefault("", root.start_mark.line + 1)
+        kf.partial = bool(dec.problems)
+        if kf.package is None:
+            kf.package = Package()
+    return _DecodeResult(kf, dec.problems, kit)
 
 
 def _raise(res: _DecodeResult) -> None:
@@ -849,8 +906,19 @@ def _raise(res: _DecodeResult) -> None:
 
 
 def _findings(problems: list[_Problem]) -> list[Finding]:
+    """kit's text, its line said once (in ``line``, not repeated in the message), our hint."""
+    return [Finding("error", _unlocated(p.kit, p.line), p.field, p.line, hint=p.hint, fix=p.fix)
+            for p in problems]
 
-    return [Finding("error", p.message, p.field, p.line) for p in problems]
+
+def _unlocated(text: str, line: int | None) -> str:
+    """``line 5: x`` -> ``x`` and ``yaml: line 5: x`` -> ``yaml: x`` (the line is a column)."""
+    if line is None:
+        return text
+    for prefix in ("", "yaml: "):
+        if text.startswith(f"{prefix}line {line}: "):
+            return prefix + text[len(f"{prefix}line {line}: "):]
+    return text
 
 
 def load_kitfile(text: str | bytes) -> Kitfile:
@@ -869,7 +937,7 @@ def load_kitfile(text: str | bytes) -> Kitfile:
         KitfileError: the YAML cannot be decoded (``err.line`` and ``err.field`` say where).
     """
     res = _decode(text)
-    if res.kitfile is None:
+    if res.problems or res.kitfile is None:
         _raise(res)
     assert res.kitfile is not None
     return res.kitfile

@@ -214,17 +214,19 @@ def error_text(findings: list[Finding]) -> str:
 
 
 def check_kitfile(text: str | bytes) -> tuple[Kitfile | None, list[Finding]]:
-    """Decode and validate in one pass; the Kitfile is None when it cannot be decoded (decode
-    errors stop validation, as in kit). Never raises."""
+    """Decode and validate in one pass, showing every finding it can: kit stops at the decode
+    errors, we list them first and then validate what decoded (the Kitfile is then
+    ``partial``). The Kitfile is None only when nothing decoded. Never raises."""
 
     res = _decode(text)
+    findings = _findings(res.problems)
     if res.kitfile is None:
-        return None, _findings(res.problems)
-    return res.kitfile, validate(res.kitfile)
+        return None, findings
+    return res.kitfile, findings + validate(res.kitfile)
 
 
 def check_kitfile_text(text: str | bytes) -> list[Finding]:
-    """Decode and validate; decode errors stop validation, as in kit. Never raises."""
+    """Decode and validate (see :func:`check_kitfile`). Never raises."""
     return check_kitfile(text)[1]
 
 

@@ -22,11 +22,12 @@ from IPython.core.magic import (
     output_can_be_silenced,
 )
 from IPython.utils.text import DollarFormatter
-from traitlets import Bool
+from traitlets import Bool, Float
 
 from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.errors import KitError
 from kit_jupyter.ui import api, cli
+from kit_jupyter.ui.progress import LIVE_DELAY, make_reporter
 
 _PARSER = cli.build_parser(prog="%kit")
 
@@ -42,6 +43,9 @@ def _kitfile_parser() -> cli.KitArgumentParser:
                    help="raise an error when the Kitfile has errors (for notebooks run in CI)")
     p.add_argument("--check-remote", action="store_true",
                    help="HEAD each S3 remote dataset and report a stale remoteHash")
+    p.add_argument("--fix", action="store_true",
+                   help="apply the unambiguous fixes to the cell: a misspelt key with one likely "
+                        "meaning and, with --check-remote, a stale remoteHash")
     return p
 
 
@@ -65,8 +69,15 @@ class KitMagics(Magics):
             raise err
         return UsageError(str(err))
 
+    progress_delay = Float(
+        LIVE_DELAY, help="Seconds a task runs before its progress becomes a live widget (quicker "
+                         "commands show only their static summary); 0 makes every task live."
+    ).tag(config=True)
+
     def _context(self) -> cli.Context:
-        return cli.Context(getpass=getpass.getpass, next_cell=self._next_cell)
+        delay = self.progress_delay
+        return cli.Context(getpass=getpass.getpass, next_cell=self._next_cell,
+                           reporter_factory=lambda mode: make_reporter(mode, delay=delay))
 
     def _next_cell(self, text: str) -> None:
         assert self.shell is not None
@@ -100,25 +111,41 @@ class KitMagics(Magics):
             return None
         except cli.CommandLineError as e:
             raise UsageError(str(e)) from None
-        return self._run_kitfile(args, cell)
+        return self._run_kitfile(args, cell, line)
 
     kitfile.__doc__ = _KITFILE_PARSER.format_help()
 
-    def _run_kitfile(self, args: argparse.Namespace, cell: str) -> Any:
+    def _run_kitfile(self, args: argparse.Namespace, cell: str, line: str = "") -> Any:
         from IPython.display import display
 
         # through the table: %load_ext must stay fast; the command (and PyYAML) load on first use
         validate_text = api.load("validate_text")
-        try:
-            report = validate_text(cell, source=args.output or "Kitfile",
-                                   check_remote=args.check_remote)
-        except KitError as e:
-            raise self._usage(e) from None
+        from kit_jupyter.kitfile.finding import apply_fixes
+
+        def check(text: str) -> Any:
+            # One blank line first: the %%kitfile line is the editor's line 1, so every line
+            # number -- of fields, of YAML errors, and those kit's messages mention -- is the
+            # editor's.
+            try:
+                return validate_text("\n" + text, source=args.output or "Kitfile",
+                                     check_remote=args.check_remote)
+            except KitError as e:
+                raise self._usage(e) from None
+
+        report = check(cell)
+        if args.fix:
+            fixed, changes = apply_fixes(cell, report.findings, first_line=2)
+            if changes:
+                assert self.shell is not None
+                self.shell.set_next_input(f"{self._cell_header(line)}\n{fixed}", replace=True)
+                cell = fixed
+                report = check(cell)
+                report.fixed = changes
         if args.var:
             assert self.shell is not None, "a magic always runs in a shell"
             if not args.var.isidentifier():
                 raise UsageError(f"%%kitfile: {args.var!r} is not a valid variable name")
-            self.shell.user_ns[args.var] = report.kitfile
+            self.shell.user_ns[args.var] = report.kitfile  # best effort, see report.partial
         if args.strict and not report.valid:
             display(report)
             first = report.errors[0]
@@ -132,6 +159,13 @@ class KitMagics(Magics):
             except OSError as e:
                 raise UsageError(f"%%kitfile: cannot write {args.output}: {e.strerror}") from None
         return report
+
+    def _cell_header(self, line: str) -> str:
+        """The cell's first line as the user wrote it (before ``$var`` expansion), for
+        rewriting the cell: IPython stores the raw cell in history before running it."""
+        raw = getattr(getattr(self.shell, "history_manager", None), "input_hist_raw", None) or [""]
+        first = raw[-1].lstrip().split("\n", 1)[0]
+        return first if first.startswith("%%kitfile") else f"%%kitfile {line}".rstrip()
 
 
 # Go template actions (``list --format '{{ .Repo }}'``) pass through untouched
