@@ -56,7 +56,7 @@ def test_kitfile_cell_shows_findings_with_field_and_line(ip):
     assert 'class="kit-findings"' in page and "<style" not in page
     assert "datasets[0].remoteHash" in plain
     assert "&lt;" not in plain
-    assert not hasattr(report, "_repr_mimebundle_")
+    assert set(report._repr_mimebundle_()) == {"text/plain", "text/html"}
 
 
 def test_kitfile_malformed_yaml_is_a_finding_not_a_traceback(ip):

@@ -152,3 +152,7 @@ class ValidationReport:
                                numeric=[True, False, False, False])
         return (f'<div class="kit-validation kit-findings-panel">{self._summary_html()}'
                 f"{table}</div>")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Static parts only: no frontend needs a widget manager to show findings."""
+        return {"text/plain": self.text(), "text/html": self._repr_html_()}

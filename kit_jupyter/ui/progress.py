@@ -207,10 +207,12 @@ class WidgetReporter(Reporter):
 
     def _show(self, bundle: dict[str, Any]) -> None:
         if self._handle is None:
-            show = self._display
-            if show is None:
-                from IPython.display import display as show  # lazy: keep %load_ext cheap
-            self._handle = show(bundle, raw=True, display_id=True)
+            if self._display is not None:
+                self._handle = self._display(bundle, raw=True, display_id=True)
+            else:
+                from IPython.display import display  # lazy: keep %load_ext cheap
+
+                self._handle = display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
 
