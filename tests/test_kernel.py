@@ -111,3 +111,13 @@ def test_text_progress_goes_to_stdout_in_a_kernel(kernel, tmp_path):
     assert "100.0%" in _streams(messages, "stdout")
     assert _streams(messages, "stderr") == ""
     assert "comm_open" not in _types(messages)
+
+
+def test_completion_over_the_protocol(kernel):
+    """What JupyterLab's Tab asks for: the choices of a flag, replacing only what was typed."""
+    code = "%kit pack . --compression gz"
+    kernel.client.complete(code, len(code))
+    reply = kernel.client.get_shell_msg(timeout=30)["content"]
+    assert reply["status"] == "ok"
+    assert set(reply["matches"]) == {"gzip", "gzip-fastest"}
+    assert reply["cursor_start"] == len(code) - len("gz") and reply["cursor_end"] == len(code)

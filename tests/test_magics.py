@@ -138,16 +138,51 @@ def test_kit_run_cell_usage_error_is_one_line(ip, capsys):
     assert "Traceback" not in err and "UsageError" in err
 
 
+def _completions(ip, text):
+    with provisionalcompleter():
+        return {c.text for c in ip.Completer.completions(text, len(text))}
+
+
 @pytest.mark.parametrize("text, expected", [
     ("%kit un", {"unpack"}),
     ("%kit p", {"pack", "push", "pull"}),
+    ("r = %kit un", {"unpack"}),
     ("%kit unpack x --in", {"--include-remote"}),
     ("%kit pack . --comp", {"--compression"}),
 ])
 def test_tab_completion(ip, text, expected):
-    with provisionalcompleter():
-        found = {c.text for c in ip.Completer.completions(text, len(text))}
-    assert expected <= found
+    assert expected <= _completions(ip, text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("%kit pack . --compression ", {"none", "gzip", "gzip-fastest"}),
+    ("%kit pack . --compression g", {"gzip", "gzip-fastest"}),
+    ("%kit pack . --compression=gz", {"gzip", "gzip-fastest"}),
+    ("%kit list --format ", {"table", "json"}),
+    ("%kit validate . --format j", {"json"}),
+    ("%kit unpack x --progress ", {"auto", "none", "text", "widget", "plain", "fancy"}),
+    ("%kit cache ", {"info", "clear"}),
+])
+def test_completion_offers_exactly_the_choices(ip, text, expected):
+    assert _completions(ip, text) == expected  # nothing else: no Python keywords
+
+
+def test_completion_offers_local_references_and_paths(ip, tmp_path):
+    from kit_jupyter.commands.pack import pack
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    (project / "model.bin").write_bytes(b"m")
+    (project / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: model.bin\n")
+    (project / "data").mkdir()
+    pack(str(project), tag="myproj/churn:v1,v2", home=str(home))
+    for command in ("unpack", "inspect", "info", "push", "tag", "remove"):
+        found = _completions(ip, f"%kit {command} --config {home} myproj/churn:")
+        assert found == {"myproj/churn:v1", "myproj/churn:v2"}, command
+    assert _completions(ip, f"%kit validate {project}/Ki") == {f"{project}/Kitfile"}
+    assert _completions(ip, f"%kit pack {project}/d") == {f"{project}/data/"}
+    assert _completions(ip, f"%kit unpack x -d {project}/da") == {f"{project}/data/"}
+    assert _completions(ip, f"%%kitfile -o {project}/Kit") == {f"{project}/Kitfile"}
 
 
 def test_validate_json_shape_via_magic(ip, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import re
 from typing import Any
 
@@ -193,25 +194,107 @@ def _split(line: str) -> list[str]:
 
 # -- tab completion ----------------------------------------------------------------------------
 
-def _complete(text_until_cursor: str, token: str) -> list[str] | None:
-    stripped = text_until_cursor.lstrip()
-    if stripped.startswith("%%kitfile"):
-        if token.startswith("-"):
-            return [o for o in cli.option_strings(_KITFILE_PARSER) if o.startswith(token)]
+#: positionals completed with local ModelKit references, and with paths (by dest)
+_REF_ARGS = {("unpack", "ref"), ("inspect", "ref"), ("info", "ref"), ("push", "source"),
+             ("tag", "source"), ("tag", "target"), ("remove", "ref"), ("diff", "ref1"),
+             ("diff", "ref2")}
+_PATH_ARGS = {"path", "directory"}
+#: options whose value is a path
+_PATH_OPTIONS = {"dir", "file", "config", "output"}
+_LINE = re.compile(r"(?:^|=\s*)(%%kitfile|%kit)(\s.*|)$")
+
+
+def _complete(text_until_cursor: str) -> tuple[str, list[str]] | None:
+    """``(fragment, completions)`` for the ``%kit`` / ``%%kitfile`` line being typed: the
+    subcommands, a command's flags, the choices of a flag (``--compression``, ``--format``,
+    ``--progress`` ...), local ModelKit references where a command takes one, paths where it
+    takes a path. None when the line is not ours (or the word is a ``$var``/``{expr}``, which
+    IPython completes)."""
+    if "\n" in text_until_cursor:
+        return None  # inside a cell body
+    m = _LINE.search(text_until_cursor)
+    if m is None:
         return None
-    if not stripped.startswith("%kit ") and stripped != "%kit":
+    words = m.group(2).split()
+    fragment = "" if not words or m.group(2)[-1:].isspace() else words.pop()
+    if fragment.startswith(("$", "{")):
         return None
-    words = stripped.split()[1:]
-    if text_until_cursor.endswith(" "):
-        words.append("")
-    commands = cli.subcommands(_PARSER)
-    if len(words) <= 1:
-        prefix = words[0] if words else ""
-        return sorted(c for c in commands if c.startswith(prefix))
-    sub = commands.get(words[0])
-    if sub is None or not token.startswith("-"):
-        return None
-    return sorted(o for o in cli.option_strings(sub) if o.startswith(token))
+    if m.group(1) == "%%kitfile":
+        parser: argparse.ArgumentParser = _KITFILE_PARSER
+        command = ""
+    else:
+        commands = cli.subcommands(_PARSER)
+        if not words:
+            return fragment, [c for c in commands if c.startswith(fragment)]
+        command = words.pop(0)
+        if command not in commands:
+            return fragment, []
+        parser = commands[command]
+    options = {o: a for a in parser._actions for o in a.option_strings}
+    positionals = [a for a in parser._actions if not a.option_strings and a.dest != "help"]
+    home = None
+    expects: argparse.Action | None = None  # the option whose value comes next
+    index = 0
+    for word in words:
+        if expects is not None:
+            if expects.dest == "config":
+                home = word
+            expects = None
+        elif word.startswith("-") and word.split("=", 1)[0] in options:
+            action = options[word.split("=", 1)[0]]
+            if "=" not in word and action.nargs != 0:
+                expects = action
+        elif not word.startswith("-"):
+            index += 1
+    if expects is None and fragment.startswith("-") and "=" in fragment:
+        name, _, fragment = fragment.partition("=")
+        expects = options.get(name)
+        if expects is None:
+            return fragment, []
+    if expects is not None:
+        if expects.choices:
+            return fragment, [str(c) for c in expects.choices if str(c).startswith(fragment)]
+        return fragment, _paths(fragment) if expects.dest in _PATH_OPTIONS else []
+    if fragment.startswith("-"):
+        return fragment, sorted(o for o in options if o.startswith(fragment))
+    if index >= len(positionals):
+        return fragment, []
+    action = positionals[index]
+    if action.choices:
+        return fragment, [str(c) for c in action.choices if str(c).startswith(fragment)]
+    if (command, action.dest) in _REF_ARGS:
+        return fragment, [r for r in _local_refs(home) if r.startswith(fragment)]
+    if action.dest in _PATH_ARGS:
+        return fragment, _paths(fragment)
+    return fragment, []
+
+
+def _local_refs(home: str | None) -> list[str]:
+    """``repository:tag`` of every tagged ModelKit in local storage, as ``list`` shows them."""
+    from kit_jupyter.commands.local import list_modelkits
+
+    try:
+        models = list_modelkits(home=home).models
+    except Exception:  # completion must never raise; an unreadable store offers nothing
+        return []
+    return sorted({f"{m['repo']}:{tag}" for m in models for tag in m["tags"] or []})
+
+
+def _paths(fragment: str) -> list[str]:
+    """Entries of the directory ``fragment`` points into, directories with a trailing ``/``;
+    hidden ones only when asked for with a leading dot."""
+    head, tail = os.path.split(os.path.expanduser(fragment))
+    try:
+        names = sorted(os.listdir(head or "."))
+    except OSError:
+        return []
+    keep = fragment[: len(fragment) - len(tail)]
+    out = []
+    for name in names:
+        if not name.startswith(tail) or (name.startswith(".") and not tail.startswith(".")):
+            continue
+        out.append(keep + name + ("/" if os.path.isdir(os.path.join(head, name)) else ""))
+    return out
 
 
 def _make_matcher() -> Any:
@@ -219,11 +302,12 @@ def _make_matcher() -> Any:
 
     @context_matcher()
     def kit_matcher(context: Any) -> Any:
-        found = _complete(context.text_until_cursor, context.token)
+        found = _complete(context.text_until_cursor)
         if found is None:
             return {"completions": [], "suppress": False}
-        return {"completions": [SimpleCompletion(t, type="kit") for t in found],
-                "suppress": True}
+        fragment, texts = found
+        return {"completions": [SimpleCompletion(t, type="kit") for t in texts],
+                "matched_fragment": fragment, "suppress": True, "ordered": True}
 
     return kit_matcher
 
