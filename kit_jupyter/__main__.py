@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kit_jupyter.errors import KitError
+from kit_jupyter.errors import KitError, error_line
 from kit_jupyter.ui import cli
 
 
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{e}\n")
         return 2
     except KitError as e:
-        message = str(e)
+        message = error_line(e)
         sys.stderr.write(f"[ERROR] {message[:1].upper()}{message[1:]}\n")
         return 1
     except KeyboardInterrupt:

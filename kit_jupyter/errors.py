@@ -22,6 +22,7 @@ of a type it names.
     ├── StorageError          local storage problem (corrupt blob, lock, existing path ...)
     ├── PackError             pack failed for a reason other than the above
     ├── UnpackError           unpack failed (existing file, unsafe archive entry ...)
+    │   └── ExistingPathError a file to write is already there (hint: -o or -i)
     ├── RemoteDatasetError    S3: credentials, not found, changed object, unreachable, mismatch
     ├── RegistryError         OCI registry: auth, connection, protocol
     │   └── AuthError         .status .reason (the registry's HTTP answer, when there was one)
@@ -53,7 +54,21 @@ class Located(Protocol):
 
 
 class KitError(Exception):
-    """A problem the user can fix; ``str(err)`` is one line suitable for display."""
+    """A problem the user can fix; ``str(err)`` is one line suitable for display (kit's text
+    where kit has one). ``hint``, set by a subclass or with :meth:`with_hint`, says what to do
+    next; the adapters show it after the text (:func:`error_line`)."""
+
+    hint: str | None = None
+
+    def with_hint(self, hint: str) -> KitError:
+        self.hint = hint
+        return self
+
+
+def error_line(err: KitError) -> str:
+    """The one line an adapter shows for a user error: the text, then the next step."""
+    text = " ".join(str(err).split())
+    return f"{text} ({err.hint})" if err.hint else text
 
 
 class KitfileError(KitError):
@@ -112,6 +127,12 @@ class PackError(KitError):
 
 class UnpackError(KitError):
     pass
+
+
+class ExistingPathError(UnpackError):
+    """A file that unpack would write is already there."""
+
+    hint = "-o/--overwrite replaces it, -i/--ignore-existing keeps it"
 
 
 class RemoteDatasetError(KitError):

@@ -116,6 +116,10 @@ def test_kit_var_expansion_and_silencing(ip, tmp_path):
     ("", "required"),
     ("unpack", "required"),
     ("pack --compression zstd .", "invalid choice"),
+    ("pakc", "maybe you meant 'pack'?"),
+    ("pack . --compression gzp", "maybe you meant 'gzip'?"),
+    ("unpack x --overwite", "--overwite (maybe you meant --overwrite?)"),
+    ("list --formt json", "--formt (maybe you meant --format?)"),
 ])
 def test_kit_usage_errors_are_plain_usage_errors(ip, line, needle):
     with pytest.raises(UsageError) as info:
@@ -190,3 +194,26 @@ def test_validate_json_shape_via_magic(ip, tmp_path):
     data = json.loads(ip.run_line_magic("kit", f"validate {tmp_path} --format json").to_json())
     assert data["valid"] is False
     assert set(data["findings"][0]) == {"severity", "message", "field", "line"}
+
+
+def test_validate_of_a_directory_without_kitfile_names_the_right_next_step(ip, tmp_path):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", f"validate {tmp_path}")
+    assert str(info.value) == (f"No Kitfile found in {tmp_path} "
+                               "(give the Kitfile's path instead of its directory)")
+
+
+def test_existing_file_says_which_flags_help(ip, tmp_path):
+    project, out = tmp_path / "p", tmp_path / "out"
+    project.mkdir()
+    (project / "model.bin").write_bytes(b"m")
+    (project / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: model.bin\n")
+    home = tmp_path / "home"
+    ip.run_line_magic("kit", f"pack {project} -t t/m:v1 --config {home} --progress none")
+    ip.run_line_magic("kit", f"unpack t/m:v1 -d {out} --config {home} --progress none")
+    (out / "model.bin").write_bytes(b"changed")
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", f"unpack t/m:v1 -d {out} --config {home} --progress none")
+    assert "model.bin' already exists" in str(info.value)
+    assert str(info.value).endswith(
+        "(-o/--overwrite replaces it, -i/--ignore-existing keeps it)")

@@ -32,7 +32,13 @@ from kit_jupyter.commands.sources import (
     read_kitfile,
     resolve_in,
 )
-from kit_jupyter.errors import FilterError, KitError, RemoteDatasetError, UnpackError
+from kit_jupyter.errors import (
+    ExistingPathError,
+    FilterError,
+    KitError,
+    RemoteDatasetError,
+    UnpackError,
+)
 from kit_jupyter.kitfile.filters import Filter, matches, parse_filters
 from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import (
@@ -214,7 +220,7 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                          f"matches ETag {item.info.etag_value}); not downloaded again")
                 continue
             if not overwrite:
-                raise UnpackError(
+                raise ExistingPathError(
                     f"failed to unpack remote dataset: path '{d.path}' already exists")
         todo.append((n, item))
     fetched = download_through_cache([it for _, it in todo], cache=shared, reporter=rep,
@@ -302,7 +308,8 @@ class _Unpack:
                                   "regular file")
             if not self.overwrite:
                 if path.stat().st_size != len(data):
-                    raise UnpackError(f"failed to unpack config: path {path} already exists")
+                    raise UnpackError(f"failed to unpack config: path {path} already "
+                                      "exists").with_hint("-o/--overwrite replaces it")
                 if path.read_bytes() == data:
                     self.reporter.info(f"Found existing Kitfile at {path}")
                     return str(path)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kit_jupyter.commands.findings import ValidationReport
-from kit_jupyter.errors import KitError, RemoteDatasetError
+from kit_jupyter.errors import KitError, KitfileError, RemoteDatasetError
 from kit_jupyter.kitfile.finding import Finding
 from kit_jupyter.kitfile.model import Kitfile, find_kitfile, read_kitfile_text
 from kit_jupyter.kitfile.rules import check_kitfile
@@ -24,7 +24,12 @@ def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
 
     p = Path(path)
     if p.is_dir():
-        return find_kitfile(p)
+        try:
+            return find_kitfile(p)
+        except KitfileError:
+            # find_kitfile's text is pack's, whose -f flag validate does not have
+            raise KitfileError(f"No Kitfile found in {p}").with_hint(
+                "give the Kitfile's path instead of its directory") from None
     if not p.exists():
         raise KitError(f"open {p}: no such file or directory")
     return p

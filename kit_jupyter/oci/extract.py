@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_name
-from kit_jupyter.errors import UnpackError
+from kit_jupyter.errors import ExistingPathError, UnpackError
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.gocompat.gotar import TarFormatError, TarInput, TarReader, unexpected_eof
 from kit_jupyter.gocompat.ignore import KITFILE_NAMES
@@ -555,7 +555,7 @@ class Extraction:
         if self.ignore_existing:
             return False
         if not self.overwrite:
-            raise UnpackError(f"failed to unpack: path '{out}' already exists")
+            raise ExistingPathError(f"failed to unpack: path '{out}' already exists")
         if not stat.S_ISREG(st.st_mode):
             raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
                               "regular file")

@@ -286,13 +286,25 @@ def describe_error(exc: BaseException, clients: S3Clients | None = None,
         t = Timeouts.from_env()
         text = f"{endpoint} did not answer within {t.read:g}s; {t.hint()}"
     elif isinstance(exc, (BotoConnectionError, ConnectionClosedError)):  # also ConnectTimeout
-        text = f"cannot reach {endpoint}: {exc}"
+        text = f"cannot reach {endpoint} ({_connection_cause(exc)})"
     elif isinstance(exc, (ConnectionError, TimeoutError)):
         text = f"connection to {endpoint} failed: {exc}"
     else:
         text = f"{type(exc).__name__}: {exc}"
     text = " ".join(str(text).split())
     return clients.scrub(text) if clients else redact(text)
+
+
+def _connection_cause(exc: BaseException) -> str:
+    """Why a connection failed, in a few words: botocore's own text repeats the object's URL
+    after the endpoint we already name."""
+    inner = getattr(exc, "kwargs", {}).get("error") or exc
+    found = re.search(r"\[Errno -?\d+\] ([^'\"()\]]+)", str(inner))
+    if found:
+        return found.group(1).strip().rstrip(".").lower()
+    if "timeout" in type(exc).__name__.lower() or "timed out" in str(inner):
+        return "timed out"
+    return "connection closed" if "Closed" in type(exc).__name__ else type(exc).__name__
 
 
 def _is_s3_error(exc: BaseException) -> bool:

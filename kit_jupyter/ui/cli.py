@@ -13,6 +13,7 @@ raises :class:`HelpShown` after printing, and each adapter maps those to its own
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -37,12 +38,41 @@ class HelpShown(Exception):
 
 
 class KitArgumentParser(argparse.ArgumentParser):
+    """argparse that never exits, and says "did you mean" for a misspelt command, choice or
+    flag (Python 3.14's ``suggest_on_error`` for choices; difflib before it, and for flags)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        if sys.version_info >= (3, 14):
+            kwargs.setdefault("suggest_on_error", True)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CommandLineError(f"{self.prog}: {message}")
+
+    if sys.version_info < (3, 14):
+        def _check_value(self, action: argparse.Action, value: Any) -> None:
+            if action.choices is not None and value not in action.choices:
+                choices = [str(c) for c in action.choices]
+                close = difflib.get_close_matches(str(value), choices, n=1)
+                tail = (f"maybe you meant {close[0]!r}?" if close
+                        else f"choose from {', '.join(choices)}")
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r} ({tail})")
+            super()._check_value(action, value)  # type: ignore[misc]
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # the flags of the command that was given, which the top parser does not know
+            parser = subcommands(self).get(getattr(ns, "command", None) or "", self)
+            flags = option_strings(parser)
+            said = []
+            for extra in extras:
+                close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1) \
+                    if extra.startswith("-") else []
+                said.append(f"{extra} (maybe you meant {close[0]}?)" if close else extra)
+            self.error(f"unrecognized arguments: {' '.join(said)}")
+        return ns
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if status:

@@ -26,7 +26,7 @@ from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Float
 
 from kit_jupyter._fs import write_bytes_atomic
-from kit_jupyter.errors import KitError
+from kit_jupyter.errors import KitError, error_line
 from kit_jupyter.ui import api, cli
 from kit_jupyter.ui.progress import LIVE_DELAY, make_reporter
 
@@ -68,7 +68,7 @@ class KitMagics(Magics):
     def _usage(self, err: Exception) -> UsageError:
         if not self.short_errors:
             raise err
-        return UsageError(str(err))
+        return UsageError(error_line(err) if isinstance(err, KitError) else str(err))
 
     progress_delay = Float(
         LIVE_DELAY, help="Seconds a task runs before its progress becomes a live widget (quicker "
