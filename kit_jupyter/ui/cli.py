@@ -58,9 +58,9 @@ class KitArgumentParser(argparse.ArgumentParser):
                 tail = (f"maybe you meant {close[0]!r}?" if close
                         else f"choose from {', '.join(choices)}")
                 raise argparse.ArgumentError(action, f"invalid choice: {value!r} ({tail})")
-            super()._check_value(action, value)  # type: ignore[misc]
+            super()._check_value(action, value)
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
             # the flags of the command that was given, which the top parser does not know
