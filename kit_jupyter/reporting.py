@@ -34,6 +34,11 @@ def format_bytes(n: float) -> str:
     return f"{size:.1f} PiB"
 
 
+def positioned(label: str, noun: str, index: int, count: int) -> str:
+    """A progress row's name with its place in the whole: ``model clf.bin (layer 2 of 4)``."""
+    return f"{label} ({noun} {index} of {count})" if count > 1 else label
+
+
 class Task:
     """One progress row. ``advance`` may be called from any thread, with negative values too
     (a retried range gives back the bytes it had counted)."""

@@ -34,12 +34,15 @@ def two(kitops_home, tmp_path, monkeypatch):
 def test_list(two):
     full, bare = two
     res = list_modelkits()
+    # .data: kit's objects with the size in bytes; to_json() writes kit's size text
     assert res.data == [
         {"repo": "<none>", "digest": bare.digest, "tags": None, "modelName": "<none>",
-         "size": format_bytes(bare.size), "author": "<none>"},
+         "size": bare.size, "author": "<none>"},
         {"repo": "myorg/demo", "digest": full.digest, "tags": ["v1"],
-         "modelName": "demo <&>", "size": format_bytes(full.size), "author": "Zoë"},
+         "modelName": "demo <&>", "size": full.size, "author": "Zoë"},
     ]
+    assert [m["size"] for m in json.loads(res.to_json())] == [format_bytes(bare.size),
+                                                              format_bytes(full.size)]
     lines = res.text().splitlines()
     assert lines[0].split() == ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
     assert lines[1].split()[:2] == ["<none>", "<none>"]
@@ -196,7 +199,7 @@ def test_bad_modelkits_in_storage_are_one_line_and_never_break_list(two, tmp_pat
     rep = NullReporter()
     res = list_modelkits(reporter=rep)
     assert [m["digest"] for m in res.data] == [bare.digest, huge, full.digest]
-    assert res.data[1]["size"] == "4096.0 PiB"
+    assert res.data[1]["size"] == 1 << 62 and '"size": "4096.0 PiB"' in res.to_json()
     warned = [text for level, text in rep.messages if level == "warning"]
     assert sorted(w.split(":")[0] for w in warned) == ["Skipping bad@sha256"] * 3
     assert {w.split()[1].split("@")[1].rstrip(":") for w in warned} == {not_json, wrong,

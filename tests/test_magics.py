@@ -191,7 +191,10 @@ def test_completion_offers_local_references_and_paths(ip, tmp_path):
 
 def test_validate_json_shape_via_magic(ip, tmp_path):
     (tmp_path / "Kitfile").write_text(BAD)
-    data = json.loads(ip.run_line_magic("kit", f"validate {tmp_path} --format json").to_json())
+    shown = ip.run_line_magic("kit", f"validate {tmp_path} --format json")
+    assert isinstance(shown, str) and ip.display_formatter.format(shown)[0] == {
+        "text/plain": shown}  # the JSON itself, as text: not a table, not a quoted string
+    data = json.loads(shown)
     assert data["valid"] is False
     assert set(data["findings"][0]) == {"severity", "message", "field", "line"}
 

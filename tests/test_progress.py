@@ -188,3 +188,23 @@ def test_format_bytes_like_kit(n, text):
 
 def test_format_bytes_of_a_rate_is_whole_bytes():
     assert format_bytes(12.9) == "12 B"
+
+
+def test_rows_say_their_place_and_percentage(tmp_path):
+    """Live and final rows carry the percentage and the position: "layer 2 of 2"."""
+    from kit_jupyter.commands.pack import pack
+
+    project = tmp_path / "p"
+    (project / "src").mkdir(parents=True)
+    (project / "m.bin").write_bytes(b"m" * 5000)
+    (project / "src" / "a.py").write_text("a\n")
+    (project / "Kitfile").write_text(
+        "manifestVersion: 1.0.0\nmodel:\n  path: m.bin\ncode:\n  - path: src\n")
+    shown = Recorder()
+    rep = WidgetReporter(display=shown)
+    pack(str(project), tag="t/p:v1", home=str(tmp_path / "home"), reporter=rep)
+    rep.close()
+    final = shown.bundles[-1]
+    assert "model m.bin (layer 1 of 2): done 100%" in final["text/plain"]
+    assert "code src (layer 2 of 2): done 100%" in final["text/plain"]
+    assert final["text/html"].count('aria-valuenow="100"') == 2

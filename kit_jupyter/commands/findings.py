@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit_jupyter.commands.render import MONO, Cell, badge, esc, html_table
+from kit_jupyter.commands.render import MONO, Cell, badge, esc, html_table, to_pandas
 
 FINDING_HEADER = ["LINE", "SEVERITY", "FIELD", "MESSAGE"]
 
@@ -88,6 +88,12 @@ class ValidationReport:
     @property
     def data(self) -> dict[str, Any]:
         return self.to_json_obj()
+
+    def to_pandas(self) -> Any:
+        """The findings as a ``pandas.DataFrame`` (one row per finding)."""
+        return to_pandas([{"line": f.line, "severity": f.severity, "field": f.field,
+                           "message": f.message, "hint": getattr(f, "hint", None)}
+                          for f in self.findings])
 
     # -- text ------------------------------------------------------------------------------
     def text(self) -> str:

@@ -63,7 +63,7 @@ from kit_jupyter.oci.mediatypes import (
     check_compression_flag,
 )
 from kit_jupyter.oci.store import LocalStore, resolve_home
-from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.reporting import NullReporter, Reporter, positioned
 from kit_jupyter.transport.s3 import verify_remote_datasets
 
 DEFAULT_REPO_KEY = "localhost/_"
@@ -264,17 +264,19 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
     ignore = IgnoreRules.load(context, layer_paths=layer_paths_from_kitfile(kf))
     cache = home / "cache" / "pack"
     layers: list[tuple[Descriptor, str]] = []
-    for base, entry, kind in _layer_entries(kf):
+    entries = list(_layer_entries(kf))
+    for index, (base, entry, kind) in enumerate(entries, 1):
+        label = positioned(f"{kind} {entry.path}", "layer", index, len(entries))
         annotations = ({ANNOTATION_LAYER_SUBTYPE: LAYER_SUBTYPE_PROMPT} if kind == "prompt"
                        else None)
         if kind == "mcpserver":
             # spec §8.9: the bundle's bytes verbatim, always ...mcpb.v1.raw (no compression)
-            packed = _pack_raw(context, entry.path, cache, rep)
+            packed = _pack_raw(context, entry.path, cache, rep, label)
         else:
             packed = pack_layer_to_file(context, entry.path, cache, base=base,
                                         compression=compression, ignore=ignore,
                                         other_layer_paths=extra_paths, reporter=rep,
-                                        label=f"{kind} {entry.path}", annotations=annotations)
+                                        label=label, annotations=annotations)
         # kit's saveFileToRepo: a blob already in storage is reported and not stored again
         existed = store.has_blob(packed.digest)
         try:
@@ -292,10 +294,10 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
     return layers
 
 
-def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter) -> PackedLayer:
+def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter, label: str) -> PackedLayer:
 
     size = (context / path).stat().st_size
-    task = rep.task(f"mcpserver {path}", size)
+    task = rep.task(label, size)
     ok = False
     try:
         packed = pack_raw_layer_to_file(context, path, cache, base="mcpb", compression="none",

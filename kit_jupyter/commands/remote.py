@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
 from kit_jupyter._fs import WRITEBACK_STEP, start_writeback
-from kit_jupyter.commands import results
+from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import inspect
 from kit_jupyter.commands.results import InspectResult, ListResult, list_row
@@ -36,7 +36,7 @@ from kit_jupyter.kitfile.reference import Reference, parse_reference
 from kit_jupyter.oci.manifest import Descriptor, Manifest, ManifestError
 from kit_jupyter.oci.mediatypes import OCI_MANIFEST, format_for_user
 from kit_jupyter.oci.store import LocalStore
-from kit_jupyter.reporting import NullReporter, Reporter, Task, format_bytes
+from kit_jupyter.reporting import NullReporter, Reporter, Task, format_bytes, positioned
 from kit_jupyter.transport import credentials
 from kit_jupyter.transport.blobinfo import BlobLocations
 from kit_jupyter.transport.registry import (
@@ -63,6 +63,11 @@ class _Result(results.Result):
     """Registry results: kit's lines already went to the reporter while the command ran, so a
     terminal prints nothing more (``text()``); ``summary()`` is the one line a notebook shows."""
 
+    _html_messages = False
+
+    def _html_body(self) -> str:
+        return results.headline(render.esc(self.summary()))
+
     def text(self) -> str:
         return ""
 
@@ -86,9 +91,16 @@ class BlobTransfer:
                 "action": self.action}
 
 
-def _blobs_html(blobs: list[BlobTransfer], caption: str) -> str:
-    rows = [[b.media_type, b.digest, format_bytes(b.size), b.action] for b in blobs]
-    return results.html_table(["MEDIA TYPE", "DIGEST", "SIZE", ""], rows, caption)
+def _blob_records(blobs: list[BlobTransfer]) -> list[dict[str, Any]]:
+    return [{"type": results.layer_type(b.media_type), "action": b.action, "size": b.size,
+             "digest": b.digest, "mediaType": b.media_type} for b in blobs]
+
+
+def _blobs_html(blobs: list[BlobTransfer], headline: str) -> str:
+    rows = [[r["type"], r["action"], render.size_cell(r["size"]), render.digest_cell(r["digest"])]
+            for r in _blob_records(blobs)]
+    return (results.headline(render.esc(headline))
+            + render.html_table(["TYPE", "", "SIZE", "DIGEST"], rows))
 
 
 class _TransferResult(_Result):
@@ -99,12 +111,19 @@ class _TransferResult(_Result):
     def with_action(self, action: str) -> list[BlobTransfer]:
         return [b for b in self.blobs if b.action == action]
 
+    def records(self) -> list[dict[str, Any]]:
+        return _blob_records(self.blobs)
+
     def _html_body(self) -> str:
         return _blobs_html(self.blobs, self.summary())
 
 
 @dataclass(repr=False)
 class PushResult(_TransferResult):
+    """A ModelKit pushed to a registry (``%kit push``): ``source``, ``destination``, ``digest``,
+    ``blobs`` (each with ``action`` uploaded or skipped), ``uploaded`` / ``skipped``.
+    ``to_pandas()``: one row per blob."""
+
     source: str
     destination: str
     digest: str
@@ -138,6 +157,10 @@ class PushResult(_TransferResult):
 
 @dataclass(repr=False)
 class PullResult(_TransferResult):
+    """A ModelKit pulled into local storage (``%kit pull``): ``reference``, ``digest``,
+    ``repository``, ``tags``, ``blobs`` (each with ``action`` downloaded or present),
+    ``parents`` (pulls of the ModelKits it refers to). ``to_pandas()``: one row per blob."""
+
     reference: str
     digest: str
     repository: str
@@ -166,6 +189,9 @@ class PullResult(_TransferResult):
 
 @dataclass(repr=False)
 class LoginResult(_Result):
+    """Credentials checked and stored (``%kit login``): ``registry``, ``username``, ``path`` of
+    the credentials file (the password is never kept here)."""
+
     registry: str
     username: str
     path: str
@@ -181,6 +207,9 @@ class LoginResult(_Result):
 
 @dataclass(repr=False)
 class LogoutResult(_Result):
+    """Stored credentials forgotten (``%kit logout``): ``registry``, ``removed`` (whether there
+    were any)."""
+
     registry: str
     removed: bool
     messages: list[tuple[str, str]] = field(default_factory=list)
@@ -244,7 +273,8 @@ def _parallel(concurrency: int, items: Sequence[_T], fn: Callable[[_T], _U],
 def _tasks(reporter: Reporter, blobs: list[Descriptor]) -> dict[str, Task]:
     """One progress row per blob to transfer, created up front in the calling thread (widgets
     are made where the kernel runs the cell, and every row shows from the start)."""
-    return {b.digest: reporter.task(_label(b), b.size) for b in blobs}
+    return {b.digest: reporter.task(positioned(_label(b), "blob", i, len(blobs)), b.size)
+            for i, b in enumerate(blobs, 1)}
 
 
 def _run_tasks(concurrency: int, blobs: list[Descriptor], fn: Callable[[Descriptor], None],

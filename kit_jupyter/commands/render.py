@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kit_jupyter.errors import KitError
 from kit_jupyter.reporting import format_bytes
 
 #: badge kind -> (JupyterLab variable, fallback background, text colour); see the module table
@@ -172,3 +173,16 @@ def messages_html(messages: Sequence[tuple[str, str]]) -> str:
 def message_text(level: str, text: str) -> str:
     """The terminal form of one message (kit's ``[WARN ]`` prefix)."""
     return f"[WARN ] {text}" if level == "warning" else text
+
+
+def to_pandas(records: Sequence[dict[str, Any]]) -> Any:
+    """A result's rows as a ``pandas.DataFrame``; pandas is optional, so its absence is a
+    user error with the fix, not a traceback."""
+    try:
+        import pandas  # optional: only for this method
+    except ImportError:
+        raise KitError("to_pandas() needs pandas (pip install pandas)") from None
+    frame = pandas.DataFrame.from_records(list(records))
+    if "size" in frame.columns:
+        frame["size"] = frame["size"].astype("Int64")  # bytes stay integers, missing ones <NA>
+    return frame

@@ -1,51 +1,55 @@
 """Result objects of the local commands (pack, unpack, list, inspect, info, tag, remove).
 
-Each renders three ways: ``_repr_html_`` (an escaped HTML table, for notebooks and exported
-HTML), ``_repr_pretty_`` / ``text()`` (what kit prints in a terminal) and ``.data`` (plain JSON
-values, so ``mk = %kit inspect x:v1`` can be used programmatically). ``messages`` keeps kit's
-info and warning lines said while the command ran.
+Each renders three ways: ``_repr_html_`` (a static table with inline styles, see
+:mod:`kit_jupyter.commands.render`: readable in an export, an untrusted notebook and either
+theme), ``_repr_pretty_`` / ``text()`` (what kit prints in a terminal) and ``.data`` (plain
+values, sizes in bytes, so ``mk = %kit inspect x:v1`` can be used programmatically);
+``to_json()`` is kit's JSON and ``to_pandas()`` the table as a DataFrame. ``messages`` keeps
+kit's info and warning lines said while the command ran. Repositories are shown as kit shows
+them (``myproj/churn``, not ``localhost/myproj/churn``) everywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit_jupyter.commands.render import (
+    Cell,
+    details,
+    digest_cell,
+    esc,
+    html_table,
+    messages_html,
+    short_digest,
+    size_cell,
+    to_pandas,
+)
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gotemplate import GoTemplate
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.kitfile.reference import display_repository
 from kit_jupyter.oci.manifest import Manifest
-from kit_jupyter.oci.mediatypes import ANNOTATION_FILEPATH
+from kit_jupyter.oci.mediatypes import ANNOTATION_FILEPATH, MediaTypeError, parse_media_type
 from kit_jupyter.reporting import format_bytes
 
-_TABLE_CSS = ("<style>.kit-result{border-collapse:collapse;font-size:13px}"
-              ".kit-result td,.kit-result th{padding:2px 8px;text-align:left;"
-              "vertical-align:top;font-family:monospace}</style>")
+
+def layer_type(media_type: str) -> str:
+    """A layer's kind in kit's words (``model``, ``code``, ``dataset`` ...), with its
+    compression when it has one; the media type itself when it is not a ModelKit layer."""
+    try:
+        mt = parse_media_type(media_type)
+    except MediaTypeError:
+        return media_type
+    return mt.base if mt.compression == "none" else f"{mt.base} ({mt.compression})"
 
 
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def html_table(header: list[str] | None, rows: list[list[Any]], caption: str = "") -> str:
-    head = ""
-    if header:
-        head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
-    return f'{_TABLE_CSS}<table class="kit-result">{cap}{head}{body}</table>'
-
-
-def _messages_html(messages: list[tuple[str, str]]) -> str:
-    return "".join(
-        f'<div style="font-family:monospace">'
-        f'{_esc(("[WARN ] " if level == "warning" else "") + text)}</div>'
-        for level, text in messages)
+def headline(markup: str) -> str:
+    """One line above a result's table (ready markup)."""
+    return f'<div class="kit-headline" style="padding:2px 0">{markup}</div>'
 
 
 def tabwriter(rows: list[list[str]], padding: int = 3) -> str:
@@ -74,7 +78,12 @@ class TextResult(str):
 
 
 class Result:
-    """Base of every command result (local and registry commands alike)."""
+    """Base of every command result (local and registry commands alike).
+
+    ``data``: the result as plain values (sizes in bytes); ``to_json()``: kit's JSON where kit
+    has one; ``text()``: what kit prints; ``to_pandas()``: the table as a DataFrame (needs
+    pandas); ``messages``: kit's lines said while the command ran.
+    """
 
     messages: list[tuple[str, str]]
     #: commands that were given a reporter already showed their messages while running
@@ -90,27 +99,48 @@ class Result:
     def to_json(self) -> str:
         return json.dumps(self.data, ensure_ascii=False, indent=2)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The rows of the result's table, one flat dict each (sizes in bytes)."""
+        return []
+
+    def to_pandas(self) -> Any:
+        """The result's table as a ``pandas.DataFrame`` (sizes as integer bytes)."""
+        return to_pandas(self.records())
+
     def summary(self) -> str:
         """What a notebook cell shows as text (``text()`` is what a terminal prints)."""
         return self.text().rstrip("\n")
+
+    def _oneline(self) -> str:
+        """The result in one line, for ``repr()`` and ``?``."""
+        return self.summary().split("\n", 1)[0][:200]
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.summary() if not cycle else f"{type(self).__name__}(...)")
 
     def __repr__(self) -> str:
         # dataclass reprs would shadow _repr_pretty_ in IPython and dump whole configs
-        return f"<{type(self).__name__}: {self.summary()[:200] or 'ok'}>"
+        return f"<{type(self).__name__}: {self._oneline() or 'ok'}>"
 
     def _html_body(self) -> str:  # pragma: no cover - overridden
         return ""
 
     def _repr_html_(self) -> str:
-        msgs = _messages_html(self.messages) if self._html_messages else ""
-        return f"<div>{msgs}{self._html_body()}</div>"
+        msgs = messages_html(self.messages) if self._html_messages else ""
+        return f'<div class="kit-result-view">{msgs}{self._html_body()}</div>'
 
 
 @dataclass(repr=False)
 class PackResult(Result):
+    """A ModelKit packed into local storage (``%kit pack``).
+
+    Attributes: ``digest`` (the manifest's), ``repository`` (``registry/repository``, e.g.
+    ``localhost/myproj/churn``), ``tags``, ``config`` (the Kitfile as config JSON values),
+    ``layers`` (each layer's descriptor plus its ``path``), ``size`` (bytes of all layers),
+    ``reference`` (as kit shows it: ``myproj/churn:v1``), ``messages`` (kit's ``Saved ...``
+    lines). ``to_pandas()``: one row per layer.
+    """
+
     digest: str
     repository: str                       # registry/repository, e.g. localhost/_
     tags: list[str]
@@ -125,8 +155,17 @@ class PackResult(Result):
 
     @property
     def reference(self) -> str:
+        """kit's display form: ``myproj/churn:v1`` (the default registry left out)."""
+        repo = display_repository(self.repository)
         tag = self.tags[0] if self.tags else None
-        return f"{self.repository}:{tag}" if tag else f"{self.repository}@{self.digest}"
+        if not repo:
+            return self.digest
+        return f"{repo}:{tag}" if tag else f"{repo}@{self.digest}"
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"type": layer_type(x["mediaType"]), "path": x.get("path", ""),
+                 "size": int(x["size"]), "digest": x["digest"], "mediaType": x["mediaType"]}
+                for x in self.layers]
 
     @property
     def data(self) -> dict[str, Any]:
@@ -141,21 +180,49 @@ class PackResult(Result):
         return f"Model saved: {self.digest} ({self.reference})"
 
     def _html_body(self) -> str:
-        rows = [[x["mediaType"], x.get("path", ""), x["digest"], x["size"]] for x in self.layers]
-        return html_table(["MEDIA TYPE", "PATH", "DIGEST", "SIZE"], rows,
-                          caption=f"{self.reference} -> {self.digest}")
+        rows = [[r["type"], r["path"], size_cell(r["size"]), digest_cell(r["digest"])]
+                for r in self.records()]
+        head = headline(
+            f"<b>Saved {esc(self.reference)}</b>: {len(self.layers)} layer"
+            f"{'' if len(self.layers) == 1 else 's'}, {esc(format_bytes(self.size))}, digest "
+            f'<code title="{esc(self.digest)}">{esc(short_digest(self.digest))}</code>')
+        # kit's "Saved ..." lines are folded in the progress display above, not repeated here
+        return head + html_table(["TYPE", "PATH", "SIZE", "DIGEST"], rows)
+
+
+_REMOTE_STATUS = {"downloaded": "downloaded", "up-to-date": "already present",
+                  "skipped-existing": "skipped (exists)",
+                  "not-included": "skipped (no --include-remote)"}
 
 
 @dataclass(repr=False)
 class UnpackResult(Result):
+    """A ModelKit unpacked into a directory (``%kit unpack``).
+
+    Attributes: ``reference``, ``digest``, ``directory``, ``kitfile_path``, ``layers`` (each
+    unpacked layer: ``type``, ``name``, ``path``, ``digest``, ``size``), ``remote`` (each remote
+    dataset: its ``status`` -- downloaded, up-to-date, skipped-existing, not-included -- size
+    and ETag), ``messages``. ``to_pandas()``: one row per layer and remote dataset.
+    """
+
     reference: str
     digest: str
     directory: str
     kitfile_path: str | None
-    layers: list[dict[str, Any]]          # {"type", "name", "path", "digest"}
+    layers: list[dict[str, Any]]          # {"type", "name", "path", "digest", "size"}
     remote: list[Any] = field(default_factory=list)
     messages: list[tuple[str, str]] = field(default_factory=list)
     _html_messages = False
+
+    def records(self) -> list[dict[str, Any]]:
+        rows = [{"type": x["type"], "name": x.get("name", ""), "path": x["path"],
+                 "status": "unpacked", "size": x.get("size"), "digest": x.get("digest"),
+                 "etag": None} for x in self.layers]
+        for r in self.remote:
+            rows.append({"type": "dataset (remote)", "name": "", "path": r.path,
+                         "status": r.status, "size": r.size or None, "digest": None,
+                         "etag": r.etag or None, "remotePath": r.remote_path})
+        return rows
 
     @property
     def data(self) -> dict[str, Any]:
@@ -168,13 +235,22 @@ class UnpackResult(Result):
         return ""
 
     def summary(self) -> str:
+        remote = f", {len(self.remote)} remote dataset(s)" if self.remote else ""
         return (f"Unpacked {self.reference} to {self.directory} "
-                f"({len(self.layers)} layer(s))")
+                f"({len(self.layers)} layer(s){remote})")
 
     def _html_body(self) -> str:
-        rows = [[x["type"], x.get("name", ""), x["path"], x["digest"]] for x in self.layers]
-        return html_table(["TYPE", "NAME", "PATH", "DIGEST"], rows,
-                          caption=f"{self.reference} -> {self.directory}")
+        rows = []
+        for r in self.records():
+            ident = digest_cell(r["digest"]) if r["digest"] else Cell(
+                r["etag"] or "", mono=True, title=f"ETag of {r.get('remotePath', '')}")
+            rows.append([r["type"], r["name"], r["path"],
+                         _REMOTE_STATUS.get(r["status"], r["status"]), size_cell(r["size"]),
+                         ident])
+        head = headline(f"<b>Unpacked {esc(self.reference)}</b> to "
+                         f"<code>{esc(self.directory)}</code>")
+        return head + html_table(["TYPE", "NAME", "PATH", "STATUS", "SIZE", "DIGEST / ETAG"],
+                                 rows)
 
 
 LIST_HEADER = ["REPOSITORY", "TAG", "MAINTAINER", "NAME", "SIZE", "DIGEST"]
@@ -189,13 +265,19 @@ def list_row(repo: str, digest: str, tags: list[str], kitfile: Kitfile | None,
     authors = package.authors if package is not None else []
     return Struct(repo=repo, digest=digest, tags=list(tags) or None,
                   modelName=(package.name if package is not None else "") or "<none>",
-                  size=format_bytes(manifest.size),
-                  author=authors[0] if authors else "<none>")
+                  size=manifest.size, author=authors[0] if authors else "<none>")
 
 
 @dataclass(repr=False)
 class ListResult(Result):
-    models: list[dict[str, Any]]          # kit's --format json objects
+    """ModelKits in local storage, or the tags of a remote repository (``%kit list``).
+
+    ``models``: one object per ModelKit in kit's ``--format json`` shape, except ``size``,
+    which is bytes here (``to_json()`` writes kit's ``76.5 MiB``); ``data``: copies of them;
+    ``rows()``: kit's table; ``to_pandas()``: one row per tag.
+    """
+
+    models: list[dict[str, Any]]          # kit's --format json objects, size in bytes
     messages: list[tuple[str, str]] = field(default_factory=list)
     #: what ``--format '<Go template>'`` printed (None: kit's table)
     template_output: str | None = None
@@ -216,38 +298,58 @@ class ListResult(Result):
         out = []
         for m in self.models:
             for tag in (m["tags"] or ["<none>"]):
-                out.append([m["repo"], tag, m["author"], m["modelName"], m["size"], m["digest"]])
+                out.append([m["repo"], tag, m["author"], m["modelName"],
+                            format_bytes(m["size"]), m["digest"]])
         return out
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"repository": m["repo"], "tag": tag, "maintainer": m["author"],
+                 "name": m["modelName"], "size": m["size"], "digest": m["digest"]}
+                for m in self.models for tag in (m["tags"] or [None])]
 
     @property
     def data(self) -> list[dict[str, Any]]:
         return [Struct(m) for m in self.models]  # copies that keep kit's field order
 
     def to_json(self) -> str:
-        return marshal(self.data, indent="  ").decode("utf-8")  # kit's MarshalIndent
+        kit = [Struct({**m, "size": format_bytes(m["size"])}) for m in self.models]
+        return marshal(kit, indent="  ").decode("utf-8")  # kit's MarshalIndent
 
     def text(self) -> str:
         if self.template_output is not None:
             return self.template_output
         return tabwriter([LIST_HEADER, *self.rows()])
 
+    def _oneline(self) -> str:
+        return f"{len(self.models)} ModelKit(s)"
+
     def __len__(self) -> int:
         return len(self.models)
 
     def _html_body(self) -> str:
         if self.template_output is not None:
-            return f"<pre>{_esc(self.template_output)}</pre>"
-        return html_table(LIST_HEADER, self.rows())
+            return f'<pre style="margin:0">{esc(self.template_output)}</pre>'
+        rows = [[r["repository"], r["tag"] or "<none>", r["maintainer"], r["name"],
+                 size_cell(r["size"]), digest_cell(r["digest"])] for r in self.records()]
+        return html_table(LIST_HEADER, rows)
 
 
 def _model_info(model: dict[str, Any]) -> dict[str, Any]:
     """kit's ``modelInfo`` struct (pkg/cmd/list/util.go) with its Go field names."""
     return {"Repo": model["repo"], "Digest": model["digest"], "Tags": model["tags"],
-            "ModelName": model["modelName"], "Size": model["size"], "Author": model["author"]}
+            "ModelName": model["modelName"], "Size": format_bytes(model["size"]),
+            "Author": model["author"]}
 
 
 @dataclass(repr=False)
 class InspectResult(Result):
+    """A ModelKit's manifest and Kitfile (``%kit inspect``), as kit's ``inspect`` prints them.
+
+    Attributes: ``digest``, ``cli_version`` (the kit version that packed it), ``kitfile`` (the
+    config as JSON values), ``manifest``; ``data`` / ``to_json()``: kit's inspect object.
+    ``to_pandas()``: one row per layer.
+    """
+
     digest: str
     cli_version: str
     kitfile: dict[str, Any] | None        # the config as JSON values, in kit's field order
@@ -269,22 +371,37 @@ class InspectResult(Result):
     def text(self) -> str:
         return self.to_json() + "\n"
 
+    def _oneline(self) -> str:
+        return f"{self.digest} ({len(self.manifest.layers)} layers, kit {self.cli_version})"
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"type": layer_type(layer.media_type),
+                 "path": layer.annotations.get(ANNOTATION_FILEPATH, ""),
+                 "size": layer.size, "digest": layer.digest, "mediaType": layer.media_type}
+                for layer in self.manifest.layers]
+
     def _html_body(self) -> str:
-        rows: list[list[Any]] = [["digest", self.digest], ["cliVersion", self.cli_version]]
         pkg = (self.kitfile or {}).get("package") or {}
-        if pkg.get("name"):
-            rows.append(["package", pkg["name"]])
-        for layer in self.manifest.layers:
-            rows.append([layer.media_type,
-                         f"{layer.annotations.get(ANNOTATION_FILEPATH, '')}  {layer.digest}  "
-                         f"{format_bytes(layer.size)}"])
-        table = html_table(None, rows)
-        raw = f"<details><summary>JSON</summary><pre>{_esc(self.to_json())}</pre></details>"
-        return table + raw
+        what = " ".join(str(pkg[k]) for k in ("name", "version") if pkg.get(k))
+        size = sum(r["size"] for r in self.records())
+        head = headline(
+            (f"<b>{esc(what)}</b> · " if what else "")
+            + f'digest <code title="{esc(self.digest)}">{esc(short_digest(self.digest))}</code>'
+            f" · {esc(format_bytes(size))} · packed by kit {esc(self.cli_version)}")
+        if pkg.get("description"):
+            head += headline(esc(pkg["description"]))
+        rows = [[r["type"], r["path"], size_cell(r["size"]), digest_cell(r["digest"])]
+                for r in self.records()]
+        table = html_table(["TYPE", "PATH", "SIZE", "DIGEST"], rows)
+        raw = details("kit's JSON", f'<pre style="margin:0">{esc(self.to_json())}</pre>')
+        return head + table + raw
 
 
 @dataclass(repr=False)
 class InfoResult(Result):
+    """A ModelKit's Kitfile (``%kit info``): ``yaml`` is the text kit prints, ``kitfile`` the
+    same as a dict (``data``); ``-f/--filter`` gives one field of it."""
+
     reference: str
     yaml: str
     kitfile: dict[str, Any] | None = None
@@ -301,11 +418,13 @@ class InfoResult(Result):
         return self.yaml
 
     def _html_body(self) -> str:
-        return f'<pre class="kit-info">{_esc(self.yaml)}</pre>'
+        return f'<pre class="kit-info" style="margin:0">{esc(self.yaml)}</pre>'
 
 
 @dataclass(repr=False)
 class TagResult(Result):
+    """A new tag for a local ModelKit (``%kit tag``): ``source``, ``target``, ``digest``."""
+
     source: str
     target: str
     digest: str
@@ -324,6 +443,9 @@ class TagResult(Result):
 
 @dataclass(repr=False)
 class RemoveResult(Result):
+    """What ``%kit remove`` did: ``removed`` holds one ``{"reference", "digest", "action"}``
+    per ModelKit or tag (action ``removed`` or ``untagged``)."""
+
     removed: list[dict[str, Any]]         # {"reference", "digest", "action": removed|untagged}
     messages: list[tuple[str, str]] = field(default_factory=list)
 
@@ -334,6 +456,9 @@ class RemoveResult(Result):
     def text(self) -> str:
         return "".join((("[WARN ] " if lvl == "warning" else "") + m + "\n")
                        for lvl, m in self.messages)
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.data
 
     def _html_body(self) -> str:
         return ""

@@ -57,7 +57,7 @@ from kit_jupyter.oci.mediatypes import (
     MediaTypeError,
     parse_media_type,
 )
-from kit_jupyter.reporting import NullReporter, Reporter
+from kit_jupyter.reporting import NullReporter, Reporter, positioned
 from kit_jupyter.transport.registry import RegistryOptions
 from kit_jupyter.transport.remote_cache import RemoteCache, download_through_cache
 from kit_jupyter.transport.s3 import (
@@ -332,7 +332,7 @@ class _Unpack:
             "mcpserver": list(kf.mcp_servers)}
         taken = dict.fromkeys(entries, 0)
         done: list[dict[str, Any]] = []
-        for desc in manifest.layers:
+        for index, desc in enumerate(manifest.layers, 1):
             try:
                 media_type = parse_media_type(desc.media_type)
             except MediaTypeError:
@@ -370,14 +370,16 @@ class _Unpack:
                 extract_dir = _legacy_dir(entry.path, base)
             fmt = media_type.format + (f"+{media_type.compression}" if media_type.compressed
                                        else "")
-            self._unpack_layer(src, desc, fmt, extract_dir, entry.path)
+            self._unpack_layer(src, desc, fmt, extract_dir, entry.path,
+                               (index, len(manifest.layers)))
             done.append({"type": kind, "name": name, "path": entry.path, "digest": desc.digest,
                          "size": desc.size})
         return done
 
     def _unpack_layer(self, src: BlobSource, desc: Descriptor, fmt: str,
-                      extract_dir: str, path: str) -> None:
-        task = self.reporter.task(f"unpack {path or desc.digest[:19]}", desc.size)
+                      extract_dir: str, path: str, position: tuple[int, int]) -> None:
+        task = self.reporter.task(positioned(f"unpack {path or desc.digest[:19]}", "layer",
+                                             *position), desc.size)
         ok = False
         try:
             kind, _, compression = fmt.partition("+")

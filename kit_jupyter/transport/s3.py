@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from kit_jupyter.errors import RemoteDatasetError, UnpackError
 from kit_jupyter.gocompat import gourl
 from kit_jupyter.kitfile.model import RemoteDataset
-from kit_jupyter.reporting import NullReporter, Reporter, Task
+from kit_jupyter.reporting import NullReporter, Reporter, Task, positioned
 from kit_jupyter.transport.deadline import Timeouts, retry
 from kit_jupyter.transport.redact import redact
 from kit_jupyter.transport.s3_download import (
@@ -608,8 +608,9 @@ def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter |
     overall = task or reporter.task("Remote datasets", sum(it.info.size for it in items))
     ok = False
     try:
-        for item in items:
-            sub = reporter.task(item.path, item.info.size, parent=overall) if task is None else None
+        for index, item in enumerate(items, 1):
+            sub = reporter.task(positioned(item.path, "file", index, len(items)),
+                                item.info.size, parent=overall) if task is None else None
             t0 = time.monotonic()
             try:
                 d = _fetch(item, sub or overall, workers, range_size)

@@ -96,11 +96,16 @@ class KitMagics(Magics):
         except cli.CommandLineError as e:
             raise UsageError(str(e)) from None
         try:
-            return cli.run(args, self._context())
+            result = cli.run(args, self._context())
         except cli.CommandLineError as e:
             raise UsageError(str(e)) from None
         except KitError as e:
             raise self._usage(e) from None
+        if getattr(args, "format", None) == "json" and hasattr(result, "to_json"):
+            from kit_jupyter.commands.results import TextResult
+
+            return TextResult(result.to_json())  # what it says: the JSON, shown as text
+        return result
 
     kit.__doc__ = _PARSER.format_help()
 
