@@ -2,9 +2,10 @@
 
 Each notebook in ``notebooks/`` is executed top to bottom by nbclient in a real kernel (the
 notebooks start their own S3 server and registry on 127.0.0.1 and keep ModelKits in a temporary
-``KITOPS_HOME``). The executed copy, an HTML export (with the saved widget state, so the
-progress bars show) and the kernel's log go under one output folder, default ``out/demo/``; a
-short summary is printed at the end. Exit status 1 if any notebook failed.
+``KITOPS_HOME``). The executed copy, a plain HTML export (nbconvert's defaults, as a user's
+``jupyter nbconvert --to html`` makes it: every output is static HTML/text, nothing needs the
+widget manager) and the kernel's log go under one output folder, default ``out/demo/``; a short
+summary is printed at the end. Exit status 1 if any notebook failed.
 """
 
 from __future__ import annotations
@@ -74,24 +75,12 @@ def run_notebook(path: Path, out_dir: Path, timeout: int, kernel: str) -> Outcom
     seconds = time.monotonic() - started
     executed = out_dir / path.name
     _write_atomic(executed, nbformat.writes(nb).encode())
-    html, _ = _html_exporter(HTMLExporter).from_notebook_node(nb)
+    html, _ = HTMLExporter().from_notebook_node(nb)
     _write_atomic(out_dir / (path.stem + ".html"), html.encode())
     widgets = nb.metadata.get("widgets", {}).get(
         "application/vnd.jupyter.widget-state+json", {}).get("state", {})
     cells = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count"))
     return Outcome(path.stem, not error, seconds, cells, len(widgets), error)
-
-
-def _html_exporter(cls: type) -> object:
-    """HTML whose outputs show without a network: nbconvert would pick the widget view first,
-    which only renders after loading the widget manager from a CDN; every widget output of ours
-    also carries an HTML fallback (the findings table, the progress summary), so prefer it."""
-    from traitlets.config import Config
-
-    priority = ["text/html", "application/vnd.jupyter.widget-view+json",
-                "application/javascript", "text/markdown", "image/svg+xml", "text/latex",
-                "image/png", "image/jpeg", "text/plain"]
-    return cls(config=Config({"NbConvertBase": {"display_data_priority": priority}}))
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
