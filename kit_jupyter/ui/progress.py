@@ -154,7 +154,8 @@ def progress_html(reporter: Reporter, *, closed: bool) -> str:
         return f'<div class="kit-progress">{messages_html(msgs)}</div>'
     parts = []
     if tasks:
-        total = sum(t.done for t in tasks)
+        parents = {id(t.parent) for t in tasks if t.parent is not None}
+        total = sum(t.done for t in tasks if id(t) not in parents)  # bytes counted once
         parts.append(f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}, "
                      f"{format_bytes(total)} in {_elapsed(reporter):.1f} s")
     if infos:
