@@ -159,17 +159,18 @@ def test_unknown_keys_all_reported_with_hints():
             "    digest: sha256:abc\nmodle:\n  path: m\n")
     err = _err(text)
     assert err.problems == [
-        'line 5: field remotepath not found in datasets[0]; did you mean "remotePath"?',
-        "line 6: field digest not found in datasets[0]",
-        'line 7: field modle not found in Kitfile; did you mean "model"?',
+        "field remotepath not found in type artifact.DataSet",
+        "field digest not found in type artifact.DataSet",
+        "field modle not found in type artifact.KitFile",
     ]
+    assert str(err) == ('line 5: field remotepath not found in datasets[0]; did you mean '
+                        '"remotePath"? (and 2 more problems)')
     assert err.kit_text == (
         "yaml: unmarshal errors:\n"
         "  line 5: field remotepath not found in type artifact.DataSet\n"
         "  line 6: field digest not found in type artifact.DataSet\n"
         "  line 7: field modle not found in type artifact.KitFile"
     )
-    assert str(err) == err.problems[0] + " (and 2 more problems)"
     assert err.line == 5 and err.field == "datasets[0].remotepath"
     findings = decode_errors(text)
     assert [(f.severity, f.field, f.line) for f in findings] == [

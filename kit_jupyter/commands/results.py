@@ -69,14 +69,6 @@ def tabwriter(rows: list[list[str]], padding: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-class TextResult(str):
-    """A result that is only text (``version``): a ``str`` that a notebook shows as itself,
-    not as a quoted string."""
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(str(self))
-
-
 class Result:
     """Base of every command result (local and registry commands alike).
 

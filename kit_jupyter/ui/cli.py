@@ -409,9 +409,7 @@ def _import(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _version(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    from kit_jupyter.commands.results import TextResult
-
-    return TextResult(f"kit-jupyter {__version__} (Python {sys.version.split()[0]})")
+    return f"kit-jupyter {__version__} (Python {sys.version.split()[0]})"
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Context, Reporter], Any]] = {

@@ -33,6 +33,14 @@ from kit_jupyter.ui.progress import LIVE_DELAY, make_reporter
 _PARSER = cli.build_parser(prog="%kit")
 
 
+class TextResult(str):
+    """A command's output that is only text (``version``, ``--format json``): a ``str`` a
+    notebook shows as itself, not as a quoted string."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
 def _kitfile_parser() -> cli.KitArgumentParser:
     p = cli.KitArgumentParser(
         prog="%%kitfile",
@@ -102,10 +110,8 @@ class KitMagics(Magics):
         except KitError as e:
             raise self._usage(e) from None
         if getattr(args, "format", None) == "json" and hasattr(result, "to_json"):
-            from kit_jupyter.commands.results import TextResult
-
             return TextResult(result.to_json())  # what it says: the JSON, shown as text
-        return result
+        return TextResult(result) if isinstance(result, str) else result
 
     kit.__doc__ = _PARSER.format_help()
 
@@ -276,10 +282,8 @@ def _complete(text_until_cursor: str) -> tuple[str, list[str]] | None:
 
 def _local_refs(home: str | None) -> list[str]:
     """``repository:tag`` of every tagged ModelKit in local storage, as ``list`` shows them."""
-    from kit_jupyter.commands.local import list_modelkits
-
     try:
-        models = list_modelkits(home=home).models
+        models = api.load("list_modelkits")(home=home).models
     except Exception:  # completion must never raise; an unreadable store offers nothing
         return []
     return sorted({f"{m['repo']}:{tag}" for m in models for tag in m["tags"] or []})

@@ -20,16 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from kit_jupyter.commands.render import (
-    Cell,
-    badge,
-    bar,
-    details,
-    esc,
-    html_table,
-    message_text,
-    messages_html,
-)
 from kit_jupyter.reporting import Reporter, Task, format_bytes
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -107,6 +97,9 @@ def _task_state(t: Task) -> str:
 
 
 def _task_rows(tasks: Sequence[Task]) -> str:
+    # the HTML pieces load with the first display: %load_ext must not import kit_jupyter.commands
+    from kit_jupyter.commands.render import Cell, badge, bar, esc, html_table
+
     rows, classes = [], []
     for t in tasks:
         state = _task_state(t)
@@ -138,6 +131,8 @@ def _elapsed(reporter: Reporter) -> float:
 def progress_html(reporter: Reporter, *, closed: bool) -> str:
     """Running: the bars, then kit's lines. Done: warnings stay in view, the rest folds into one
     summary line. Failed or interrupted: everything in view, below a red badge."""
+    from kit_jupyter.commands.render import badge, details, esc, messages_html
+
     state = _state(reporter, closed)
     tasks = _visible(reporter.tasks)
     table = _task_rows(tasks) if tasks else ""
@@ -166,6 +161,8 @@ def progress_html(reporter: Reporter, *, closed: bool) -> str:
 
 
 def progress_text(reporter: Reporter, *, closed: bool) -> str:
+    from kit_jupyter.commands.render import message_text
+
     state = _state(reporter, closed)
     lines = [message_text(level, m) for level, m in reporter.messages]
     for t in _visible(reporter.tasks):
