@@ -220,3 +220,13 @@ def test_existing_file_says_which_flags_help(ip, tmp_path):
     assert "model.bin' already exists" in str(info.value)
     assert str(info.value).endswith(
         "(-o/--overwrite replaces it, -i/--ignore-existing keeps it)")
+
+
+def test_unknown_reference_creates_nothing_and_says_nothing_done(ip, tmp_path, capsys):
+    out = tmp_path / "not" / "there"
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", f"unpack nothere:v1 -d {out} --config {tmp_path / 'home'} "
+                                 "--progress text")
+    assert "nothere:v1" in str(info.value)
+    assert not (tmp_path / "not").exists()
+    assert "Unpacking to" not in capsys.readouterr().out

@@ -18,7 +18,7 @@ import json
 import os
 import posixpath
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +120,10 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         raise KitError("can not unpack multiple tags")
     flts = _parse_filters(filters)
     target = Path(dir).expanduser().absolute()
-    rep.info(f"Unpacking to {target}")
     with Extraction(target, overwrite=overwrite, ignore_existing=ignore_existing) as tx:
+        # said once the reference has resolved (and a failure removes what Extraction created)
         ctx = _Unpack(tx=tx, home=home, reporter=rep,
+                      on_resolved=lambda: rep.info(f"Unpacking to {target}"),
                       registry_options=RegistryOptions(plain_http=plain_http,
                                                        tls_verify=tls_verify,
                                                        concurrency=concurrency, home=home))
@@ -247,7 +248,9 @@ def _existing_file(target: Path, path: str) -> bool:
 
 class _Unpack:
     def __init__(self, *, tx: Extraction, home: Any, reporter: Reporter,
-                 registry_options: RegistryOptions):
+                 registry_options: RegistryOptions,
+                 on_resolved: Callable[[], None] | None = None):
+        self.on_resolved = on_resolved  # called once, when the top reference has resolved
         self.tx = tx
         self.target = tx.target
         self.overwrite = tx.overwrite
@@ -272,6 +275,9 @@ class _Unpack:
         kf = read_kitfile(src, manifest)
         if kf is None:
             raise KitError("failed to read model: artifact does not contain a Kitfile")
+        if self.on_resolved is not None:
+            self.on_resolved, announce = None, self.on_resolved
+            announce()
         self._unpack_parents(kf, filters)
         kitfile_path = None
         if _matches(filters, "kitfile", "", ""):
