@@ -60,6 +60,10 @@ def remote_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
     return RemoteSource(ref, options, warn=warn)
 
 
+#: the next step when a reference is not in local storage
+LOCAL_HINT = "'list' shows the ModelKits in local storage"
+
+
 def open_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
                 registry_options: RegistryOptions | None = None,
                 store: LocalStore | None = None,
@@ -70,7 +74,8 @@ def open_source(ref: Reference, *, home: str | os.PathLike[str] | None = None,
     if store.resolve_descriptor(ref.repo_key, ref.reference) is not None:
         return store
     if ref.registry == "localhost":
-        raise NotFoundError(f"failed to find reference {ref.display()}: not found")
+        raise NotFoundError(f"failed to find reference {ref.display()}: not found").with_hint(
+            LOCAL_HINT)
     return remote_source(ref, home=home, registry_options=registry_options, warn=warn)
 
 
@@ -99,7 +104,8 @@ def resolve_in(source: BlobSource, ref: Reference) -> Manifest:
         return source.resolve(ref)
     except NotFoundError:
         if isinstance(source, LocalStore):
-            raise NotFoundError(f"failed to find reference {ref.display()}: not found") from None
+            raise NotFoundError(f"failed to find reference {ref.display()}: not found").with_hint(
+                LOCAL_HINT) from None
         raise NotFoundError(
             f"failed to find reference {ref.display()}: reference {ref} is not present in local "
             "storage and could not be found in remote") from None
