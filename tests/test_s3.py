@@ -157,7 +157,7 @@ def test_unpack_downloads_and_verifies(s3, data, tmp_path):
     assert ("info", "Downloaded remote S3 dataset for path big.bin") in r.messages
     # progress: an overall task and one task per dataset under it, all complete
     overall, *rows = r.tasks
-    assert [t.label for t in rows] == ["train/small.bin", "big.bin"]
+    assert [t.label for t in rows] == ["train/small.bin (file 1 of 2)", "big.bin (file 2 of 2)"]
     assert overall.total == overall.done == len(data.small) + len(data.multi)
     assert all(t.ok and t.done == t.total for t in r.tasks)
     assert no_litter(tmp_path) == []
