@@ -275,9 +275,9 @@ class _Unpack:
         kf = read_kitfile(src, manifest)
         if kf is None:
             raise KitError("failed to read model: artifact does not contain a Kitfile")
-        if self.on_resolved is not None:
-            self.on_resolved, announce = None, self.on_resolved
-            announce()
+        resolved, self.on_resolved = self.on_resolved, None
+        if resolved is not None:
+            resolved()
         self._unpack_parents(kf, filters)
         kitfile_path = None
         if _matches(filters, "kitfile", "", ""):
