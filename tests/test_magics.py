@@ -151,6 +151,7 @@ def _completions(ip, text):
     ("%kit un", {"unpack"}),
     ("%kit p", {"pack", "push", "pull"}),
     ("r = %kit un", {"unpack"}),
+    ("x = 1\n%kit un", {"unpack"}),  # a line magic on a later line of the cell
     ("%kit unpack x --in", {"--include-remote"}),
     ("%kit pack . --comp", {"--compression"}),
 ])
@@ -187,6 +188,7 @@ def test_completion_offers_local_references_and_paths(ip, tmp_path):
     assert _completions(ip, f"%kit pack {project}/d") == {f"{project}/data/"}
     assert _completions(ip, f"%kit unpack x -d {project}/da") == {f"{project}/data/"}
     assert _completions(ip, f"%%kitfile -o {project}/Kit") == {f"{project}/Kitfile"}
+    assert "--fix" not in _completions(ip, "%%kitfile\nmodel:\n  --f")  # the body is YAML
 
 
 def test_validate_json_shape_via_magic(ip, tmp_path):

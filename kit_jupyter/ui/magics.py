@@ -221,9 +221,10 @@ def _complete(text_until_cursor: str) -> tuple[str, list[str]] | None:
     ``--progress`` ...), local ModelKit references where a command takes one, paths where it
     takes a path. None when the line is not ours (or the word is a ``$var``/``{expr}``, which
     IPython completes)."""
-    if "\n" in text_until_cursor:
-        return None  # inside a cell body
-    m = _LINE.search(text_until_cursor)
+    lines = text_until_cursor.split("\n")
+    if len(lines) > 1 and lines[0].lstrip().startswith("%%"):
+        return None  # inside a cell magic's body (a Kitfile)
+    m = _LINE.search(lines[-1])
     if m is None:
         return None
     words = m.group(2).split()
