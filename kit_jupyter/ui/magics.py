@@ -212,6 +212,8 @@ _REF_ARGS = {("unpack", "ref"), ("inspect", "ref"), ("info", "ref"), ("push", "s
 _PATH_ARGS = {"path", "directory"}
 #: options whose value is a path
 _PATH_OPTIONS = {"dir", "file", "config", "output"}
+#: values offered for options without fixed choices (list's --format also takes a Go template)
+_SUGGESTED = {("list", "format"): ("table", "json")}
 _LINE = re.compile(r"(?:^|=\s*)(%%kitfile|%kit)(\s.*|)$")
 
 
@@ -264,8 +266,9 @@ def _complete(text_until_cursor: str) -> tuple[str, list[str]] | None:
         if expects is None:
             return fragment, []
     if expects is not None:
-        if expects.choices:
-            return fragment, [str(c) for c in expects.choices if str(c).startswith(fragment)]
+        choices = expects.choices or _SUGGESTED.get((command, expects.dest))
+        if choices:
+            return fragment, [str(c) for c in choices if str(c).startswith(fragment)]
         return fragment, _paths(fragment) if expects.dest in _PATH_OPTIONS else []
     if fragment.startswith("-"):
         return fragment, sorted(o for o in options if o.startswith(fragment))
