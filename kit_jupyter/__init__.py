@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it
     from kit_jupyter.commands.remote import logout as logout
     from kit_jupyter.commands.remote import pull as pull
     from kit_jupyter.commands.remote import push as push
+    from kit_jupyter.commands.remote import remove_remote as remove_remote
     from kit_jupyter.commands.unpack import unpack as unpack
     from kit_jupyter.commands.validate import validate_path as validate
     from kit_jupyter.commands.validate import validate_text as validate_text
@@ -75,7 +76,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; tests/test_api.py keeps it
 __all__ = [
     # commands
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
-    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "diff", "cache_info",
+    "inspect_remote", "info", "tag", "remove", "remove_remote", "login", "logout", "init", "diff",
+    "cache_info",
     "cache_clear", "import_repository", "validate", "validate_text",
     # the Kitfile and references
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",

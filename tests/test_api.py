@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Changing the public API is deliberate: update this list, the table and the README together.
 PUBLIC = [
     "pack", "unpack", "push", "pull", "list_modelkits", "list_remote", "inspect",
-    "inspect_remote", "info", "tag", "remove", "login", "logout", "init", "diff", "cache_info",
-    "cache_clear", "import_repository", "validate", "validate_text",
+    "inspect_remote", "info", "tag", "remove", "remove_remote", "login", "logout", "init", "diff",
+    "cache_info", "cache_clear", "import_repository", "validate", "validate_text",
     "Kitfile", "load_kitfile", "load_kitfile_file", "Finding", "ValidationReport", "Reference",
     "parse_reference",
     "Reporter", "make_reporter",
@@ -39,7 +39,8 @@ COMMANDS = {
     "pack": ("dir",), "unpack": ("x:v1",), "push": ("x:v1",), "pull": ("r.io/x:v1",),
     "list_modelkits": (), "list_remote": ("r.io/x",), "inspect": ("x:v1",),
     "inspect_remote": ("r.io/x:v1",), "info": ("x:v1",), "tag": ("x:v1", "y:v1"),
-    "remove": ("x:v1",), "login": ("r.io", "u", "p"), "logout": ("r.io",), "init": ("dir",),
+    "remove": ("x:v1",), "remove_remote": ("r.io/x:v1",), "login": ("r.io", "u", "p"),
+    "logout": ("r.io",), "init": ("dir",),
     "diff": ("x:v1", "y:v1"), "cache_info": (), "cache_clear": (),
     "import_repository": ("org/repo",),
     "validate": (".",), "validate_text": ("",),

@@ -25,6 +25,7 @@ from typing import Any
 
 from kit_jupyter._version import __version__
 from kit_jupyter.commands.chain import CYCLE_AT_PACK, parent_path, walk_parents
+from kit_jupyter.commands.remote import push as push_modelkit
 from kit_jupyter.commands.results import PackResult
 from kit_jupyter.commands.sources import open_and_resolve
 from kit_jupyter.errors import (
@@ -85,7 +86,9 @@ def created_annotation() -> str:
 def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
          tag: str | None = None, compression: str = "none",
          home: str | os.PathLike[str] | None = None,
-         reporter: Reporter | None = None, env: Mapping[str, str] | None = None) -> PackResult:
+         reporter: Reporter | None = None, env: Mapping[str, str] | None = None,
+         push: bool = False, plain_http: bool = False, tls_verify: bool | str = True,
+         concurrency: int = 5) -> PackResult:
     """Pack a directory into a ModelKit in local storage (``kit pack DIR``).
 
     The Kitfile is validated first and S3 remote datasets are checked against their
@@ -101,6 +104,11 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
         home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
         reporter: receives kit's messages and progress (see ``make_reporter``).
         env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
+        push: then upload it to the registry named in ``tag``, under each of its tags
+            (``--push``); ``tag`` must name a registry other than ``localhost``.
+        plain_http: ``push`` talks to the registry over HTTP (``--plain-http``).
+        tls_verify: ``push`` verifies the registry's TLS certificate; a path is a CA bundle.
+        concurrency: layers ``push`` uploads in parallel (``--concurrency``).
 
     Returns:
         PackResult: ``digest``, ``repository``, ``tags``, ``config`` and ``layers``.
@@ -121,6 +129,9 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
 
     # 2. Flags.
     repo, tags = _target(tag, rep)
+    if push and (not tags or repo.startswith("localhost/")):
+        raise PackError("Invalid arguments: --push requires a --tag that names a registry "
+                        "(e.g. registry.example.com/org/model:v1)")
     compression = _check_compression(compression)
 
     # 3. Remote datasets: verified before any blob is written.
@@ -154,6 +165,10 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     else:
         rep.info(f"Saved manifest to storage: {digest}")
     rep.info(f"Model saved: {digest}")
+    for t in tags if push else ():
+        # the first push uploads what the registry lacks; the others only add their tag
+        push_modelkit(f"{repo}:{t}", home=home, plain_http=plain_http, tls_verify=tls_verify,
+                      concurrency=concurrency, reporter=rep)
 
     return PackResult(digest=digest, repository=repo, tags=tags,
                       config=json.loads(config_bytes),

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, TypeVar
 from kit_jupyter._fs import WRITEBACK_STEP, start_writeback
 from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
-from kit_jupyter.commands.local import inspect
+from kit_jupyter.commands.local import _ref_with_tag, inspect
 from kit_jupyter.commands.results import InspectResult, ListResult, list_row
 from kit_jupyter.commands.sources import BlobSource, read_kitfile
 from kit_jupyter.errors import (
@@ -31,6 +31,7 @@ from kit_jupyter.errors import (
     RegistryError,
     StorageError,
 )
+from kit_jupyter.gocompat.godigest import is_digest
 from kit_jupyter.kitfile.model import Kitfile
 from kit_jupyter.kitfile.reference import Reference, parse_reference
 from kit_jupyter.oci.manifest import Descriptor, Manifest, ManifestError
@@ -40,6 +41,7 @@ from kit_jupyter.reporting import NullReporter, Reporter, Task, format_bytes, po
 from kit_jupyter.transport import credentials
 from kit_jupyter.transport.blobinfo import BlobLocations
 from kit_jupyter.transport.registry import (
+    DeleteUnsupported,
     RegistryClient,
     RegistryOptions,
     RemoteSource,
@@ -722,3 +724,60 @@ def logout(registry: str, *, home: Home = None,
     if reporter is not None:
         reporter.info(message)
     return LogoutResult(registry, removed, [("info", message)], reported=reporter is not None)
+
+
+# -- remove --remote ------------------------------------------------------------------------
+
+def remove_remote(ref: str, *, force: bool = False, home: Home = None,
+                  plain_http: bool = False, tls_verify: bool | str = True,
+                  reporter: Reporter | None = None) -> results.RemoveResult:
+    """Remove a ModelKit or a tag from its registry (``kit remove --remote REF``).
+
+    As kit's ``removeRemoteModel``: a tag without ``force`` is only untagged (the registry is
+    trusted to prune what is left untagged); a digest, or ``force``, deletes the manifest, which
+    removes every tag that points to it. Local storage is not touched.
+
+    Args:
+        ref: ``registry/repository:tag`` or ``registry/repository@digest``.
+        force: delete the manifest a tag points to, with all its tags (``-f``).
+        home: credentials (``--config``); default ``$KITOPS_HOME``.
+        plain_http: talk to the registry over HTTP (``--plain-http``).
+        tls_verify: verify the registry's TLS certificate; a path is a CA bundle.
+        reporter: receives kit's messages.
+
+    Returns:
+        RemoveResult: one entry, ``action`` ``untagged`` or ``removed``.
+    """
+    reporter = reporter or NullReporter()
+    start = len(reporter.messages)
+    parsed = _ref_with_tag(ref, f"tag or digest is required when removing ({ref}:<tag>)")
+    if parsed.extra_tags:
+        raise ReferenceError_("Invalid arguments: --remote removes one tag or digest at a time")
+    target = Reference(parsed.registry, parsed.repository, parsed.reference)
+    with make_client(parsed.registry, _network(home, plain_http, tls_verify, 1)) as client:
+        try:
+            _, _, digest = client.get_manifest(parsed.repository, parsed.reference)
+        except NotFoundError:
+            raise NotFoundError(f"model {target.display()} not found") from None
+        except RegistryError as exc:
+            raise RegistryError(f"error resolving modelkit: {exc}") from None
+        if not is_digest(parsed.reference) and not force:
+            reporter.info(f"Untagging remote ModelKit {target.display()}")
+            try:
+                client.delete_manifest(parsed.repository, parsed.reference)
+            except RegistryError as exc:
+                raise RegistryError(f"failed to untag ModelKit in remote: {exc}") from None
+            action = "untagged"
+        else:
+            shown = Reference(parsed.registry, parsed.repository, digest).display()
+            reporter.info(f"Deleting remote ModelKit {shown}")
+            try:
+                client.delete_manifest(parsed.repository, digest)
+            except DeleteUnsupported:
+                raise RegistryError("removing models is unsupported by registry "
+                                    f"{parsed.registry}") from None
+            except RegistryError as exc:
+                raise RegistryError(f"failed to remove remote model: {exc}") from None
+            action = "removed"
+    removed = [{"reference": target.display(), "digest": digest, "action": action}]
+    return results.RemoveResult(removed=removed, messages=list(reporter.messages[start:]))

@@ -145,6 +145,10 @@ def _one_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class DeleteUnsupported(RegistryError):
+    """The registry answered 405 to a DELETE: deleting is switched off there."""
+
+
 class Cancelled(RegistryError):
     """The transfer was stopped (an interrupt or a failed sibling transfer)."""
 
@@ -768,6 +772,22 @@ class RegistryClient:
             raise RegistryError(f"registry {self.registry} computed manifest digest {got}, "
                                 f"expected {digest}")
         return digest
+
+    def delete_manifest(self, repo: str, ref: str) -> None:
+        """``DELETE /v2/<repo>/manifests/<ref>``: a digest deletes the manifest (and so every tag
+        on it); a tag untags, where the registry supports that (optional in the OCI distribution
+        spec; Debian's docker-registry 2.8 answers 400). A registry that refuses deletes (405,
+        e.g. docker-registry without ``storage.delete.enabled``) raises DeleteUnsupported."""
+        where = f"{self.registry}/{repo}{'@' if ':' in ref else ':'}{ref}"
+        resp = self.request("DELETE", f"/v2/{repo}/manifests/{ref}")
+        if resp.status_code in (200, 202, 204):
+            resp.close()
+            return
+        if resp.status_code == 405:
+            resp.close()
+            raise DeleteUnsupported(f"deleting {where}: {self.registry} does not allow deletes "
+                                    "(405 Method Not Allowed)")
+        self._raise_for(resp, f"deleting {where}")
 
     def list_tags(self, repo: str) -> list[str]:
         """All tags, following ``Link`` pagination."""

@@ -31,6 +31,7 @@ EXPORTS: dict[str, str] = {
     "info": "kit_jupyter.commands.local:info",
     "tag": "kit_jupyter.commands.local:tag",
     "remove": "kit_jupyter.commands.local:remove",
+    "remove_remote": "kit_jupyter.commands.remote:remove_remote",
     "login": "kit_jupyter.commands.remote:login",
     "logout": "kit_jupyter.commands.remote:logout",
     "init": "kit_jupyter.commands.init:init",

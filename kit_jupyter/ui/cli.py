@@ -129,8 +129,11 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("-f", "--file", help="Kitfile path (default: Kitfile, kitfile, .kitfile in DIR)")
     p.add_argument("-t", "--tag", help="reference, e.g. churn:v1 (extra tags after commas)")
     p.add_argument("--compression", choices=("none", "gzip", "gzip-fastest"), default="none")
+    p.add_argument("--push", action="store_true",
+                   help="then push it to the registry named in --tag, under each tag")
     _add_config(p)
     _add_progress(p)
+    _add_network(p)
 
     p = sub.add_parser("unpack", help="extract a ModelKit's components into a directory")
     p.add_argument("ref")
@@ -187,11 +190,15 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("target")
     _add_config(p)
 
-    p = sub.add_parser("remove", help="remove a local ModelKit or tag")
+    p = sub.add_parser("remove", help="remove a local ModelKit or tag (-r: in its registry)")
     p.add_argument("ref", nargs="?")
     p.add_argument("-f", "--force", action="store_true", help="remove all tags of the manifest")
     p.add_argument("-a", "--all", action="store_true", help="remove all untagged ModelKits")
+    p.add_argument("-r", "--remote", action="store_true",
+                   help="remove from the registry instead: a tag is untagged, a digest or -f "
+                        "deletes the manifest")
     _add_config(p)
+    _add_network(p)
 
     p = sub.add_parser("login", help="store registry credentials after checking them")
     p.add_argument("registry")
@@ -302,7 +309,8 @@ def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any
 
 def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return api.load("pack")(args.directory, file=args.file, tag=args.tag,
-                            compression=args.compression, home=args.config, reporter=reporter)
+                            compression=args.compression, home=args.config, reporter=reporter,
+                            push=args.push, **_net(args))
 
 
 def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
@@ -348,6 +356,12 @@ def _tag(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if not args.ref and not args.all:
         raise CommandLineError("remove: a reference is required unless --all is given")
+    if args.remote:
+        if args.all:
+            raise CommandLineError("remove: cannot use --all with --remote")
+        net = {k: v for k, v in _net(args).items() if k != "concurrency"}
+        return api.load("remove_remote")(args.ref, force=args.force, home=args.config,
+                                         reporter=reporter, **net)
     return api.load("remove")(args.ref, force=args.force, all=args.all, home=args.config)
 
 

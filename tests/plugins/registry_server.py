@@ -134,7 +134,8 @@ def _htpasswd(path: Path, user: str, password: str) -> None:
 
 
 def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None = None,
-                   tls: bool = False, s3: dict[str, str] | None = None) -> RegistryServer:
+                   tls: bool = False, s3: dict[str, str] | None = None,
+                   delete: bool = True) -> RegistryServer:
     """``s3``: the S3 storage driver's options (e.g. a moto server's endpoint and keys) instead
     of a directory; the registry then answers blob GETs with redirects to presigned URLs."""
     binary = registry_binary()
@@ -148,7 +149,7 @@ def start_registry(root: Path, *, auth: bool = False, token: TokenServer | None 
         "storage:",
         *storage,
         "  delete:",
-        "    enabled: true",
+        f"    enabled: {'true' if delete else 'false'}",  # false: DELETE answers 405
         "http:",
         "  addr: 127.0.0.1:0",
         "  secret: kit-jupyter-tests",
