@@ -34,15 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from _machine import (  # bench/ is the script's directory, so it is on sys.path
@@ -59,37 +55,11 @@ from _machine import (  # bench/ is the script's directory, so it is on sys.path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kit_jupyter.services import start_registry  # noqa: E402 - after the path is set
+
 LAYER_TYPE = "application/vnd.kitops.modelkit.model.v1.tar"
 CONFIG_TYPE = "application/vnd.kitops.modelkit.config.v1+json"
 ARTIFACT_TYPE = "application/vnd.kitops.modelkit.manifest.v1+json"
-
-
-def start_registry(base: Path) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("docker-registry")
-    if not binary:
-        sys.exit("docker-registry is not installed (apt-get install docker-registry)")
-    base.mkdir(parents=True, exist_ok=True)
-    cfg = base / "config.yml"
-    cfg.write_text("version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
-                   f"storage:\n  filesystem:\n    rootdirectory: {base / 'data'}\n"
-                   "http:\n  addr: 127.0.0.1:0\n  secret: bench\n")
-    log = base / "log"
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=f, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        m = re.search(r"listening on (127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
-        if m:
-            host = m.group(1)
-            for _ in range(200):
-                try:
-                    urllib.request.urlopen(f"http://{host}/v2/", timeout=2).close()
-                    return proc, host
-                except (urllib.error.URLError, OSError):
-                    time.sleep(0.02)
-        time.sleep(0.02)
-    proc.terminate()
-    sys.exit("docker-registry did not start")
 
 
 def make_modelkit(home: Path, work: Path, size: int) -> tuple[Path, str]:
@@ -209,7 +179,8 @@ def main() -> None:
     if not has_skopeo:
         print("skopeo is not installed (apt-get install skopeo): its rows are skipped")
     base = Path(tempfile.mkdtemp(prefix="kit-bench-registry-"))
-    proc, host = start_registry(base / "registry")
+    registry = start_registry(base / "registry")
+    host = registry.host
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         home = base / "home"
@@ -326,8 +297,7 @@ def main() -> None:
         print(f"  kit_jupyter peak RSS {peak:.0f} MB ({verdict(peak, 150)})")
         print_load()
     finally:
-        proc.terminate()
-        proc.wait()
+        registry.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -143,13 +143,10 @@ def start_server(kind: str, workdir: Path, size: int):
         c = RGWCluster(workdir / "ceph", memstore_bytes=max(4 << 30, 5 * size))
         c.start()
         return c, c.env(), c.stop
-    from tests.plugins.s3_server import MotoServer, s3_client
+    from kit_jupyter.services import start_s3
 
-    m = MotoServer(workdir).start()
-    env = {"S3_API_ENDPOINT": m.endpoint, "S3_REGION": "us-east-1",
-           "S3_ACCESS_KEY_ID": "bench", "S3_SECRET_KEY": "bench-secret"}
-    m.client = lambda: s3_client(m.endpoint, "bench", "bench-secret")  # type: ignore[attr-defined]
-    return m, env, m.stop
+    m = start_s3(workdir / "moto", access_key="bench", secret_key="bench-secret")
+    return m, m.env(), m.stop
 
 
 def upload(client, src: Path, kind: str) -> str:

@@ -190,7 +190,7 @@ def test_stopped_s3_server_unpack_head_and_download(moto_factory, tmp_path):
     _kitfile(tmp_path / "ctx", etag)
     env = _s3_env(server.endpoint, tmp_path / "home")
     assert cli("pack", str(tmp_path / "ctx"), "-t", "stall:v1", env=env).returncode == 0
-    with stopped(server.proc.pid):
+    with stopped(server.process.pid):
         proc = cli("unpack", "stall:v1", "-d", str(tmp_path / "out"), "--include-remote",
                    env=env)
         assert one_error_line(proc) == (
@@ -199,7 +199,7 @@ def test_stopped_s3_server_unpack_head_and_download(moto_factory, tmp_path):
 
     out = tmp_path / "out2"
     reporter = InterruptingReporter(after=1 << 20,
-                                    action=lambda: os.kill(server.proc.pid, signal.SIGSTOP))
+                                    action=lambda: os.kill(server.process.pid, signal.SIGSTOP))
     try:
         with pytest.raises(RemoteDatasetError) as info:
             with pytest.MonkeyPatch.context() as mp:
@@ -208,7 +208,7 @@ def test_stopped_s3_server_unpack_head_and_download(moto_factory, tmp_path):
                        reporter=reporter, env={k: v for k, v in env.items()
                                                if k.startswith("S3_")})
     finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
+        os.kill(server.process.pid, signal.SIGCONT)
     assert reporter.fired
     assert str(info.value) == (
         "failed to download remote dataset for path data/d.bin: failed to get object from S3 "

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kit_jupyter import demo
+from kit_jupyter import demo, services
+from tests.plugins.s3_server import multipart_etag
 
 S3_VARS = ("S3_API_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_KEY")
 
@@ -49,30 +50,35 @@ def test_workspace_restores_cwd_and_kitops_home(tmp_path, monkeypatch):
     assert not ws.root.exists()
 
 
-def test_s3_server_multipart_etag_and_env(monkeypatch):
+def test_s3_server_multipart_etag_and_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("KIT_DEMO_TMP", str(tmp_path))
     for var in S3_VARS:
         monkeypatch.delenv(var, raising=False)
     s3 = demo.start_s3()
     try:
         assert os.environ["S3_API_ENDPOINT"] == s3.endpoint
         assert s3.endpoint.startswith("http://127.0.0.1:")
-        assert demo.DEMO_SECRET_KEY not in repr(s3)
-        etag = s3.upload_generated("bucket", "k/obj.bin", 6 * demo.MiB, seed=5)
-        expected = demo.multipart_etag(demo.generated_chunks(6 * demo.MiB, seed=5), 5 * demo.MiB)
+        assert services.DEMO_SECRET_KEY not in repr(s3)
+        assert s3.root.parent == tmp_path
+        etag = demo.upload_generated(s3, "bucket", "k/obj.bin", 6 * demo.MiB, seed=5)
+        expected = multipart_etag(demo.generated_chunks(6 * demo.MiB, seed=5), 5 * demo.MiB)
         assert etag == expected and etag.endswith("-2")
         # a re-run meets its own bucket and object and must not fail
-        assert s3.upload_generated("bucket", "k/obj.bin", 6 * demo.MiB, seed=5) == etag
+        assert demo.upload_generated(s3, "bucket", "k/obj.bin", 6 * demo.MiB, seed=5) == etag
     finally:
         s3.stop()
     assert not any(var in os.environ for var in S3_VARS)
+    assert s3.process.poll() is not None
+    assert list(tmp_path.iterdir()) == []  # its log directory went with it
     s3.stop()
 
 
 @pytest.mark.registry
-def test_registry_starts_on_loopback_and_stops():
+def test_registry_starts_on_loopback_and_stops(monkeypatch, tmp_path):
+    monkeypatch.setenv("KIT_DEMO_TMP", str(tmp_path))
     reg = demo.start_registry()
     try:
-        assert reg.address.startswith("127.0.0.1:")
+        assert reg.host.startswith("127.0.0.1:")
         with urllib.request.urlopen(f"{reg.url}/v2/", timeout=5) as r:
             assert r.status == 200
     finally:

@@ -36,7 +36,8 @@ LAYERS: dict[str, int] = {
 # Libraries that may be imported inside functions: slow to import, and not needed by
 # ``import kit_jupyter`` or ``%load_ext kit_jupyter``.
 HEAVY = ("boto3", "botocore", "oras", "requests", "urllib3", "ipywidgets", "IPython", "yaml",
-         "moto", "http.cookiejar", "huggingface_hub", "pandas", "zstandard", "compression")
+         "moto", "cryptography", "http.cookiejar", "huggingface_hub", "pandas", "zstandard",
+         "compression")
 
 
 def module_name(path: Path) -> str:

@@ -336,9 +336,7 @@ def auth_s3(moto_factory):
         '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*",'
         '"Resource":"*"}]}'))
     key = iam.create_access_key(UserName="kit")["AccessKey"]
-    from tests.plugins.s3_server import s3_client
-
-    admin = s3_client(server.endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    admin = server.client(key["AccessKeyId"], key["SecretAccessKey"])
     admin.create_bucket(Bucket="data")
     etag = admin.put_object(Bucket="data", Key="a.bin", Body=b"hello")["ETag"].strip('"')
     return NS(endpoint=server.endpoint, key=key["AccessKeyId"], secret=key["SecretAccessKey"],

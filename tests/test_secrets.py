@@ -138,12 +138,12 @@ def test_presigned_urls_of_a_registry_on_s3_are_never_printed(moto_factory, tmp_
         assert proc.returncode == 1
         assert f"sha256:{layer}" in proc.stderr and "does not match its digest" in proc.stderr
 
-        os.kill(moto.proc.pid, signal.SIGSTOP)
+        os.kill(moto.process.pid, signal.SIGSTOP)
         try:
             proc = cli("pull", f"{server.host}/team/presigned@{kit['digest']}", "--plain-http",
                        env={**env, "KIT_JUPYTER_TIMEOUT": "6"})
         finally:
-            os.kill(moto.proc.pid, signal.SIGCONT)
+            os.kill(moto.process.pid, signal.SIGCONT)
         assert proc.returncode == 1
         outputs.append(proc.stdout + proc.stderr)
         for out in outputs:

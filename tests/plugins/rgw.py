@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from kit_jupyter.services import s3_client
+
 ACCESS_KEY = "rgwtestkey"
 SECRET_KEY = "rgwtestsecret-do-not-print"
 BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool",
@@ -185,16 +187,8 @@ rgw dns name = 127.0.0.1
         self._procs.clear()
 
     def client(self, **kw):
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=kw.get("access_key", self.access_key),
-            aws_secret_access_key=kw.get("secret_key", self.secret_key),
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required"))
+        return s3_client(self.endpoint, kw.get("access_key", self.access_key),
+                         kw.get("secret_key", self.secret_key), "us-east-1")
 
     def env(self) -> dict[str, str]:
         return {"S3_API_ENDPOINT": self.endpoint, "S3_REGION": "us-east-1",

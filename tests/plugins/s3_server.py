@@ -1,11 +1,11 @@
 """A real S3-compatible server for tests: moto in server mode on 127.0.0.1, over HTTP.
 
-moto runs as its own process (``moto_server``) so that a test can kill it mid-download and see
-what a client sees when a server dies (a thread in our process could not be killed). One server
-per session, state reset before each test; tests that kill a server or need credential checks
-(``INITIAL_NO_AUTH_ACTION_COUNT``) get their own process from ``moto_factory``. Credentials are
-dummies. ``S3_UPLOAD_PART_MIN_SIZE`` is lowered so multipart objects stay small (moto copies the
-whole object on every GET).
+The server is :func:`kit_jupyter.services.start_s3` -- the one the demo notebooks use -- as its
+own process, so that a test can kill it mid-download and see what a client sees when a server
+dies. One server per session, state reset before each test; tests that kill a server or need
+credential checks (``auth_free_actions``) get their own process from ``moto_factory``.
+Credentials are dummies. The smallest multipart part is lowered to ``PART_MIN`` so multipart
+objects stay small (moto copies the whole object on every GET).
 
 ``tcp_proxy`` puts a byte-counting TCP proxy in front of a server: it logs the requests (method,
 path, Range) and can cut the next response after N bytes with a reset, which is how a flaky
@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import selectors
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
+from collections.abc import Iterable
 
 import pytest
+
+from kit_jupyter import services
+from kit_jupyter.services import S3Server, ServiceError
 
 ACCESS_KEY = "kitjupyter-test-key"
 SECRET_KEY = "kitjupyter-moto-SECRET-5f1e"  # tests assert this never shows up anywhere
@@ -37,93 +35,48 @@ PART_MIN = 256 * 1024
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def multipart_etag(chunks: Iterable[bytes], part_size: int) -> str:
+    """The ETag S3 gives a multipart upload of these bytes in ``part_size`` parts (no quotes):
+    the test oracle for every multipart object a test or the demo uploads."""
+    digests: list[bytes] = []
+    h = hashlib.md5()
+    filled = 0
+    for block in chunks:
+        view = memoryview(block)
+        while view:
+            take = min(part_size - filled, len(view))
+            h.update(view[:take])
+            filled += take
+            view = view[take:]
+            if filled == part_size:
+                digests.append(h.digest())
+                h, filled = hashlib.md5(), 0
+    if filled or not digests:
+        digests.append(h.digest())
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
-def _moto_server_bin() -> str:
-    cand = Path(sys.executable).with_name("moto_server")
-    return str(cand) if cand.exists() else "moto_server"
-
-
-def s3_client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
-              region: str = REGION):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                      request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required"))
-
-
-class MotoServer:
-    def __init__(self, log_dir: Path, *, auth_free_actions: int | None = None):
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log = Path(log_dir) / f"moto-{self.port}.log"
-        self.auth_free_actions = auth_free_actions
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30) -> MotoServer:
-        env = dict(os.environ, S3_UPLOAD_PART_MIN_SIZE=str(PART_MIN),
-                   MOTO_S3_DEFAULT_KEY_BUFFER_SIZE=str(16 << 20))
-        if self.auth_free_actions is not None:
-            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.auth_free_actions)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [_moto_server_bin(), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited: {self.log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
-                return self
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"moto_server did not start on {self.endpoint}")
-
-    def reset(self) -> None:
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).close()
-
-    def kill(self) -> None:
-        """SIGKILL: connections die mid-response, as when a server crashes."""
-        if self.proc and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def start_s3(root, **kw) -> S3Server:
+    """:func:`kit_jupyter.services.start_s3` with the suite's credentials and small multipart
+    parts; a start failure fails the test with one line."""
+    try:
+        return services.start_s3(root, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION,
+                        part_min_size=PART_MIN, **kw)
+    except ServiceError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 class S3Fixture:
     """What a test needs: the endpoint, kit's env vars, an admin client, object helpers."""
 
-    def __init__(self, server: MotoServer, endpoint: str | None = None):
+    def __init__(self, server: S3Server, endpoint: str | None = None):
         self.server = server
         self.endpoint = endpoint or server.endpoint
-        self.client = s3_client(server.endpoint)
+        self.client = server.client()
         self.secret_key = SECRET_KEY
 
-    def env(self, **overrides: str) -> dict[str, str]:
-        env = {"S3_API_ENDPOINT": self.endpoint, "S3_REGION": REGION,
-               "S3_ACCESS_KEY_ID": ACCESS_KEY, "S3_SECRET_KEY": SECRET_KEY}
-        env.update(overrides)
-        return {k: v for k, v in env.items() if v is not None}
+    def env(self, **overrides: str | None) -> dict[str, str]:
+        return self.server.env(**{"S3_API_ENDPOINT": self.endpoint, **overrides})
 
     def bucket(self, name: str = "data", *, versioned: bool = False, region: str = REGION) -> str:
         kw = {} if region == "us-east-1" else {
@@ -148,15 +101,13 @@ class S3Fixture:
         self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mp["UploadId"],
                                               MultipartUpload={"Parts": parts})
         etag = self.client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-        digests = b"".join(hashlib.md5(data[s:s + part_size]).digest()
-                           for s in range(0, len(data), part_size))
-        assert etag == f"{hashlib.md5(digests).hexdigest()}-{len(parts)}"
+        assert etag == multipart_etag([data], part_size)
         return {"etag": etag}
 
 
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
-    server = MotoServer(tmp_path_factory.mktemp("moto")).start()
+    server = start_s3(tmp_path_factory.mktemp("moto"))
     yield server
     server.stop()
 
@@ -171,10 +122,10 @@ def s3(moto_server):
 @pytest.fixture
 def moto_factory(tmp_path):
     """Private moto processes (to kill mid-download, or with credential checks)."""
-    servers: list[MotoServer] = []
+    servers: list[S3Server] = []
 
-    def make(**kw) -> MotoServer:
-        s = MotoServer(tmp_path, **kw).start()
+    def make(**kw) -> S3Server:
+        s = start_s3(tmp_path / f"moto-{len(servers)}", **kw)
         servers.append(s)
         return s
 
