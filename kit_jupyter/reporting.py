@@ -149,6 +149,13 @@ class Reporter:
                         t.finished, t.ok = now, False
         self._changed(final=True)
 
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """``with make_reporter() as r: push(..., reporter=r)`` closes it even on an error."""
+        self.close()
+
     def _changed(self, final: bool) -> None:
         now = time.monotonic()
         with self._lock:

@@ -225,3 +225,23 @@ def test_round_trip_through_the_public_api(tmp_path):
         kj.inspect("acme/api-demo:v1", home=home)
     with pytest.raises(kj.KitError):
         kj.parse_reference("Acme/Upper:v1")
+
+
+def test_reporter_closes_at_the_end_of_a_with_block():
+    closed = []
+
+    class Counting(kit_jupyter.Reporter):
+        def close(self) -> None:
+            closed.append(True)
+
+    with pytest.raises(ValueError), Counting() as rep:
+        rep.info("working")
+        raise ValueError("the command failed")
+    assert closed == [True] and rep.messages == [("info", "working")]
+
+
+def test_readme_names_every_public_function():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python API"):text.index("## Development")]
+    missing = [n for n in PUBLIC if n[0].islower() and f"`{n}`" not in section]
+    assert not missing, f"README's Python API section does not name {missing}"

@@ -119,6 +119,17 @@ def imported(tmp_path_factory) -> Run:
     return execute(NOTEBOOKS / "04-import.ipynb", tmp_path_factory.mktemp("nb4"))
 
 
+@pytest.fixture(scope="module")
+def python_api(tmp_path_factory) -> Run:
+    return execute(NOTEBOOKS / "05-python-api.ipynb", tmp_path_factory.mktemp("nb5"))
+
+
+def test_every_notebook_is_executed_here():
+    """scripts/demo.py runs every notebook in notebooks/; each must also be tested here."""
+    tested = re.findall(r'NOTEBOOKS / "([^"]+\.ipynb)"', Path(__file__).read_text())
+    assert sorted(tested) == sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+
+
 # -- 01 quickstart ------------------------------------------------------------------------------
 
 FINDINGS = [
@@ -273,3 +284,59 @@ def test_import_packs_the_lfs_weights_and_the_generated_kitfile(imported):
 def test_import_leaves_no_cache_behind(imported):
     assert "./import" in imported.text("cache")  # the directory stays ...
     assert imported.bundle("leftovers", "text/plain") == ["[]"]  # ... empty
+
+
+# -- 05 Python API ------------------------------------------------------------------------------
+
+@pytest.mark.registry
+def test_python_api_names_and_help(python_api):
+    names = python_api.text("setup")
+    assert all(f"'{n}'" in names for n in ("pack", "unpack", "push", "pull", "make_reporter"))
+    assert "'KitError'" not in names  # the cell lists the functions only
+    text = python_api.text("help")
+    assert "info(ref: 'str', *, home:" in text and "plain_http: 'bool' = False" in text
+    assert "(``kit info REF [-f FILTER]``)" in text and "Returns:" in text
+
+
+@pytest.mark.registry
+def test_python_api_validate_load_and_errors(python_api):
+    assert python_api.bundle("validate", "text/plain") == ["(True, [])"]
+    assert python_api.bundle("load", "text/plain") == [
+        "('churn', 'model/clf.bin', ['data/eval.csv'])"]
+    assert python_api.text("errors").splitlines() == [
+        'KitfileError: line 2: field descripton not found in package; did you mean '
+        '"description"?',
+        "NotFoundError: Could not find modelkit demo/churn:v9",
+        "TypeError: unpack() got an unexpected keyword argument 'plain_htp'",
+    ]
+
+
+@pytest.mark.registry
+def test_python_api_local_commands(python_api):
+    assert re.search(r"Model saved: sha256:[0-9a-f]{64} \(localhost/demo/churn:v1\)",
+                     python_api.text("pack"))
+    listing = python_api.text("list")
+    assert "demo/churn" in listing and "Demo Team" in listing
+    assert python_api.bundle("inspect", "text/plain")[0].startswith("(True,")
+    assert "name: churn\nversion: 1.0.0\n" in python_api.text("info")
+    assert python_api.bundle("unpack", "text/plain") == ["['README.md', 'model/clf.bin']"]
+
+
+@pytest.mark.registry
+def test_python_api_registry_round_trip_with_progress(python_api):
+    assert python_api.bundle("push", "text/plain")[-1] == "(True, 5)"
+    assert "Pushed sha256:" in python_api.text("push")
+    assert "churn" in python_api.text("remote")
+    assert python_api.bundle("remote-inspect", "text/plain") == ["True"]
+    pulled = python_api.bundle("pull", "text/plain")[-1]
+    assert re.fullmatch(r"\(True, \['127\.0\.0\.1:\d+/demo/churn'\]\)", pulled)
+    bars = python_api.models("FloatProgressModel")
+    assert bars, "no progress bar was shown"
+    assert all(b["value"] == b["max"] and b["bar_style"] == "success" for b in bars)
+
+
+@pytest.mark.registry
+def test_python_api_second_run_matches_first(python_api):
+    for tag in ("validate", "load", "errors", "unpack"):
+        assert python_api.text(tag) == python_api.text(tag, python_api.first_outputs[tag])
+

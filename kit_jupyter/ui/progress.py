@@ -275,7 +275,8 @@ def make_reporter(mode: str = "auto", *, delay: float = LIVE_DELAY) -> Reporter:
         delay: seconds a task runs before its display becomes a live widget.
 
     Returns:
-        Reporter: call ``close()`` when the command is done (the display becomes static).
+        Reporter: use it in a ``with`` block (or call ``close()``) so that when the command is
+            done its display becomes static.
     """
     kernel = in_kernel()
     if mode == "auto":
