@@ -32,7 +32,6 @@ from kit_jupyter.transport import s3 as ks3
 
 KIT = Path(__file__).parent / "data" / "kit"
 TABLES = KIT / "go-tables"
-FORMATS_LATER = "zstd/raw layers: issue 12 formats part"
 
 
 def _cases(folder: str) -> list[Any]:
@@ -147,13 +146,11 @@ TAR_ARGS = [
     pytest.param((), id="tar"),
     pytest.param(("--compression", "gzip"), id="gzip"),
     pytest.param(("--compression", "gzip-fastest"), id="gzip-fastest"),
-    pytest.param(("--compression", "zstd"), id="zstd",
-                 marks=pytest.mark.xfail(strict=True, reason=FORMATS_LATER)),
+    pytest.param(("--compression", "zstd"), id="zstd"),
 ]
 # TestPackUnpackRaw: every file its own layer (Kitfile from `init --depth -1`), --layer-format raw
 RAW_ARGS = [
-    pytest.param(args, id="raw" + ("-" + args[1] if args else ""),
-                 marks=pytest.mark.xfail(strict=True, reason=FORMATS_LATER))
+    pytest.param(args, id="raw" + ("-" + args[1] if args else ""))
     for args in ((), ("--compression", "gzip"), ("--compression", "gzip-fastest"),
                  ("--compression", "zstd"))
 ]
@@ -204,11 +201,11 @@ datasets:
 
 @pytest.mark.parametrize("args", [
     pytest.param((), id="tar"),
-    pytest.param(("--layer-format", "raw"), id="raw",
-                 marks=pytest.mark.xfail(strict=True, reason=FORMATS_LATER)),
+    pytest.param(("--layer-format", "raw"), id="raw"),
     pytest.param(("--compression", "gzip"), id="gzip"),
-    pytest.param(("--layer-format", "raw", "--compression", "gzip"), id="raw-gzip",
-                 marks=pytest.mark.xfail(strict=True, reason=FORMATS_LATER)),
+    pytest.param(("--layer-format", "raw", "--compression", "gzip"), id="raw-gzip"),
+    pytest.param(("--layer-format", "raw", "--compression", "zstd"), id="raw-zstd"),
+    pytest.param(("--compression", "zstd"), id="zstd"),
 ])
 def test_pack_reproducibility(args, dirs, capsys):
     """kit's TestPackReproducibility: a second pack after the files' times changed finds every

@@ -227,7 +227,8 @@ def test_marshal_indent_is_gos():
 
 
 def test_raw_layer_file_metadata_is_gos_json(tmp_path):
-    """model-spec's FileMetadata as Go marshals it: raw UTF-8, ``<>&`` escaped, struct order."""
+    """model-spec's FileMetadata as Go marshals it: raw UTF-8, ``<>&`` escaped, struct order;
+    ``typeflag`` as the newest kit fills it, from ``tar.FileInfoHeader`` ('0' = 48)."""
     (tmp_path / "ctx").mkdir()
     path = tmp_path / "ctx" / "données<&>.mcpb"
     path.write_bytes(b"PK")
@@ -240,4 +241,4 @@ def test_raw_layer_file_metadata_is_gos_json(tmp_path):
     mode = path.stat().st_mode & 0o777
     assert meta == ('{"name":"données\\u003c\\u0026\\u003e.mcpb","mode":' + str(mode)
                     + ',"uid":0,"gid":0,"size":2,"mtime":"2023-11-14T22:13:20.5Z",'
-                      '"typeflag":0}')
+                      '"typeflag":48}')

@@ -58,10 +58,13 @@ from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILEPATH,
     ANNOTATION_LAYER_SUBTYPE,
     KIT_CONFIG,
+    KIT_FORMAT,
     KIT_MANIFEST_ARTIFACT,
     LAYER_BASE,
     LAYER_SUBTYPE_PROMPT,
     check_compression_flag,
+    check_layer_format_flag,
+    check_save_options,
 )
 from kit_jupyter.oci.store import LocalStore, resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, positioned
@@ -84,7 +87,7 @@ def created_annotation() -> str:
 
 
 def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
-         tag: str | None = None, compression: str = "none",
+         tag: str | None = None, compression: str = "none", layer_format: str = "tar",
          home: str | os.PathLike[str] | None = None,
          reporter: Reporter | None = None, env: Mapping[str, str] | None = None,
          push: bool = False, plain_http: bool = False, tls_verify: bool | str = True,
@@ -100,7 +103,9 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
             default ``Kitfile``, ``kitfile`` or ``.kitfile`` in ``context_dir``.
         tag: ``[registry/]repository[:tag][,tag2...]`` (``-t``); no tag means ``latest``; no
             ``tag`` at all stores an untagged ModelKit.
-        compression: ``none`` (byte-identical to kit), ``gzip`` or ``gzip-fastest``.
+        compression: ``none`` (byte-identical to kit), ``gzip``, ``gzip-fastest`` or ``zstd``.
+        layer_format: ``tar`` (default) or ``raw`` (``--layer-format``): each layer is the
+            bytes of the one file its Kitfile path names (a directory is refused).
         home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
         reporter: receives kit's messages and progress (see ``make_reporter``).
         env: environment for S3 settings (``S3_API_ENDPOINT`` ...); default ``os.environ``.
@@ -132,7 +137,8 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     if push and (not tags or repo.startswith("localhost/")):
         raise PackError("Invalid arguments: --push requires a --tag that names a registry "
                         "(e.g. registry.example.com/org/model:v1)")
-    compression = _check_compression(compression)
+    compression = check_compression_flag(compression or "none")
+    layer_format = check_layer_format_flag(layer_format or "tar")
 
     # 3. Remote datasets: verified before any blob is written.
     _verify_remote(kf, rep, env)
@@ -141,8 +147,9 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     home_dir = resolve_home(home)
     store = LocalStore(home_dir)
     try:
+        check_save_options(KIT_FORMAT, layer_format, compression)
         layers = _build_layers(kf, context, store, home_dir, compression, rep,
-                               start=_chain_start(repo, tags))
+                               start=_chain_start(repo, tags), layer_format=layer_format)
         config_bytes = kf.to_config_json()
         config_digest = sha256_digest(config_bytes)
         if store.has_blob(config_digest):
@@ -211,14 +218,6 @@ def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
     return ref.repo_key, list(dict.fromkeys(tags))
 
 
-def _check_compression(value: str) -> str:
-
-    value = check_compression_flag(value or "none")
-    if value == "zstd":
-        raise PackError("Failed to pack model kit: zstd compression is not supported yet")
-    return value
-
-
 def _verify_remote(kf: Kitfile, rep: Reporter, env: Mapping[str, str] | None) -> None:
     datasets = kf.remote_datasets()
     if not datasets:
@@ -271,7 +270,8 @@ def _check_mcp_servers(kf: Kitfile, context: Path) -> None:
 
 
 def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, compression: str,
-                  rep: Reporter, *, start: str) -> list[tuple[Descriptor, str]]:
+                  rep: Reporter, *, start: str,
+                  layer_format: str = "tar") -> list[tuple[Descriptor, str]]:
     """Each layer's descriptor (with its annotations) and the path it packed."""
 
     _check_mcp_servers(kf, context)
@@ -284,9 +284,11 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
         label = positioned(f"{kind} {entry.path}", "layer", index, len(entries))
         annotations = ({ANNOTATION_LAYER_SUBTYPE: LAYER_SUBTYPE_PROMPT} if kind == "prompt"
                        else None)
-        if kind == "mcpserver":
-            # spec §8.9: the bundle's bytes verbatim, always ...mcpb.v1.raw (no compression)
-            packed = _pack_raw(context, entry.path, cache, rep, label)
+        if kind == "mcpserver" or layer_format == "raw":
+            # spec §8.9: the file's bytes verbatim; an mcpServer's bundle always so, as
+            # ...mcpb.v1.raw whatever the flags say
+            packed = _pack_raw(context, entry.path, cache, rep, label, base, compression,
+                               annotations)
         else:
             packed = pack_layer_to_file(context, entry.path, cache, base=base,
                                         compression=compression, ignore=ignore,
@@ -309,14 +311,18 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
     return layers
 
 
-def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter, label: str) -> PackedLayer:
-
-    size = (context / path).stat().st_size
+def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter, label: str, base: str,
+              compression: str, annotations: dict[str, str] | None) -> PackedLayer:
+    try:
+        size = os.lstat(context / path).st_size
+    except OSError:
+        size = 0  # pack_raw_layer_to_file reports it in kit's words
     task = rep.task(label, size)
     ok = False
     try:
-        packed = pack_raw_layer_to_file(context, path, cache, base="mcpb", compression="none",
-                                        task=task)
+        packed = pack_raw_layer_to_file(context, path, cache, base=base,
+                                        compression=compression, task=task,
+                                        annotations=annotations)
         ok = True
         return packed
     finally:

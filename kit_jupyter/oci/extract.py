@@ -7,8 +7,8 @@ Two inputs feed the same reader (:class:`kit_jupyter.gocompat.gotar.TarReader`):
   ``sendfile``, else pread/pwrite), so no member byte passes through Python while a second thread
   hashes the blob (:class:`~kit_jupyter.oci.store.BackgroundVerifier`); the copy hides behind the
   hash, which is the floor of a verified unpack.
-* :class:`StreamInput` -- anything else (a registry stream, a gzip blob, a verifying reader):
-  read once through one 1 MiB buffer, hashed as it streams by the source.
+* :class:`StreamInput` -- anything else (a registry stream, a gzip or zstd blob, a verifying
+  reader): read once through one 1 MiB buffer, hashed as it streams by the source.
 
 :func:`layer_input` picks the input for a blob and makes sure the blob's digest was checked
 before the ``with`` block ends without an error.
@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import os
 import posixpath
 import stat
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from kit_jupyter.errors import ExistingPathError, UnpackError
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.gocompat.gotar import TarFormatError, TarInput, TarReader, unexpected_eof
 from kit_jupyter.gocompat.ignore import KITFILE_NAMES
+from kit_jupyter.oci.compression import LayerDecodeError, decompressing_reader
 from kit_jupyter.oci.manifest import Descriptor
 from kit_jupyter.oci.store import LocalStore, VerifyingReader
 
@@ -172,32 +171,20 @@ class _Counting:
         return True
 
 
-_GZIP_ERRORS = (zlib.error, EOFError, gzip.BadGzipFile)
-
-
 class StreamInput:
-    """Any blob stream (registry, gzip, a verifying reader), read once through one buffer:
-    headers and small members come out of it, large members go from it to their file."""
+    """Any blob stream (registry, gzip, zstd, a verifying reader), read once through one
+    buffer: headers and small members come out of it, large members go from it to their file.
+    Compressed streams are decoded by :mod:`kit_jupyter.oci.compression`."""
 
     def __init__(self, stream: BinaryIO, *, compression: str = "", task: Any = None):
         self._counted = _Counting(stream, task)
-        self._src: Any = self._counted
-        if compression == "gzip":
-            # typeshed wants a seek() too; GzipFile only calls it to rewind, which we never do
-            self._src = gzip.GzipFile(fileobj=self._counted,  # type: ignore[call-overload]
-                                      mode="rb")
-        elif compression:
-            raise UnpackError(f"failed to unpack: {compression}-compressed layers are not "
-                              "supported")
-        self._gzip = compression == "gzip"
+        self._dec = decompressing_reader(self._counted, compression) if compression else None
+        self._src: Any = self._dec if self._dec is not None else self._counted
         self._view = memoryview(bytearray(CHUNK))
         self._lo = self._hi = 0
 
     def _fill(self) -> int:
-        try:
-            n = self._src.readinto(self._view) or 0
-        except _GZIP_ERRORS as err:
-            raise _GzipError(f"failed to unpack: layer is not valid gzip: {err}") from None
+        n = self._src.readinto(self._view) or 0
         self._lo, self._hi = 0, n
         return n
 
@@ -244,18 +231,14 @@ class StreamInput:
         self.copy_to(fd, None)
 
     def drain(self) -> None:
-        """Read to the end: gzip checks its CRC there, and a verifying stream its digest."""
+        """Read to the end: the source checks its digest there, gzip its CRC, zstd that the
+        stream ends on a frame boundary (its rest is not decoded: see ``compression``)."""
         self._lo = self._hi
+        if self._dec is not None:
+            self._dec.finish()
+            return
         while self._fill():
             pass
-        if self._gzip:
-            buf = bytearray(CHUNK)
-            while self._counted.readinto(buf):
-                pass
-
-
-class _GzipError(UnpackError):
-    """The blob does not decompress (maybe a corrupt blob)."""
 
 
 @contextlib.contextmanager
@@ -285,7 +268,7 @@ def layer_input(source: Any, descriptor: Descriptor, compression: str = "",
             streamed = StreamInput(stream, compression=compression, task=task)
             yield streamed
             streamed.drain()
-        except (TarFormatError, _GzipError):
+        except (TarFormatError, LayerDecodeError):
             if isinstance(stream, VerifyingReader):  # local storage: reading on is cheap
                 stream.verify_rest()  # raises StorageError if the blob is corrupt
             raise

@@ -1,8 +1,9 @@
-"""Tar layers out: walking a context the way kit does and writing the layer blob (spec §8).
+"""Layers out: walking a context the way kit does and writing the layer blob (spec §8).
 
 The header bytes come from :mod:`kit_jupyter.gocompat.gotar` (Go's archive/tar, reproduced so an
 uncompressed layer has the digest kit would give it); this module decides which entries a layer
-holds, in kit's order, and writes them into a hashed (optionally gzipped) temp blob. Reading and
+holds, in kit's order, and writes them (or, for a raw layer, one file's bytes) into a hashed,
+optionally compressed (:mod:`kit_jupyter.oci.compression`) temp blob. Reading and
 extracting layers is :mod:`kit_jupyter.oci.extract`.
 """
 
@@ -14,7 +15,6 @@ import hashlib
 import io
 import os
 import stat
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from kit_jupyter.gocompat.gopath import go_clean, go_is_local
 from kit_jupyter.gocompat.gotar import END_OF_ARCHIVE, padding, tar_header
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.gocompat.ignore import IgnoreRules, in_other_layer
+from kit_jupyter.oci.compression import compressor
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
     ANNOTATION_FILEPATH,
@@ -398,16 +399,14 @@ class PackedLayer:
 
 
 class _HashingSink(io.RawIOBase):
-    """Tar bytes in; sha256 of them (diffId), optional gzip, sha256 of what is stored (digest)."""
+    """Layer bytes in; sha256 of them (diffId), optional gzip/zstd, sha256 of what is stored
+    (digest)."""
 
     def __init__(self, f: BinaryIO, compression: str):
         self._f = f
         self.diff = hashlib.sha256()
         self._stored = hashlib.sha256() if compression != "none" else self.diff
-        level = {"none": None, "gzip": 6, "gzip-fastest": 1}.get(compression, -2)
-        if level == -2:
-            raise PackError(f"unsupported compression format: {compression}")
-        self._z = zlib.compressobj(level, zlib.DEFLATED, 31) if level is not None else None
+        self._z = compressor(compression)
         self.uncompressed = 0
         self.stored = 0
 
@@ -501,30 +500,38 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
 def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
                            temp_dir: str | os.PathLike[str], *, base: str = "mcpb",
                            compression: str = "none", task: Task | None = None,
+                           annotations: dict[str, str] | None = None,
                            fsync: bool = True) -> PackedLayer:
-    """A raw layer (spec §8.9): the file's bytes verbatim, e.g. an mcpServer's ``.mcpb``.
+    """A raw layer (spec §8.9, ``--layer-format raw``; always for an mcpServer's ``.mcpb``):
+    the file's bytes verbatim, optionally compressed (never for ``mcpb``).
 
-    The ``org.cncf.model.file.metadata+json`` annotation follows model-spec's FileMetadata as
-    kit marshals it; its exact bytes have not been compared with a kit-made ModelKit (spec §16).
+    kit's ``saveContentLayerAsRaw``: the path must be a regular file (``lstat``: a symlink or a
+    directory is refused, ``file <path> is not a regular file``); no ``.kitignore``, no
+    "No files detected" warning. The ``org.cncf.model.file.metadata+json`` annotation is
+    model-spec's FileMetadata as the newest kit fills it (``typeflag`` from Go's
+    ``tar.FileInfoHeader``: 48, ``'0'``, for a regular file); its exact bytes have not been
+    compared with a kit-made ModelKit (spec §16).
     """
     cleaned = _check_layer_path(file_path)
     full = os.path.join(os.fspath(context_dir), cleaned)
     try:
         st = os.lstat(full)
-    except FileNotFoundError:
-        raise PackError(f"path {cleaned} does not exist") from None
+    except OSError as err:
+        reason = (err.strerror or str(err)).lower()
+        raise PackError(f"failed to read file {cleaned}: lstat {cleaned}: {reason}") from None
     if not stat.S_ISREG(st.st_mode):
         raise PackError(f"file {cleaned} is not a regular file")
-    media_type = layer_media_type(base, compression, "raw")
     if base == "mcpb":
         compression = "none"  # mcpb layers are always application/...mcpb.v1.raw
+    media_type = layer_media_type(base, compression, "raw")
     with _layer_temp(temp_dir, compression, fsync) as (tmp, sink):
         buf = bytearray(CHUNK)
         _copy_file(full, cleaned, st.st_size, sink, memoryview(buf), task)  # type: ignore[arg-type]
     meta = Struct(name=os.path.basename(cleaned), mode=st.st_mode & 0o777, uid=0, gid=0,
-                  size=st.st_size, mtime=_rfc3339(st.st_mtime_ns), typeflag=0)
+                  size=st.st_size, mtime=_rfc3339(st.st_mtime_ns), typeflag=ord("0"))
     notes = {ANNOTATION_FILEPATH: cleaned,
-             ANNOTATION_FILE_METADATA: marshal(meta).decode("utf-8")}  # Go's FileMetadata
+             ANNOTATION_FILE_METADATA: marshal(meta).decode("utf-8"),  # Go's FileMetadata
+             **(annotations or {})}
     return PackedLayer(tmp, sink.digest, sink.diff_id, sink.stored, media_type, notes)
 
 

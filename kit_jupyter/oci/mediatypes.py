@@ -85,6 +85,12 @@ def check_layer_format_flag(value: str) -> str:
     return value
 
 
+def check_save_options(model_format: str, layer_format: str, compression: str) -> None:
+    """kit's ``SaveModelOptions.Validate``: model-spec has no compressed raw layers."""
+    if model_format == MODELPACK_FORMAT and layer_format == "raw" and compression != "none":
+        raise MediaTypeError("compression for raw layers is not supported for ModelPack")
+
+
 @dataclass(frozen=True)
 class MediaType:
     """A parsed layer or config media type.

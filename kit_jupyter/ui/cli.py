@@ -22,6 +22,7 @@ from typing import Any
 
 from kit_jupyter._version import __version__
 from kit_jupyter.errors import system_problem
+from kit_jupyter.oci.mediatypes import COMPRESSIONS, FORMATS
 from kit_jupyter.reporting import Reporter
 from kit_jupyter.ui import api
 from kit_jupyter.ui.progress import make_reporter
@@ -128,7 +129,10 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("directory", nargs="?", default=".")
     p.add_argument("-f", "--file", help="Kitfile path (default: Kitfile, kitfile, .kitfile in DIR)")
     p.add_argument("-t", "--tag", help="reference, e.g. churn:v1 (extra tags after commas)")
-    p.add_argument("--compression", choices=("none", "gzip", "gzip-fastest"), default="none")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="none",
+                   help="layer compression (default none: byte-identical to kit)")
+    p.add_argument("--layer-format", choices=FORMATS, default="tar",
+                   help="tar (default), or raw: each layer is the one file its path names")
     p.add_argument("--push", action="store_true",
                    help="then push it to the registry named in --tag, under each tag")
     _add_config(p)
@@ -309,7 +313,8 @@ def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any
 
 def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return api.load("pack")(args.directory, file=args.file, tag=args.tag,
-                            compression=args.compression, home=args.config, reporter=reporter,
+                            compression=args.compression, layer_format=args.layer_format,
+                            home=args.config, reporter=reporter,
                             push=args.push, **_net(args))
 
 
