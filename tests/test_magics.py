@@ -161,9 +161,10 @@ def test_tab_completion(ip, text, expected):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("%kit pack . --compression ", {"none", "gzip", "gzip-fastest"}),
+    ("%kit pack . --compression ", {"none", "gzip", "gzip-fastest", "zstd"}),
     ("%kit pack . --compression g", {"gzip", "gzip-fastest"}),
     ("%kit pack . --compression=gz", {"gzip", "gzip-fastest"}),
+    ("%kit pack . --layer-format ", {"tar", "raw"}),
     ("%kit list --format ", {"table", "json"}),
     ("%kit validate . --format j", {"json"}),
     ("%kit unpack x --progress ", {"auto", "none", "text", "widget", "plain", "fancy"}),
