@@ -748,6 +748,7 @@ def remove_remote(ref: str, *, force: bool = False, home: Home = None,
     Returns:
         RemoveResult: one entry, ``action`` ``untagged`` or ``removed``.
     """
+    live = reporter is not None  # its messages are seen as they come
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
     parsed = _ref_with_tag(ref, f"tag or digest is required when removing ({ref}:<tag>)")
@@ -780,4 +781,5 @@ def remove_remote(ref: str, *, force: bool = False, home: Home = None,
                 raise RegistryError(f"failed to remove remote model: {exc}") from None
             action = "removed"
     removed = [{"reference": target.display(), "digest": digest, "action": action}]
-    return results.RemoveResult(removed=removed, messages=list(reporter.messages[start:]))
+    return results.RemoveResult(removed=removed, messages=list(reporter.messages[start:]),
+                                shown=live)

@@ -184,7 +184,8 @@ class PackResult(Result):
 
 _REMOTE_STATUS = {"downloaded": "downloaded", "up-to-date": "already present",
                   "skipped-existing": "skipped (exists)",
-                  "not-included": "skipped (no --include-remote)"}
+                  "not-included": "skipped (no --include-remote)",
+                  "unpacked": "unpacked (ModelKit)"}
 
 
 @dataclass(repr=False)
@@ -440,12 +441,25 @@ class RemoveResult(Result):
 
     removed: list[dict[str, Any]]         # {"reference", "digest", "action": removed|untagged}
     messages: list[tuple[str, str]] = field(default_factory=list)
+    #: the messages already went to a caller's reporter while it ran (``remove --remote``
+    #: says ``Untagging …`` before the registry answers, as kit does), so text() repeats none
+    shown: bool = False
 
     @property
     def data(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.removed]
 
+    @property
+    def _html_messages(self) -> bool:  # type: ignore[override]
+        return not self.shown
+
     def text(self) -> str:
+        return "" if self.shown else self._lines()
+
+    def summary(self) -> str:
+        return self._lines().rstrip("\n")
+
+    def _lines(self) -> str:
         return "".join((("[WARN ] " if lvl == "warning" else "") + m + "\n")
                        for lvl, m in self.messages)
 
