@@ -20,17 +20,24 @@ also compares the first parent with it and counts the pulled ModelKit against th
 stops one parent earlier than pack and unpack): we apply the one rule above instead. References
 are compared as written, as kit compares them. ``info`` and ``inspect`` show a ModelKit as
 stored and follow no parent, as kit does.
+
+A dataset whose ``remotePath`` is a ModelKit reference (spec §12.6) is the other kind of
+reference: unpack ``--include-remote`` follows it with :func:`walk_dataset_modelkits`, which
+is a tree (a ModelKit may have several such datasets) rather than a chain; every branch of it
+obeys the same two rules through :func:`extend_chain`, with the newest kit's texts.
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 from kit_jupyter.commands.sources import BlobSource, close_source, read_kitfile
 from kit_jupyter.errors import KitError
-from kit_jupyter.kitfile.model import Kitfile
+from kit_jupyter.kitfile.filters import Filter, matches, restrict
+from kit_jupyter.kitfile.model import DataSet, Kitfile
 from kit_jupyter.kitfile.reference import Reference, is_modelkit_reference, parse_reference
 from kit_jupyter.oci.manifest import Manifest
 
@@ -66,6 +73,20 @@ def parent_path(kitfile: Kitfile) -> str:
     return path if path and is_modelkit_reference(path) else ""
 
 
+def extend_chain(chain: list[str], key: str, *, limit: int = MAX_PARENTS,
+                 cycle: str = CYCLE, check_cycle: bool = True) -> None:
+    """Add ``key`` to ``chain`` with kit's two rules: a key already in the chain is a cycle
+    (``<cycle>: [b=>a=>b]``, from its first occurrence), and a chain longer than ``limit`` is
+    ``reached maximum number of model references: [a=>b=>…]``."""
+    if check_cycle and key in chain:
+        loop = "=>".join([*chain[chain.index(key):], key])
+        raise ReferenceChainError(f"{cycle}: [{loop}]")
+    chain.append(key)
+    if len(chain) > limit:
+        raise ReferenceChainError("reached maximum number of model references: "
+                                  f"[{'=>'.join(chain)}]")
+
+
 def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
                  start: str | None = None, cycle: str = CYCLE,
                  announce: Callable[[str], None] | None = None) -> Iterator[Parent]:
@@ -81,13 +102,7 @@ def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
     while path:
         if announce is not None:
             announce(path)
-        if not first and path in chain:
-            loop = "=>".join([*chain[chain.index(path):], path])
-            raise ReferenceChainError(f"{cycle}: [{loop}]")
-        chain.append(path)
-        if len(chain) > limit:
-            raise ReferenceChainError("reached maximum number of model references: "
-                                      f"[{'=>'.join(chain)}]")
+        extend_chain(chain, path, limit=limit, cycle=cycle, check_cycle=not first)
         first = False
         ref, _ = parse_reference(path).with_default_tag()
         source, manifest = resolve(ref)
@@ -97,3 +112,83 @@ def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
             raise KitError("artifact does not contain a Kitfile")
         yield Parent(path, ref, source, manifest, parent)
         path = parent_path(parent)
+
+
+# --------------------------------------------------------------------------------------------
+# ModelKit-reference datasets (spec §12.6)
+
+
+@dataclass(frozen=True)
+class DatasetModelKit:
+    """A ModelKit that a dataset's ``remotePath`` names, and where its datasets go.
+
+    ``path`` is the directory, relative to the unpack target, that the referenced ModelKit's
+    layer paths land beneath: the dataset's ``path``, joined through every level of nesting.
+    ``filters`` are the ones its own datasets are selected with (kit's ``unpackRemote``)."""
+
+    path: str
+    dataset_path: str  # the dataset's own ``path``, as its Kitfile has it
+    remote_path: str
+    reference: Reference
+    source: BlobSource
+    manifest: Manifest
+    kitfile: Kitfile
+    filters: list[Filter]
+    top: bool  # named by the ModelKit being unpacked itself (not by a referenced one)
+
+
+def dataset_reference(remote_path: str) -> Reference:
+    """A dataset ``remotePath`` that names a ModelKit, parsed (``latest`` when it has no tag),
+    with kit's text when it does not parse."""
+    try:
+        ref = parse_reference(remote_path)
+    except KitError as exc:
+        raise KitError(f"failed to parse remote dataset reference {remote_path}: {exc}") \
+            from None
+    return ref.with_default_tag()[0]
+
+
+def referenced_datasets(kitfile: Kitfile, filters: list[Filter]) -> list[DataSet]:
+    """The datasets of ``kitfile`` that name a ModelKit and that ``filters`` select."""
+    return [d for d in kitfile.datasets
+            if d.remote_path and is_modelkit_reference(d.remote_path)
+            and matches(filters, "dataset", d.name, d.path)]
+
+
+def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Resolver,
+                           stack: ExitStack, *, announce: Callable[[str, str], None] | None = None,
+                           check_path: Callable[[str], None] | None = None,
+                           base: str = "", chain: tuple[str, ...] = ()
+                           ) -> Iterator[DatasetModelKit]:
+    """Every ModelKit the selected datasets of ``kitfile`` name, and those their datasets name.
+
+    kit's order (``handleRemoteData`` then ``unpackRecursive``): for each selected dataset,
+    ``announce(reference, dataset path)``, the cycle and depth checks, the ModelKit is read,
+    then what its own datasets reference comes out before it (a ModelKit's references are
+    unpacked before its layers). Each branch has its own chain, which starts *without* the
+    ModelKit being unpacked (kit's ``visitedRefs``), so ``a → b → a`` is reported as
+    ``found cycle in modelkit references: [b=>a=>b]``; references are compared in kit's
+    ``registry/repository:tag`` form. ``check_path(joined path)`` refuses a dataset path that
+    leaves the target before anything is read."""
+    nested = restrict(filters, "datasets")
+    if nested is None:
+        return
+    for dataset in referenced_datasets(kitfile, filters):
+        ref = dataset_reference(dataset.remote_path)
+        if announce is not None:
+            announce(str(ref), dataset.path)
+        branch = list(chain)
+        extend_chain(branch, str(ref))
+        path = posixpath.join(base, dataset.path) if base else dataset.path
+        if check_path is not None:
+            check_path(path)
+        source, manifest = resolve(ref)
+        stack.callback(close_source, source)
+        referenced = read_kitfile(source, manifest)
+        if referenced is None:
+            raise KitError("artifact does not contain a Kitfile")
+        yield from walk_dataset_modelkits(referenced, nested, resolve, stack, announce=announce,
+                                          check_path=check_path, base=path,
+                                          chain=tuple(branch))
+        yield DatasetModelKit(path, dataset.path, dataset.remote_path, ref, source, manifest,
+                              referenced, nested, top=not chain)

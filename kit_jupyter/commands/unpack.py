@@ -22,7 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter.commands.chain import parent_path, walk_parents
+from kit_jupyter.commands.chain import (
+    DatasetModelKit,
+    parent_path,
+    walk_dataset_modelkits,
+    walk_parents,
+)
 from kit_jupyter.commands.results import UnpackResult
 from kit_jupyter.commands.sources import (
     BlobSource,
@@ -39,7 +44,7 @@ from kit_jupyter.errors import (
     RemoteDatasetError,
     UnpackError,
 )
-from kit_jupyter.kitfile.filters import Filter, matches, parse_filters
+from kit_jupyter.kitfile.filters import Filter, matches, parse_filters, restrict
 from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import (
     Reference,
@@ -66,7 +71,6 @@ from kit_jupyter.transport.s3 import (
     S3Object,
     check_unpack_path,
     download_clients,
-    is_s3_path,
     parse_s3_url,
     prepare_download,
 )
@@ -91,8 +95,9 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
             error.
         ignore_existing: skip files that already exist (``-i``).
         filters: kit's ``--filter`` strings, e.g. ``["model", "datasets:train"]``.
-        include_remote: also download S3 remote datasets, verified against their ETag
-            (``--include-remote``).
+        include_remote: also download S3 remote datasets, verified against their ETag, and
+            unpack the datasets of the ModelKits that datasets refer to into those datasets'
+            paths (``--include-remote``).
         home: storage root (``--config``); default ``$KITOPS_HOME``, else the OS default.
         source: read blobs from this source instead of local storage or the registry.
         reporter: receives kit's messages and progress (see ``make_reporter``).
@@ -122,15 +127,21 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
     target = Path(dir).expanduser().absolute()
     with Extraction(target, overwrite=overwrite, ignore_existing=ignore_existing) as tx:
         # said once the reference has resolved (and a failure removes what Extraction created)
-        ctx = _Unpack(tx=tx, home=home, reporter=rep,
+        ctx = _Unpack(tx=tx, home=home, reporter=rep, include_remote=include_remote,
                       on_resolved=lambda: rep.info(f"Unpacking to {target}"),
                       registry_options=RegistryOptions(plain_http=plain_http,
                                                        tls_verify=tls_verify,
                                                        concurrency=concurrency, home=home))
         digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source)
-    remote = unpack_remote_datasets(kf, target, include_remote=include_remote, filters=flts,
-                                    overwrite=overwrite, ignore_existing=ignore_existing,
-                                    reporter=rep, env=env, home=home, cache=remote_cache)
+    download = functools.partial(unpack_remote_datasets, overwrite=overwrite,
+                                 ignore_existing=ignore_existing, reporter=rep, env=env,
+                                 home=home, cache=remote_cache)
+    remote = download(kf, target, include_remote=include_remote, filters=flts)
+    for node in ctx.dataset_modelkits:  # S3 datasets of the referenced ModelKits
+        remote += [dataclasses.replace(r, path=posixpath.join(node.path, r.path))
+                   for r in download(node.kitfile, target / node.path, include_remote=True,
+                                     filters=node.filters)]
+    remote = _in_kitfile_order(kf, [*ctx.referenced, *remote])
     return UnpackResult(reference=parsed.display(), digest=digest, directory=str(target),
                         kitfile_path=kitfile_path, layers=layers, remote=remote,
                         messages=list(rep.messages[start:]))
@@ -160,6 +171,12 @@ def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
     return bool(matches(filters, kind, name or "", path or ""))
 
 
+def _in_kitfile_order(kf: Kitfile, results: list[DownloadResult]) -> list[DownloadResult]:
+    """Remote datasets as the Kitfile lists them; those of referenced ModelKits follow."""
+    order = {d.path: i for i, d in enumerate(kf.datasets)}
+    return sorted(results, key=lambda r: order.get(r.path, len(order)))
+
+
 WARN_NOT_INCLUDED = ("ModelKit contains remote datasets. "
                      "To unpack, specify the --include-remote flag")
 
@@ -171,10 +188,13 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                            range_size: int | None = None,
                            home: str | os.PathLike[str] | None = None,
                            cache: bool = True) -> list[DownloadResult]:
-    """The last step of unpack (spec §12.4/§12.5): the remote datasets the filters select, with
-    kit's existing-file rules. Every path, existing-file and HEAD check runs before the first
-    byte is downloaded, so a problem with the third dataset does not leave the first two half
-    done. With ``cache`` (and unless ``KIT_JUPYTER_REMOTE_CACHE=off``) objects go through the
+    """The last step of unpack (spec §12.4/§12.5): the S3 remote datasets the filters select,
+    with kit's existing-file rules. Every path, existing-file and HEAD check runs before the
+    first byte is downloaded, so a problem with the third dataset does not leave the first two
+    half done. Without ``include_remote`` every selected remote dataset, S3 or ModelKit
+    reference, is reported ``not-included`` under kit's one warning; with it, ModelKit-reference
+    datasets are not this step's business (``_Unpack`` unpacked them with the layers). With
+    ``cache`` (and unless ``KIT_JUPYTER_REMOTE_CACHE=off``) objects go through the
     shared cache under ``home`` (:mod:`kit_jupyter.transport.remote_cache`)."""
     rep = reporter if reporter is not None else NullReporter()
     selected = [d for d in (kf.remote_datasets() if kf is not None else [])
@@ -186,9 +206,7 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
         return [DownloadResult(d.path, d.remote_path, "not-included") for d in selected]
     wanted: list[tuple[RemoteDataset, S3Object, Path, bool]] = []
     for d in selected:
-        if not is_s3_path(d.remote_path) and is_modelkit_reference(d.remote_path):
-            rep.warning(f"Remote dataset {d.path} refers to ModelKit {d.remote_path}; unpacking "
-                        f"ModelKit-reference datasets is not supported yet")
+        if is_modelkit_reference(d.remote_path):
             continue
         try:
             obj = parse_s3_url(d.remote_path, d.remote_hash)
@@ -248,7 +266,7 @@ def _existing_file(target: Path, path: str) -> bool:
 
 class _Unpack:
     def __init__(self, *, tx: Extraction, home: Any, reporter: Reporter,
-                 registry_options: RegistryOptions,
+                 registry_options: RegistryOptions, include_remote: bool = False,
                  on_resolved: Callable[[], None] | None = None):
         self.on_resolved = on_resolved  # called once, when the top reference has resolved
         self.tx = tx
@@ -257,6 +275,10 @@ class _Unpack:
         self.home = home
         self.reporter = reporter
         self.registry_options = registry_options
+        self.include_remote = include_remote
+        self.dataset_modelkits: list[DatasetModelKit] = []  # every one unpacked, nested too
+        self.referenced: list[DownloadResult] = []  # one per dataset of the top ModelKit
+        self.referenced_layers: list[dict[str, Any]] = []  # what those brought, where it went
 
     def run(self, ref: Reference, filters: list[Any], source: BlobSource | None
             ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
@@ -279,10 +301,12 @@ class _Unpack:
         if resolved is not None:
             resolved()
         self._unpack_parents(kf, filters)
+        if self.include_remote:
+            self._unpack_dataset_modelkits(kf, filters)
         kitfile_path = None
         if _matches(filters, "kitfile", "", ""):
             kitfile_path = self._write_kitfile(kf)
-        layers = self._layers(src, manifest, kf, filters)
+        layers = self._layers(src, manifest, kf, filters) + self.referenced_layers
         return manifest.digest, kf, layers, kitfile_path
 
     def _unpack_parents(self, kf: Kitfile, filters: list[Any]) -> None:
@@ -297,12 +321,44 @@ class _Unpack:
         if parent_filters is None:
             announce(path)
             return
-        resolve = functools.partial(open_and_resolve, home=self.home,
-                                    registry_options=self.registry_options)
         with contextlib.ExitStack() as stack:
-            parents = list(walk_parents(kf, resolve, stack, announce=announce))
+            parents = list(walk_parents(kf, self._resolve, stack, announce=announce))
             for parent in reversed(parents):
                 self._layers(parent.source, parent.manifest, parent.kitfile, parent_filters)
+
+    def _resolve(self, ref: Reference) -> tuple[BlobSource, Manifest]:
+        """A referenced ModelKit, as kit's ``getStoreForRef`` finds it: local storage, else
+        streamed from its registry (nothing saved locally); kit's texts when it is neither."""
+        return open_and_resolve(ref, home=self.home, registry_options=self.registry_options)
+
+    def _unpack_dataset_modelkits(self, kf: Kitfile, filters: list[Any]) -> None:
+        """Datasets whose ``remotePath`` names a ModelKit (spec §12.6, the newest kit's
+        ``handleRemoteData``): that ModelKit's datasets go beneath the dataset's path, selected
+        by the ``datasets`` part of the filters, and so on for the datasets *they* refer to
+        (cycles and depth checked by :func:`walk_dataset_modelkits`). They are written in this
+        unpack's one transaction, so a missing or looping reference leaves nothing behind."""
+        with contextlib.ExitStack() as stack:
+            for node in walk_dataset_modelkits(kf, list(filters), self._resolve, stack,
+                                               announce=self._announce_dataset_modelkit,
+                                               check_path=self._check_dataset_path):
+                layers = self._layers(node.source, node.manifest, node.kitfile, node.filters,
+                                      under=node.path)
+                self.dataset_modelkits.append(node)
+                self.referenced_layers += layers
+                if node.top:
+                    self.referenced.append(DownloadResult(
+                        node.path, node.remote_path, "unpacked",
+                        size=sum(x["size"] or 0 for x in layers),
+                        verification=f"ModelKit {node.manifest.digest}"))
+
+    def _announce_dataset_modelkit(self, ref: str, path: str) -> None:
+        self.reporter.info(f"Unpacking referenced dataset ModelKit {ref} to {path}")
+
+    def _check_dataset_path(self, path: str) -> None:
+        try:
+            check_unpack_path(path, self.target)
+        except ValueError as exc:
+            raise UnpackError(f"error resolving dataset path {path}: {exc}") from None
 
     # -- Kitfile ---------------------------------------------------------------------------
     def _write_kitfile(self, kf: Any) -> str:
@@ -327,9 +383,11 @@ class _Unpack:
 
     # -- layers ----------------------------------------------------------------------------
     def _layers(self, src: BlobSource, manifest: Manifest, kf: Kitfile,
-                filters: list[Any]) -> list[dict[str, Any]]:
+                filters: list[Any], under: str = "") -> list[dict[str, Any]]:
         """Each layer matched, by position within its type, to its Kitfile entry (kit's rule),
-        cross-checked by digest, and unpacked unless the filters leave it out."""
+        cross-checked by digest, and unpacked unless the filters leave it out. ``under``: a
+        directory under the target that the layers' paths are relative to (the datasets of a
+        ModelKit a dataset refers to)."""
         model = kf.model
         entries: dict[str, list[Any]] = {
             "modelpart": list(model.parts) if model is not None else [],
@@ -374,11 +432,14 @@ class _Unpack:
                                       f"{base}")
             else:  # ModelKits from before digests were in the config
                 extract_dir = _legacy_dir(entry.path, base)
+            if under:
+                extract_dir = posixpath.join(under, extract_dir) if extract_dir else under
             fmt = media_type.format + (f"+{media_type.compression}" if media_type.compressed
                                        else "")
-            self._unpack_layer(src, desc, fmt, extract_dir, entry.path,
+            path = posixpath.join(under, entry.path) if under else entry.path
+            self._unpack_layer(src, desc, fmt, extract_dir, path,
                                (index, len(manifest.layers)))
-            done.append({"type": kind, "name": name, "path": entry.path, "digest": desc.digest,
+            done.append({"type": kind, "name": name, "path": path, "digest": desc.digest,
                          "size": desc.size})
         return done
 
@@ -422,25 +483,9 @@ def _announce_parent(reporter: Reporter, path: str) -> None:
 
 
 def _parent_filters(filters: list[Any]) -> list[Any] | None:
-    """The filters a parent ModelKit is unpacked with (kit's ``unpackParent``): ``model`` when
-    none were given, else each filter's ``model`` part; None when no filter names ``model``."""
-    if not filters:
-        return list(parse_filters(["model"]))
-    return [_only_model(f) for f in filters if _filter_has_model(f)] or None
-
-
-def _filter_has_model(f: Any) -> bool:
-    types = getattr(f, "types", None) or getattr(f, "base_types", None) or ()
-    return "model" in types
-
-
-def _only_model(f: Any) -> Any:
-
-    for attr in ("types", "base_types"):
-        if hasattr(f, attr):
-            with contextlib.suppress(TypeError, ValueError):
-                return dataclasses.replace(f, **{attr: ("model",)})
-    return f
+    """The filters a parent ModelKit is unpacked with: the ``model`` part of each (kit's
+    ``unpackRemote``, :func:`~kit_jupyter.kitfile.filters.restrict`)."""
+    return restrict(list(filters), "model")
 
 
 def _legacy_dir(path: str, base: str) -> str:

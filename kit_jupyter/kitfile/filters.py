@@ -103,3 +103,17 @@ def matches(filters: list[Filter], kind: str, name: str = "", path: str = "") ->
     if not filters:
         return True
     return any(f.matches(kind, name, path) for f in filters)
+
+
+def restrict(filters: list[Filter], type_word: str) -> list[Filter] | None:
+    """The filters a referenced ModelKit is unpacked with (kit's ``unpackRemote``): only
+    ``type_word`` (``model`` for a parent, ``datasets`` for a dataset's ModelKit) is taken from
+    it. No filters: everything of that type. Otherwise each filter that names the type, with
+    its other types dropped and its ids kept (so ``datasets:train`` also picks ``train`` inside
+    the referenced ModelKit); None when no filter names the type (nothing is taken)."""
+    if type_word not in FILTER_TYPES:
+        raise ValueError(f"unknown filter type {type_word}")
+    if not filters:
+        return [Filter((type_word,))]
+    kept = [Filter((type_word,), f.ids) for f in filters if type_word in f.types]
+    return kept or None
