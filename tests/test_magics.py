@@ -234,3 +234,31 @@ def test_unknown_reference_creates_nothing_and_says_nothing_done(ip, tmp_path, c
     assert "nothere:v1" in str(info.value)
     assert not (tmp_path / "not").exists()
     assert "Unpacking to" not in capsys.readouterr().out
+
+
+def test_kit_validate_file_keeps_the_files_own_lines(ip, tmp_path):
+    """A cell counts the %%kitfile line as line 1; a file on disk has no such line."""
+    (tmp_path / "Kitfile").write_text(BAD)
+    by_field = {f.field: f for f in ip.run_line_magic("kit", f"validate {tmp_path}").findings}
+    assert by_field["manifestVersion"].line == 1 and by_field["model.path"].line == 4
+    cell = {f.field: f for f in ip.run_cell_magic("kitfile", "", BAD).findings}
+    assert cell["manifestVersion"].line == 2 and cell["model.path"].line == 5
+
+
+def test_kitfile_one_run_shows_every_finding_and_binds_a_partial_kitfile(ip):
+    """A wrong type and a misspelt key do not hide the other checks; the variable gets what
+    decoded, and the display says it is partial."""
+    body = ("manifestVersion: 1.0.0\ncode: src\nmodel:\n  name: clf\n  pth: m.bin\n"
+            "datasets:\n  - path: /abs\n")
+    report = ip.run_cell_magic("kitfile", "kf", body)
+    found = [(f.line, f.message) for f in report.findings]
+    assert (3, "cannot unmarshal !!str `src` into []artifact.Code") in found
+    assert (6, "field pth not found in type artifact.Model") in found
+    assert any(line == 8 and m.startswith("absolute paths are not supported") for line, m in found)
+    hints = {f.message: f.hint for f in report.findings}
+    assert hints["cannot unmarshal !!str `src` into []artifact.Code"] == \
+        "code must be a list: - path: src"
+    kf = ip.user_ns["kf"]
+    assert kf is not None and kf.partial and kf.model.name == "clf" and kf.code == []
+    assert "The Kitfile object is partial" in report.text()
+    assert "The Kitfile object is partial" in report._repr_html_()
