@@ -121,3 +121,31 @@ def test_completion_over_the_protocol(kernel):
     assert reply["status"] == "ok"
     assert set(reply["matches"]) == {"gzip", "gzip-fastest"}
     assert reply["cursor_start"] == len(code) - len("gz") and reply["cursor_end"] == len(code)
+
+
+def _displays(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m["content"]["data"] for m in messages
+            if m["msg_type"] in ("display_data", "update_display_data", "execute_result")]
+
+
+def test_a_failed_command_ends_its_display_failed_and_names_the_next_step(kernel, tmp_path):
+    """unpack onto a changed file: one error line with the flags that help, and the progress
+    display (the last state a saved notebook keeps) says failed, not half done."""
+    project, out = tmp_path / "p", tmp_path / "out"
+    project.mkdir()
+    (project / "m.bin").write_bytes(b"x" * 100_000)
+    (project / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: m.bin\n")
+    reply, _ = kernel.run(f"%kit pack {project} -t t/failing:v1\n"
+                          f"%kit unpack t/failing:v1 -d {out}")
+    assert reply["status"] == "ok"
+    (out / "m.bin").write_bytes(b"changed")
+    reply, messages = kernel.run(f"%kit unpack t/failing:v1 -d {out}")
+    assert reply["status"] == "error" and reply["ename"] == "UsageError"
+    assert reply["evalue"].endswith("(-o/--overwrite replaces it, "
+                                    "-i/--ignore-existing keeps it)")
+    final = _displays(messages)[-1]
+    assert final["text/plain"].startswith("failed after")
+    assert "kit-badge-error" in final["text/html"] and "kit-task-running" not in final["text/html"]
+    assert "done" not in final["text/plain"]
+    assert (out / "m.bin").read_bytes() == b"changed"  # nothing touched
+    assert "comm_open" not in _types(messages)
