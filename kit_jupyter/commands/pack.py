@@ -50,7 +50,12 @@ from kit_jupyter.kitfile.reference import (
     parse_reference,
 )
 from kit_jupyter.kitfile.rules import ensure_valid
-from kit_jupyter.oci.layers import PackedLayer, pack_layer_to_file, pack_raw_layer_to_file
+from kit_jupyter.oci.layers import (
+    PackedLayer,
+    pack_layer_to_file,
+    pack_raw_layer_to_file,
+    raw_layer_file,
+)
 from kit_jupyter.oci.manifest import Descriptor, Manifest
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_CLI_VERSION,
@@ -275,6 +280,9 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
     """Each layer's descriptor (with its annotations) and the path it packed."""
 
     _check_mcp_servers(kf, context)
+    if layer_format == "raw":  # kit finds a directory only when it gets there; we look first
+        for _, entry, _ in _layer_entries(kf):
+            raw_layer_file(context, entry.path)
     extra_paths = _parent_layer_paths(kf, home, start)
     ignore = IgnoreRules.load(context, layer_paths=layer_paths_from_kitfile(kf))
     cache = home / "cache" / "pack"
@@ -313,11 +321,7 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
 
 def _pack_raw(context: Path, path: str, cache: Path, rep: Reporter, label: str, base: str,
               compression: str, annotations: dict[str, str] | None) -> PackedLayer:
-    try:
-        size = os.lstat(context / path).st_size
-    except OSError:
-        size = 0  # pack_raw_layer_to_file reports it in kit's words
-    task = rep.task(label, size)
+    task = rep.task(label, raw_layer_file(context, path)[2].st_size)
     ok = False
     try:
         packed = pack_raw_layer_to_file(context, path, cache, base=base,

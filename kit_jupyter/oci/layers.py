@@ -497,6 +497,24 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
         raise
 
 
+def raw_layer_file(context_dir: str | os.PathLike[str],
+                   file_path: str) -> tuple[str, str, os.stat_result]:
+    """The file a raw layer holds: its cleaned path, full path and ``lstat``, or kit's
+    refusal (``failed to read file <p>: lstat <p>: ...``, ``file <p> is not a regular file``
+    for a directory or a symlink). Pack checks every raw layer with it before the first blob
+    is written."""
+    cleaned = _check_layer_path(file_path)
+    full = os.path.join(os.fspath(context_dir), cleaned)
+    try:
+        st = os.lstat(full)
+    except OSError as err:
+        reason = (err.strerror or str(err)).lower()
+        raise PackError(f"failed to read file {cleaned}: lstat {cleaned}: {reason}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PackError(f"file {cleaned} is not a regular file")
+    return cleaned, full, st
+
+
 def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
                            temp_dir: str | os.PathLike[str], *, base: str = "mcpb",
                            compression: str = "none", task: Task | None = None,
@@ -512,15 +530,7 @@ def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
     ``tar.FileInfoHeader``: 48, ``'0'``, for a regular file); its exact bytes have not been
     compared with a kit-made ModelKit (spec §16).
     """
-    cleaned = _check_layer_path(file_path)
-    full = os.path.join(os.fspath(context_dir), cleaned)
-    try:
-        st = os.lstat(full)
-    except OSError as err:
-        reason = (err.strerror or str(err)).lower()
-        raise PackError(f"failed to read file {cleaned}: lstat {cleaned}: {reason}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise PackError(f"file {cleaned} is not a regular file")
+    cleaned, full, st = raw_layer_file(context_dir, file_path)
     if base == "mcpb":
         compression = "none"  # mcpb layers are always application/...mcpb.v1.raw
     media_type = layer_media_type(base, compression, "raw")
