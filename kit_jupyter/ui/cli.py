@@ -147,7 +147,8 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("--filter", action="append", default=[], metavar="TYPES[:IDS]",
                    help="e.g. model,datasets:events (repeatable)")
     p.add_argument("--include-remote", action="store_true",
-                   help="also download remote (S3) datasets")
+                   help="also download remote (S3) datasets and unpack the datasets of "
+                        "ModelKits that datasets refer to")
     p.add_argument("--no-cache", action="store_true",
                    help="bypass the shared cache of remote datasets under $KITOPS_HOME/cache")
     _add_config(p)
