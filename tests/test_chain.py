@@ -120,17 +120,19 @@ def _child_of(parent: str) -> dict:
 
 
 def test_unpack_of_a_loop_has_kits_text(kitops_home, tmp_path):
-    """kit's unpack chain starts with the first parent: a->b->a is ``[b=>a=>b]``."""
+    """kit's unpack chain starts with the first parent: a->b->a is ``[b=>a=>b]``, in the
+    newest kit's ``registry/repository:tag`` form (its unpack compares ``ref.String()``)."""
     store = LocalStore()
     _store_kitfile(store, "a:1", _child_of("b:1"))
     _store_kitfile(store, "b:1", _child_of("a:1"))
     rep = NullReporter()
     with pytest.raises(KitError) as info:
         unpack("a:1", dir=tmp_path / "out", reporter=rep)
-    assert str(info.value) == "found cycle in modelkit references: [b:1=>a:1=>b:1]"
+    assert str(info.value) == ("found cycle in modelkit references: "
+                               "[localhost/b:1=>localhost/a:1=>localhost/b:1]")
     said = [m for _, m in rep.messages if m.startswith("Unpacking referenced")]
-    assert said == ["Unpacking referenced modelkit b:1", "Unpacking referenced modelkit a:1",
-                    "Unpacking referenced modelkit b:1"]
+    assert said == ["Unpacking referenced ModelKit b:1", "Unpacking referenced ModelKit a:1",
+                    "Unpacking referenced ModelKit b:1"]
     assert not (tmp_path / "out" / "Kitfile").exists()
 
 
@@ -147,7 +149,7 @@ def test_unpack_follows_at_most_ten_parents(kitops_home, tmp_path):
     assert (tmp_path / "ten" / "w.bin").read_text() == "weights" and res.layers == []
     with pytest.raises(KitError) as info:
         unpack(f"p:{MAX_PARENTS + 1}", dir=tmp_path / "eleven")
-    chain = "=>".join(f"p:{i}" for i in range(MAX_PARENTS, -1, -1))
+    chain = "=>".join(f"localhost/p:{i}" for i in range(MAX_PARENTS, -1, -1))
     assert str(info.value) == f"reached maximum number of model references: [{chain}]"
 
 
@@ -156,7 +158,7 @@ def test_a_filter_without_model_reads_no_parent(kitops_home, tmp_path):
     _store_kitfile(store, "lone:1", _child_of("missing:1"))
     rep = NullReporter()
     res = unpack("lone:1", dir=tmp_path / "out", filters=["kitfile"], reporter=rep)
-    assert res.kitfile_path and ("info", "Unpacking referenced modelkit missing:1") \
+    assert res.kitfile_path and ("info", "Unpacking referenced ModelKit missing:1") \
         in rep.messages
     with pytest.raises(KitError, match="^failed to find reference missing:1: not found$"):
         unpack("lone:1", dir=tmp_path / "all")

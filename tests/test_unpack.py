@@ -286,7 +286,7 @@ def test_parent_modelkit_reference(kitops_home, tmp_path):
     assert (out / "weights" / "w.bin").read_bytes() == b"W" * 1000
     assert not (out / "weights" / "stale.bin").exists()
     assert (out / "train.py").exists()
-    assert ("info", "Unpacking referenced modelkit base:v1") in rep.messages
+    assert ("info", "Unpacking referenced ModelKit base:v1") in rep.messages
     # a filter without model skips the parent entirely
     out2 = tmp_path / "out2"
     unpack("child:v1", dir=out2, filters=["code"])

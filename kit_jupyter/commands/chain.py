@@ -15,11 +15,12 @@ then the registry, or the registry only) and what to announce, the walker owns t
   model references: [a=>b=>…]``. Both texts join the chain with ``=>``.
 
 unpack starts its chain without the top ModelKit (kit's ``visitedRefs``), which gives kit's
-texts there too. pull starts it with the pulled reference, as kit does; kit's own pull walker
-also compares the first parent with it and counts the pulled ModelKit against the limit (so it
-stops one parent earlier than pack and unpack): we apply the one rule above instead. References
-are compared as written, as kit compares them. ``info`` and ``inspect`` show a ModelKit as
-stored and follow no parent, as kit does.
+texts there too; it compares references in kit's ``registry/repository:tag`` form, as the
+newest kit's unpack does (``canonical``). pull starts it with the pulled reference, as kit
+does; kit's own pull walker also compares the first parent with it and counts the pulled
+ModelKit against the limit (so it stops one parent earlier than pack and unpack): we apply the
+one rule above instead. pack and pull compare references as written, as kit compares them.
+``info`` and ``inspect`` show a ModelKit as stored and follow no parent, as kit does.
 
 A dataset whose ``remotePath`` is a ModelKit reference (spec §12.6) is the other kind of
 reference: unpack ``--include-remote`` follows it with :func:`walk_dataset_modelkits`, which
@@ -89,12 +90,15 @@ def extend_chain(chain: list[str], key: str, *, limit: int = MAX_PARENTS,
 
 def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
                  start: str | None = None, cycle: str = CYCLE,
-                 announce: Callable[[str], None] | None = None) -> Iterator[Parent]:
+                 announce: Callable[[str], None] | None = None,
+                 canonical: bool = False) -> Iterator[Parent]:
     """The parents of ``kitfile``, nearest first, each read through ``resolve``.
 
     ``announce(path)`` comes first, as kit prints its line before it checks or reads. ``start``
     begins the chain (the ModelKit being packed or pulled, as kit shows it). Every source opened
-    is closed by ``stack``, so a caller can still read the parents' blobs while it is open."""
+    is closed by ``stack``, so a caller can still read the parents' blobs while it is open.
+    ``canonical``: compare and show references in kit's ``registry/repository:tag`` form (the
+    newest kit's unpack), not as written."""
     path = parent_path(kitfile)
     chain = [] if start is None else [start]
     limit = MAX_PARENTS + len(chain)
@@ -102,9 +106,11 @@ def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
     while path:
         if announce is not None:
             announce(path)
-        extend_chain(chain, path, limit=limit, cycle=cycle, check_cycle=not first)
+        parsed = parse_reference(path)
+        extend_chain(chain, str(parsed) if canonical else path, limit=limit, cycle=cycle,
+                     check_cycle=not first)
         first = False
-        ref, _ = parse_reference(path).with_default_tag()
+        ref, _ = parsed.with_default_tag()
         source, manifest = resolve(ref)
         stack.callback(close_source, source)
         parent = read_kitfile(source, manifest)

@@ -322,7 +322,8 @@ class _Unpack:
             announce(path)
             return
         with contextlib.ExitStack() as stack:
-            parents = list(walk_parents(kf, self._resolve, stack, announce=announce))
+            parents = list(walk_parents(kf, self._resolve, stack, announce=announce,
+                                        canonical=True))
             for parent in reversed(parents):
                 self._layers(parent.source, parent.manifest, parent.kitfile, parent_filters)
 
@@ -479,7 +480,7 @@ _UNPACKING = {"model": "Unpacking model {name} to {path}",
 
 
 def _announce_parent(reporter: Reporter, path: str) -> None:
-    reporter.info(f"Unpacking referenced modelkit {path}")
+    reporter.info(f"Unpacking referenced ModelKit {path}")  # the newest kit's capital
 
 
 def _parent_filters(filters: list[Any]) -> list[Any] | None:
