@@ -651,3 +651,115 @@ def test_property_random_blocks_only_raise_our_errors(blocks: list[bytes], tail:
 def test_property_pax_records_only_raise_our_errors(records, garbage: bytes, via) -> None:
     body = b"".join(record(k, v) if b"\n" not in v else garbage for k, v in records)
     _outcome(pax_member(body + garbage), via)
+
+
+# --- many small files: one sync, memory independent of the file count -----------------------
+
+def _many(n: int) -> bytes:
+    return make_tar([reg(f"src/p{i % 7}/f{i:04d}.py", f"print({i})\n".encode())
+                     for i in range(n)])
+
+
+@pytest.mark.parametrize("via", ["file", "stream"])
+def test_small_files_cost_one_syncfs_not_an_fsync_each(tmp_path: Path, monkeypatch,
+                                                       via: str) -> None:
+    """Durability of the small files is one ``syncfs`` of the target's file system, made before
+    the first rename (a crash never publishes a file whose bytes are not on disk)."""
+    import kit_jupyter._fs as fs
+    import kit_jupyter.oci.extract as ex
+
+    calls: list[str] = []
+    real_sync, real_fsync, real_replace = fs.sync_filesystem, os.fsync, os.replace
+
+    def sync(path):
+        calls.append("sync")
+        return real_sync(path)
+
+    monkeypatch.setattr(ex, "sync_filesystem", sync)
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("rename"), real_replace(a, b))[1])
+    stats = extract(_many(300), tmp_path / "o", via=via)
+    assert stats.files == 300
+    assert calls[0] == "sync" and calls.count("sync") == 1 and "fsync" not in calls
+    assert calls.count("rename") == 300
+    assert (tmp_path / "o/src/p3/f0010.py").read_bytes() == b"print(10)\n"
+    assert not [p for p in tree(tmp_path / "o") if ".part" in p]
+
+
+def test_sync_failure_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import kit_jupyter.oci.extract as ex
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(ex, "sync_filesystem", broken)
+    with pytest.raises(UnpackError, match="Input/output error"):
+        extract(_many(20), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_sync_filesystem_really_syncs(tmp_path: Path) -> None:
+    """The production helper itself (syncfs via libc on Linux, os.sync elsewhere)."""
+    from kit_jupyter._fs import sync_filesystem
+
+    (tmp_path / "f").write_bytes(b"x")
+    sync_filesystem(tmp_path)  # no error; a missing directory is one
+    with pytest.raises(OSError):
+        sync_filesystem(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("via", ["file", "stream"])
+def test_pending_files_spill_beyond_the_memory_limit(tmp_path: Path, monkeypatch,
+                                                     via: str) -> None:
+    """The list of files to rename holds at most PENDING_IN_MEMORY entries in memory whatever
+    the file count (the rest go to an unnamed file in the target): counted, not timed."""
+    import kit_jupyter.oci.extract as ex
+
+    monkeypatch.setattr(ex, "PENDING_IN_MEMORY", 16)
+    seen: list[tuple[int, int]] = []
+    real_commit = Extraction.commit
+
+    def commit(self):
+        seen.append((self._pending.peak_in_memory, self._pending.spilled))
+        real_commit(self)
+
+    monkeypatch.setattr(Extraction, "commit", commit)
+    extract(_many(500), tmp_path / "o", via=via)
+    (peak, spilled), = seen
+    assert peak <= 16 and spilled >= 500 - 16
+    got = {p for p in tree(tmp_path / "o") if p.endswith(".py")}
+    assert got == {f"src/p{i % 7}/f{i:04d}.py" for i in range(500)}
+    assert (tmp_path / "o/src/p0/f0497.py").read_bytes() == b"print(497)\n"
+    assert set(os.listdir(tmp_path / "o")) == {"src"}  # the spill file has no name
+
+
+def test_rollback_after_a_spill_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    import kit_jupyter.oci.extract as ex
+
+    monkeypatch.setattr(ex, "PENDING_IN_MEMORY", 8)
+    data = make_tar([*(reg(f"d/f{i}", b"x") for i in range(100)), reg("d/f42", b"again")])
+    with pytest.raises(UnpackError, match="'d/f42' occurs more than once"):
+        extract(data, tmp_path / "o", overwrite=True)
+    assert tree(tmp_path) == set()
+
+
+def test_a_failed_rename_midway_removes_the_rest(tmp_path: Path, monkeypatch) -> None:
+    import kit_jupyter.oci.extract as ex
+
+    monkeypatch.setattr(ex, "PENDING_IN_MEMORY", 8)
+    real_replace = os.replace
+    done = []
+
+    def replace(a, b):
+        if len(done) == 30:
+            raise OSError(28, "No space left on device", b)
+        done.append(b)
+        return real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(UnpackError, match="No space left on device"):
+        extract(_many(60), tmp_path / "o")
+    assert not [p for p in tree(tmp_path) if ".part" in p]  # no temp file is left
+    assert len([p for p in tree(tmp_path) if p.endswith(".py")]) == 30

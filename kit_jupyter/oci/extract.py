@@ -14,14 +14,19 @@ Two inputs feed the same reader (:class:`kit_jupyter.gocompat.gotar.TarReader`):
 before the ``with`` block ends without an error.
 
 :class:`Extraction` holds one unpack's writes, all or nothing: every file goes to a temp file
-beside its target and is renamed into place only by :meth:`Extraction.commit`, after every
-layer of the unpack verified; on any error (and on Ctrl-C) :meth:`Extraction.rollback` removes
-the temp files and every directory the run created, the target itself included, so a refused
-unpack leaves nothing behind. Modes: only the permission bits (``mode & 0o777``, the umask
-applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits are never restored.
-Directories are created owner-writable while they are filled and get their recorded mode at
-the end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory
-with files in it unpacks as any user.
+beside its target and is renamed into place only by :meth:`Extraction.commit`, after every layer of
+the unpack verified; on any error (and on Ctrl-C) :meth:`Extraction.rollback` removes the temp
+files and every directory the run created, the target itself included, so a refused unpack leaves
+nothing behind. Durability costs one ``syncfs`` per file system at commit for all the small files
+(large ones are fsynced as they are written, overlapping the blob's hash), not one journal commit
+per file; and the memory an unpack holds does not grow with its file count: every temp file of one
+unpack is named with one token (so a path's temp file is found on disk, which is also how a path
+named twice is caught), and the list of files to rename spills to an unnamed file in the target
+beyond :data:`PENDING_IN_MEMORY` entries. Modes: only the permission bits (``mode & 0o777``, the
+umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits are never restored.
+Directories are created owner-writable while they are filled and get their recorded mode at the
+end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory with
+files in it unpacks as any user.
 """
 
 from __future__ import annotations
@@ -36,7 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_name
+from kit_jupyter._fs import (
+    WRITEBACK_STEP,
+    run_token,
+    start_writeback,
+    sweep_stale,
+    sync_filesystem,
+    temp_sibling,
+)
 from kit_jupyter.errors import ExistingPathError, UnpackError
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.gocompat.gotar import TarFormatError, TarInput, TarReader, unexpected_eof
@@ -50,6 +62,8 @@ _COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move i
 _NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
                    errno.EBADF, errno.EPERM)
 _SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
+#: Pending files held in memory; more spill to an unnamed file (memory independent of the count)
+PENDING_IN_MEMORY = 4096
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
     | getattr(os, "O_CLOEXEC", 0)
 
@@ -278,9 +292,6 @@ def layer_input(source: Any, descriptor: Descriptor, compression: str = "",
 # Extraction
 # =============================================================================================
 
-_FILE, _DIR = "file", "dir"
-
-
 @dataclass
 class ExtractStats:
     files: int = 0
@@ -291,6 +302,78 @@ class ExtractStats:
 
 def _illegal(name: str, reason: str) -> UnpackError:
     return UnpackError(f"failed to unpack: illegal file path: {name}: {reason}")
+
+
+class _PendingFiles:
+    """The final paths of the temp files written so far, in order, with whether each is small
+    (its fsync is due at commit). The first :data:`PENDING_IN_MEMORY` live in a list; beyond
+    that they are appended to an unnamed file in the target (``O_TMPFILE``: nothing to clean
+    up even after SIGKILL), so memory does not grow with the number of files."""
+
+    def __init__(self, spill_dir: str):
+        self._dir = spill_dir
+        self._mem: list[tuple[str, bool]] = []
+        self._spill: BinaryIO | None = None
+        self.count = 0
+        self.small = 0
+        self.spilled = 0
+        self.peak_in_memory = 0
+
+    def append(self, final: str, small: bool) -> None:
+        self._mem.append((final, small))
+        self.count += 1
+        self.small += small
+        if len(self._mem) > self.peak_in_memory:
+            self.peak_in_memory = len(self._mem)
+        if len(self._mem) >= PENDING_IN_MEMORY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._spill is None:
+            self._spill = _unnamed_file(self._dir)
+        self._spill.write(b"".join((b"1" if small else b"0") + os.fsencode(final) + b"\0"
+                                   for final, small in self._mem))
+        self.spilled += len(self._mem)
+        self._mem = []
+
+    def __iter__(self) -> Iterator[tuple[str, bool]]:
+        """Every entry once, oldest first (then the list is empty: read once, at the end)."""
+        spill, self._spill = self._spill, None
+        if spill is not None:
+            with spill:
+                spill.flush()
+                spill.seek(0)
+                rest = b""
+                while chunk := spill.read(CHUNK):
+                    parts = (rest + chunk).split(b"\0")
+                    rest = parts.pop()
+                    for part in parts:
+                        yield os.fsdecode(part[1:]), part[:1] == b"1"
+        mem, self._mem = self._mem, []
+        yield from mem
+        self.count = self.small = 0
+
+    def discard(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self._mem = []
+        self.count = self.small = 0
+
+
+def _unnamed_file(directory: str) -> BinaryIO:
+    """A read-write file with no name in ``directory`` (removed by the kernel when closed)."""
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    fd = -1
+    if tmpfile:
+        with contextlib.suppress(OSError):
+            fd = os.open(directory, flags | tmpfile, 0o600)
+    if fd < 0:  # no O_TMPFILE here: a named temp file, unlinked at once
+        path = temp_sibling(directory, "pending", run_token())
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(path)
+    return open(fd, "w+b", buffering=CHUNK)
 
 
 class Extraction:
@@ -322,12 +405,14 @@ class Extraction:
         self.umask = current_umask()
         self.stats = ExtractStats()
         self._root = ""
-        self._pending: list[tuple[str, str, bool]] = []  # (temp, final path, fsync due)
-        self._claimed: dict[str, str] = {}  # clean relative path -> _FILE / _DIR, this run
+        self._token = run_token()  # names every temp file of this unpack (module docstring)
+        self._pending = _PendingFiles(".")
+        self._dirs: set[str] = set()  # clean relative paths known to be directories
         self._created: list[str] = []  # directories this run created, in creation order
         self._dir_modes: list[tuple[str, int]] = []  # recorded modes, applied at commit
         self._real_dirs: dict[str, str] = {}  # relative dir -> its checked real path
         self._swept: set[str] = set()  # directories already cleared of stale temp files
+        self._devices: dict[int, str] = {}  # file system -> a directory written on it
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Extraction:
@@ -357,25 +442,31 @@ class Extraction:
                               f"{exc.strerror}") from None
         self._created = missing[::-1]
         self._root = os.path.realpath(self.target)
+        self._pending = _PendingFiles(self._root)
 
     def commit(self) -> None:
-        """Make the small files durable (their writeback started when they were written, so
-        one journal commit covers most of them), rename every file into place, then give
-        directories their recorded modes (deepest first, so a parent losing its write or
-        search bit cannot block a child)."""
+        """Make the small files durable with one ``syncfs`` per file system they were written
+        to (before any rename, so a crash never publishes a file whose bytes are not on disk),
+        rename every file into place, then give directories their recorded modes (deepest
+        first, so a parent losing its write or search bit cannot block a child)."""
         try:
-            for tmp, _, due in self._pending:
-                if due:
-                    _fsync_path(tmp)
+            if self._pending.small:
+                for directory in self._devices.values():
+                    sync_filesystem(directory)
         except OSError as exc:
             self.rollback()
             raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
-        pending, self._pending = self._pending, []
-        for i, (tmp, final, _) in enumerate(pending):
+        entries = iter(self._pending)
+        for final, _ in entries:
+            tmp = self._temp_of(final)
             try:
                 os.replace(tmp, final)
             except OSError as exc:
-                self._pending = pending[i:]
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                for rest, _ in entries:  # not renamed: their temp files go
+                    with contextlib.suppress(OSError):
+                        os.unlink(self._temp_of(rest))
                 self.rollback()
                 raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
         for path, mode in sorted(self._dir_modes, key=lambda d: d[0].count("/"), reverse=True):
@@ -386,10 +477,12 @@ class Extraction:
 
     def rollback(self) -> None:
         """Remove the temp files and the directories this run created (if empty)."""
-        for tmp, _, _ in self._pending:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        self._pending = []
+        try:
+            for final, _ in self._pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._temp_of(final))
+        finally:
+            self._pending.discard()
         for path in reversed(self._created):
             with contextlib.suppress(OSError):
                 os.rmdir(path)
@@ -417,10 +510,9 @@ class Extraction:
     def add_bytes(self, name: str, data: bytes, mode: int) -> None:
         """A file of this unpack's own making (the Kitfile): published with the layers; the
         caller has applied its existing-file rules."""
-        rel, full = self._resolve(name, member=False)
-        self._pending.append(self._write_temp(full, name, lambda fd: _write_all(
-            fd, memoryview(data)), mode & ~self.umask, len(data)))
-        self._claimed[rel] = _FILE
+        _, full = self._resolve(name, member=False)
+        self._write_temp(full, name, lambda fd: _write_all(fd, memoryview(data)),
+                         mode & ~self.umask, len(data))
 
     # -- members ----------------------------------------------------------------------------
     def _resolve(self, out: str, *, member: bool = True) -> tuple[str, str]:
@@ -450,39 +542,35 @@ class Extraction:
             raise _illegal(out, "a layer may not replace the ModelKit's Kitfile")
         return rel, os.path.join(real_parent, base)
 
-    def _check_claims(self, rel: str, out: str, kind: str) -> None:
-        if self._claimed.get(rel) == _FILE:
-            if kind == _FILE:
-                raise UnpackError(f"failed to unpack: path '{out}' occurs more than once in "
-                                  "the ModelKit")
-            raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
-                              "directory")
-        parent = rel
-        while "/" in parent:
-            parent = parent.rpartition("/")[0]
-            if self._claimed.get(parent) == _FILE:
-                raise UnpackError(f"failed to unpack: path '{out}' is inside '{parent}', "
-                                  "which is a file of the ModelKit")
+    def _temp_of(self, full: str) -> str:
+        head, base = os.path.split(full)
+        return temp_sibling(head, base, self._token)
+
+    def _written_here(self, full: str) -> bool:
+        """True if this unpack has written a file for ``full`` (its temp file is there)."""
+        return os.path.lexists(self._temp_of(full))
 
     def _dir(self, out: str, mode: int) -> None:
         rel, full = self._resolve(out)
-        if rel == ".":
+        if rel == "." or rel in self._dirs:
             return
-        self._check_claims(rel, out, _DIR)
         if os.path.lexists(full):
             if not os.path.isdir(full):
                 raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
                                   "directory")
-            self._claimed[rel] = _DIR
+            self._dirs.add(rel)
             return
         self._make_parents(rel, out)
+        if self._written_here(full):
+            raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
+                              "directory")
         perm = mode & 0o777
         try:
             os.mkdir(full, perm | 0o700)  # owner rwx while it is filled; the umask applies
         except OSError as exc:
             raise UnpackError(f"failed to create directory {out}: {exc.strerror}") from None
         self._created.append(full)
-        self._claimed[rel] = _DIR
+        self._dirs.add(rel)
         self.stats.dirs += 1
         final = perm & ~self.umask
         if final != (perm | 0o700) & ~self.umask:
@@ -491,15 +579,19 @@ class Extraction:
     def _make_parents(self, rel: str, out: str) -> None:
         """Create the missing directories above ``rel`` (0755, as kit's MkdirAll)."""
         parent = rel.rpartition("/")[0]
-        if not parent or self._claimed.get(parent) == _DIR:
+        if not parent or parent in self._dirs:
             return
         missing = []
-        while parent:
+        while parent and parent not in self._dirs:
             path = os.path.join(self._root, parent)
+            if self._written_here(path):
+                raise UnpackError(f"failed to unpack: path '{out}' is inside '{parent}', "
+                                  "which is a file of the ModelKit")
             if os.path.lexists(path):
                 if not os.path.isdir(path):
                     raise UnpackError(f"failed to unpack: path '{out}': '{parent}' already "
                                       "exists and is not a directory")
+                self._dirs.add(parent)
                 break
             missing.append((parent, path))
             parent = parent.rpartition("/")[0]
@@ -510,19 +602,16 @@ class Extraction:
                 raise UnpackError(f"failed to create directory {parent_rel}: "
                                   f"{exc.strerror}") from None
             self._created.append(path)
-            self._claimed[parent_rel] = _DIR
-        self._claimed.setdefault(rel.rpartition("/")[0], _DIR)
+            self._dirs.add(parent_rel)
+        self._dirs.add(rel.rpartition("/")[0])
 
     def _file(self, out: str, mode: int, copy: Callable[[int], None], size: int | None) -> None:
         rel, full = self._resolve(out)
-        self._check_claims(rel, out, _FILE)
         self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
         if not self._may_write(full, out):
             self.stats.skipped.append(out)
             return
-        self._pending.append(self._write_temp(full, out, copy, mode & 0o777 & ~self.umask,
-                                              size))
-        self._claimed[rel] = _FILE
+        self._write_temp(full, out, copy, mode & 0o777 & ~self.umask, size)
         self.stats.files += 1
         self.stats.bytes += size or 0
 
@@ -545,30 +634,32 @@ class Extraction:
         return True
 
     def _write_temp(self, full: str, out: str, copy: Callable[[int], None], mode: int,
-                    size: int | None) -> tuple[str, str, bool]:
-        """The member's bytes in a temp file beside its target, with its mode; a pending
-        entry for :meth:`commit`. A large file is fsynced at once (on the fast path that
-        overlaps the blob's hash); a small one only gets its writeback started, and the fsync
-        is due at commit: one fsync per small file, each forcing its own journal commit, is
-        what made unpacking thousands of source files slow."""
-        due = size is not None and size < _SYNC_AT_ONCE
-        head = os.path.dirname(full)
+                    size: int | None) -> None:
+        """The member's bytes in a temp file beside its target (named with this unpack's
+        token, created with its final mode), pending for :meth:`commit`. A large file is
+        fsynced at once (on the fast path that overlaps the blob's hash); the small ones are
+        made durable together at commit (module docstring). A temp file that exists already
+        is this unpack's own: the path occurs twice."""
+        small = size is not None and size < _SYNC_AT_ONCE
+        head, base = os.path.split(full)
         if head not in self._swept:  # what a killed unpack left here (dead owner) goes first
             sweep_stale(head)
             self._swept.add(head)
-        tmp = str(temp_name(Path(full)))
+            with contextlib.suppress(OSError):
+                self._devices.setdefault(os.stat(head).st_dev, head)
+        tmp = temp_sibling(head, base, self._token)
         try:
-            fd = os.open(tmp, _OPEN_FLAGS, 0o600)
+            fd = os.open(tmp, _OPEN_FLAGS, mode)
+        except FileExistsError:
+            raise UnpackError(f"failed to unpack: path '{out}' occurs more than once in the "
+                              "ModelKit") from None
         except OSError as exc:
             raise UnpackError(f"failed to unpack: {out}: {exc.strerror}") from None
         try:
             try:
                 copy(fd)
-                if due:
-                    start_writeback(fd, 0, 0)
-                else:
+                if not small:
                     os.fsync(fd)
-                os.fchmod(fd, mode)
             finally:
                 os.close(fd)
         except BaseException as exc:
@@ -577,15 +668,7 @@ class Extraction:
             if isinstance(exc, OSError):
                 raise UnpackError(f"failed to unpack: {out}: {os_text(exc)}") from None
             raise
-        return tmp, full, due
-
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        self._pending.append(full, small)
 
 
 def current_umask() -> int:
