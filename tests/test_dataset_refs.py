@@ -308,3 +308,21 @@ def test_s3_dataset_inside_the_referenced_modelkit(kitops_home, s3, tmp_path, mo
     assert (out / "data/ref/remote.bin").read_bytes() == b"s3 bytes\n" * 50
     assert [(r.path, r.status) for r in res.remote] == [("data/ref", "unpacked"),
                                                          ("data/ref/remote.bin", "downloaded")]
+
+
+def test_cli_unpack_include_remote(kitops_home, tmp_path, capsys):
+    """The terminal: kit's lines in kit's order (the referenced ModelKit before the layers of
+    the one naming it), exit 0; without the flag kit's warning on stderr."""
+    pack_data(tmp_path)
+    pack_top(tmp_path, "acme/data:v1")
+    code, out, err = kit(capsys, "unpack", "acme/top:v1", "-d", str(tmp_path / "a"))
+    assert code == 0 and err == f"[WARN ] {WARN_NOT_INCLUDED}\n"
+    code, out, err = kit(capsys, "unpack", "acme/top:v1", "-d", str(tmp_path / "b"),
+                         "--include-remote")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines.index("Unpacking referenced dataset ModelKit localhost/acme/data:v1 to "
+                       "data/ref") < lines.index("Unpacking code to src")
+    assert "Unpacking dataset train to train" in lines and "Unpacking dataset test to test.csv" \
+        in lines
+    assert (tmp_path / "b" / "data/ref/test.csv").read_bytes() == b"t\n"

@@ -146,3 +146,37 @@ def test_magics_pack_push_and_remove_remote(ip, registry, home, tmp_path):
     assert registry_get(registry, "/v2/acme/magic/manifests/v1")[0] == 404
     with pytest.raises(UsageError, match=f"model {ref}:v1 not found"):
         ip.run_line_magic("kit", f"remove --remote {ref}:v1 --plain-http")
+
+
+def test_magics_refusals_are_one_line(ip, registry, home, tmp_path):
+    """Through ``%kit``: the tag rule of ``--push`` (nothing written), a tag the registry
+    cannot untag (kit's ``Untagging`` line first, then kit's error), a registry with deletes
+    off (405), each one ``UsageError`` line; the result of a removal repeats no message in its
+    HTML (the reporter showed it while it ran)."""
+    ctx = context(tmp_path)
+    ip.user_ns["ctx_dir"] = str(ctx)
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", "pack $ctx_dir -t acme/local:v1 --push")
+    assert str(info.value) == ("Invalid arguments: --push requires a --tag that names a "
+                               "registry (e.g. registry.example.com/org/model:v1)")
+    assert not (home / "storage" / "blobs").exists()
+    ref = f"{registry.host}/acme/magic-untag"
+    ip.run_line_magic("kit", f"pack $ctx_dir -t {ref}:v1 --push --plain-http")
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("kit", f"remove --remote {ref}:v1 --plain-http")
+    assert str(info.value).startswith("failed to untag ModelKit in remote: ")
+    assert "\n" not in str(info.value)
+    server = start_registry(tmp_path / "nodelete", delete=False)
+    try:
+        kept = f"{server.host}/acme/kept"
+        ip.run_line_magic("kit", f"pack $ctx_dir -t {kept}:v1 --push --plain-http")
+        with pytest.raises(UsageError) as info:
+            ip.run_line_magic("kit", f"remove --remote -f {kept}:v1 --plain-http")
+        assert str(info.value) == f"removing models is unsupported by registry {server.host}"
+    finally:
+        server.stop()
+    packed = ip.run_line_magic("kit", f"pack $ctx_dir -t {ref}:v2 --push --plain-http")
+    removed = ip.run_line_magic("kit", f"remove --remote -f {ref}:v2 --plain-http")
+    line = f"Deleting remote ModelKit {ref}@{packed.digest}"
+    assert removed.messages == [("info", line)] and removed.text() == ""
+    assert line not in removed._repr_html_() and removed.summary() == line
