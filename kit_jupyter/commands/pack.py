@@ -61,16 +61,24 @@ from kit_jupyter.oci.mediatypes import (
     ANNOTATION_CLI_VERSION,
     ANNOTATION_CREATED,
     ANNOTATION_FILEPATH,
+    ANNOTATION_KITFILE,
     ANNOTATION_LAYER_SUBTYPE,
     KIT_CONFIG,
     KIT_FORMAT,
     KIT_MANIFEST_ARTIFACT,
     LAYER_BASE,
     LAYER_SUBTYPE_PROMPT,
+    MODELPACK_CONFIG,
+    MODELPACK_FORMAT,
+    MODELPACK_MANIFEST_ARTIFACT,
+    OCI_MANIFEST,
     check_compression_flag,
     check_layer_format_flag,
     check_save_options,
+    in_format,
+    parse_media_type,
 )
+from kit_jupyter.oci.modelpack import modelpack_config
 from kit_jupyter.oci.store import LocalStore, resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, positioned
 from kit_jupyter.transport.s3 import verify_remote_datasets
@@ -96,7 +104,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
          home: str | os.PathLike[str] | None = None,
          reporter: Reporter | None = None, env: Mapping[str, str] | None = None,
          push: bool = False, plain_http: bool = False, tls_verify: bool | str = True,
-         concurrency: int = 5) -> PackResult:
+         concurrency: int = 5, use_model_pack: bool = False) -> PackResult:
     """Pack a directory into a ModelKit in local storage (``kit pack DIR``).
 
     The Kitfile is validated first and S3 remote datasets are checked against their
@@ -119,6 +127,9 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
         plain_http: ``push`` talks to the registry over HTTP (``--plain-http``).
         tls_verify: ``push`` verifies the registry's TLS certificate; a path is a CA bundle.
         concurrency: layers ``push`` uploads in parallel (``--concurrency``).
+        use_model_pack: write a CNCF ModelPack (model-spec) artifact instead of kit's format
+            (``--use-model-pack``): ``application/vnd.cncf.model.*`` layer types, a model-spec
+            config, the Kitfile in the manifest annotation ``ml.kitops.modelkit.kitfile``.
 
     Returns:
         PackResult: ``digest``, ``repository``, ``tags``, ``config`` and ``layers``.
@@ -144,6 +155,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
                         "(e.g. registry.example.com/org/model:v1)")
     compression = check_compression_flag(compression or "none")
     layer_format = check_layer_format_flag(layer_format or "tar")
+    model_format = _check_model_format(kf, use_model_pack)
 
     # 3. Remote datasets: verified before any blob is written.
     _verify_remote(kf, rep, env)
@@ -152,22 +164,34 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     home_dir = resolve_home(home)
     store = LocalStore(home_dir)
     try:
-        check_save_options(KIT_FORMAT, layer_format, compression)
+        check_save_options(model_format, layer_format, compression)
         layers = _build_layers(kf, context, store, home_dir, compression, rep,
-                               start=_chain_start(repo, tags), layer_format=layer_format)
-        config_bytes = kf.to_config_json()
+                               start=_chain_start(repo, tags), layer_format=layer_format,
+                               model_format=model_format)
+        annotations = {ANNOTATION_CLI_VERSION: cli_version(),
+                       ANNOTATION_CREATED: created_annotation()}
+        if model_format == MODELPACK_FORMAT:
+            # kit's SaveModel: the config is model-spec's, so the Kitfile (with the layers'
+            # digests and diffIds) would be lost without this annotation
+            config_bytes = modelpack_config(
+                kf, [e.entity.diff_id for e in kf.layer_entries()])
+            config_type, artifact_type = MODELPACK_CONFIG, MODELPACK_MANIFEST_ARTIFACT
+            annotations[ANNOTATION_KITFILE] = kf.to_config_json().decode("utf-8")
+        else:
+            config_bytes = kf.to_config_json()
+            config_type, artifact_type = KIT_CONFIG, KIT_MANIFEST_ARTIFACT
         config_digest = sha256_digest(config_bytes)
         if store.has_blob(config_digest):
-            config_desc = Descriptor(KIT_CONFIG, config_digest, len(config_bytes))
+            config_desc = Descriptor(config_type, config_digest, len(config_bytes))
             rep.info(f"Configuration already exists in storage: {config_digest}")
         else:
-            config_desc = store.put_bytes(config_bytes, KIT_CONFIG)
+            config_desc = store.put_bytes(config_bytes, config_type)
             rep.info(f"Saved configuration: {config_digest}")
-        # ocispec.Manifest as kit's pack writes it (spec §7.1): no mediaType field
+        # ocispec.Manifest as the newest kit's pack writes it (spec §7.1, docs/KIT-COMPAT.md):
+        # with the mediaType field
         manifest = Manifest(config=config_desc, layers=tuple(d for d, _ in layers),
-                            annotations={ANNOTATION_CLI_VERSION: cli_version(),
-                                         ANNOTATION_CREATED: created_annotation()},
-                            artifact_type=KIT_MANIFEST_ARTIFACT)
+                            annotations=annotations, artifact_type=artifact_type,
+                            media_type=OCI_MANIFEST)
         existed = store.has_blob(manifest.digest)
         digest = store.add_manifest(repo, manifest, tags)
     except KitError as exc:  # every failure from here on is a failed pack, in kit's words
@@ -223,6 +247,17 @@ def _target(tag: str | None, rep: Reporter) -> tuple[str, list[str]]:
     return ref.repo_key, list(dict.fromkeys(tags))
 
 
+def _check_model_format(kf: Kitfile, use_model_pack: bool) -> str:
+    """``--use-model-pack``, and kit's refusal of mcpServers with it, before anything is
+    written (kit refuses them only after the other layers are stored)."""
+    if not use_model_pack:
+        return KIT_FORMAT
+    if kf.mcp_servers:
+        raise PackError("Failed to pack model kit: mcpServers are not supported when packing "
+                        "in modelpack format")
+    return MODELPACK_FORMAT
+
+
 def _verify_remote(kf: Kitfile, rep: Reporter, env: Mapping[str, str] | None) -> None:
     datasets = kf.remote_datasets()
     if not datasets:
@@ -275,9 +310,10 @@ def _check_mcp_servers(kf: Kitfile, context: Path) -> None:
 
 
 def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, compression: str,
-                  rep: Reporter, *, start: str,
-                  layer_format: str = "tar") -> list[tuple[Descriptor, str]]:
-    """Each layer's descriptor (with its annotations) and the path it packed."""
+                  rep: Reporter, *, start: str, layer_format: str = "tar",
+                  model_format: str = KIT_FORMAT) -> list[tuple[Descriptor, str]]:
+    """Each layer's descriptor (with its annotations) and the path it packed; layers are
+    built in kit's format and renamed for ModelPack (same bytes, another media type)."""
 
     _check_mcp_servers(kf, context)
     if layer_format == "raw":  # kit finds a directory only when it gets there; we look first
@@ -305,15 +341,17 @@ def _build_layers(kf: Kitfile, context: Path, store: LocalStore, home: Path, com
         # kit's saveFileToRepo: a blob already in storage is reported and not stored again
         existed = store.has_blob(packed.digest)
         try:
-            desc = store.adopt_file(packed.path, packed.digest, packed.size, packed.media_type)
+            media_type = in_format(packed.media_type, model_format)
+            desc = store.adopt_file(packed.path, packed.digest, packed.size, media_type)
         finally:
             packed.discard()
         entry.digest = packed.digest
         entry.diff_id = packed.diff_id
-        layers.append((Descriptor(packed.media_type, desc.digest, desc.size,
+        layers.append((Descriptor(media_type, desc.digest, desc.size,
                                   annotations=dict(packed.annotations)),
                        packed.annotations.get(ANNOTATION_FILEPATH, entry.path)))
-        rep.info(f"{'Already saved' if existed else 'Saved'} {base} layer: {desc.digest}")
+        word = parse_media_type(media_type).user_string  # kit's UserString: weight, doc ...
+        rep.info(f"{'Already saved' if existed else 'Saved'} {word} layer: {desc.digest}")
     if not layers:
         rep.warning("ModelKit contains no layers")
     return layers

@@ -4,7 +4,8 @@ kit's rule (spec §11.1), shared by unpack, inspect, info and the parent-chain w
 that resolves in local storage is read locally; otherwise a ``localhost`` reference is simply not
 found, and any other is read straight from its registry (streamed, nothing saved locally).
 Both are a :class:`BlobSource`: ``resolve`` gives the parsed manifest, ``open_blob`` a verified
-stream, and :func:`read_config` the Kitfile JSON of either ModelKit format.
+stream, and :func:`read_config` the Kitfile JSON of either ModelKit format (for a ModelPack
+without one, :func:`generated_kitfile` builds kit's stand-in).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from kit_jupyter.errors import KitError, NotFoundError
 from kit_jupyter.kitfile.model import Kitfile
 from kit_jupyter.kitfile.reference import Reference
 from kit_jupyter.oci.manifest import Descriptor, Manifest
-from kit_jupyter.oci.mediatypes import ANNOTATION_KITFILE, KIT_FORMAT
+from kit_jupyter.oci.mediatypes import ANNOTATION_KITFILE, KIT_FORMAT, MODELPACK_CONFIG
+from kit_jupyter.oci.modelpack import generate_kitfile, parse_modelpack_config
 from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.transport.registry import RegistryOptions, RemoteSource
 
@@ -144,3 +146,17 @@ def read_kitfile(source: BlobSource, manifest: Manifest) -> Kitfile | None:
     not JSON or has wrong types); ``None`` for a ModelPack without one."""
     raw = read_config(source, manifest)
     return None if raw is None else Kitfile.from_config_json(raw)
+
+
+def generated_kitfile(source: BlobSource, manifest: Manifest) -> Kitfile:
+    """kit's fallback for a ModelPack without a Kitfile (made by modctl, say): a Kitfile
+    generated from the layers' file-path annotations, with the digests of the manifest and
+    the diffIds of its model-spec config (read and verified like any config). Errors in
+    kit's words, ``could not process manifest: ...``."""
+    config = None
+    if manifest.config.media_type == MODELPACK_CONFIG:
+        config = parse_modelpack_config(read_small(source, manifest.config))
+    try:
+        return generate_kitfile(manifest, config)
+    except KitError as exc:
+        raise KitError(f"could not process manifest: {exc}") from None

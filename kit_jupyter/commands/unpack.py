@@ -32,6 +32,7 @@ from kit_jupyter.commands.results import UnpackResult
 from kit_jupyter.commands.sources import (
     BlobSource,
     close_source,
+    generated_kitfile,
     open_and_resolve,
     open_source,
     read_kitfile,
@@ -295,8 +296,11 @@ class _Unpack:
                   ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         manifest = resolve_in(src, ref)
         kf = read_kitfile(src, manifest)
-        if kf is None:
-            raise KitError("failed to read model: artifact does not contain a Kitfile")
+        generated = kf is None
+        if kf is None:  # a ModelPack without a Kitfile: kit unpacks it with a generated one
+            self.reporter.warning("Artifact does not include Kitfile: functionality may be "
+                                  "impacted")
+            kf = generated_kitfile(src, manifest)
         resolved, self.on_resolved = self.on_resolved, None
         if resolved is not None:
             resolved()
@@ -304,7 +308,7 @@ class _Unpack:
         if self.include_remote:
             self._unpack_dataset_modelkits(kf, filters)
         kitfile_path = None
-        if _matches(filters, "kitfile", "", ""):
+        if not generated and _matches(filters, "kitfile", "", ""):  # kit writes none then
             kitfile_path = self._write_kitfile(kf)
         layers = self._layers(src, manifest, kf, filters) + self.referenced_layers
         return manifest.digest, kf, layers, kitfile_path
@@ -396,6 +400,7 @@ class _Unpack:
             "dataset": [d for d in kf.datasets if not d.remote_path],
             "mcpserver": list(kf.mcp_servers)}
         taken = dict.fromkeys(entries, 0)
+        model_taken = False
         done: list[dict[str, Any]] = []
         for index, desc in enumerate(manifest.layers, 1):
             try:
@@ -407,7 +412,10 @@ class _Unpack:
             if base == "config":
                 continue
             if base == "model":
-                kind = "model"
+                # a ModelPack may hold several weight layers; kit's Kitfile for it has the
+                # first as the model and the others as model parts, in manifest order
+                kind = "modelpart" if model_taken and entries["modelpart"] else "model"
+                model_taken = True
             elif base == "code" and (desc.annotations.get(ANNOTATION_LAYER_SUBTYPE)
                                      == LAYER_SUBTYPE_PROMPT):
                 kind = "prompt"

@@ -3,9 +3,10 @@
 The one home of these strings and of the media-type grammar; "is this manifest a ModelKit" is
 :meth:`kit_jupyter.oci.manifest.Manifest.model_format`.
 
-Layers are written in kit's format only; ModelPack types are parsed so that unpack/inspect can read
-ModelPack artifacts. The grammar mirrors kit's own parser (Go regexps, so ``\\w`` is ASCII-only),
-because a media type kit cannot parse is one kit_jupyter must not write either.
+Layers are built in kit's format; ``pack --use-model-pack`` renames their types with
+:func:`in_format`, and unpack/inspect parse both. The grammar mirrors kit's own parser (Go
+regexps, so ``\\w`` is ASCII-only), because a media type kit cannot parse is one kit_jupyter
+must not write either.
 """
 
 from __future__ import annotations
@@ -150,6 +151,20 @@ def layer_media_type(base: str, compression: str = "none", layer_format: str = "
     if base == "mcpb":
         return "application/vnd.kitops.modelkit.mcpb.v1.raw"
     return str(MediaType(base, layer_format, compression, KIT_FORMAT))
+
+
+def in_format(media_type: str, model_format: str) -> str:
+    """The same layer media type in ``model_format``'s vocabulary (``…modelkit.model.v1.tar``
+    -> ``…cncf.model.weight.v1.tar``): pack builds kit-format layers and a ModelPack pack
+    renames their type, so every layer format and compression the writer knows exists in
+    both formats. mcpServers have no ModelPack type (kit refuses them before packing)."""
+    mt = parse_media_type(media_type)
+    if mt.model_format == model_format:
+        return media_type
+    if model_format == MODELPACK_FORMAT and mt.base not in _MODELPACK_BASE:
+        raise MediaTypeError(f"invalid base type {mt.base} for the modelpack format")
+    check_save_options(model_format, mt.format, mt.compression)
+    return str(MediaType(mt.base, mt.format, mt.compression, model_format))
 
 
 def parse_media_type(value: str) -> MediaType:

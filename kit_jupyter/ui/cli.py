@@ -135,6 +135,8 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
                    help="tar (default), or raw: each layer is the one file its path names")
     p.add_argument("--push", action="store_true",
                    help="then push it to the registry named in --tag, under each tag")
+    p.add_argument("--use-model-pack", action="store_true",
+                   help="write a CNCF ModelPack (model-spec) artifact instead of kit's format")
     _add_config(p)
     _add_progress(p)
     _add_network(p)
@@ -316,7 +318,8 @@ def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return api.load("pack")(args.directory, file=args.file, tag=args.tag,
                             compression=args.compression, layer_format=args.layer_format,
                             home=args.config, reporter=reporter,
-                            push=args.push, **_net(args))
+                            push=args.push, use_model_pack=args.use_model_pack,
+                            **_net(args))
 
 
 def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
