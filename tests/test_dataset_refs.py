@@ -326,3 +326,28 @@ def test_cli_unpack_include_remote(kitops_home, tmp_path, capsys):
     assert "Unpacking dataset train to train" in lines and "Unpacking dataset test to test.csv" \
         in lines
     assert (tmp_path / "b" / "data/ref/test.csv").read_bytes() == b"t\n"
+
+
+def test_a_tree_of_references_is_bounded(kitops_home, tmp_path, monkeypatch):
+    """Each level names the next from two datasets: 2 + 4 + 8 + … reads without a bound on
+    the tree (kit has none). A small bound here stands for the real one; the unpack ends in
+    one line and leaves nothing."""
+    from kit_jupyter.commands import chain as chain_mod
+
+    monkeypatch.setattr(chain_mod, "MAX_DATASET_MODELKITS", 6)
+    two = ("manifestVersion: 1.0.0\ndatasets:\n  - name: l\n    path: l\n    remotePath: {ref}\n"
+           "  - name: r\n    path: r\n    remotePath: {ref}\n  - name: own\n    path: own\n")
+    for i in range(4):
+        ctx = make_context(tmp_path / f"t{i}", two.format(ref=f"tree/t{i + 1}:v1"),
+                           {"own/x.txt": b"x"})
+        pack(ctx, tag=f"tree/t{i}:v1")
+    make_context(tmp_path / "t4", "manifestVersion: 1.0.0\ndatasets:\n  - path: own\n",
+                 {"own/x.txt": b"x"})
+    pack(tmp_path / "t4", tag="tree/t4:v1")
+    res = unpack("tree/t2:v1", dir=tmp_path / "small", include_remote=True)  # 2 + 4 reads
+    assert [r.status for r in res.remote] == ["unpacked", "unpacked"]
+    assert (tmp_path / "small/r/l/own/x.txt").read_bytes() == b"x"
+    with pytest.raises(KitError, match=r"^too many ModelKit references in datasets: more "
+                                       r"than 6$"):
+        unpack("tree/t0:v1", dir=tmp_path / "big", include_remote=True)
+    assert not (tmp_path / "big").exists()

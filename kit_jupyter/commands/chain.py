@@ -45,6 +45,9 @@ from kit_jupyter.oci.manifest import Manifest
 #: kit's ``constants.MaxModelRefChain``: the most parent ModelKits a ModelKit may have.
 MAX_PARENTS = 10
 
+#: the most ModelKits one unpack reads for datasets that name ModelKits (ours; kit has none)
+MAX_DATASET_MODELKITS = 100
+
 CYCLE = "found cycle in modelkit references"
 CYCLE_AT_PACK = "Found cycle in modelkit references"  # kit's lib/kitfile/resolve.go
 
@@ -164,8 +167,8 @@ def referenced_datasets(kitfile: Kitfile, filters: list[Filter]) -> list[DataSet
 def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Resolver,
                            stack: ExitStack, *, announce: Callable[[str, str], None] | None = None,
                            check_path: Callable[[str], None] | None = None,
-                           base: str = "", chain: tuple[str, ...] = ()
-                           ) -> Iterator[DatasetModelKit]:
+                           base: str = "", chain: tuple[str, ...] = (),
+                           _read: list[int] | None = None) -> Iterator[DatasetModelKit]:
     """Every ModelKit the selected datasets of ``kitfile`` name, and those their datasets name.
 
     kit's order (``handleRemoteData`` then ``unpackRecursive``): for each selected dataset,
@@ -175,10 +178,15 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
     ModelKit being unpacked (kit's ``visitedRefs``), so ``a → b → a`` is reported as
     ``found cycle in modelkit references: [b=>a=>b]``; references are compared in kit's
     ``registry/repository:tag`` form. ``check_path(joined path)`` refuses a dataset path that
-    leaves the target before anything is read."""
+    leaves the target before anything is read.
+
+    kit bounds each branch's depth but not the tree: ten levels of ModelKits that each name the
+    next from ten datasets would be read 10**10 times. We read at most
+    :data:`MAX_DATASET_MODELKITS` in all (a hostile ModelKit ends in one line, not in hours)."""
     nested = restrict(filters, "datasets")
     if nested is None:
         return
+    read = [0] if _read is None else _read
     for dataset in referenced_datasets(kitfile, filters):
         ref = dataset_reference(dataset.remote_path)
         if announce is not None:
@@ -188,6 +196,10 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
         path = posixpath.join(base, dataset.path) if base else dataset.path
         if check_path is not None:
             check_path(path)
+        read[0] += 1
+        if read[0] > MAX_DATASET_MODELKITS:
+            raise ReferenceChainError(f"too many ModelKit references in datasets: more than "
+                                      f"{MAX_DATASET_MODELKITS}")
         source, manifest = resolve(ref)
         stack.callback(close_source, source)
         referenced = read_kitfile(source, manifest)
@@ -195,6 +207,6 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
             raise KitError("artifact does not contain a Kitfile")
         yield from walk_dataset_modelkits(referenced, nested, resolve, stack, announce=announce,
                                           check_path=check_path, base=path,
-                                          chain=tuple(branch))
+                                          chain=tuple(branch), _read=read)
         yield DatasetModelKit(path, dataset.path, dataset.remote_path, ref, source, manifest,
                               referenced, nested, top=not chain)
