@@ -4,6 +4,7 @@ TestListFormatVariants through the CLI and the magic."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from IPython.core.error import UsageError
@@ -125,7 +126,7 @@ def test_magic_list_template(ip, tmp_path, monkeypatch):
     ip.run_line_magic("kit", f"pack {ctx} -t demo:v1,v2")
     result = ip.run_line_magic("kit", "list --format '{{ .Repo }} {{ .Tags }}'")
     assert result.text() == "demo [v1 v2]\n"
-    assert "<pre>demo [v1 v2]\n</pre>" in result._repr_html_()
+    assert re.search(r"<pre[^>]*>demo \[v1 v2\]\n</pre>", result._repr_html_())
     with pytest.raises(UsageError, match='function "nope" not defined'):
         ip.run_line_magic("kit", "list --format '{{ nope }}'")
 

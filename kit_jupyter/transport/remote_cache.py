@@ -56,7 +56,7 @@ from kit_jupyter._fs import (
 )
 from kit_jupyter.errors import KitError
 from kit_jupyter.oci.store import resolve_home
-from kit_jupyter.reporting import NullReporter, Reporter, Task
+from kit_jupyter.reporting import NullReporter, Reporter, Task, positioned
 from kit_jupyter.transport.s3 import DownloadResult, PreparedDownload, download_prepared
 
 REMOTE_DIR = "remote"
@@ -425,8 +425,9 @@ def download_through_cache(items: Sequence[PreparedDownload], *, cache: RemoteCa
     overall = rep.task("Remote datasets", sum(it.info.size for it in items))
     ok = False
     try:
-        for item in items:
-            sub = rep.task(item.path, item.info.size, parent=overall)
+        for index, item in enumerate(items, 1):
+            sub = rep.task(positioned(item.path, "file", index, len(items)), item.info.size,
+                           parent=overall)
             try:
                 results.append(_fetch_one(item, cache, rep, sub, workers, range_size))
             except BaseException:
