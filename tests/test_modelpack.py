@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from kit_jupyter.__main__ import main
@@ -482,3 +484,78 @@ def test_modelpack_raw_and_zstd_layers(home, tmp_path, capsys):
         assert code == 0, err
         assert (out_dir / "model.bin").read_bytes() == (ctx / "model.bin").read_bytes()
         assert (out_dir / "README.md").read_text() == "# mp\n"
+
+
+def test_modelpack_without_kitfile_from_the_registry(registry, home, tmp_path, capsys,
+                                                     monkeypatch):
+    """A Kitfile-less ModelPack pushed to the real registry: unpack streams it from there
+    (the config read and verified remotely for its diffIds), pull stores it, list shows it."""
+    digest = hand_built(home)
+    ref = f"{registry.host}/acme/handmade:v1"
+    code, out, err = kit(capsys, "push", "hand:v1", ref, "--plain-http")
+    assert code == 0, err
+    monkeypatch.setenv("KITOPS_HOME", str(tmp_path / "fresh"))
+    code, out, err = kit(capsys, "unpack", ref, "-d", str(tmp_path / "out"), "--plain-http")
+    assert code == 0, err
+    assert "Artifact does not include Kitfile" in err
+    assert (tmp_path / "out" / "model-1.safetensors").read_bytes() == b"W1" * 500
+    assert (tmp_path / "out" / "src" / "run.py").read_text() == "print(1)\n"
+    assert not (tmp_path / "out" / "Kitfile").exists()
+    code, out, err = kit(capsys, "pull", ref, "--plain-http")
+    assert code == 0, err
+    assert f"Pulled {digest}" in out
+    code, out, err = kit(capsys, "list")
+    assert code == 0 and "acme/handmade" in out and "<none>" in out
+
+
+# --------------------------------------------------------------------------------------------
+# hostile input, property-based
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["modelfs", "diffIds", "type", "descriptor", "x"]), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_any_json_config_parses_or_is_one_line(value):
+    try:
+        config = parse_modelpack_config(json.dumps(value).encode())
+    except ModelPackError as err:
+        assert "\n" not in str(err)
+    else:
+        assert config.diff_ids is None or all(isinstance(d, str) for d in config.diff_ids)
+
+
+_BASES = ["weight", "weight.config", "dataset", "code", "doc", "config", "bogus"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_BASES),
+                          st.sampled_from(["tar", "tar+gzip", "tar+zstd", "raw", "raw+gzip"]),
+                          st.text(min_size=0, max_size=6)), max_size=6),
+       st.booleans())
+def test_generated_kitfile_names_every_layer_or_refuses(layers, with_config):
+    descs = tuple(
+        Descriptor(f"application/vnd.cncf.model.{base}.v1.{fmt}",
+                   "sha256:" + hashlib.sha256(bytes([i])).hexdigest(), i,
+                   annotations={"org.cncf.model.filepath": path} if path else {})
+        for i, (base, fmt, path) in enumerate(layers))
+    manifest = Manifest(config=Descriptor("application/vnd.cncf.model.config.v1+json",
+                                          "sha256:" + "0" * 64, 2), layers=descs)
+    diff_ids = tuple("sha256:" + hashlib.sha256(d.digest.encode()).hexdigest() for d in descs)
+    config = parse_modelpack_config(json.dumps({"modelfs": {"diffIds": list(diff_ids)}})
+                                    .encode()) if with_config else None
+    try:
+        kf = generate_kitfile(manifest, config)
+    except KitError as err:
+        assert "\n" not in str(err)
+        return
+    # every layer became exactly one entry, with its path, digest and diffId, nothing else
+    entries = kf.layer_entries()
+    got = sorted((e.entity.digest, e.path, e.entity.diff_id) for e in entries)
+    want = sorted((d.digest, d.annotations["org.cncf.model.filepath"],
+                   diff_ids[i] if with_config else "") for i, d in enumerate(descs))
+    assert got == want
