@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from kit_jupyter.__main__ import main
+from kit_jupyter.commands.results import layer_type
 from kit_jupyter.errors import KitError, UnpackError
 from kit_jupyter.oci.compression import ZSTD_MAX_WINDOW, ZstdFrames, ZstdReader
 from kit_jupyter.oci.extract import Extraction, StreamInput
@@ -396,3 +397,14 @@ def test_peak_rss_of_a_zstd_unpack_is_bounded(packed, tmp_path):  # noqa: F811
     assert code == 0, stderr
     assert (tmp_path / "out" / "big.bin").stat().st_size == size
     assert rss < 150 << 20, f"peak RSS {rss / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("media_type, shown", [
+    ("application/vnd.kitops.modelkit.model.v1.tar", "model"),
+    ("application/vnd.kitops.modelkit.model.v1.tar+zstd", "model (zstd)"),
+    ("application/vnd.kitops.modelkit.dataset.v1.raw", "dataset (raw)"),
+    ("application/vnd.kitops.modelkit.docs.v1.raw+gzip", "docs (raw, gzip)"),
+    ("application/vnd.kitops.modelkit.mcpb.v1.raw", "mcpb"),
+])
+def test_tables_say_when_a_layer_is_raw_or_compressed(media_type, shown):
+    assert layer_type(media_type) == shown

@@ -38,13 +38,16 @@ from kit_jupyter.reporting import format_bytes
 
 
 def layer_type(media_type: str) -> str:
-    """A layer's kind in kit's words (``model``, ``code``, ``dataset`` ...), with its
-    compression when it has one; the media type itself when it is not a ModelKit layer."""
+    """A layer's kind in kit's words (``model``, ``code``, ``dataset`` ...), with what is not
+    the default about it (``model (raw, zstd)``: a raw layer, its compression); the media type
+    itself when it is not a ModelKit layer. mcpServer bundles are always raw, so not said."""
     try:
         mt = parse_media_type(media_type)
     except MediaTypeError:
         return media_type
-    return mt.base if mt.compression == "none" else f"{mt.base} ({mt.compression})"
+    extras = [x for x in ("raw" if mt.format == "raw" and mt.base != "mcpb" else "",
+                          "" if mt.compression == "none" else mt.compression) if x]
+    return f"{mt.base} ({', '.join(extras)})" if extras else mt.base
 
 
 def headline(markup: str) -> str:
