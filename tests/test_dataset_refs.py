@@ -351,3 +351,19 @@ def test_a_tree_of_references_is_bounded(kitops_home, tmp_path, monkeypatch):
                                        r"than 6$"):
         unpack("tree/t0:v1", dir=tmp_path / "big", include_remote=True)
     assert not (tmp_path / "big").exists()
+
+
+def test_a_modelpack_without_kitfile_as_the_referenced_modelkit(kitops_home, tmp_path):
+    """The newest kit's ``unpackRecursive`` warns and generates a Kitfile for a ModelPack that
+    has none; a generated Kitfile has no datasets, so nothing of it is unpacked, and no
+    error."""
+    from tests.test_modelpack import hand_built
+
+    hand_built(kitops_home)
+    pack_top(tmp_path, "hand:v1")
+    rep = NullReporter()
+    res = unpack("acme/top:v1", dir=tmp_path / "out", include_remote=True, reporter=rep)
+    assert ("warning", "Artifact does not include Kitfile: functionality may be impacted") \
+        in rep.messages
+    assert [(r.path, r.status, r.size) for r in res.remote] == [("data/ref", "unpacked", 0)]
+    assert files_under(tmp_path / "out") == ["Kitfile", "local/l.txt", "src/main.py"]

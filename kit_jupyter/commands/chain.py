@@ -167,6 +167,7 @@ def referenced_datasets(kitfile: Kitfile, filters: list[Filter]) -> list[DataSet
 def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Resolver,
                            stack: ExitStack, *, announce: Callable[[str, str], None] | None = None,
                            check_path: Callable[[str], None] | None = None,
+                           read: Callable[[BlobSource, Manifest], Kitfile | None] = read_kitfile,
                            base: str = "", chain: tuple[str, ...] = (),
                            _read: list[int] | None = None) -> Iterator[DatasetModelKit]:
     """Every ModelKit the selected datasets of ``kitfile`` name, and those their datasets name.
@@ -178,7 +179,8 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
     ModelKit being unpacked (kit's ``visitedRefs``), so ``a → b → a`` is reported as
     ``found cycle in modelkit references: [b=>a=>b]``; references are compared in kit's
     ``registry/repository:tag`` form. ``check_path(joined path)`` refuses a dataset path that
-    leaves the target before anything is read.
+    leaves the target before anything is read. ``read`` gives a ModelKit's Kitfile (None: it
+    has none, an error here).
 
     kit bounds each branch's depth but not the tree: ten levels of ModelKits that each name the
     next from ten datasets would be read 10**10 times. We read at most
@@ -186,7 +188,7 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
     nested = restrict(filters, "datasets")
     if nested is None:
         return
-    read = [0] if _read is None else _read
+    count = [0] if _read is None else _read
     for dataset in referenced_datasets(kitfile, filters):
         ref = dataset_reference(dataset.remote_path)
         if announce is not None:
@@ -196,17 +198,17 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
         path = posixpath.join(base, dataset.path) if base else dataset.path
         if check_path is not None:
             check_path(path)
-        read[0] += 1
-        if read[0] > MAX_DATASET_MODELKITS:
+        count[0] += 1
+        if count[0] > MAX_DATASET_MODELKITS:
             raise ReferenceChainError(f"too many ModelKit references in datasets: more than "
                                       f"{MAX_DATASET_MODELKITS}")
         source, manifest = resolve(ref)
         stack.callback(close_source, source)
-        referenced = read_kitfile(source, manifest)
+        referenced = read(source, manifest)
         if referenced is None:
             raise KitError("artifact does not contain a Kitfile")
         yield from walk_dataset_modelkits(referenced, nested, resolve, stack, announce=announce,
-                                          check_path=check_path, base=path,
-                                          chain=tuple(branch), _read=read)
+                                          check_path=check_path, read=read, base=path,
+                                          chain=tuple(branch), _read=count)
         yield DatasetModelKit(path, dataset.path, dataset.remote_path, ref, source, manifest,
                               referenced, nested, top=not chain)

@@ -304,12 +304,12 @@ class _Unpack:
         resolved, self.on_resolved = self.on_resolved, None
         if resolved is not None:
             resolved()
+        kitfile_path = None  # the newest kit's order: Kitfile, parents, referenced datasets
+        if not generated and _matches(filters, "kitfile", "", ""):  # kit writes none then
+            kitfile_path = self._write_kitfile(kf)
         self._unpack_parents(kf, filters)
         if self.include_remote:
             self._unpack_dataset_modelkits(kf, filters)
-        kitfile_path = None
-        if not generated and _matches(filters, "kitfile", "", ""):  # kit writes none then
-            kitfile_path = self._write_kitfile(kf)
         layers = self._layers(src, manifest, kf, filters) + self.referenced_layers
         return manifest.digest, kf, layers, kitfile_path
 
@@ -345,7 +345,8 @@ class _Unpack:
         with contextlib.ExitStack() as stack:
             for node in walk_dataset_modelkits(kf, list(filters), self._resolve, stack,
                                                announce=self._announce_dataset_modelkit,
-                                               check_path=self._check_dataset_path):
+                                               check_path=self._check_dataset_path,
+                                               read=self._kitfile_or_generated):
                 layers = self._layers(node.source, node.manifest, node.kitfile, node.filters,
                                       under=node.path)
                 self.dataset_modelkits.append(node)
@@ -355,6 +356,16 @@ class _Unpack:
                         node.path, node.remote_path, "unpacked",
                         size=sum(x["size"] or 0 for x in layers),
                         verification=f"ModelKit {node.manifest.digest}"))
+
+    def _kitfile_or_generated(self, src: BlobSource, manifest: Manifest) -> Kitfile:
+        """A referenced ModelKit's Kitfile; a ModelPack without one gets kit's generated
+        stand-in, with kit's warning (the newest kit's ``unpackRecursive``)."""
+        kf = read_kitfile(src, manifest)
+        if kf is None:
+            self.reporter.warning("Artifact does not include Kitfile: functionality may be "
+                                  "impacted")
+            kf = generated_kitfile(src, manifest)
+        return kf
 
     def _announce_dataset_modelkit(self, ref: str, path: str) -> None:
         self.reporter.info(f"Unpacking referenced dataset ModelKit {ref} to {path}")
