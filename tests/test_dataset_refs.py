@@ -367,3 +367,30 @@ def test_a_modelpack_without_kitfile_as_the_referenced_modelkit(kitops_home, tmp
         in rep.messages
     assert [(r.path, r.status, r.size) for r in res.remote] == [("data/ref", "unpacked", 0)]
     assert files_under(tmp_path / "out") == ["Kitfile", "local/l.txt", "src/main.py"]
+
+
+def test_registry_only_loop_and_filter_through_the_cli(kitops_home, registry, tmp_path,
+                                                        capsys):
+    """Both ModelKits only in the registry (local copies removed): a filter that selects one
+    dataset follows its reference across the registry, and the loop is found there too."""
+    a, b = f"{registry.host}/loop/a:v1", f"{registry.host}/loop/b:v1"
+    kitfile = ("manifestVersion: 1.0.0\ndatasets:\n  - name: d\n    path: d\n"
+               "    remotePath: {ref}\n  - name: own\n    path: own\n")
+    for ref, other in ((a, b), (b, a)):
+        name = ref.rsplit("/", 1)[1][0]
+        ctx = make_context(tmp_path / name, kitfile.format(ref=other),
+                           {"own/x.txt": name.encode()})
+        pack(ctx, tag=ref)
+        push(ref, plain_http=True)
+        remove(ref, force=True)
+    # datasets:own selects only the local dataset: the reference is not followed at all
+    code, out, err = kit(capsys, "unpack", a, "-d", str(tmp_path / "own"), "--include-remote",
+                         "--plain-http", "--filter", "datasets:own")
+    assert code == 0, err
+    assert files_under(tmp_path / "own") == ["own/x.txt"] and "referenced dataset" not in out
+    # everything: a -> b -> a is a loop
+    code, out, err = kit(capsys, "unpack", a, "-d", str(tmp_path / "all"), "--include-remote",
+                         "--plain-http")
+    assert code == 1
+    assert err == f"[ERROR] Found cycle in modelkit references: [{b}=>{a}=>{b}]\n"
+    assert not (tmp_path / "all").exists()
