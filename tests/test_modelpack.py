@@ -559,3 +559,28 @@ def test_generated_kitfile_names_every_layer_or_refuses(layers, with_config):
     want = sorted((d.digest, d.annotations["org.cncf.model.filepath"],
                    diff_ids[i] if with_config else "") for i, d in enumerate(descs))
     assert got == want
+
+
+def test_referenced_modelpack_without_kitfile_is_unpacked_like_kit(home, tmp_path, capsys):
+    """kit's unpackRecursive generates the Kitfile for referenced ModelKits too: a parent
+    (``model.path``) that is a Kitfile-less ModelPack gives its model; pack, like kit's
+    ResolveKitfile, still needs the parent's Kitfile."""
+    hand_built(home)
+    ctx = tmp_path / "child"
+    (ctx / "src").mkdir(parents=True)
+    (ctx / "src" / "app.py").write_text("run()\n")
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: hand:v1\n"
+                                 "code:\n  - path: src\n")
+    code, out, err = kit(capsys, "pack", str(ctx), "-t", "child:v1")
+    assert code == 1 and "Failed to resolve referenced modelkit hand:v1" in err
+    assert "artifact does not contain a Kitfile" in err
+    # a child packed while the parent had a Kitfile, unpacked once the parent has none
+    parent_ctx = context(tmp_path / "p", "manifestVersion: 1.0.0\nmodel:\n  path: model.bin\n")
+    assert kit(capsys, "pack", str(parent_ctx), "-t", "hand:v1")[0] == 0
+    assert kit(capsys, "pack", str(ctx), "-t", "child:v1")[0] == 0
+    hand_built(home)  # hand:v1 now names the Kitfile-less ModelPack again
+    code, out, err = kit(capsys, "unpack", "child:v1", "-d", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "Artifact does not include Kitfile: functionality may be impacted" in err
+    assert (tmp_path / "out" / "model-1.safetensors").read_bytes() == b"W1" * 500
+    assert (tmp_path / "out" / "src" / "app.py").read_text() == "run()\n"

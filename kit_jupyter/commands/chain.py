@@ -94,14 +94,17 @@ def extend_chain(chain: list[str], key: str, *, limit: int = MAX_PARENTS,
 def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
                  start: str | None = None, cycle: str = CYCLE,
                  announce: Callable[[str], None] | None = None,
-                 canonical: bool = False) -> Iterator[Parent]:
+                 canonical: bool = False,
+                 read: Callable[[BlobSource, Manifest], Kitfile | None] = read_kitfile
+                 ) -> Iterator[Parent]:
     """The parents of ``kitfile``, nearest first, each read through ``resolve``.
 
     ``announce(path)`` comes first, as kit prints its line before it checks or reads. ``start``
     begins the chain (the ModelKit being packed or pulled, as kit shows it). Every source opened
     is closed by ``stack``, so a caller can still read the parents' blobs while it is open.
     ``canonical``: compare and show references in kit's ``registry/repository:tag`` form (the
-    newest kit's unpack), not as written."""
+    newest kit's unpack), not as written. ``read`` gives a ModelKit's Kitfile (None: it has
+    none, an error here; unpack's generates kit's stand-in for a ModelPack)."""
     path = parent_path(kitfile)
     chain = [] if start is None else [start]
     limit = MAX_PARENTS + len(chain)
@@ -116,7 +119,7 @@ def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
         ref, _ = parsed.with_default_tag()
         source, manifest = resolve(ref)
         stack.callback(close_source, source)
-        parent = read_kitfile(source, manifest)
+        parent = read(source, manifest)
         if parent is None:
             raise KitError("artifact does not contain a Kitfile")
         yield Parent(path, ref, source, manifest, parent)

@@ -298,9 +298,7 @@ class _Unpack:
         kf = read_kitfile(src, manifest)
         generated = kf is None
         if kf is None:  # a ModelPack without a Kitfile: kit unpacks it with a generated one
-            self.reporter.warning("Artifact does not include Kitfile: functionality may be "
-                                  "impacted")
-            kf = generated_kitfile(src, manifest)
+            kf = self._kitfile_or_generated(src, manifest)
         resolved, self.on_resolved = self.on_resolved, None
         if resolved is not None:
             resolved()
@@ -327,7 +325,7 @@ class _Unpack:
             return
         with contextlib.ExitStack() as stack:
             parents = list(walk_parents(kf, self._resolve, stack, announce=announce,
-                                        canonical=True))
+                                        canonical=True, read=self._kitfile_or_generated))
             for parent in reversed(parents):
                 self._layers(parent.source, parent.manifest, parent.kitfile, parent_filters)
 
@@ -358,8 +356,9 @@ class _Unpack:
                         verification=f"ModelKit {node.manifest.digest}"))
 
     def _kitfile_or_generated(self, src: BlobSource, manifest: Manifest) -> Kitfile:
-        """A referenced ModelKit's Kitfile; a ModelPack without one gets kit's generated
-        stand-in, with kit's warning (the newest kit's ``unpackRecursive``)."""
+        """The Kitfile of a ModelKit being unpacked, or of one it references (a parent, a
+        dataset's ModelKit); a ModelPack without one gets kit's generated stand-in, with kit's
+        warning (the newest kit's ``unpackRecursive``)."""
         kf = read_kitfile(src, manifest)
         if kf is None:
             self.reporter.warning("Artifact does not include Kitfile: functionality may be "
