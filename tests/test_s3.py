@@ -163,6 +163,19 @@ def test_unpack_downloads_and_verifies(s3, data, tmp_path):
     assert no_litter(tmp_path) == []
 
 
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_one_remote_file_has_one_progress_task(s3, data, tmp_path, cache):
+    """A single file is its own bar: no overall task that would show the same bytes twice
+    (through the remote-dataset cache and without it)."""
+    kf = kitfile(("small.bin", "s3://data/small.bin", data.small_etag))
+    r = NullReporter()
+    unpack_remote_datasets(kf, tmp_path, include_remote=True, reporter=r, env=s3.env(),
+                           cache=cache)
+    [row] = r.tasks
+    assert (row.label, row.parent, row.ok) == ("small.bin", None, True)
+    assert row.done == row.total == len(data.small)
+
 def test_unpack_versioned_object(s3, tmp_path):
     s3.bucket("ver", versioned=True)
     v1 = s3.put("ver", "d.csv", b"version one\n")
@@ -269,7 +282,7 @@ def test_keyboard_interrupt_leaves_no_partial_file(s3, data, tmp_path):
     assert r.fired
     assert target.read_bytes() == b"old content stays"
     assert no_litter(tmp_path) == []
-    assert [t.ok for t in r.tasks] == [False, False]
+    assert [t.ok for t in r.tasks] == [False]  # the one file's bar, marked failed
 
 
 def test_server_killed_mid_download(moto_factory, tmp_path):

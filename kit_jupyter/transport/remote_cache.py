@@ -422,7 +422,8 @@ def download_through_cache(items: Sequence[PreparedDownload], *, cache: RemoteCa
     results: list[DownloadResult] = []
     if not items:
         return results
-    overall = rep.task("Remote datasets", sum(it.info.size for it in items))
+    overall = (rep.task("Remote datasets", sum(it.info.size for it in items))
+               if len(items) > 1 else None)  # one file: its own bar says it all
     ok = False
     try:
         for index, item in enumerate(items, 1):
@@ -436,7 +437,8 @@ def download_through_cache(items: Sequence[PreparedDownload], *, cache: RemoteCa
             sub.finish(ok=True)
         ok = True
     finally:
-        overall.finish(ok=ok)
+        if overall is not None:
+            overall.finish(ok=ok)
     return results
 
 

@@ -605,20 +605,22 @@ def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter |
     results: list[DownloadResult] = []
     if not items:
         return results
-    overall = task or reporter.task("Remote datasets", sum(it.info.size for it in items))
+    # one bar per file; the overall bar only when there are several (one file would show twice)
+    overall = task or (reporter.task("Remote datasets", sum(it.info.size for it in items))
+                       if len(items) > 1 else None)
     ok = False
     try:
         for index, item in enumerate(items, 1):
-            sub = reporter.task(positioned(item.path, "file", index, len(items)),
-                                item.info.size, parent=overall) if task is None else None
+            sub = task or reporter.task(positioned(item.path, "file", index, len(items)),
+                                        item.info.size, parent=overall)
             t0 = time.monotonic()
             try:
-                d = _fetch(item, sub or overall, workers, range_size)
+                d = _fetch(item, sub, workers, range_size)
             except BaseException:
-                if sub:
+                if task is None:
                     sub.finish(ok=False)
                 raise
-            if sub:
+            if task is None:
                 sub.finish(ok=True)
             results.append(DownloadResult(
                 item.path, item.remote_path, "downloaded", item.info.size, item.info.etag_value,
@@ -630,7 +632,7 @@ def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter |
             reporter.info(f"Downloaded remote S3 dataset for path {item.path}")
         ok = True
     finally:
-        if task is None:
+        if task is None and overall is not None:
             overall.finish(ok=ok)
     return results
 
