@@ -14,6 +14,7 @@ exists: a MutationObserver installed before Run All records every state of every
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,8 +188,11 @@ def export_plain(path: Path) -> Path:
 
 
 def open_offline(context: Any, html: Path) -> Any:
-    context.set_offline(True)
+    """The page with every request but file:// refused (no CDN, no server): offline for this page
+    only, so the Lab pages of the same browser keep their connection."""
     page = context.new_page()
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+               else route.abort("internetdisconnected"))
     page.goto(html.as_uri())
     page.wait_for_load_state("load")
     return page
@@ -208,6 +212,50 @@ def contrast() -> Any:
 
     TEST_OUTPUT.mkdir(parents=True, exist_ok=True)
     (TEST_OUTPUT / "contrast.json").write_text(json.dumps(ratios, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def saved() -> Any:
+    """What Lab saved for each notebook (widget models, file size), kept in
+    test-output/browser/widget-state.json for the report."""
+    record: dict[str, dict[str, int]] = {}
+    yield record
+    from tests.plugins.jupyterlab import TEST_OUTPUT
+
+    TEST_OUTPUT.mkdir(parents=True, exist_ok=True)
+    (TEST_OUTPUT / "widget-state.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def widget_state(nb: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    return state
+
+
+def record_saved(lab: Any, notebook: str, nb: dict[str, Any], record: dict[str, Any],
+                 key: str) -> int:
+    """The number of widget models Lab saved with ``notebook``; its size on disk with and without
+    that state goes to ``record[key]``."""
+    state = widget_state(nb)
+    path = lab.root / notebook
+    stripped = json.loads(path.read_text())
+    stripped["metadata"].pop("widgets", None)
+    record[key] = {"models": len(state), "bytes": path.stat().st_size,
+                   "bytes_without_widget_state": len(json.dumps(stripped, indent=1)) + 1}
+    return len(state)
+
+
+def run_all_again(page: Any) -> None:
+    """Run All once more in the same kernel (as a user would) and wait until every prompt has a
+    number higher than any before."""
+    last = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
+        '.jp-CodeCell .jp-InputPrompt')].map(p => +(p.textContent.match(/\\d+/) || [0])[0]))""")
+    menu(page, "Run", "Run All Cells")
+    page.wait_for_function("""(last) => {
+      const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+      return prompts.every(p => +(p.textContent.match(/\\d+/) || [0])[0] > last);
+    }""", arg=last, timeout=240_000, polling=250)
+    errors = page.evaluate(ERRORS)
+    assert errors == [], f"the second run failed in the browser: {errors[0][-1500:]}"
 
 
 # -- 01 quickstart: findings -----------------------------------------------------------------
@@ -265,24 +313,37 @@ def test_quickstart_contrast_light_and_dark(quickstart, contrast, screenshot_dir
 
 
 def test_quickstart_saved_then_exported_shows_everything_offline(
-        quickstart, jupyterlab, chromium, screenshot_dir):
+        quickstart, jupyterlab, chromium, saved, screenshot_dir):
     nb = save(quickstart, jupyterlab, "01-quickstart.ipynb")
-    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    assert state == {}, f"Lab saved {len(state)} widget models"
+    models = record_saved(jupyterlab, "01-quickstart.ipynb", nb, saved, "01-quickstart")
+    assert models == 0, f"Lab saved {models} widget models"
     html = export_plain(jupyterlab.root / "01-quickstart.ipynb")
     page = open_offline(chromium, html)
     try:
         assert empty_outputs(page) == []
-        text = page.inner_text("body")
+        text = page.inner_text("body")  # what is rendered and visible, not hidden markup
         for message in FINDINGS:
             assert message in text
         assert "descripton" in text and "Kitfile: no findings" in text
-        assert "quickstart/churn" in text  # %kit list
+        # %kit pack: the final progress summary (one line, the rest folded) and the result table
+        assert re.search(r"done\s+4 tasks, [\d.]+ KiB in [\d.]+ s", text), text[-3000:]
+        assert re.search(r"Saved quickstart/churn:v1\s*: 4 layers", text)
+        assert re.search(r"model\s+model/clf\.bin\s+258\.0 KiB\s+[0-9a-f]{12}\b", text)
+        assert re.search(r"quickstart/churn\s+v1\s+Demo Team\s+churn\s+265\.0 KiB", text)  # list
         page.screenshot(path=str(screenshot_dir / "quickstart-export-offline.png"),
                         full_page=True)
     finally:
         page.close()
-        chromium.set_offline(False)
+
+
+def test_quickstart_run_again_saves_no_more(quickstart, jupyterlab, saved):
+    """Run All a second time in the same kernel, save: still no widget state, same size."""
+    run_all_again(quickstart)
+    nb = save(quickstart, jupyterlab, "01-quickstart.ipynb")
+    models = record_saved(jupyterlab, "01-quickstart.ipynb", nb, saved, "01-quickstart (run twice)")
+    assert models == 0, f"Lab saved {models} widget models after a second run"
+    first, again = saved["01-quickstart"]["bytes"], saved["01-quickstart (run twice)"]["bytes"]
+    assert again <= first * 1.02, (first, again)  # times and digests differ, nothing piles up
 
 
 def test_quickstart_reopened_untrusted_keeps_styles(jupyterlab, chromium, contrast,
@@ -314,7 +375,7 @@ def test_quickstart_reopened_untrusted_keeps_styles(jupyterlab, chromium, contra
 # -- 02 remote datasets: live progress ------------------------------------------------------------
 
 def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium, contrast,
-                                                            screenshot_dir):
+                                                            saved, screenshot_dir):
     from playwright.sync_api import expect
 
     page = open_and_run_all(chromium, jupyterlab, "02-remote-datasets.ipynb")
@@ -323,6 +384,10 @@ def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium,
         assert progress["live"] >= 1, "no live progress widget was rendered"
         assert progress["maxPct"] == pytest.approx(100.0), progress
         assert any("data/events.bin" in label for label in progress["labels"]), progress
+        # live rows say where they are in the whole; one remote file has one bar, no aggregate
+        assert any(re.search(r"\(layer [1-3] of 3\)$", label) for label in progress["labels"]), \
+            progress
+        assert "Remote datasets" not in progress["labels"], progress
         expect(page.locator(".kit-progress-live")).to_have_count(0)  # all closed
         # ...and each live display ended as a static summary
         row = page.locator("tr.kit-task", has_text="data/events.bin")
@@ -337,8 +402,8 @@ def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium,
         nb = save(page, jupyterlab, "02-remote-datasets.ipynb")
     finally:
         page.close()
-    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    assert state == {}, f"Lab saved {len(state)} widget models"
+    models = record_saved(jupyterlab, "02-remote-datasets.ipynb", nb, saved, "02-remote-datasets")
+    assert models == 0, f"Lab saved {models} widget models"
     html = export_plain(jupyterlab.root / "02-remote-datasets.ipynb")
     page = open_offline(chromium, html)
     try:
@@ -346,8 +411,39 @@ def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium,
         text = page.evaluate("() => document.body.textContent")
         assert "data/events.bin" in text and "100%" in text
         assert "Downloaded remote S3 dataset for path data/events.bin" in text
+        shown = page.inner_text("body")
+        # the unpack result lists the remote dataset with its status and ETag, run after run
+        etags = re.findall(r"dataset \(remote\)\s+data/events\.bin\s+(downloaded|already present)"
+                           r"\s+48\.0 MiB\s+([0-9a-f]{32}-\d+)", shown)
+        assert [status for status, _ in etags] == ["downloaded", "already present"], etags
+        assert len({etag for _, etag in etags}) == 1
+        assert re.search(r"dataset \(remote\)\s+data/events\.bin\s+skipped \(no --include-remote\)",
+                         shown)
         page.screenshot(path=str(screenshot_dir / "remote-datasets-export-offline.png"),
                         full_page=True)
     finally:
         page.close()
-        chromium.set_offline(False)
+
+
+# -- 03 registry: push, pull, unpack ---------------------------------------------------------------
+
+def test_registry_notebook_saves_no_widget_state_and_exports(jupyterlab, chromium, saved,
+                                                              screenshot_dir):
+    page = open_and_run_all(chromium, jupyterlab, "03-registry.ipynb")
+    try:
+        nb = save(page, jupyterlab, "03-registry.ipynb")
+    finally:
+        page.close()
+    models = record_saved(jupyterlab, "03-registry.ipynb", nb, saved, "03-registry")
+    assert models == 0, f"Lab saved {models} widget models"
+    html = export_plain(jupyterlab.root / "03-registry.ipynb")
+    page = open_offline(chromium, html)
+    try:
+        assert empty_outputs(page) == []
+        text = page.inner_text("body")
+        assert re.search(r"done\s+\d+ tasks?, [\d.]+ MiB in [\d.]+ s", text), text[-3000:]
+        assert re.search(r"demo/churn\s+v1\s+", text)  # the remote list
+        assert "['model/clf.bin']" in text  # unpack --filter model took only the model
+        page.screenshot(path=str(screenshot_dir / "registry-export-offline.png"), full_page=True)
+    finally:
+        page.close()
