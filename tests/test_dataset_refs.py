@@ -220,7 +220,7 @@ def test_a_dataset_path_that_leaves_the_target(kitops_home, tmp_path):
                                   b'"path":"../up","remotePath":"acme/data:v1"}]}')
     seen: list[str] = []
 
-    def check(path: str) -> None:
+    def check(path: str, base: str) -> None:
         seen.append(path)
         raise KitError(f"error resolving dataset path {path}: no")
 
@@ -394,3 +394,36 @@ def test_registry_only_loop_and_filter_through_the_cli(kitops_home, registry, tm
     assert code == 1
     assert err == f"[ERROR] Found cycle in modelkit references: [{b}=>{a}=>{b}]\n"
     assert not (tmp_path / "all").exists()
+
+
+def test_hostile_member_cannot_leave_the_dataset_directory(kitops_home, tmp_path):
+    """A hand-made referenced ModelKit whose dataset layer holds ``../escape.txt``: kit keeps
+    members inside the directory it unpacks them to (``VerifySubpath`` there), so do we -- the
+    file would land in the target, next to the user's own files. One line; nothing written."""
+    import io
+    import json
+    import tarfile
+
+    from kit_jupyter.oci.manifest import Manifest
+    from kit_jupyter.oci.mediatypes import KIT_CONFIG, KIT_MANIFEST_ARTIFACT
+    from kit_jupyter.oci.store import LocalStore
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"evil"))
+    store = LocalStore()
+    layer = store.put_bytes(buf.getvalue(), "application/vnd.kitops.modelkit.dataset.v1.tar")
+    config = {"manifestVersion": "1.0.0", "datasets": [
+        {"name": "x", "path": "x", "digest": layer.digest, "diffId": layer.digest}]}
+    cfg = store.put_bytes(json.dumps(config).encode(), KIT_CONFIG)
+    store.add_manifest("localhost/evil/data", Manifest(cfg, layers=(layer,),
+                                                       artifact_type=KIT_MANIFEST_ARTIFACT),
+                       ["v1"])
+    pack_top(tmp_path, "evil/data:v1")
+    target = tmp_path / "out"
+    with pytest.raises(KitError, match=r"^failed to unpack: illegal file path: \.\./escape\.txt: "
+                                       r"layer paths must stay within context directory$"):
+        unpack("acme/top:v1", dir=target, include_remote=True)
+    assert not target.exists()

@@ -169,7 +169,7 @@ def referenced_datasets(kitfile: Kitfile, filters: list[Filter]) -> list[DataSet
 
 def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Resolver,
                            stack: ExitStack, *, announce: Callable[[str, str], None] | None = None,
-                           check_path: Callable[[str], None] | None = None,
+                           check_path: Callable[[str, str], None] | None = None,
                            read: Callable[[BlobSource, Manifest], Kitfile | None] = read_kitfile,
                            base: str = "", chain: tuple[str, ...] = (),
                            _read: list[int] | None = None) -> Iterator[DatasetModelKit]:
@@ -181,9 +181,9 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
     unpacked before its layers). Each branch has its own chain, which starts *without* the
     ModelKit being unpacked (kit's ``visitedRefs``), so ``a → b → a`` is reported as
     ``found cycle in modelkit references: [b=>a=>b]``; references are compared in kit's
-    ``registry/repository:tag`` form. ``check_path(joined path)`` refuses a dataset path that
-    leaves the target before anything is read. ``read`` gives a ModelKit's Kitfile (None: it
-    has none, an error here).
+    ``registry/repository:tag`` form. ``check_path(dataset path, base)`` refuses a dataset
+    path that leaves the directory it is relative to before anything is read. ``read`` gives
+    a ModelKit's Kitfile (None: it has none, an error here).
 
     kit bounds each branch's depth but not the tree: ten levels of ModelKits that each name the
     next from ten datasets would be read 10**10 times. We read at most
@@ -200,7 +200,7 @@ def walk_dataset_modelkits(kitfile: Kitfile, filters: list[Filter], resolve: Res
         extend_chain(branch, str(ref))
         path = posixpath.join(base, dataset.path) if base else dataset.path
         if check_path is not None:
-            check_path(path)
+            check_path(dataset.path, base)
         count[0] += 1
         if count[0] > MAX_DATASET_MODELKITS:
             raise ReferenceChainError(f"too many ModelKit references in datasets: more than "

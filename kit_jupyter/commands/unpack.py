@@ -369,9 +369,11 @@ class _Unpack:
     def _announce_dataset_modelkit(self, ref: str, path: str) -> None:
         self.reporter.info(f"Unpacking referenced dataset ModelKit {ref} to {path}")
 
-    def _check_dataset_path(self, path: str) -> None:
+    def _check_dataset_path(self, path: str, base: str) -> None:
+        """kit's ``VerifySubpath`` of a dataset path, relative to where the ModelKit naming it
+        is unpacked (the target, or a referenced ModelKit's dataset directory)."""
         try:
-            check_unpack_path(path, self.target)
+            check_unpack_path(path, self.target / base if base else self.target)
         except ValueError as exc:
             raise UnpackError(f"error resolving dataset path {path}: {exc}") from None
 

@@ -491,10 +491,16 @@ class Extraction:
     # -- what a layer brings ----------------------------------------------------------------
     def tar(self, src: TarInput, extract_dir: str = "") -> None:
         """Extract a tar layer: directories and regular files only (kit's rule); names are
-        relative to the target, or to ``extract_dir`` under it (legacy ModelKits)."""
+        relative to the target, or to ``extract_dir`` under it (legacy ModelKits, the datasets
+        of a ModelKit a dataset refers to), and stay inside it, as kit's ``VerifySubpath``
+        relative to its working directory there keeps them."""
         reader = TarReader(src)
         while (header := reader.next()) is not None:
             name = header.name
+            if extract_dir and not name.startswith("/"):
+                inner = go_clean(name)
+                if inner == ".." or inner.startswith("../"):
+                    raise _illegal(name, "layer paths must stay within context directory")
             out = posixpath.join(extract_dir, name) if extract_dir else name
             if header.kind == "dir":
                 self._dir(out, header.mode)
