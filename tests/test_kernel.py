@@ -149,3 +149,32 @@ def test_a_failed_command_ends_its_display_failed_and_names_the_next_step(kernel
     assert "done" not in final["text/plain"]
     assert (out / "m.bin").read_bytes() == b"changed"  # nothing touched
     assert "comm_open" not in _types(messages)
+
+
+def test_kitfile_fix_with_check_remote_sets_the_current_etag(kernel, s3):
+    """--check-remote finds a stale remoteHash; --fix puts the object's current ETag into the cell
+    (and a misspelt key's one suggestion in the same pass)."""
+    bucket = s3.bucket("fixme")
+    etag = s3.put(bucket, "events.bin", b"x" * 1000)["etag"]
+    reply, _ = kernel.run(f"import os\nos.environ.update({s3.env()!r})")
+    assert reply["status"] == "ok"
+    stale = "9b2cf535f27731c974343645a3985328-12"
+    cell = ("%%kitfile --fix --check-remote kf\nmanifestVersion: 1.0.0\nmodel:\n  path: m.bin\n"
+            "datasets:\n  - name: events\n    path: data/events.bin\n"
+            f"    remotePath: s3://{bucket}/events.bin\n    remotHash: {stale}\n")
+    reply, messages = kernel.run(cell)
+    assert reply["status"] == "ok"
+    (payload,) = [p for p in reply["payload"] if p["source"] == "set_next_input"]
+    # one pass applies the rename; the stale hash is found once remoteHash is a key again
+    first = payload["text"]
+    assert "    remoteHash: " in first and "remotHash" not in first
+    reply, messages = kernel.run(first)
+    assert reply["status"] == "ok"
+    (payload,) = [p for p in reply["payload"] if p["source"] == "set_next_input"]
+    assert payload["replace"] is True
+    assert payload["text"] == first.replace(stale, etag).rstrip("\n") + "\n"
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert f"line 9: {stale} -> {etag}" in result["text/plain"]
+    assert "valid, no findings" in result["text/plain"]
+    check, _ = kernel.run(f"assert kf.datasets[0].remote_hash == {etag!r}")
+    assert check["status"] == "ok"
