@@ -7,6 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.ignore import (
@@ -138,3 +140,46 @@ def test_layer_paths_from_kitfile_duck_typed() -> None:
                                        ("a/../..", ".."), ("/../a", "/a"), ("./", ".")])
 def test_go_clean(raw: str, clean: str) -> None:
     assert go_clean(raw) == clean
+
+
+def _matches_walking_every_parent(matcher, file: str) -> bool:
+    """patternmatcher's MatchesOrParentMatches as written in Go (every pattern tried on the
+    file and on each parent): the reference for the matcher's shortcuts."""
+    from kit_jupyter.gocompat.ignore import _go_dir
+
+    matched = False
+    parent = _go_dir(file)
+    parent_dirs = parent.split("/")
+    for pattern in matcher.patterns:
+        if pattern.exclusion != matched:
+            continue
+        match = pattern.match(file)
+        if not match and parent != ".":
+            match = any(pattern.match("/".join(parent_dirs[: i + 1]))
+                        for i in range(len(parent_dirs)))
+        if match:
+            matched = not pattern.exclusion
+    return matched
+
+
+_ELEMS = st.sampled_from(["a", "b", "a.txt", "data", "d", "keep", ".", "..", "", "x*", "c"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns=st.lists(st.builds(lambda neg, body, tail: ("!" if neg else "") + body + tail,
+                                   st.booleans(),
+                                   st.lists(_ELEMS, min_size=1, max_size=3).map("/".join),
+                                   st.sampled_from(["", "/**", "**", "*"])),
+                         max_size=4),
+       file=st.lists(_ELEMS, min_size=1, max_size=4).map("/".join))
+def test_shortcuts_agree_with_walking_every_parent(patterns: list[str], file: str) -> None:
+    from kit_jupyter.gocompat.ignore import PatternMatcher
+
+    patterns = [p for p in patterns if p.strip("!")]
+    try:
+        matcher = PatternMatcher(patterns)
+    except ValueError:
+        return
+    for path in (file, go_clean(file)):
+        assert matcher.matches_or_parent_matches(path) == \
+            _matches_walking_every_parent(matcher, path), (patterns, path)

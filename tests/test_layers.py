@@ -10,6 +10,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gotar import tar_header
@@ -502,3 +504,57 @@ def test_user_format_and_flags() -> None:  # ModelKit detection: tests/test_mani
     assert check_compression_flag("gzip-fastest") == "gzip-fastest"
     with pytest.raises(MediaTypeError, match="must be one of 'none', 'gzip'"):
         check_compression_flag("bz2")
+
+
+def _general_header(name: bytes, mode: int, size: int, is_dir: bool) -> bytes:
+    """tar_header without its short-name shortcut (the general USTAR path)."""
+    import kit_jupyter.gocompat.gotar as gt
+
+    block = gt._v7_plus(name, mode, gt.KIT_UID, 0 if is_dir else size, b"5" if is_dir else b"0",
+                        devnums=True)
+    gt._checksum(block)
+    return bytes(block)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.binary(min_size=1, max_size=100).filter(lambda b: b.isascii() and b"\0" not in b),
+       mode=st.sampled_from([0o644, 0o755, 0o600, 0o4755, 0o777, 0o1777, 0, 0o7777]),
+       size=st.one_of(st.integers(0, 10_000), st.integers(0, 8 ** 11 - 1)),
+       is_dir=st.booleans())
+def test_short_name_shortcut_gives_the_general_bytes(name: bytes, mode: int, size: int,
+                                                     is_dir: bool) -> None:
+    assert tar_header(name, mode, size, is_dir) == _general_header(name, mode, size, is_dir)
+
+
+@pytest.mark.parametrize("size", [10, 2 << 20])  # read into the staging buffer / through it
+@pytest.mark.parametrize("change", [b"more", None])  # grows, shrinks
+def test_a_file_changing_while_it_is_packed_is_an_error(tmp_path: Path, monkeypatch, size: int,
+                                                        change: bytes | None) -> None:
+    import kit_jupyter.oci.layers as layers
+
+    mkfile(tmp_path / "src/a.py", b"a" * size)
+    real_walk = layers.walk_layer
+
+    def walk(*args, **kw):
+        for entry in real_walk(*args, **kw):
+            if entry.rel == "src/a.py":  # stat taken; now the file changes
+                with open(tmp_path / "src/a.py", "ab" if change else "r+b") as f:
+                    f.write(change) if change else f.truncate(size - 3)
+            yield entry
+
+    monkeypatch.setattr(layers, "walk_layer", walk)
+    with pytest.raises(PackError, match="^file src/a.py changed while it was being packed$"):
+        layer(tmp_path, "src")
+
+
+def test_many_small_files_and_a_large_one_match_tarfile_contents(tmp_path: Path) -> None:
+    """The staging buffer's edges: files that fill it exactly, one that does not fit, padding
+    carried over after a large file; contents and order read back by Python's tarfile."""
+    sizes = [0, 1, 511, 512, 513, 4096, 1_048_000, 3 << 20, 7, 1 << 20, 100]
+    for i, n in enumerate(sizes):
+        mkfile(tmp_path / f"c/f{i:02d}", bytes([i]) * n)
+    data, _, stats = layer(tmp_path, "c")
+    assert stats.tar_bytes == len(data) and stats.files == len(sizes)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        got = {m.name: tf.extractfile(m).read() for m in tf if m.isfile()}  # type: ignore[union-attr]
+    assert got == {f"c/f{i:02d}": bytes([i]) * n for i, n in enumerate(sizes)}

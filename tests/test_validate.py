@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import ValidationError
 from kit_jupyter.kitfile.model import load_kitfile
@@ -386,3 +388,29 @@ def test_finding_str_names_the_line_once():
     assert str(g) == (
         "line 3: absolute paths are not supported in a Kitfile (path /abs in code layer 0)"
     )
+
+
+def _go_clean_slow(path: str) -> str:
+    """go_clean without its fast path (the element-by-element algorithm alone)."""
+    if path == "":
+        return "."
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for seg in path.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            continue
+        parts.append(seg)
+    out = "/".join(parts)
+    return "/" + out if rooted else (out or ".")
+
+
+@given(st.lists(st.sampled_from(["", ".", "..", "a", "b.c", ".d", "e..", "..f", "...", "g h"]),
+                max_size=6).map("/".join))
+def test_go_clean_fast_path_agrees(path: str) -> None:
+    assert go_clean(path) == _go_clean_slow(path)

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 
 def go_clean(path: str) -> str:
-    """Unlike ``posixpath.normpath`` this folds a leading ``//`` and maps ``""`` to ``"."``."""
+    """Unlike ``posixpath.normpath`` this folds a leading ``//`` and maps ``""`` to ``"."``.
+
+    A path that is clean already comes back at once (no empty, ``.`` or ``..`` element, no
+    trailing slash): pack cleans every name it walks, several times, and nearly all are."""
+    if path and path[-1] != "/" and "//" not in path:
+        if "." not in path:
+            return path
+        framed = f"/{path}/"
+        if "/./" not in framed and "/../" not in framed:
+            return path
     if path == "":
         return "."
     rooted = path.startswith("/")

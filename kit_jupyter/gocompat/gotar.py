@@ -114,6 +114,32 @@ def _pax_record(key: str, value: bytes) -> bytes:
     return record
 
 
+_TEMPLATES: dict[tuple[int, bytes], tuple[bytes, int]] = {}
+
+
+def _short_header(name: bytes, mode: int, size: int, typeflag: bytes) -> bytes:
+    """The USTAR block of a short ASCII name (nearly every entry of a code layer): a cached
+    block for the mode and type with the name and size put in, its checksum the cached sum of
+    the rest plus theirs -- the same bytes as the general path, at a fraction of its cost."""
+    key = (mode, typeflag)
+    cached = _TEMPLATES.get(key)
+    if cached is None:
+        block = _v7_plus(b"", mode, KIT_UID, 0, typeflag, devnums=True)
+        block[124:136] = bytes(12)
+        block[148:156] = b" " * 8
+        cached = _TEMPLATES[key] = (bytes(block), sum(block))
+        if len(_TEMPLATES) > 64:  # modes are few; never let odd ones pile up
+            _TEMPLATES.clear()
+    template, base_sum = cached
+    block = bytearray(template)
+    block[0:len(name)] = name
+    size_field = format(size, "o").rjust(11, "0").encode() + b"\0"
+    block[124:136] = size_field
+    total = base_sum + sum(name) + sum(size_field)
+    block[148:156] = format(total, "o").rjust(6, "0").encode() + b"\0 "
+    return bytes(block)
+
+
 def tar_header(name: bytes, mode: int, size: int, is_dir: bool) -> bytes:
     """The header block(s) kit writes for one entry (spec §8.2-§8.3).
 
@@ -122,6 +148,9 @@ def tar_header(name: bytes, mode: int, size: int, is_dir: bool) -> bytes:
     """
     typeflag = b"5" if is_dir else b"0"
     size = 0 if is_dir else size
+    if len(name) <= _NAME_SIZE and 0 <= mode < 0o7777777 and size < 8 ** 11 and \
+            name.isascii() and b"\0" not in name:
+        return _short_header(name, mode, size, typeflag)
     pax: dict[str, bytes] = {}
     if not name.isascii() or b"\0" in name or len(name) > _NAME_SIZE:
         pax["path"] = name

@@ -261,18 +261,32 @@ class PatternMatcher:
             self.patterns.append(Pattern.compile(p, exclusion))
 
     def matches_or_parent_matches(self, file: str) -> bool:
+        """patternmatcher's ``MatchesOrParentMatches``. For a clean relative ``file`` an exact
+        pattern matches a parent exactly when ``file`` starts with it and a slash, and a
+        ``prefix`` pattern matching a parent matches ``file`` too, so neither needs the walk
+        over the parents (pack asks this for every name it walks)."""
         matched = False
         parent = _go_dir(file)
-        parent_dirs = parent.split("/")
+        parent_dirs: list[str] | None = None
+        plain = not file.startswith("/") and go_clean(file) == file
         for pattern in self.patterns:
             if pattern.exclusion != matched:
                 continue
-            match = pattern.match(file)
-            if not match and parent != ".":
-                for i in range(len(parent_dirs)):
-                    if pattern.match("/".join(parent_dirs[: i + 1])):
-                        match = True
-                        break
+            kind = pattern.kind
+            if plain and kind == "exact":
+                c = pattern.cleaned
+                match = file == c or file.startswith(c) and file[len(c):len(c) + 1] == "/"
+            elif plain and kind == "prefix":
+                match = pattern.match(file)
+            else:
+                match = pattern.match(file)
+                if not match and parent != ".":
+                    if parent_dirs is None:
+                        parent_dirs = parent.split("/")
+                    for i in range(len(parent_dirs)):
+                        if pattern.match("/".join(parent_dirs[: i + 1])):
+                            match = True
+                            break
             if match:
                 matched = not pattern.exclusion
         return matched
@@ -359,21 +373,24 @@ class IgnoreRules:
     def excludes(self, rel_path: str, layer_path: str) -> bool:
         """kit's ``ignore.Paths.Matches(path, layerPath)``."""
         path = _clean_arg(rel_path)
-        layer = _clean_arg(layer_path)
         if self._matcher.matches_or_parent_matches(path):
             return True
-        return in_other_layer(path, layer, self.layer_paths)
+        return _in_other_layer(path, _clean_arg(layer_path), self.layer_paths)
 
 
 def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
     """Cross-layer exclusion (spec §8.6, newest kit): ``path`` belongs to another layer M if it
     is M or lies within it by whole path elements, unless the current layer's own path lies
     within M (parents of the current layer are not excluded)."""
+    return _in_other_layer(_clean_arg(path), _clean_arg(layer_path),
+                           [_clean_arg(other) for other in other_layer_paths])
+
+
+def _in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
+    """:func:`in_other_layer` for arguments that are clean already (``IgnoreRules`` cleans
+    its layer paths once, not on each of the thousands of calls a walk makes)."""
     within = _is_within
-    path = _clean_arg(path)
-    layer_path = _clean_arg(layer_path)
     for other in other_layer_paths:
-        other = _clean_arg(other)
         if within(layer_path, other):
             continue
         if within(path, other):
