@@ -293,7 +293,8 @@ def test_gzip_modelpack_diff_ids_hash_the_uncompressed_tar(home, tmp_path):
     res = pack(context(tmp_path), tag="gz:v1", compression="gzip", use_model_pack=True)
     doc = json.loads(stored(home, "localhost/gz", "v1").raw)
     assert {d["mediaType"].rsplit(".", 1)[1] for d in doc["layers"]} == {"tar+gzip"}
-    diff_ids = res.config["modelfs"]["diffIds"]
+    assert res.config["package"]["name"] == "mp"  # the Kitfile, as for a Kit-format pack
+    diff_ids = json.loads(blob(home, doc["config"]["digest"]))["modelfs"]["diffIds"]
     for layer, diff_id in zip(doc["layers"], diff_ids, strict=True):
         raw = gzip.decompress(blob(home, layer["digest"]))
         assert diff_id == "sha256:" + hashlib.sha256(raw).hexdigest() != layer["digest"]
@@ -313,7 +314,7 @@ def test_modelpack_through_the_magics(ip, home, tmp_path):
     ctx = context(tmp_path)
     ip.user_ns.update(ctx_dir=str(ctx), out_dir=str(tmp_path / "out"))
     packed = ip.run_line_magic("kit", "pack $ctx_dir -t magic:v1 --use-model-pack")
-    assert packed.config["modelfs"]["type"] == "layers"
+    assert packed.config["model"]["diffId"] == packed.layers[0]["digest"]
     unpacked = ip.run_line_magic("kit", "unpack magic:v1 -d $out_dir")
     assert (tmp_path / "out" / "model.bin").read_bytes() == (ctx / "model.bin").read_bytes()
     assert (tmp_path / "out" / "prompt.md").read_text() == "You are a model.\n"

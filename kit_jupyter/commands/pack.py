@@ -207,7 +207,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
                       concurrency=concurrency, reporter=rep)
 
     return PackResult(digest=digest, repository=repo, tags=tags,
-                      config=json.loads(config_bytes),
+                      config=json.loads(kf.to_config_json()),  # the Kitfile, either format
                       layers=[{**d.to_json(), "path": path} for d, path in layers],
                       messages=list(rep.messages[start:]))
 

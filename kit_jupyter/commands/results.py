@@ -130,8 +130,10 @@ class PackResult(Result):
     """A ModelKit packed into local storage (``%kit pack``).
 
     Attributes: ``digest`` (the manifest's), ``repository`` (``registry/repository``, e.g.
-    ``localhost/myproj/churn``), ``tags``, ``config`` (the Kitfile as config JSON values),
-    ``layers`` (each layer's descriptor plus its ``path``), ``size`` (bytes of all layers),
+    ``localhost/myproj/churn``), ``tags``, ``config`` (the Kitfile as config JSON values, with
+    the layers' digests, in both formats: a ModelPack's model-spec config is the blob its
+    manifest names), ``layers`` (each layer's descriptor plus its ``path``), ``size`` (bytes of
+    all layers),
     ``reference`` (as kit shows it: ``myproj/churn:v1``), ``messages`` (kit's ``Saved ...``
     lines). ``to_pandas()``: one row per layer.
     """
