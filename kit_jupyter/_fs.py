@@ -103,18 +103,21 @@ def is_live(name: str) -> bool:
 
 
 def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = None, *,
-                trees: bool = False) -> list[Path]:
+                trees: bool = False, suffix: str = "") -> list[Path]:
     """Remove the temporary files in ``directory`` left by dead processes; returns them.
 
     With ``target_name`` only that target's temporary siblings are considered (cheap enough to
-    run before every file an unpack writes). With ``trees`` a dead owner's temporary
-    *directory* is removed with everything in it (an import's working tree); otherwise
-    directories are left alone. Missing directories are fine.
+    run before every file an unpack writes); with ``suffix`` only names ending in it (an
+    unpack sweeps ``.part`` files and leaves a dead unpack's journal to the one that adopts
+    it). With ``trees`` a dead owner's temporary *directory* is removed with everything in it
+    (an import's working tree); otherwise directories are left alone. Missing directories are
+    fine.
     """
     prefix = f".{target_name}." if target_name is not None else ""
     removed = []
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(prefix) and "kj-" in n]
+        names = [n for n in os.listdir(directory)
+                 if n.startswith(prefix) and n.endswith(suffix) and "kj-" in n]
     except OSError:
         return []
     for name in names:

@@ -126,7 +126,8 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         raise KitError("can not unpack multiple tags")
     flts = _parse_filters(filters)
     target = Path(dir).expanduser().absolute()
-    with Extraction(target, overwrite=overwrite, ignore_existing=ignore_existing) as tx:
+    with Extraction(target, overwrite=overwrite, ignore_existing=ignore_existing,
+                    keep_journal=True) as tx:
         # said once the reference has resolved (and a failure removes what Extraction created)
         ctx = _Unpack(tx=tx, home=home, reporter=rep, include_remote=include_remote,
                       on_resolved=lambda: rep.info(f"Unpacking to {target}"),
@@ -136,12 +137,15 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         digest, kf, layers, kitfile_path = ctx.run(parsed, flts, source)
     download = functools.partial(unpack_remote_datasets, overwrite=overwrite,
                                  ignore_existing=ignore_existing, reporter=rep, env=env,
-                                 home=home, cache=remote_cache)
-    remote = download(kf, target, include_remote=include_remote, filters=flts)
-    for node in ctx.dataset_modelkits:  # S3 datasets of the referenced ModelKits
-        remote += [dataclasses.replace(r, path=posixpath.join(node.path, r.path))
-                   for r in download(node.kitfile, target / node.path, include_remote=True,
-                                     filters=node.filters)]
+                                 home=home, cache=remote_cache, journal=tx)
+    try:
+        remote = download(kf, target, include_remote=include_remote, filters=flts)
+        for node in ctx.dataset_modelkits:  # S3 datasets of the referenced ModelKits
+            remote += [dataclasses.replace(r, path=posixpath.join(node.path, r.path))
+                       for r in download(node.kitfile, target / node.path,
+                                         include_remote=True, filters=node.filters)]
+    finally:
+        tx.release()
     remote = _in_kitfile_order(kf, [*ctx.referenced, *remote])
     return UnpackResult(reference=parsed.display(), digest=digest, directory=str(target),
                         kitfile_path=kitfile_path, layers=layers, remote=remote,
@@ -188,7 +192,8 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                            env: Mapping[str, str] | None = None, workers: int | None = None,
                            range_size: int | None = None,
                            home: str | os.PathLike[str] | None = None,
-                           cache: bool = True) -> list[DownloadResult]:
+                           cache: bool = True,
+                           journal: Extraction | None = None) -> list[DownloadResult]:
     """The last step of unpack (spec §12.4/§12.5): the S3 remote datasets the filters select,
     with kit's existing-file rules. Every path, existing-file and HEAD check runs before the
     first byte is downloaded, so a problem with the third dataset does not leave the first two
@@ -196,7 +201,10 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
     reference, is reported ``not-included`` under kit's one warning; with it, ModelKit-reference
     datasets are not this step's business (``_Unpack`` unpacked them with the layers). With
     ``cache`` (and unless ``KIT_JUPYTER_REMOTE_CACHE=off``) objects go through the
-    shared cache under ``home`` (:mod:`kit_jupyter.transport.remote_cache`)."""
+    shared cache under ``home`` (:mod:`kit_jupyter.transport.remote_cache`). ``journal`` is the
+    unpack's :class:`~kit_jupyter.oci.extract.Extraction`: a file a killed unpack downloaded
+    is kept if it matches its ETag and replaced if not (never refused as existing), and every
+    download is named in the journal before it starts."""
     rep = reporter if reporter is not None else NullReporter()
     selected = [d for d in (kf.remote_datasets() if kf is not None else [])
                 if matches(list(filters), "dataset", d.name, d.path)]
@@ -226,7 +234,8 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
     done: dict[int, DownloadResult] = {}
     todo: list[tuple[int, PreparedDownload]] = []
     for n, (d, obj, file, exists) in enumerate(wanted):
-        if exists and ignore_existing:
+        left_by_killed = exists and journal is not None and journal.left_by_killed(file)
+        if exists and ignore_existing and not left_by_killed:
             done[n] = DownloadResult(d.path, d.remote_path, "skipped-existing")
             rep.info(f"Path {d.path} already exists; skipping remote dataset {d.remote_path} "
                      f"(--ignore-existing)")
@@ -239,10 +248,12 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                 rep.info(f"Remote S3 dataset for path {d.path} is up to date (existing file "
                          f"matches ETag {item.info.etag_value}); not downloaded again")
                 continue
-            if not overwrite:
+            if not overwrite and not left_by_killed:
                 raise ExistingPathError(
                     f"failed to unpack remote dataset: path '{d.path}' already exists")
         todo.append((n, item))
+    if journal is not None and todo:
+        journal.record([it.target for _, it in todo])
     fetched = download_through_cache([it for _, it in todo], cache=shared, reporter=rep,
                                      workers=workers, range_size=range_size)
     done.update(zip([n for n, _ in todo], fetched, strict=True))
@@ -381,7 +392,8 @@ class _Unpack:
     def _write_kitfile(self, kf: Any) -> str:
         data = kf.to_yaml().encode("utf-8")
         path = self.target / "Kitfile"
-        if path.exists() or path.is_symlink():
+        if (path.exists() or path.is_symlink()) and not (
+                "Kitfile" in self.tx.replaceable and path.is_file() and not path.is_symlink()):
             if not path.is_file() or path.is_symlink():
                 raise UnpackError(f"failed to unpack config: path {path} exists and is not a "
                                   "regular file")

@@ -27,6 +27,18 @@ umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits 
 Directories are created owner-writable while they are filled and get their recorded mode at the
 end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory with
 files in it unpacks as any user.
+
+A SIGKILL leaves what no ``finally`` can remove. Before the kill reaches the renames, that is
+temp files (owner-tagged, :mod:`kit_jupyter._fs`): the next unpack sweeps those of dead owners
+from every directory it writes a file into. From the renames on, it is published files that a
+rerun without ``-o`` would refuse as "already exists". So :meth:`Extraction.commit` first writes
+a *journal* to the target, ``.kitops-unpack.kj-<owner>.journal`` (NUL-separated paths, streamed
+from the pending list), naming every file it is about to publish; :meth:`Extraction.record`
+writes another for the remote datasets downloaded after it; :meth:`Extraction.release` removes
+them when the whole unpack is over. The next unpack into the target adopts the journals of dead
+owners: the files they name were written by an unpack that never finished, not by the user, so
+they are replaced (a remote dataset whose bytes match its ETag: kept) as if absent. Its own
+journal carries them on until it is done.
 """
 
 from __future__ import annotations
@@ -43,10 +55,12 @@ from typing import Any, BinaryIO
 
 from kit_jupyter._fs import (
     WRITEBACK_STEP,
+    is_stale,
     run_token,
     start_writeback,
     sweep_stale,
     sync_filesystem,
+    temp_path,
     temp_sibling,
 )
 from kit_jupyter.errors import ExistingPathError, UnpackError
@@ -336,6 +350,21 @@ class _PendingFiles:
         self.spilled += len(self._mem)
         self._mem = []
 
+    def paths(self) -> Iterator[str]:
+        """Every final path, oldest first, without using the list up (for the journal)."""
+        if self._spill is not None:
+            self._spill.flush()
+            self._spill.seek(0)
+            rest = b""
+            while chunk := self._spill.read(CHUNK):
+                parts = (rest + chunk).split(b"\0")
+                rest = parts.pop()
+                for part in parts:
+                    yield os.fsdecode(part[1:])
+            self._spill.seek(0, os.SEEK_END)
+        for final, _ in self._mem:
+            yield final
+
     def __iter__(self) -> Iterator[tuple[str, bool]]:
         """Every entry once, oldest first (then the list is empty: read once, at the end)."""
         spill, self._spill = self._spill, None
@@ -376,6 +405,22 @@ def _unnamed_file(directory: str) -> BinaryIO:
     return open(fd, "w+b", buffering=CHUNK)
 
 
+JOURNAL_PREFIX = ".kitops-unpack."
+_JOURNAL_SUFFIX = ".journal"
+_JOURNAL_MAX = 64 << 20  # NUL-separated paths: far beyond any real ModelKit's
+
+
+def _read_journal(path: str) -> set[str]:
+    """The clean relative paths a dead unpack's journal names (at most :data:`_JOURNAL_MAX`
+    bytes of them: it only ever makes files an unpack wrote replaceable)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_JOURNAL_MAX)
+    except OSError:
+        return set()
+    return {go_clean(os.fsdecode(p)) for p in data.split(b"\0") if p}
+
+
 class Extraction:
     """One unpack's writes into ``target``, published by :meth:`commit` or undone by
     :meth:`rollback` (see the module docstring); use it as a context manager.
@@ -398,10 +443,16 @@ class Extraction:
     """
 
     def __init__(self, target: str | os.PathLike[str], *, overwrite: bool = False,
-                 ignore_existing: bool = False):
+                 ignore_existing: bool = False, keep_journal: bool = False):
         self.target = Path(target).absolute()
         self.overwrite = overwrite
         self.ignore_existing = ignore_existing
+        #: keep the journal after :meth:`commit` until :meth:`release` (more is written after)
+        self.keep_journal = keep_journal
+        #: clean relative paths a killed unpack published: replaced as if they were absent
+        self.replaceable: set[str] = set()
+        self._adopted: list[str] = []  # dead unpacks' journals, removed once ours is written
+        self._journals: list[str] = []  # ours
         self.umask = current_umask()
         self.stats = ExtractStats()
         self._root = ""
@@ -443,6 +494,64 @@ class Extraction:
         self._created = missing[::-1]
         self._root = os.path.realpath(self.target)
         self._pending = _PendingFiles(self._root)
+        if not missing:
+            self._adopt_journals()
+
+    # -- journals (module docstring) -------------------------------------------------------
+    def _adopt_journals(self) -> None:
+        with contextlib.suppress(OSError):
+            for name in sorted(os.listdir(self._root)):
+                if name.startswith(JOURNAL_PREFIX) and name.endswith(_JOURNAL_SUFFIX) \
+                        and is_stale(name):
+                    path = os.path.join(self._root, name)
+                    self.replaceable |= _read_journal(path)
+                    self._adopted.append(path)
+
+    def _relative(self, path: str | os.PathLike[str], real: bool = False) -> str:
+        """``path`` relative to the target; ``real``: its parents are resolved already (the
+        pending files), so no ``realpath`` per file."""
+        full = os.fspath(path) if real else os.path.realpath(path)
+        return go_clean(Path(os.path.relpath(full, self._root)).as_posix())
+
+    def _write_journal(self, paths: Iterator[str], real: bool = False) -> None:
+        """A journal naming ``paths`` (and, in the first one, what the adopted ones named),
+        written before anything it names is published; then the adopted journals go. Written
+        in place, not renamed: a journal cut short by a kill was cut before any rename, and
+        every path in one passed the existing-file rules, so a partial journal can only name
+        files that are not there or that this unpack was allowed to replace. Not fsynced: a
+        killed process's writes survive in the page cache, and :meth:`commit`'s ``syncfs``
+        follows."""
+        journal = str(temp_path(self._root, JOURNAL_PREFIX, _JOURNAL_SUFFIX))
+        self._journals.append(journal)
+        fd = os.open(journal, _OPEN_FLAGS, 0o600)
+        with open(fd, "wb", buffering=CHUNK) as f:
+            for rel in sorted(self.replaceable) if len(self._journals) == 1 else ():
+                f.write(os.fsencode(rel) + b"\0")
+            for path in paths:
+                f.write(os.fsencode(self._relative(path, real)) + b"\0")
+        for path in self._adopted:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._adopted = []
+
+    def record(self, paths: list[Path]) -> None:
+        """Name more files (under the target) in a journal before they are published (the
+        remote datasets, downloaded after :meth:`commit`)."""
+        try:
+            self._write_journal(iter([str(p) for p in paths]))
+        except OSError as exc:
+            raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
+
+    def left_by_killed(self, path: str | os.PathLike[str]) -> bool:
+        """Whether the file ``path`` (under the target) was published by a killed unpack."""
+        return self._relative(path) in self.replaceable
+
+    def release(self) -> None:
+        """The unpack is over (done, or failed while alive): its journals go."""
+        for journal in self._journals:
+            with contextlib.suppress(OSError):
+                os.unlink(journal)
+        self._journals = []
 
     def commit(self) -> None:
         """Make the small files durable with one ``syncfs`` per file system they were written
@@ -450,6 +559,8 @@ class Extraction:
         rename every file into place, then give directories their recorded modes (deepest
         first, so a parent losing its write or search bit cannot block a child)."""
         try:
+            if self._pending.count or self._adopted:
+                self._write_journal(self._pending.paths(), real=True)
             if self._pending.small:
                 for directory in self._devices.values():
                     sync_filesystem(directory)
@@ -474,6 +585,8 @@ class Extraction:
                 os.chmod(path, mode)
         self._created = []
         self._dir_modes = []
+        if not self.keep_journal:
+            self.release()
 
     def rollback(self) -> None:
         """Remove the temp files and the directories this run created (if empty)."""
@@ -483,6 +596,7 @@ class Extraction:
                     os.unlink(self._temp_of(final))
         finally:
             self._pending.discard()
+        self.release()
         for path in reversed(self._created):
             with contextlib.suppress(OSError):
                 os.rmdir(path)
@@ -614,15 +728,26 @@ class Extraction:
     def _file(self, out: str, mode: int, copy: Callable[[int], None], size: int | None) -> None:
         rel, full = self._resolve(out)
         self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
-        if not self._may_write(full, out):
+        self._sweep(os.path.dirname(full))
+        if not self._may_write(full, out, rel):
             self.stats.skipped.append(out)
             return
         self._write_temp(full, out, copy, mode & 0o777 & ~self.umask, size)
         self.stats.files += 1
         self.stats.bytes += size or 0
 
-    def _may_write(self, full: str, out: str) -> bool:
-        """kit's rules for a file that is already there; False: skip it (``-i``)."""
+    def _sweep(self, head: str) -> None:
+        """What a killed unpack left in ``head`` (temp files of dead owners) goes first; its
+        journals stay for :meth:`_adopt_journals`."""
+        if head not in self._swept:
+            sweep_stale(head, suffix=".part")
+            self._swept.add(head)
+            with contextlib.suppress(OSError):
+                self._devices.setdefault(os.stat(head).st_dev, head)
+
+    def _may_write(self, full: str, out: str, rel: str) -> bool:
+        """kit's rules for a file that is already there; False: skip it (``-i``). A file a
+        killed unpack published (:attr:`replaceable`) is replaced, as if it were absent."""
         try:
             st = os.lstat(full)
         except FileNotFoundError:
@@ -630,6 +755,8 @@ class Extraction:
         except NotADirectoryError:
             raise UnpackError(f"failed to unpack: path '{out}': a parent already exists and "
                               "is not a directory") from None
+        if rel in self.replaceable and stat.S_ISREG(st.st_mode):
+            return True
         if self.ignore_existing:
             return False
         if not self.overwrite:
@@ -648,11 +775,7 @@ class Extraction:
         is this unpack's own: the path occurs twice."""
         small = size is not None and size < _SYNC_AT_ONCE
         head, base = os.path.split(full)
-        if head not in self._swept:  # what a killed unpack left here (dead owner) goes first
-            sweep_stale(head)
-            self._swept.add(head)
-            with contextlib.suppress(OSError):
-                self._devices.setdefault(os.stat(head).st_dev, head)
+        self._sweep(head)
         tmp = temp_sibling(head, base, self._token)
         try:
             fd = os.open(tmp, _OPEN_FLAGS, mode)
@@ -683,5 +806,5 @@ def current_umask() -> int:
     return mask
 
 
-__all__ = ["ExtractStats", "Extraction", "FileInput", "StreamInput", "current_umask",
-           "layer_input", "os_text"]
+__all__ = ["JOURNAL_PREFIX", "ExtractStats", "Extraction", "FileInput", "StreamInput",
+           "current_umask", "layer_input", "os_text"]

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter._fs import start_writeback, temp_name
+from kit_jupyter._fs import start_writeback, sweep_stale, temp_name
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
@@ -494,6 +494,9 @@ class Downloader:
         file is removed and the target is left as it was.
         """
         self.target.parent.mkdir(parents=True, exist_ok=True)
+        # A killed download's temporary file (dead owner) goes. It is not resumed: its bytes
+        # cannot be verified until all of them are there, and which ranges it holds is unknown.
+        sweep_stale(self.target.parent, self.target.name)
         tmp = temp_name(self.target)
         # read and write: a plain MD5 is computed from what was written (_InOrderMD5)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),

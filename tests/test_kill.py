@@ -1,0 +1,262 @@
+"""SIGKILL at random moments, then the next run: exactly the expected tree, nothing left behind.
+
+A real ``python -m kit_jupyter unpack`` process reads a ModelKit from local storage and its remote
+datasets from a real S3 server (moto over HTTP, one multipart object and one plain one), and is
+killed with SIGKILL -- no ``finally`` runs -- after a seeded random delay or at a chosen moment
+(mid-extraction, mid-download of the multipart object). The next unpack into the same target,
+with the same flags (no ``-o``), must end with the tree an uninterrupted unpack gives, byte for
+byte, and leave no temporary file, journal or empty directory behind: not in the target, not in
+``$KITOPS_HOME``. ``cache clear`` removes what a killed download left in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from kit_jupyter.commands.cache import cache_clear
+from kit_jupyter.commands.pack import pack
+from kit_jupyter.errors import ExistingPathError
+from kit_jupyter.oci.extract import JOURNAL_PREFIX, Extraction
+from tests.test_fs import _kill_when
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+SEED = 20261130
+
+pytestmark = pytest.mark.timeout(120)
+KEPT_EMPTY = ("cache", "cache/pack", "storage/ingest")  # kit's own directories in $KITOPS_HOME
+
+
+class Project:
+    """A packed ModelKit (``k:v1``) with a model, many small code files and two S3 datasets."""
+
+    def __init__(self, s3, tmp_path: Path):
+        rnd = random.Random(SEED)
+        self.home = tmp_path / "home"
+        ctx = tmp_path / "ctx"
+        (ctx / "src").mkdir(parents=True)
+        (ctx / "model.bin").write_bytes(rnd.randbytes(8 * MiB))
+        for i in range(300):  # many small files: a commit with many renames
+            sub = ctx / "src" / f"pkg{i % 6}"
+            sub.mkdir(exist_ok=True)
+            (sub / f"m{i}.py").write_text(f"X = {i}\n")
+        bucket = s3.bucket("data")
+        self.train = rnd.randbytes(8 * MiB + 12345)  # 4 parts of 2 MiB and a bit
+        train_etag = s3.put_multipart(bucket, "train.bin", self.train, 2 * MiB)["etag"]
+        self.val = rnd.randbytes(300 * 1024 + 7)
+        val_etag = s3.put(bucket, "val.bin", self.val)["etag"]
+        (ctx / "Kitfile").write_text(
+            "manifestVersion: 1.0.0\npackage:\n  name: k\nmodel:\n  path: model.bin\n"
+            "code:\n  - path: src\ndatasets:\n"
+            f"  - name: val\n    path: data/val/val.bin\n    remotePath: s3://data/val.bin\n"
+            f"    remoteHash: {val_etag}\n"
+            f"  - name: train\n    path: data/train.bin\n    remotePath: s3://data/train.bin\n"
+            f"    remoteHash: {train_etag}\n")
+        self.s3_env = s3.env()
+        pack(ctx, tag="k:v1", home=self.home, env=self.s3_env)
+        self.env = dict(os.environ, PYTHONPATH=str(ROOT), KITOPS_HOME=str(self.home),
+                        **self.s3_env)
+        self.expected: dict[str, str] = {}
+        self.log = tmp_path / "logs" / "stderr"
+
+    def command(self, target: Path, *flags: str) -> list[str]:
+        return [sys.executable, "-m", "kit_jupyter", "unpack", "k:v1", "-d", str(target),
+                "--include-remote", "--progress", "none", *flags]
+
+    def run(self, target: Path, *flags: str) -> float:
+        """An unpack that must succeed; returns its wall time."""
+        t0 = time.monotonic()
+        proc = subprocess.run(self.command(target, *flags), env=self.env, capture_output=True,
+                              text=True, timeout=90)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        return time.monotonic() - t0
+
+    def start(self, target: Path, *flags: str) -> subprocess.Popen:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            return subprocess.Popen(self.command(target, *flags), env=self.env,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+
+    def kill_after(self, target: Path, delay: float, *flags: str) -> bool:
+        """Start an unpack and SIGKILL it after ``delay`` seconds; False if it finished first
+        (then a rerun without ``-o`` rightly refuses the files it published)."""
+        proc = self.start(target, *flags)
+        try:
+            assert proc.wait(timeout=delay) == 0, self.log.read_text()
+            return False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return True
+
+
+def tree(directory: Path) -> dict[str, str]:
+    """Every file (relative path -> SHA-256) and every directory (-> "dir") under ``directory``."""
+    out = {}
+    for p in sorted(directory.rglob("*")):
+        rel = p.relative_to(directory).as_posix()
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def litter(directory: Path) -> list[str]:
+    """Temporary files, journals and empty directories."""
+    if not directory.exists():
+        return []
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                  if "kj-" in p.name or p.name.endswith(".part")
+                  or p.name.startswith(JOURNAL_PREFIX)
+                  or (p.is_dir() and not any(p.iterdir())
+                      and p.relative_to(directory).as_posix() not in KEPT_EMPTY))
+
+
+@pytest.fixture
+def project(s3, tmp_path) -> Project:
+    p = Project(s3, tmp_path)
+    reference = tmp_path / "reference"
+    p.reference_seconds = p.run(reference, "--no-cache")  # the cache stays empty
+    print("uninterrupted unpack:", round(p.reference_seconds, 2), "s")
+    p.expected = tree(reference)
+    assert p.expected["data/train.bin"] == hashlib.sha256(p.train).hexdigest()
+    assert p.expected["data/val/val.bin"] == hashlib.sha256(p.val).hexdigest()
+    assert litter(reference) == [] and litter(p.home) == []
+    return p
+
+
+def assert_clean(project: Project, target: Path) -> None:
+    assert tree(target) == project.expected
+    assert litter(target) == []
+    assert litter(project.home) == []
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-cache",)], ids=["cache", "no-cache"])
+def test_unpacks_killed_at_random_moments_then_one_that_finishes(project, tmp_path, flags):
+    """Several kills into the same target at seeded random moments, one after the other (each
+    finds what the last one left), then an unpack that runs to the end."""
+    rnd = random.Random(f"{SEED}-{flags}")
+    target = tmp_path / "target"
+    span = project.reference_seconds
+    for _ in range(4):
+        if not project.kill_after(target, rnd.uniform(0.1, span * 0.9), *flags):
+            break
+    else:
+        project.run(target, *flags)
+    assert_clean(project, target)
+
+
+def _parts(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*.part")] if directory.exists() else []
+
+
+def test_killed_mid_extraction(project, tmp_path):
+    """Killed while layer files are being written (temp files, directories, no journal yet)."""
+    target = tmp_path / "target"
+    proc = project.start(target)
+    _kill_when(proc, lambda: any(_parts(target)))
+    assert not (target / "Kitfile").exists()
+    project.run(target)
+    assert_clean(project, target)
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-cache",)], ids=["cache", "no-cache"])
+def test_killed_mid_download_of_a_multipart_object(project, tmp_path, flags):
+    """Killed while the 5-part object downloads: the layers are published (the journal names
+    them), the object's temporary file is half written -- in the cache, or beside its target
+    with ``--no-cache``. The rerun, without ``-o``, replaces what the killed run published and
+    downloads the object again."""
+    target = tmp_path / "target"
+    where = target / "data" if flags else project.home / "cache" / "remote" / "objects"
+    proc = project.start(target, *flags)
+    _kill_when(proc, lambda: any(_parts(where)))
+    assert (target / "Kitfile").exists() and not (target / "data" / "train.bin").exists()
+    assert [p.name for p in target.iterdir() if p.name.startswith(JOURNAL_PREFIX)]
+    project.run(target, *flags)
+    assert_clean(project, target)
+
+
+def test_cache_clear_removes_what_a_killed_download_left(project, tmp_path):
+    target = tmp_path / "target"
+    objects = project.home / "cache" / "remote" / "objects"
+    proc = project.start(target)
+    _kill_when(proc, lambda: any(_parts(objects)))
+    assert _parts(objects)
+    result = cache_clear(home=project.home)
+    assert "remote" in result.removed and result.kept == []
+    assert not (project.home / "cache" / "remote").exists()
+    assert litter(project.home) == []
+
+
+def test_a_file_the_killed_unpack_published_is_kept_when_it_verifies(project, tmp_path):
+    """Killed after the first remote dataset arrived (the second one is downloading): the
+    rerun checks the first against its ETag and keeps it instead of downloading it again."""
+    target = tmp_path / "target"
+    proc = project.start(target, "--no-cache")
+    _kill_when(proc, lambda: (target / "data" / "val" / "val.bin").exists())
+    out = subprocess.run(project.command(target, "--no-cache"), env=project.env,
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert "Remote S3 dataset for path data/val/val.bin is up to date" in out.stdout + out.stderr
+    assert_clean(project, target)
+
+
+class Bytes:
+    """A raw layer's input (:meth:`Extraction.raw`): copies these bytes into the file."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def copy_rest_to(self, fd: int) -> None:
+        os.write(fd, self.data)
+
+
+def test_a_dead_unpacks_journal_lets_the_next_one_replace_only_what_it_names(tmp_path):
+    """The journal, deterministically: a process publishes ``a`` and ``b/c`` with the journal
+    kept (as unpack keeps it while remote datasets download) and is SIGKILLed. The next
+    Extraction replaces those two without ``-o``, still refuses a file the user put there,
+    and leaves no journal when done; a failed one keeps the dead one's journal for the next."""
+    target = tmp_path / "t"
+    code = textwrap.dedent(f"""
+        import os, time
+        from kit_jupyter.oci.extract import Extraction
+
+        class Bytes:  # a raw layer's input: copies itself into the file
+            def __init__(self, data): self.data = data
+            def copy_rest_to(self, fd): os.write(fd, self.data)
+
+        with Extraction({str(target)!r}, keep_journal=True) as tx:
+            tx.add_bytes("a", b"old a", 0o644)
+            tx.raw(Bytes(b"old c"), "b/c", 0o644)
+        print("published", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "published"
+    proc.kill()
+    proc.wait()
+    journals = [p for p in target.iterdir() if p.name.startswith(JOURNAL_PREFIX)]
+    assert len(journals) == 1
+    (target / "user.txt").write_text("mine")
+
+    with pytest.raises(ExistingPathError), Extraction(target) as tx:
+        tx.add_bytes("a", b"new a", 0o644)          # allowed: the dead unpack wrote it
+        tx.raw(Bytes(b"x"), "user.txt", 0o644)      # refused: the user's
+    assert journals[0].exists()                      # still there for the next attempt
+    assert (target / "a").read_bytes() == b"old a"
+
+    with Extraction(target) as tx:
+        tx.add_bytes("a", b"new a", 0o644)
+        tx.raw(Bytes(b"new c"), "b/c", 0o644)
+    assert (target / "a").read_bytes() == b"new a"
+    assert (target / "b" / "c").read_bytes() == b"new c"
+    assert sorted(p.name for p in target.iterdir()) == ["a", "b", "user.txt"]
