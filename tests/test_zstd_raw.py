@@ -490,3 +490,32 @@ def test_kits_encoder_and_ours_agree_on_what_is_refused(kitzstd, tmp_path):
             while reader.readinto(buf):
                 pass
             reader.finish()
+
+
+def test_hostile_zstd_layers_in_a_notebook_are_one_plain_usage_error(ip, packed,  # noqa: F811
+                                                                     tmp_path):
+    """The same refusals through ``%kit``: a plain UsageError of one line, nothing written."""
+    store = LocalStore()
+    digest = "sha256:" + hashlib.sha256(_ZTAR).hexdigest()
+
+    def corrupt() -> str:
+        ref = _store_code_layer(store, _ZTAR, ZSTD_CODE)
+        os.chmod(store.blob_path(digest), 0o644)
+        store.blob_path(digest).write_bytes(_ZTAR[:-1] + bytes([_ZTAR[-1] ^ 1]))
+        return ref
+
+    cases = [  # one variant tag: each case stores its layer just before it is unpacked
+        (lambda: _store_code_layer(store, zstd_frame(_TAR, window_log=30), ZSTD_CODE),
+         "failed to unpack: layer is not valid zstd: window size exceeded (more than 128 mib)"),
+        (lambda: _store_code_layer(store, _ZTAR[:-3], ZSTD_CODE),
+         "failed to unpack: layer is not valid zstd: unexpected eof"),
+        (corrupt, f"{digest} is corrupt"),
+    ]
+    for store_layer, text in cases:
+        out = tmp_path / "out"
+        ref = store_layer()
+        with pytest.raises(UsageError) as info:
+            ip.run_line_magic("kit", f"unpack {ref} -d {out} --progress none")
+        assert type(info.value) is UsageError and "\n" not in str(info.value)
+        assert text in str(info.value).lower(), str(info.value)
+        assert not out.exists()
