@@ -11,6 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from kit_jupyter.__main__ import main
+from kit_jupyter.commands.remote import remove_remote
 from kit_jupyter.oci.store import LocalStore
 from tests.plugins.registry_server import start_registry
 
@@ -93,10 +94,18 @@ def test_remove_remote_by_digest_and_force(registry, home, tmp_path, capsys):
     assert registry_get(registry, "/v2/acme/removed/manifests/v2")[0] == 404
     # local storage is not touched
     assert LocalStore(home).resolve_descriptor(ref, "v1") is not None
-    # -f on a tag deletes the manifest it points to, with every tag
+    # kit's command refuses -f (and -a) with --remote; its library, like our API, takes force:
+    # a tag's manifest is deleted, with every tag
     assert kit(capsys, "pack", str(ctx), "-t", f"{ref}:v3,v4", "--push", "--plain-http")[0] == 0
-    code, out, err = kit(capsys, "remove", "--remote", "-f", f"{ref}:v3", "--plain-http")
-    assert code == 0, err and out.startswith("Deleting remote ModelKit")
+    for flag in ("-f", "-a"):
+        code, out, err = kit(capsys, "remove", "--remote", flag, f"{ref}:v3", "--plain-http")
+        assert (code, out) == (1, "")
+        assert err == "[ERROR] Invalid arguments: cannot use --all or --force with --remote\n"
+    assert registry_get(registry, "/v2/acme/removed/manifests/v3")[0] == 200
+    res = remove_remote(f"{ref}:v3", force=True, plain_http=True)
+    assert res.removed[0]["action"] == "removed"
+    assert res.messages == [("info", f"Deleting remote ModelKit {ref}@{res.removed[0]['digest']}")]
+    assert res.text() == f"Deleting remote ModelKit {ref}@{res.removed[0]['digest']}\n"
     assert registry_get(registry, "/v2/acme/removed/manifests/v4")[0] == 404
 
 
@@ -117,7 +126,8 @@ def test_remove_remote_errors(registry, home, tmp_path, capsys):
     code, _, err = kit(capsys, "remove", "--remote", f"{ref}:nope", "--plain-http")
     assert code == 1 and err == f"[ERROR] Model {ref}:nope not found\n"
     code, _, err = kit(capsys, "remove", "--remote", "--all", "--plain-http")
-    assert code == 2 and "cannot use --all with --remote" in err
+    assert code == 1
+    assert err == "[ERROR] Invalid arguments: cannot use --all or --force with --remote\n"
 
 
 def test_remove_remote_where_deletes_are_off(home, tmp_path, capsys):
@@ -125,8 +135,10 @@ def test_remove_remote_where_deletes_are_off(home, tmp_path, capsys):
     try:
         ctx = context(tmp_path)
         ref = f"{server.host}/acme/kept"
-        assert kit(capsys, "pack", str(ctx), "-t", f"{ref}:v1", "--push", "--plain-http")[0] == 0
-        code, out, err = kit(capsys, "remove", "--remote", "-f", f"{ref}:v1", "--plain-http")
+        code, out, _ = kit(capsys, "pack", str(ctx), "-t", f"{ref}:v1", "--push", "--plain-http")
+        assert code == 0
+        digest = out.split("Model saved: ")[1].split()[0]
+        code, out, err = kit(capsys, "remove", "--remote", f"{ref}@{digest}", "--plain-http")
         assert code == 1
         assert err == f"[ERROR] Removing models is unsupported by registry {server.host}\n"
     finally:
@@ -169,14 +181,17 @@ def test_magics_refusals_are_one_line(ip, registry, home, tmp_path):
     server = start_registry(tmp_path / "nodelete", delete=False)
     try:
         kept = f"{server.host}/acme/kept"
-        ip.run_line_magic("kit", f"pack $ctx_dir -t {kept}:v1 --push --plain-http")
+        got = ip.run_line_magic("kit", f"pack $ctx_dir -t {kept}:v1 --push --plain-http")
         with pytest.raises(UsageError) as info:
-            ip.run_line_magic("kit", f"remove --remote -f {kept}:v1 --plain-http")
+            ip.run_line_magic("kit", f"remove --remote {kept}@{got.digest} --plain-http")
         assert str(info.value) == f"removing models is unsupported by registry {server.host}"
     finally:
         server.stop()
     packed = ip.run_line_magic("kit", f"pack $ctx_dir -t {ref}:v2 --push --plain-http")
-    removed = ip.run_line_magic("kit", f"remove --remote -f {ref}:v2 --plain-http")
+    with pytest.raises(UsageError, match="^Invalid arguments: cannot use --all or --force "
+                                         "with --remote$"):
+        ip.run_line_magic("kit", f"remove --remote -f {ref}:v2 --plain-http")
+    removed = ip.run_line_magic("kit", f"remove --remote {ref}@{packed.digest} --plain-http")
     line = f"Deleting remote ModelKit {ref}@{packed.digest}"
     assert removed.messages == [("info", line)] and removed.text() == ""
     assert line not in removed._repr_html_() and removed.summary() == line

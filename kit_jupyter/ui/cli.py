@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kit_jupyter._version import __version__
-from kit_jupyter.errors import system_problem
+from kit_jupyter.errors import KitError, system_problem
 from kit_jupyter.oci.mediatypes import COMPRESSIONS, FORMATS
 from kit_jupyter.reporting import Reporter
 from kit_jupyter.ui import api
@@ -202,8 +202,8 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("-f", "--force", action="store_true", help="remove all tags of the manifest")
     p.add_argument("-a", "--all", action="store_true", help="remove all untagged ModelKits")
     p.add_argument("-r", "--remote", action="store_true",
-                   help="remove from the registry instead: a tag is untagged, a digest or -f "
-                        "deletes the manifest")
+                   help="remove from the registry instead: a tag is untagged, a digest "
+                        "deletes the manifest (not with -f or -a)")
     _add_config(p)
     _add_network(p)
 
@@ -366,8 +366,8 @@ def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if not args.ref and not args.all:
         raise CommandLineError("remove: a reference is required unless --all is given")
     if args.remote:
-        if args.all:
-            raise CommandLineError("remove: cannot use --all with --remote")
+        if args.all or args.force:  # kit's command refuses both (its library takes force)
+            raise KitError("Invalid arguments: cannot use --all or --force with --remote")
         net = {k: v for k, v in _net(args).items() if k != "concurrency"}
         return api.load("remove_remote")(args.ref, force=args.force, home=args.config,
                                          reporter=reporter, **net)
