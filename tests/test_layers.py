@@ -558,3 +558,32 @@ def test_many_small_files_and_a_large_one_match_tarfile_contents(tmp_path: Path)
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         got = {m.name: tf.extractfile(m).read() for m in tf if m.isfile()}  # type: ignore[union-attr]
     assert got == {f"c/f{i:02d}": bytes([i]) * n for i, n in enumerate(sizes)}
+
+
+def test_large_writes_hash_beside_their_write_and_the_thread_ends(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """Pack hashes a large file's bytes in a helper thread while it writes them (counted by the
+    sink, not timed); digests are those of the bytes, and no thread outlives the pack, also
+    when it fails."""
+    import threading
+
+    import kit_jupyter.oci.layers as layers
+
+    data = os.urandom(3 << 20) + b"tail"
+    mkfile(tmp_path / "ctx/m.bin", data)
+    seen = []
+
+    class Spy(layers._HashingSink):
+        def close(self):
+            seen.append(self.overlapped)
+            super().close()
+
+    monkeypatch.setattr(layers, "_HashingSink", Spy)
+    packed = pack_layer_to_file(tmp_path / "ctx", "m.bin", tmp_path / "tmp", base="model")
+    blob = packed.path.read_bytes()
+    assert packed.digest == packed.diff_id == sha(blob)
+    assert blob[512:512 + len(data)] == data
+    assert seen[-1] >= 3 << 20
+    with pytest.raises(PackError):
+        pack_layer_to_file(tmp_path / "ctx", "gone", tmp_path / "tmp", base="model")
+    assert not [t for t in threading.enumerate() if t.name.startswith("kit-pack-sha256")]

@@ -9,6 +9,7 @@ extracting layers is :mod:`kit_jupyter.oci.extract`.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import datetime as _dt
 import hashlib
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from kit_jupyter._fs import sweep_stale, temp_path
+from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_path
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
@@ -461,9 +462,19 @@ class PackedLayer:
             self.path.unlink()
 
 
+#: Uncompressed writes from this size on hash in a second thread while they are written.
+_OVERLAP_FROM = 256 << 10
+
+
 class _HashingSink(io.RawIOBase):
     """Layer bytes in; sha256 of them (diffId), optional gzip/zstd, sha256 of what is stored
-    (digest)."""
+    (digest).
+
+    Uncompressed, a large write is hashed in a helper thread while the calling thread writes
+    the same bytes (both release the GIL), and the file's writeback is started every
+    ``WRITEBACK_STEP``: packing a large file then costs about the larger of sha256 and
+    copy + sync, not their sum. The write returns only when both are done, so the caller may
+    reuse its buffer at once."""
 
     def __init__(self, f: BinaryIO, compression: str):
         self._f = f
@@ -472,20 +483,44 @@ class _HashingSink(io.RawIOBase):
         self._z = compressor(compression)
         self.uncompressed = 0
         self.stored = 0
+        self._flushed = 0
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self.overlapped = 0  # bytes hashed beside their write (a counter for tests)
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:
         n = len(data)
-        self.diff.update(data)
         self.uncompressed += n
         if self._z is None:
-            self._f.write(data)
+            if n >= _OVERLAP_FROM:
+                if self._pool is None:
+                    self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="kit-pack-sha256")
+                hashed = self._pool.submit(self.diff.update, data)
+                try:
+                    self._f.write(data)
+                finally:
+                    hashed.result()
+                self.overlapped += n
+            else:
+                self.diff.update(data)
+                self._f.write(data)
             self.stored += n
+            if self.stored - self._flushed >= WRITEBACK_STEP:
+                with contextlib.suppress(OSError, io.UnsupportedOperation):
+                    start_writeback(self._f.fileno(), self._flushed, self.stored - self._flushed)
+                self._flushed = self.stored
         else:
+            self.diff.update(data)
             self._put(self._z.compress(data))
         return n
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        super().close()
 
     def _put(self, data: bytes) -> None:
         if data:
@@ -541,8 +576,9 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
     f = open(fd, "wb", buffering=CHUNK)
     try:
         sink = _HashingSink(f, compression)
-        yield tmp, sink
-        sink.finish()
+        with contextlib.closing(sink):  # its hashing thread ends here, whatever happens
+            yield tmp, sink
+            sink.finish()
         f.flush()
         if fsync:
             os.fsync(f.fileno())
