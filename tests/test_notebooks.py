@@ -290,6 +290,31 @@ def test_import_leaves_no_cache_behind(imported):
     assert imported.bundle("leftovers", "text/plain") == ["[]"]  # ... empty
 
 
+def test_init_drafts_a_kitfile_cell_and_writes_with_o(imported):
+    """``%kit init DIR`` proposes a ``%%kitfile -o DIR/Kitfile`` cell (nbclient drops the
+    set_next_input payload; the notebook prints ``.cell``) and writes nothing; ``-o`` writes."""
+    cell = imported.text("init-cell")
+    assert re.search(r"^%%kitfile -o \S*/churn/Kitfile$", cell, re.M), cell
+    assert "model:\n" in cell and "  path: model/clf.safetensors\n" in cell
+    assert "Saved to path" in imported.text("init-write")
+    kitfile = imported.text("init-kitfile")
+    assert "name: churn\n  description: Churn classifier\n  authors: [Demo Team]" in kitfile
+    assert "path: model/clf.safetensors" in kitfile and "path: src/" in kitfile
+
+
+def test_diff_is_a_table_and_data(imported):
+    assert "Model saved: sha256:" in imported.text("diff-pack")
+    table = imported.bundle("diff", "text/html")
+    assert table and "ModelKits differ" in table[0] and "ModelKit2" in table[0]
+    assert "localhost/demo/churn:v1" in imported.text("diff")
+    assert imported.bundle("diff-data", "text/plain") == ["(False, ['model/clf.safetensors'])"]
+
+
+def test_cache_clear_empties_the_cache(imported):
+    assert "Removed 2 cache entries" in imported.text("cache-clear")  # import/ and pack/
+    assert "Cache is currently empty" in imported.text("cache-empty")
+
+
 # -- 05 Python API ------------------------------------------------------------------------------
 
 @pytest.mark.registry
