@@ -415,8 +415,9 @@ def test_modelpack_without_kitfile_unpacks_with_a_generated_kitfile(home, tmp_pa
     assert (out_dir / "src" / "run.py").read_text() == "print(1)\n"
     assert (out_dir / "README.md").read_text() == "# hand made\n"
     assert not (out_dir / "Kitfile").exists()  # kit writes no generated Kitfile
-    assert "Unpacking model  to model-1.safetensors" in out
-    assert "Unpacking model part  to model-2.safetensors" in out
+    # the newest kit's generateUnpackPlan texts: nameless entries, "modelpart"
+    assert "Unpacking model to model-1.safetensors\n" in out
+    assert "Unpacking modelpart to model-2.safetensors\n" in out
     # filters work on the generated Kitfile's entries
     code, out, err = kit(capsys, "unpack", "hand:v1", "-d", str(tmp_path / "docs"),
                          "--filter", "docs")

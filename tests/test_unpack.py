@@ -50,7 +50,8 @@ def test_round_trip_reproduces_files(packed, tmp_path):
     assert "Unpacking code to src" in text
     assert "Unpacking dataset train to data/train" in text
     assert "Unpacking docs to README.md" in text
-    assert "Unpacking prompt to prompts/system.txt" in text
+    # the newest kit's generateUnpackPlan names a prompt (code and docs never)
+    assert "Unpacking prompt system to prompts/system.txt" in text
     # the remote dataset: kit's warning, no file
     assert ("warning", "ModelKit contains remote datasets. To unpack, specify the "
                        "--include-remote flag") in rep.messages

@@ -457,7 +457,7 @@ class _Unpack:
             name = getattr(entry, "name", "")
             if not _matches(filters, kind, name, entry.path):
                 continue
-            self.reporter.info(_UNPACKING[kind].format(name=name, path=entry.path))
+            self.reporter.info(_unpacking_line(kind, name, entry.path, bool(entry.digest)))
             extract_dir = ""
             if entry.digest:
                 if entry.digest != desc.digest:
@@ -509,6 +509,24 @@ _UNPACKING = {"model": "Unpacking model {name} to {path}",
               "prompt": "Unpacking prompt to {path}", "code": "Unpacking code to {path}",
               "dataset": "Unpacking dataset {name} to {path}", "docs": "Unpacking docs to {path}",
               "mcpserver": "Unpacking MCP server {name} to {path}"}
+
+
+#: the newest kit's words per layer kind (``generateUnpackPlan``, for Kitfiles with digests)
+_PLAN_TYPE = {"model": "model", "modelpart": "modelpart", "dataset": "dataset", "code": "code",
+              "docs": "docs", "prompt": "prompt", "mcpserver": "MCP server"}
+
+
+def _unpacking_line(kind: str, name: str, path: str, planned: bool) -> str:
+    """kit's line before a layer: the newest kit's ``messageFor`` (no double space for a
+    nameless entry, ``modelpart``; code and docs never named) when the Kitfile has digests,
+    as every Kitfile kit or we pack today, and a generated ModelPack one, has; the older
+    texts for ModelKits from before digests (kit's legacy unpack)."""
+    if not planned:
+        return _UNPACKING[kind].format(name=name, path=path)
+    if kind in ("code", "docs"):
+        name = ""
+    word = _PLAN_TYPE[kind]
+    return f"Unpacking {word} {name} to {path}" if name else f"Unpacking {word} to {path}"
 
 
 def _announce_parent(reporter: Reporter, path: str) -> None:
