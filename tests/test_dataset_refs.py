@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from kit_jupyter.__main__ import main
@@ -19,7 +21,7 @@ from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.remote import push
 from kit_jupyter.commands.unpack import WARN_NOT_INCLUDED, unpack
 from kit_jupyter.errors import KitError
-from kit_jupyter.kitfile.filters import parse_filters, restrict
+from kit_jupyter.kitfile.filters import FILTER_TYPES, Filter, matches, parse_filters, restrict
 from kit_jupyter.oci.mediatypes import parse_media_type
 from kit_jupyter.reporting import NullReporter
 
@@ -111,6 +113,34 @@ def test_restrict_keeps_ids_and_drops_other_types(given, expected):
     the type, with only that type left and the ids kept; none naming it: nothing."""
     got = restrict(parse_filters(given), "datasets")
     assert (None if got is None else [(f.types, f.ids) for f in got]) == expected
+
+
+_IDS = st.sampled_from(["train", "test", "data/ref", "x", ""])
+_FILTERS = st.lists(st.builds(
+    Filter, st.lists(st.sampled_from(sorted(FILTER_TYPES)), min_size=1, max_size=3,
+                     unique=True).map(tuple),
+    st.lists(_IDS, max_size=3).map(tuple)), max_size=4)
+
+
+@given(_FILTERS, st.sampled_from(sorted(FILTER_TYPES)), _IDS, _IDS,
+       st.sampled_from(["dataset", "model", "modelpart", "code", "docs", "prompt", "kitfile",
+                        "mcpserver"]))
+def test_restrict_selects_the_same_entries_of_its_type_and_nothing_else(filters, word, name,
+                                                                        path, kind):
+    """For any filters: the restricted ones select an entry of the type exactly when the
+    given ones do (none given: all of it), and never an entry of another type."""
+    got = restrict(filters, word)
+    own = kind in FILTER_TYPES[word]
+    if got is None:
+        assert filters and not any(word in f.types for f in filters)
+        return
+    if not own:
+        assert not matches(got, kind, name, path)
+    elif filters:
+        assert matches(got, kind, name, path) == any(
+            f.matches(kind, name, path) for f in filters if word in f.types)
+    else:
+        assert matches(got, kind, name, path)
 
 
 # --------------------------------------------------------------------------------------------
