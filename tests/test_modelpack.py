@@ -586,3 +586,27 @@ def test_referenced_modelpack_without_kitfile_is_unpacked_like_kit(home, tmp_pat
     assert "Artifact does not include Kitfile: functionality may be impacted" in err
     assert (tmp_path / "out" / "model-1.safetensors").read_bytes() == b"W1" * 500
     assert (tmp_path / "out" / "src" / "app.py").read_text() == "run()\n"
+
+
+@pytest.mark.parametrize("path, message", [
+    ("../evil.bin", "layer paths must stay within context directory"),
+    ("/tmp/abs-evil.bin", "absolute paths are not supported"),
+    ("a/../../b.bin", "layer paths must stay within context directory"),
+])
+def test_hostile_filepath_annotations_write_nothing(home, tmp_path, capsys, path, message):
+    """A generated Kitfile takes its paths from annotations anyone can write: a raw layer
+    whose path leaves the target is refused in one line and nothing is written anywhere."""
+    store = LocalStore(home)
+    d = store.put_bytes(b"evil", "application/vnd.cncf.model.weight.v1.raw")
+    config = store.put_bytes(json.dumps({"modelfs": {"type": "layers", "diffIds": [d.digest]}})
+                             .encode(), "application/vnd.cncf.model.config.v1+json")
+    store.add_manifest("localhost/evil", Manifest(
+        config=config, artifact_type="application/vnd.cncf.model.manifest.v1+json",
+        layers=(Descriptor(d.media_type, d.digest, d.size,
+                           annotations={"org.cncf.model.filepath": path}),)), ["v1"])
+    before = sorted(p for p in tmp_path.rglob("*") if home not in p.parents)
+    code, out, err = kit(capsys, "unpack", "evil:v1", "-d", str(tmp_path / "out" / "in"))
+    assert code == 1 and message in err and err.count("[ERROR]") == 1
+    after = sorted(p for p in tmp_path.rglob("*") if home not in p.parents)
+    assert [p for p in after if p not in before and p.is_file()] == []
+    assert not Path("/tmp/abs-evil.bin").exists()
