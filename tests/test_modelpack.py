@@ -610,3 +610,17 @@ def test_hostile_filepath_annotations_write_nothing(home, tmp_path, capsys, path
     after = sorted(p for p in tmp_path.rglob("*") if home not in p.parents)
     assert [p for p in after if p not in before and p.is_file()] == []
     assert not Path("/tmp/abs-evil.bin").exists()
+
+
+_LICENSES = json.loads((Path(__file__).parent / "data" / "kit" / "go-tables" / "licenses.json")
+                       .read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", _LICENSES, ids=lambda c: c["desc"])
+def test_go_table_collect_licenses(case):
+    """kit's TestCollectLicenses: nil there is an empty list here, and no ``licenses`` key in
+    the config (Go's omitempty)."""
+    kf = load_kitfile(case["kitfile"])
+    assert collect_licenses(kf) == (case["licenses"] or [])
+    descriptor = json.loads(modelpack_config(kf, [], created_at="T"))["descriptor"]
+    assert descriptor.get("licenses") == case["licenses"]
