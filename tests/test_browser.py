@@ -30,7 +30,7 @@ OURS = ".kit-validation, .kit-result-view, .kit-progress"
 
 WATCH_PROGRESS = """
 () => {
-  const s = window.__kitProgress = {live: 0, maxPct: 0, labels: []};
+  const s = window.__kitProgress = {live: 0, maxPct: 0, labels: [], pctTexts: []};
   const seen = new WeakSet();
   const check = () => {
     for (const live of document.querySelectorAll('.kit-progress-live')) {
@@ -42,6 +42,8 @@ WATCH_PROGRESS = """
         if (pct > s.maxPct) s.maxPct = pct;
         const label = row.querySelector('td').textContent;
         if (!s.labels.includes(label)) s.labels.push(label);
+        const shown = row.textContent.match(/\\b\\d+%/);  // the percentage as text, not only a bar
+        if (shown && !s.pctTexts.includes(shown[0])) s.pctTexts.push(shown[0]);
       }
     }
   };
@@ -388,6 +390,7 @@ def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium,
         assert any(re.search(r"\(layer [1-3] of 3\)$", label) for label in progress["labels"]), \
             progress
         assert "Remote datasets" not in progress["labels"], progress
+        assert "100%" in progress["pctTexts"] and len(progress["pctTexts"]) > 1, progress
         expect(page.locator(".kit-progress-live")).to_have_count(0)  # all closed
         # ...and each live display ended as a static summary
         row = page.locator("tr.kit-task", has_text="data/events.bin")
@@ -399,6 +402,12 @@ def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium,
         summary.scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_dir / "remote-datasets-progress.png"))
         assert_contrast(page, "remote-light", contrast)
+        set_theme(page, "JupyterLab Dark")  # badges, bars and result tables in the dark
+        try:
+            assert_contrast(page, "remote-dark", contrast)
+            page.screenshot(path=str(screenshot_dir / "remote-datasets-progress-dark.png"))
+        finally:
+            set_theme(page, "JupyterLab Light")
         nb = save(page, jupyterlab, "02-remote-datasets.ipynb")
     finally:
         page.close()

@@ -140,13 +140,18 @@ def test_unpack_lists_remote_datasets_with_status_and_etag():
         remote=[DownloadResult("data/events.bin", "s3://acme/events.bin", "downloaded",
                                12 * 1024 * 1024, etag),
                 DownloadResult("data/old.bin", "s3://acme/old.bin", "up-to-date", 5, "e1"),
-                DownloadResult("data/skip.bin", "s3://acme/skip.bin", "skipped-existing")])
+                DownloadResult("data/skip.bin", "s3://acme/skip.bin", "skipped-existing"),
+                DownloadResult("data/ref", "acme/data:v1", "unpacked", 7),
+                DownloadResult("data/c.bin", "s3://acme/c.bin", "from-cache", 3, "e2")])
     page = result._repr_html_()
+    assert re.sub(r"<[^>]+>", "", cells(page, 0)[3]) == "unpacked"  # a layer: no "(ModelKit)"
+    assert re.sub(r"<[^>]+>", "", cells(page, 4)[3]) == "unpacked (ModelKit)"
+    assert re.sub(r"<[^>]+>", "", cells(page, 5)[3]) == "copied from the cache"
     events = [re.sub(r"<[^>]+>", "", c) for c in cells(page, 1)]
     assert events == ["dataset (remote)", "", "data/events.bin", "downloaded", "12.0 MiB", etag]
     assert re.sub(r"<[^>]+>", "", cells(page, 2)[3]) == "already present"
     assert re.sub(r"<[^>]+>", "", cells(page, 3)[3]) == "skipped (exists)"
-    assert "1 layer(s), 3 remote dataset(s)" in result.summary()
+    assert "1 layer(s), 5 remote dataset(s)" in result.summary()
 
 
 def test_no_result_or_report_carries_a_style_element(packed):

@@ -187,7 +187,8 @@ class PackResult(Result):
         return head + html_table(["TYPE", "PATH", "SIZE", "DIGEST"], rows)
 
 
-_REMOTE_STATUS = {"downloaded": "downloaded", "up-to-date": "already present",
+_REMOTE_STATUS = {"downloaded": "downloaded", "from-cache": "copied from the cache",
+                  "up-to-date": "already present",
                   "skipped-existing": "skipped (exists)",
                   "not-included": "skipped (no --include-remote)",
                   "unpacked": "unpacked (ModelKit)"}
@@ -199,8 +200,9 @@ class UnpackResult(Result):
 
     Attributes: ``reference``, ``digest``, ``directory``, ``kitfile_path``, ``layers`` (each
     unpacked layer: ``type``, ``name``, ``path``, ``digest``, ``size``), ``remote`` (each remote
-    dataset: its ``status`` -- downloaded, up-to-date, skipped-existing, not-included -- size
-    and ETag), ``messages``. ``to_pandas()``: one row per layer and remote dataset.
+    dataset: its ``status`` -- downloaded, from-cache, up-to-date, skipped-existing,
+    not-included, or unpacked for a ModelKit reference -- size and ETag), ``messages``.
+    ``to_pandas()``: one row per layer and remote dataset.
     """
 
     reference: str
@@ -242,9 +244,10 @@ class UnpackResult(Result):
         for r in self.records():
             ident = digest_cell(r["digest"]) if r["digest"] else Cell(
                 r["etag"] or "", mono=True, title=f"ETag of {r.get('remotePath', '')}")
+            remote = r["type"] == "dataset (remote)"  # a layer's "unpacked" is plain
             rows.append([r["type"], r["name"], r["path"],
-                         _REMOTE_STATUS.get(r["status"], r["status"]), size_cell(r["size"]),
-                         ident])
+                         _REMOTE_STATUS.get(r["status"], r["status"]) if remote else r["status"],
+                         size_cell(r["size"]), ident])
         head = headline(f"<b>Unpacked {esc(self.reference)}</b> to "
                          f"<code>{esc(self.directory)}</code>")
         return head + html_table(["TYPE", "NAME", "PATH", "STATUS", "SIZE", "DIGEST / ETAG"],
