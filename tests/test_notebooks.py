@@ -232,6 +232,22 @@ def test_remote_unpack_ends_in_a_static_summary_at_100_percent(remote):
     assert all('aria-valuenow="100"' in v for v in lives)
 
 
+def remote_row(run: Run, tag: str) -> list[str]:
+    """The unpack result's row of the remote dataset: its cells' text."""
+    (page,) = [p for p in run.bundle(tag, "text/html") if "Unpacked demo/churn:v2" in p]
+    row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*dataset \(remote\).*?</tr>", page, re.S).group(0)
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td.*?</td>", row)]
+
+
+def test_remote_unpack_result_lists_the_dataset_with_status_and_etag(remote):
+    etag = re.search(r"ETag ([0-9a-f]{32}-3)", remote.text("upload")).group(1)
+    assert remote_row(remote, "unpack") == [
+        "dataset (remote)", "", "data/events.bin", "downloaded", f"{DATASET_MB}.0 MiB", etag]
+    assert remote_row(remote, "unpack-again")[3:] == ["already present", f"{DATASET_MB}.0 MiB",
+                                                      etag]
+    assert remote_row(remote, "unpack-no-remote")[3] == "skipped (no --include-remote)"
+
+
 def test_remote_unpacked_file_is_complete(remote):
     (result,) = remote.bundle("unpack-check", "text/plain")
     assert result.startswith("(True, ")
