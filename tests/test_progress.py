@@ -166,10 +166,15 @@ def test_one_remote_file_shows_one_bar():
     final = rep._handle.bundles[-1]
     assert "data/events.bin" in final["text/plain"]
     assert "Remote datasets" not in final["text/plain"]
-    two = WidgetReporter(display=Recorder())
+    two = WidgetReporter(display=Recorder(), delay=3600)
     overall = two.task("Remote datasets", 20)
-    for name in ("a.bin", "b.bin"):
-        two.task(name, 10, parent=overall).finish()
+    first = two.task("a.bin", 10, parent=overall)
+    first.advance(5)
+    two._draw()  # while the first of two files runs, the overall row is there already
+    assert "Remote datasets: running 25%" in two._handle.bundles[-1]["text/plain"]
+    first.advance(5)
+    first.finish()
+    two.task("b.bin", 10, parent=overall).finish()
     two.close()
     assert "Remote datasets" in two._handle.bundles[-1]["text/plain"]
 

@@ -82,12 +82,15 @@ class TextReporter(Reporter):
 # -- the one renderer of a reporter's state (live widget, interim and final display) -----------
 
 def _visible(tasks: Sequence[Task]) -> list[Task]:
-    """Every task but an aggregate of a single child (the child's row says the same)."""
-    children: dict[int, int] = {}
+    """Every task but an aggregate whose one child covers all of it (the child's row says the
+    same); an aggregate whose other children have not started yet stays, so it does not blink
+    out and back while its first child runs."""
+    children: dict[int, list[Task]] = {}
     for t in tasks:
         if t.parent is not None:
-            children[id(t.parent)] = children.get(id(t.parent), 0) + 1
-    return [t for t in tasks if children.get(id(t), 0) != 1]
+            children.setdefault(id(t.parent), []).append(t)
+    return [t for t in tasks
+            if not (len(children.get(id(t), [])) == 1 and children[id(t)][0].total == t.total)]
 
 
 def _task_state(t: Task) -> str:
