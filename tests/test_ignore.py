@@ -162,14 +162,15 @@ def _matches_walking_every_parent(matcher, file: str) -> bool:
     return matched
 
 
-_ELEMS = st.sampled_from(["a", "b", "a.txt", "data", "d", "keep", ".", "..", "", "x*", "c"])
+_ELEMS = st.sampled_from(["a", "b", "a.txt", "data", "d", "keep", ".", "..", "", "x*", "c",
+                          "Kitfile"])
 
 
 @settings(max_examples=300, deadline=None)
 @given(patterns=st.lists(st.builds(lambda neg, body, tail: ("!" if neg else "") + body + tail,
                                    st.booleans(),
                                    st.lists(_ELEMS, min_size=1, max_size=3).map("/".join),
-                                   st.sampled_from(["", "/**", "**", "*"])),
+                                   st.sampled_from(["", "", "", "/**", "**", "*"])),
                          max_size=4),
        file=st.lists(_ELEMS, min_size=1, max_size=4).map("/".join))
 def test_shortcuts_agree_with_walking_every_parent(patterns: list[str], file: str) -> None:

@@ -259,16 +259,31 @@ class PatternMatcher:
                 self.exclusions = True
             _check_go_pattern(p)
             self.patterns.append(Pattern.compile(p, exclusion))
+        # no wildcards and no exceptions (kit's always-ignored names alone, say): a set lookup
+        # of the path and of each parent answers for every pattern at once
+        self._names: frozenset[str] | None = None
+        if all(p.kind == "exact" and not p.exclusion for p in self.patterns):
+            self._names = frozenset(p.cleaned for p in self.patterns)
 
     def matches_or_parent_matches(self, file: str) -> bool:
         """patternmatcher's ``MatchesOrParentMatches``. For a clean relative ``file`` an exact
         pattern matches a parent exactly when ``file`` starts with it and a slash, and a
         ``prefix`` pattern matching a parent matches ``file`` too, so neither needs the walk
         over the parents (pack asks this for every name it walks)."""
+        plain = not file.startswith("/") and go_clean(file) == file
+        names = self._names
+        if plain and names is not None:
+            if file in names:
+                return True
+            i = file.find("/")
+            while i > 0:
+                if file[:i] in names:
+                    return True
+                i = file.find("/", i + 1)
+            return False
         matched = False
         parent = _go_dir(file)
         parent_dirs: list[str] | None = None
-        plain = not file.startswith("/") and go_clean(file) == file
         for pattern in self.patterns:
             if pattern.exclusion != matched:
                 continue
