@@ -338,6 +338,31 @@ def test_quickstart_saved_then_exported_shows_everything_offline(
         page.close()
 
 
+def test_quickstart_strictly_sanitized_export_keeps_the_text(jupyterlab, chromium,
+                                                              screenshot_dir):
+    """The strictest sanitizer at hand, nbconvert's --sanitize-html (meant for nbviewer-like
+    renderers; 7.x escapes every tag outside a small allowlist, even markdown's headings): the
+    layout is lost, but the text of the findings, summaries and tables is still all there, as a
+    renderer that strips HTML (GitHub's) would keep it."""
+    source = jupyterlab.root / "01-quickstart.ipynb"
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+                    "--sanitize-html", "--output", "01-quickstart-sanitized", str(source)],
+                   check=True, capture_output=True, timeout=120)
+    page = open_offline(chromium, source.with_name("01-quickstart-sanitized.html"))
+    try:
+        assert empty_outputs(page) == []
+        text = page.inner_text("body")
+        for message in FINDINGS:
+            assert message in text
+        assert re.search(r"done\s+4 tasks, [\d.]+ KiB in [\d.]+ s", text), text[-3000:]
+        assert re.search(r"Saved quickstart/churn:v1\s*: 4 layers", text)
+        assert re.search(r"quickstart/churn\s+v1\s+Demo Team\s+churn\s+265\.0 KiB", text)
+        page.screenshot(path=str(screenshot_dir / "quickstart-export-sanitized.png"),
+                        full_page=True)
+    finally:
+        page.close()
+
+
 def test_quickstart_run_again_saves_no_more(quickstart, jupyterlab, saved):
     """Run All a second time in the same kernel, save: still no widget state, same size."""
     run_all_again(quickstart)

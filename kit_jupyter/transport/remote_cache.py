@@ -411,8 +411,9 @@ def download_through_cache(items: Sequence[PreparedDownload], *, cache: RemoteCa
 
     A hit is copied out (no GET); a miss is downloaded into the cache (verified), then copied
     out; what cannot be cached is downloaded straight to its target. Items prepared without
-    asking for their part size get it here, on a miss only. Progress: one task per object under
-    an overall task, as :func:`~kit_jupyter.transport.s3.download_prepared` reports.
+    asking for their part size get it here, on a miss only. Progress: one task per object, under
+    an overall task when there are several, as :func:`~kit_jupyter.transport.s3.download_prepared`
+    reports.
     """
     rep = reporter if reporter is not None else NullReporter()
     if cache is None:

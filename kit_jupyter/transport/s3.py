@@ -598,8 +598,8 @@ def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter |
                       task: Task | None = None) -> list[DownloadResult]:
     """Fetch each prepared object into its target: ranged GETs with If-Match, bytes verified
     against the ETag, written to a temporary file and renamed into place (an existing file is
-    replaced: what to do with one is the caller's policy). Progress: one task per object under
-    an overall task, or everything on ``task`` when given."""
+    replaced: what to do with one is the caller's policy). Progress: one task per object (under
+    an overall task when there are several), or everything on ``task`` when given."""
     reporter = reporter or NullReporter()
     workers = workers or default_workers()
     results: list[DownloadResult] = []
