@@ -763,3 +763,47 @@ def test_a_failed_rename_midway_removes_the_rest(tmp_path: Path, monkeypatch) ->
         extract(_many(60), tmp_path / "o")
     assert not [p for p in tree(tmp_path) if ".part" in p]  # no temp file is left
     assert len([p for p in tree(tmp_path) if p.endswith(".py")]) == 30
+
+
+_FIELD_BYTES = st.sampled_from(list(b"0123456789 \0x") + [0x80])
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=st.lists(st.binary(min_size=0, max_size=12), min_size=8, max_size=8),
+       pattern=st.lists(_FIELD_BYTES, min_size=56 + 16, max_size=56 + 16), ustar=st.booleans(),
+       use_pattern=st.booleans())
+def test_plain_octal_shortcut_agrees_with_go_parsing(fields, pattern, ustar: bool,
+                                                     use_pattern: bool) -> None:
+    """The reader parses plain octal fields in one go; wherever it does, the numbers are those
+    Go's per-field parser gives, and wherever that parser fails the shortcut declines."""
+    from kit_jupyter.gocompat.gotar import (
+        _DEV_SPANS,
+        _PLAIN_SPANS,
+        _parse_numeric,
+        _plain_octals,
+    )
+
+    block = bytearray(512)
+    spans = _PLAIN_SPANS + _DEV_SPANS
+    if use_pattern:  # any mix of digits, separators and junk
+        block[100:156] = bytes(pattern[:56])
+        block[329:345] = bytes(pattern[56:])
+    else:  # well-formed fields of every width, as writers make them
+        for (start, end), raw in zip(spans, fields, strict=True):
+            digits = format(int.from_bytes(raw[:4] or b"\0", "big") % 8 ** (end - start - 1),
+                            "o").encode()
+            text = digits.rjust(end - start - 1, b"0") + b"\0"
+            block[start:end] = text[-(end - start):]
+    if ustar:
+        block[257:263] = b"ustar\0"
+    fast = _plain_octals(bytes(block))
+    try:
+        slow = [_parse_numeric(bytes(block[a:b]), "f") for a, b in
+                (spans if ustar else _PLAIN_SPANS)][:6]
+    except TarFormatError:
+        assert fast is None
+        return
+    if not use_pattern:
+        assert fast is not None
+    if fast is not None:
+        assert fast == slow

@@ -251,6 +251,7 @@ class TarReader:
         self._src = src
         self._left = 0  # data bytes of the current entry not consumed yet
         self._pad = 0
+        self._numbers: tuple[int, int] | None = None  # the last block's (mode, size), if read
 
     def copy_to(self, fd: int) -> None:
         """Write the current entry's data to ``fd`` (at its current position, via the input)."""
@@ -272,7 +273,8 @@ class TarReader:
             if block is None:
                 return None
             typeflag = block[156:157]
-            size = _parse_numeric(block[124:136], "size")
+            numbers = self._numbers
+            size = numbers[1] if numbers is not None else _parse_numeric(block[124:136], "size")
             if size < 0:
                 raise _invalid(f"negative size {size}")
             if typeflag in (b"x", b"g", b"L", b"K"):
@@ -296,8 +298,10 @@ class TarReader:
             prefix = _cstr(block[345:476] if block[508:512] == b"tar\0" else block[345:500])
             if prefix:
                 name = prefix + b"/" + name
-        mode = _parse_numeric(block[100:108], "mode")
-        name, linkname, size = _merge_pax(pax, name, linkname, size)
+        numbers = self._numbers
+        mode = numbers[0] if numbers is not None else _parse_numeric(block[100:108], "mode")
+        if pax:
+            name, linkname, size = _merge_pax(pax, name, linkname, size)
         if long_name:
             name = long_name
         if long_link:
@@ -305,7 +309,7 @@ class TarReader:
         if typeflag == b"\0":  # Go's TypeRegA: a regular file, or a directory by its slash
             typeflag = b"5" if name.endswith(b"/") else b"0"
         kind = _KINDS.get(typeflag, "other")
-        if typeflag == b"S" or any(k.startswith(b"GNU.sparse.") for k in pax):
+        if typeflag == b"S" or pax and any(k.startswith(b"GNU.sparse.") for k in pax):
             kind = "other"  # GNU sparse files: kit extracts TypeReg/TypeDir only
         if kind == "dir":
             name = name.rstrip(b"/") or name  # tarfile-style and Go-style writers alike
@@ -326,6 +330,13 @@ class TarReader:
                     raise unexpected_eof()
                 raise _invalid("a zero block followed by data")
             return None
+        fast = _plain_octals(block)
+        if fast is not None:  # every number plain octal: parsed once, here
+            if fast[5] != sum(block) - sum(block[148:156]) + 256 and not _checksum_ok(block):
+                raise _invalid("checksum mismatch")
+            self._numbers = (fast[0], fast[3])
+            return block
+        self._numbers = None
         if not _checksum_ok(block):
             raise _invalid("checksum mismatch")
         for what, start, end in _NUMERIC_FIELDS:  # Go parses them all; garbage fails
@@ -344,6 +355,47 @@ class TarReader:
         if size % BLOCK:
             self._src.skip(-size % BLOCK)
         return data
+
+
+_OCTAL_FIELD_BYTES = b"01234567 \0"
+_NUL_AS_SPACE = bytes.maketrans(b"\0", b" ")
+#: mode, uid, gid, size, mtime, checksum: contiguous, bytes 100 to 156
+_PLAIN_SPANS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148, 156))
+_DEV_SPANS = ((329, 337), (337, 345))
+
+
+def _plain_octals(block: bytes) -> list[int] | None:
+    """The numeric fields of a header as every writer but an odd one makes them (octal
+    digits between spaces and NULs), parsed in one go: mode, uid, gid, size, mtime, checksum.
+    None if any field is anything else (base-256, garbage, a space inside the digits): then
+    :func:`_parse_numeric` decides field by field, with Go's errors. For the fields this
+    accepts both give the same numbers."""
+    region = block[100:156]
+    if region.translate(None, _OCTAL_FIELD_BYTES):
+        return None
+    ustar = block[257:263] == b"ustar\0"
+    devs = block[329:345] if ustar else b"0\0" * 8
+    if ustar and devs.translate(None, _OCTAL_FIELD_BYTES):
+        return None
+    # the usual case in one split: each field ends in a separator and holds one run of digits
+    # (six tokens for six fields, two for two), so no token can straddle or share a field
+    spaced, dev_spaced = region.translate(_NUL_AS_SPACE), devs.translate(_NUL_AS_SPACE)
+    if spaced[7] == spaced[15] == spaced[23] == spaced[35] == spaced[47] == spaced[55] == \
+            dev_spaced[7] == dev_spaced[15] == 0x20:
+        tokens = spaced.split()
+        if len(tokens) == 6 and len(dev_spaced.split()) == 2:
+            return [int(t, 8) for t in tokens]
+    spans = _PLAIN_SPANS + _DEV_SPANS if ustar else _PLAIN_SPANS
+    values = []
+    for start, end in spans:
+        digits = block[start:end].strip(b" \0")
+        if not digits:
+            values.append(0)
+        elif digits.isdigit():
+            values.append(int(digits, 8))
+        else:
+            return None
+    return values[:6]
 
 
 def _cstr(field: bytes) -> bytes:
