@@ -508,10 +508,14 @@ class Extraction:
                     self._adopted.append(path)
 
     def _relative(self, path: str | os.PathLike[str], real: bool = False) -> str:
-        """``path`` relative to the target; ``real``: its parents are resolved already (the
-        pending files), so no ``realpath`` per file."""
-        full = os.fspath(path) if real else os.path.realpath(path)
-        return go_clean(Path(os.path.relpath(full, self._root)).as_posix())
+        """``path`` relative to the target; ``real``: a pending file's path, made of the
+        target's real path and a clean relative one, so a prefix to cut (at 10,000 files,
+        ``relpath`` and ``realpath`` per file cost a tenth of the unpack)."""
+        full = os.fspath(path)
+        prefix = self._root.rstrip("/") + "/"
+        if real and full.startswith(prefix):
+            return full[len(prefix):]
+        return go_clean(Path(os.path.relpath(os.path.realpath(full), self._root)).as_posix())
 
     def _write_journal(self, paths: Iterator[str], real: bool = False) -> None:
         """A journal naming ``paths`` (and, in the first one, what the adopted ones named),
@@ -527,8 +531,9 @@ class Extraction:
         with open(fd, "wb", buffering=CHUNK) as f:
             for rel in sorted(self.replaceable) if len(self._journals) == 1 else ():
                 f.write(os.fsencode(rel) + b"\0")
+            relative, encode, write = self._relative, os.fsencode, f.write
             for path in paths:
-                f.write(os.fsencode(self._relative(path, real)) + b"\0")
+                write(encode(relative(path, real)) + b"\0")
         for path in self._adopted:
             with contextlib.suppress(OSError):
                 os.unlink(path)
