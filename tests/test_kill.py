@@ -16,15 +16,18 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.commands.cache import cache_clear
 from kit_jupyter.commands.pack import pack
-from kit_jupyter.errors import ExistingPathError
+from kit_jupyter.errors import ExistingPathError, KitError
 from kit_jupyter.oci.extract import JOURNAL_PREFIX, Extraction
 from tests.test_fs import _kill_when
 
@@ -318,3 +321,33 @@ def test_packs_killed_at_random_moments_then_one_that_finishes(tmp_path):
     wanted.add(data["digest"].split(":")[1])
     stored = _blob_names(home)
     assert wanted <= stored
+
+
+DEAD_OWNER = "kj-4194311-1"  # above any pid_max: no such process, ever
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(journal=st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(["a", "b/c", "../outside", "/etc/passwd", "Kitfile", "user.txt",
+                              "b", "", ".", "b/../a", "a\n", "\udcff"]),
+             max_size=8).map(lambda ps: b"\0".join(os.fsencode(p) for p in ps))))
+def test_property_a_dead_journal_never_reaches_outside_the_target(tmp_path, journal):
+    """Whatever a dead unpack's journal holds, the next unpack writes only inside its target,
+    replaces only files it writes itself, and leaves no journal behind."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as work:
+        root = Path(work)
+        target = root / "t"
+        target.mkdir()
+        (root / "outside").write_text("outside")
+        (target / "user.txt").write_text("mine")
+        (target / f"{JOURNAL_PREFIX}{DEAD_OWNER}-00000000.journal").write_bytes(journal)
+        try:
+            with Extraction(target) as tx:
+                tx.raw(Bytes(b"new a"), "a", 0o644)
+        except KitError as e:  # pragma: no cover - nothing here should refuse
+            pytest.fail(str(e))
+        assert (root / "outside").read_text() == "outside"
+        assert (target / "user.txt").read_text() == "mine"
+        assert sorted(p.name for p in target.iterdir()) == ["a", "user.txt"]
