@@ -143,7 +143,7 @@ def atomic_write(target: str | os.PathLike[str], mode: int = 0o644) -> Iterator[
     target = Path(target)
     sweep_stale(target.parent, target.name)
     tmp = temp_name(target)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

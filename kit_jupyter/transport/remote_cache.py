@@ -48,16 +48,21 @@ from pathlib import Path
 
 from kit_jupyter._fs import (
     WRITEBACK_STEP,
+    atomic_write,
     is_live,
     start_writeback,
     sweep_stale,
-    temp_name,
     write_bytes_atomic,
 )
 from kit_jupyter.errors import KitError
 from kit_jupyter.oci.store import resolve_home
-from kit_jupyter.reporting import NullReporter, Reporter, Task, positioned
-from kit_jupyter.transport.s3 import DownloadResult, PreparedDownload, download_prepared
+from kit_jupyter.reporting import NullReporter, Reporter, Task
+from kit_jupyter.transport.s3 import (
+    DownloadResult,
+    PreparedDownload,
+    download_each,
+    download_prepared,
+)
 
 REMOTE_DIR = "remote"
 ENV_SWITCH = "KIT_JUPYTER_REMOTE_CACHE"
@@ -163,24 +168,11 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
 
 def copy_out(src_fd: int, target: Path, size: int, mode: int = TARGET_MODE,
              advance: Callable[[int], object] | None = None) -> str:
-    """``clone_into`` a temporary sibling of ``target``, fsync, rename into place."""
+    """``clone_into`` the target through :func:`~kit_jupyter._fs.atomic_write` (a temporary
+    sibling, fsynced, renamed into place; removed on any failure)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(target.parent, target.name)
-    tmp = temp_name(target)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            how = clone_into(src_fd, fd, size, advance)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return how
+    with atomic_write(target, mode) as f:
+        return clone_into(src_fd, f.fileno(), size, advance)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,36 +403,19 @@ def download_through_cache(items: Sequence[PreparedDownload], *, cache: RemoteCa
 
     A hit is copied out (no GET); a miss is downloaded into the cache (verified), then copied
     out; what cannot be cached is downloaded straight to its target. Items prepared without
-    asking for their part size get it here, on a miss only. Progress: one task per object, under
-    an overall task when there are several, as :func:`~kit_jupyter.transport.s3.download_prepared`
-    reports.
+    asking for their part size get it here, on a miss only. Progress: the same rows as a
+    download (:func:`~kit_jupyter.transport.s3.download_each`).
     """
     rep = reporter if reporter is not None else NullReporter()
     if cache is None:
         for item in items:
             item.resolve_parts()
         return download_prepared(items, reporter=rep, workers=workers, range_size=range_size)
-    results: list[DownloadResult] = []
-    if not items:
-        return results
-    overall = (rep.task("Remote datasets", sum(it.info.size for it in items))
-               if len(items) > 1 else None)  # one file: its own bar says it all
-    ok = False
-    try:
-        for index, item in enumerate(items, 1):
-            sub = rep.task(positioned(item.path, "file", index, len(items)), item.info.size,
-                           parent=overall)
-            try:
-                results.append(_fetch_one(item, cache, rep, sub, workers, range_size))
-            except BaseException:
-                sub.finish(ok=False)
-                raise
-            sub.finish(ok=True)
-        ok = True
-    finally:
-        if overall is not None:
-            overall.finish(ok=ok)
-    return results
+
+    def fetch(item: PreparedDownload, task: Task) -> DownloadResult:
+        return _fetch_one(item, cache, rep, task, workers, range_size)
+
+    return download_each(items, rep, fetch)
 
 
 def _fetch_one(item: PreparedDownload, cache: RemoteCache, rep: Reporter, task: Task,

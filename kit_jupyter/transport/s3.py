@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -593,19 +593,17 @@ def _fetch(item: PreparedDownload, task: Task | None, workers: int,
     return d
 
 
-def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter | None = None,
-                      workers: int | None = None, range_size: int | None = None,
-                      task: Task | None = None) -> list[DownloadResult]:
-    """Fetch each prepared object into its target: ranged GETs with If-Match, bytes verified
-    against the ETag, written to a temporary file and renamed into place (an existing file is
-    replaced: what to do with one is the caller's policy). Progress: one task per object (under
-    an overall task when there are several), or everything on ``task`` when given."""
-    reporter = reporter or NullReporter()
-    workers = workers or default_workers()
+def download_each(items: Sequence[PreparedDownload], reporter: Reporter,
+                  fetch: Callable[[PreparedDownload, Task], DownloadResult],
+                  announce: Callable[[PreparedDownload, DownloadResult], None] | None = None,
+                  task: Task | None = None) -> list[DownloadResult]:
+    """The one home of remote-dataset progress rows (downloads and shared-cache copies alike):
+    ``fetch`` each item with its own row (``path (file 2 of 3)``) under a "Remote datasets" row
+    when there are several (one file would show twice), or everything on ``task`` when given;
+    ``announce`` says what happened once the item's row has ended."""
     results: list[DownloadResult] = []
     if not items:
         return results
-    # one bar per file; the overall bar only when there are several (one file would show twice)
     overall = task or (reporter.task("Remote datasets", sum(it.info.size for it in items))
                        if len(items) > 1 else None)
     ok = False
@@ -613,23 +611,17 @@ def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter |
         for index, item in enumerate(items, 1):
             sub = task or reporter.task(positioned(item.path, "file", index, len(items)),
                                         item.info.size, parent=overall)
-            t0 = time.monotonic()
             try:
-                d = _fetch(item, sub, workers, range_size)
+                got = fetch(item, sub)
             except BaseException:
                 if task is None:
                     sub.finish(ok=False)
                 raise
             if task is None:
                 sub.finish(ok=True)
-            results.append(DownloadResult(
-                item.path, item.remote_path, "downloaded", item.info.size, item.info.etag_value,
-                item.plan.describe(), time.monotonic() - t0, d.requests, d.retries,
-                d.retry_reasons, dict(d.timings)))
-            if item.plan.mode == "none":
-                reporter.warning(f"Remote S3 dataset for path {item.path}: "
-                                 f"{item.plan.describe()}")
-            reporter.info(f"Downloaded remote S3 dataset for path {item.path}")
+            results.append(got)
+            if announce is not None:
+                announce(item, got)
         ok = True
     finally:
         if task is None and overall is not None:
@@ -637,9 +629,34 @@ def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter |
     return results
 
 
+def download_prepared(items: Sequence[PreparedDownload], *, reporter: Reporter | None = None,
+                      workers: int | None = None, range_size: int | None = None,
+                      task: Task | None = None) -> list[DownloadResult]:
+    """Fetch each prepared object into its target: ranged GETs with If-Match, bytes verified
+    against the ETag, written to a temporary file and renamed into place (an existing file is
+    replaced: what to do with one is the caller's policy). Progress: :func:`download_each`."""
+    rep = reporter or NullReporter()
+    n_workers = workers or default_workers()
+
+    def fetch(item: PreparedDownload, sub: Task) -> DownloadResult:
+        t0 = time.monotonic()
+        d = _fetch(item, sub, n_workers, range_size)
+        return DownloadResult(
+            item.path, item.remote_path, "downloaded", item.info.size, item.info.etag_value,
+            item.plan.describe(), time.monotonic() - t0, d.requests, d.retries,
+            d.retry_reasons, dict(d.timings))
+
+    def announce(item: PreparedDownload, _: DownloadResult) -> None:
+        if item.plan.mode == "none":
+            rep.warning(f"Remote S3 dataset for path {item.path}: {item.plan.describe()}")
+        rep.info(f"Downloaded remote S3 dataset for path {item.path}")
+
+    return download_each(items, rep, fetch, announce, task)
+
+
 __all__ = [
     "DownloadResult", "PreparedDownload", "S3Clients", "S3Object", "S3Settings",
     "check_unpack_path", "current_etag", "describe_error", "download_clients",
-    "download_prepared", "head_etag", "if_match_value", "is_s3_path", "make_client",
-    "parse_s3_url", "prepare_download", "verify_remote", "verify_remote_datasets",
+    "download_each", "download_prepared", "head_etag", "if_match_value", "is_s3_path",
+    "make_client", "parse_s3_url", "prepare_download", "verify_remote", "verify_remote_datasets",
 ]
