@@ -40,12 +40,11 @@ from kit_jupyter.commands.sources import (
 )
 from kit_jupyter.errors import (
     ExistingPathError,
-    FilterError,
     KitError,
     RemoteDatasetError,
     UnpackError,
 )
-from kit_jupyter.kitfile.filters import Filter, matches, parse_filters, restrict
+from kit_jupyter.kitfile.filters import Filter, matches, parse_filter, restrict
 from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import (
     Reference,
@@ -79,7 +78,7 @@ from kit_jupyter.transport.s3 import (
 
 def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's flag name
            overwrite: bool = False, ignore_existing: bool = False,
-           filters: Sequence[Any] = (), include_remote: bool = False,
+           filters: Sequence[str | Filter] = (), include_remote: bool = False,
            home: str | os.PathLike[str] | None = None, source: BlobSource | None = None,
            reporter: Reporter | None = None, env: Any = None,
            plain_http: bool = False, tls_verify: bool | str = True,
@@ -156,24 +155,10 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
 # filters and the remote-dataset hook (other modules; imported lazily)
 
 
-def _parse_filters(filters: Sequence[Any]) -> list[Any]:
-    items = list(filters or ())
-    if not items:
-        return []
-    if all(isinstance(f, str) for f in items):
-
-        try:
-            return list(parse_filters(items))
-        except FilterError:
-            raise
-    return items
-
-
-def _matches(filters: list[Any], kind: str, name: str, path: str) -> bool:
-    if not filters:
-        return True
-
-    return bool(matches(filters, kind, name or "", path or ""))
+def _parse_filters(filters: Sequence[str | Filter]) -> list[Filter]:
+    """kit's ``--filter`` strings parsed (a bad one is kit's one-line FilterError); filters
+    already parsed (the Python API may pass them) are taken as they are."""
+    return [f if isinstance(f, Filter) else parse_filter(f) for f in filters or ()]
 
 
 def _in_kitfile_order(kf: Kitfile, results: list[DownloadResult]) -> list[DownloadResult]:
@@ -292,7 +277,7 @@ class _Unpack:
         self.referenced: list[DownloadResult] = []  # one per dataset of the top ModelKit
         self.referenced_layers: list[dict[str, Any]] = []  # what those brought, where it went
 
-    def run(self, ref: Reference, filters: list[Any], source: BlobSource | None
+    def run(self, ref: Reference, filters: list[Filter], source: BlobSource | None
             ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         if source is not None:
             return self._run_with(source, ref, filters)
@@ -303,7 +288,7 @@ class _Unpack:
         finally:
             close_source(src)
 
-    def _run_with(self, src: BlobSource, ref: Reference, filters: list[Any]
+    def _run_with(self, src: BlobSource, ref: Reference, filters: list[Filter]
                   ) -> tuple[str, Kitfile, list[dict[str, Any]], str | None]:
         manifest = resolve_in(src, ref)
         kf = read_kitfile(src, manifest)
@@ -314,7 +299,7 @@ class _Unpack:
         if resolved is not None:
             resolved()
         kitfile_path = None  # the newest kit's order: Kitfile, parents, referenced datasets
-        if not generated and _matches(filters, "kitfile", "", ""):  # kit writes none then
+        if not generated and matches(filters, "kitfile", "", ""):  # kit writes none then
             kitfile_path = self._write_kitfile(kf)
         self._unpack_parents(kf, filters)
         if self.include_remote:
@@ -322,7 +307,7 @@ class _Unpack:
         layers = self._layers(src, manifest, kf, filters) + self.referenced_layers
         return manifest.digest, kf, layers, kitfile_path
 
-    def _unpack_parents(self, kf: Kitfile, filters: list[Any]) -> None:
+    def _unpack_parents(self, kf: Kitfile, filters: list[Filter]) -> None:
         """kit unpacks the parent ModelKits' models first, the farthest first, with only the
         ``model`` part of each filter; a filter without ``model`` leaves the parents out (kit
         still names the first). Every parent is read before anything is written."""
@@ -345,7 +330,7 @@ class _Unpack:
         streamed from its registry (nothing saved locally); kit's texts when it is neither."""
         return open_and_resolve(ref, home=self.home, registry_options=self.registry_options)
 
-    def _unpack_dataset_modelkits(self, kf: Kitfile, filters: list[Any]) -> None:
+    def _unpack_dataset_modelkits(self, kf: Kitfile, filters: list[Filter]) -> None:
         """Datasets whose ``remotePath`` names a ModelKit (spec §12.6, the newest kit's
         ``handleRemoteData``): that ModelKit's datasets go beneath the dataset's path, selected
         by the ``datasets`` part of the filters, and so on for the datasets *they* refer to
@@ -389,7 +374,7 @@ class _Unpack:
             raise UnpackError(f"error resolving dataset path {path}: {exc}") from None
 
     # -- Kitfile ---------------------------------------------------------------------------
-    def _write_kitfile(self, kf: Any) -> str:
+    def _write_kitfile(self, kf: Kitfile) -> str:
         data = kf.to_yaml().encode("utf-8")
         path = self.target / "Kitfile"
         if (path.exists() or path.is_symlink()) and not (
@@ -412,7 +397,7 @@ class _Unpack:
 
     # -- layers ----------------------------------------------------------------------------
     def _layers(self, src: BlobSource, manifest: Manifest, kf: Kitfile,
-                filters: list[Any], under: str = "") -> list[dict[str, Any]]:
+                filters: list[Filter], under: str = "") -> list[dict[str, Any]]:
         """Each layer matched, by position within its type, to its Kitfile entry (kit's rule),
         cross-checked by digest, and unpacked unless the filters leave it out. ``under``: a
         directory under the target that the layers' paths are relative to (the datasets of a
@@ -455,7 +440,7 @@ class _Unpack:
                 raise UnpackError(f"failed to unpack: no Kitfile entry for {kind} layer "
                                   f"{desc.digest}")
             name = getattr(entry, "name", "")
-            if not _matches(filters, kind, name, entry.path):
+            if not matches(filters, kind, name, entry.path):
                 continue
             self.reporter.info(_unpacking_line(kind, name, entry.path, bool(entry.digest)))
             extract_dir = ""
@@ -533,7 +518,7 @@ def _announce_parent(reporter: Reporter, path: str) -> None:
     reporter.info(f"Unpacking referenced ModelKit {path}")  # the newest kit's capital
 
 
-def _parent_filters(filters: list[Any]) -> list[Any] | None:
+def _parent_filters(filters: list[Filter]) -> list[Filter] | None:
     """The filters a parent ModelKit is unpacked with: the ``model`` part of each (kit's
     ``unpackRemote``, :func:`~kit_jupyter.kitfile.filters.restrict`)."""
     return restrict(list(filters), "model")
