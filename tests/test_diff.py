@@ -157,8 +157,10 @@ def test_local_diff(two):
 def test_html_is_a_self_contained_table(two):
     home, _, _ = two
     page = diff("churn:v1", "churn:v2", home=home)._repr_html_()
-    assert "<style" not in page and "<table style=" in page  # survives sanitising renderers
-    assert page.count("<tr>") >= 1 + 3 + 5  # header table, 3 shared + 2 unique layers
+    # inline styles only (survives sanitising renderers), through render.html_table
+    assert "<style" not in page and '<table class="kit-result" style=' in page
+    assert page.count("<tr>") >= 1 + 3 + 1 + 5  # header table, 3 shared + 2 unique layers
+    assert "rgba(214,39,40,.14)" in page and 'title="sha256:' in page
     assert "ModelKits differ" in page and "localhost/churn:v2" in page
 
 
@@ -227,7 +229,7 @@ def test_cli_and_magic(two, registry, ip):
     ip.user_ns["other"] = f"remote://{remote}:v2"
     d = ip.run_line_magic("kit", f"diff churn:v1 $other --config {home} --plain-http")
     assert isinstance(d, DiffResult) and len(d.unique_layers_2) == 1
-    assert "<table style=" in d._repr_html_()
+    assert '<table class="kit-result" style=' in d._repr_html_()
     from IPython.core.error import UsageError
 
     with pytest.raises(UsageError, match="^Failed to get manifest for ModelKit1"):

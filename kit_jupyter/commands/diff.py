@@ -15,13 +15,13 @@ notebook, and JSON whose ``SameConfig`` … ``UniqueLayersB`` keys are kit's ``D
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit_jupyter.commands.render import Cell, html_table
 from kit_jupyter.commands.results import Result
 from kit_jupyter.commands.sources import BlobSource, close_source, open_source, remote_source
 from kit_jupyter.errors import KitError, NotFoundError, ReferenceError_
@@ -109,28 +109,13 @@ def _short(digest: str) -> str:
     return digest[:17]  # kit prints "sha256:" and ten hex digits
 
 
-_CELL = "padding:2px 8px;text-align:left;vertical-align:top;font-family:monospace"
-_TABLE = "border-collapse:collapse;font-size:13px;margin:4px 0"
 # translucent tints read on light and dark themes alike
 _TINT = {"both": "", "ModelKit1": "background:rgba(214,39,40,.14)",
          "ModelKit2": "background:rgba(44,160,44,.16)"}
 
 
-def _td(value: Any, style: str = "", title: str = "") -> str:
-    t = f' title="{html.escape(title)}"' if title else ""
-    return f'<td style="{_CELL};{style}"{t}>{html.escape("" if value is None else str(value))}</td>'
-
-
-def _th(value: str) -> str:
-    return (f'<th style="{_CELL};border-bottom:1px solid rgba(128,128,128,.5)">'
-            f"{html.escape(value)}</th>")
-
-
-def _table(header: list[str], rows: list[str], caption: str = "") -> str:
-    cap = (f'<caption style="text-align:left;font-weight:bold;padding:2px 8px">'
-           f"{html.escape(caption)}</caption>") if caption else ""
-    head = "<tr>" + "".join(_th(h) for h in header) + "</tr>"
-    return f'<table style="{_TABLE}">{cap}{head}{"".join(rows)}</table>'
+def _mono(value: str, style: str = "", title: str | None = None) -> Cell:
+    return Cell(value, mono=True, style=style, title=title)
 
 
 @dataclass(repr=False)
@@ -231,32 +216,32 @@ class DiffResult(Result):
     def _html_body(self) -> str:
         a, b = self.modelkit1, self.modelkit2
         status = "are identical" if self.identical else "differ"
-        head = _table(["", "ModelKit1", "ModelKit2"], [
-            "<tr>" + _td("reference") + _td(a.reference) + _td(b.reference) + "</tr>",
-            "<tr>" + _td("manifest") + _td(_short(a.digest), title=a.digest)
-            + _td(_short(b.digest), title=b.digest) + "</tr>",
-            "<tr>" + _td("config") + _td(_short(a.config_digest), title=a.config_digest)
-            + _td(_short(b.config_digest) + ("  (same)" if self.same_config else ""),
-                  title=b.config_digest) + "</tr>",
+        head = html_table(["", "ModelKit1", "ModelKit2"], [
+            [_mono("reference"), _mono(a.reference), _mono(b.reference)],
+            [_mono("manifest"), _mono(_short(a.digest), title=a.digest),
+             _mono(_short(b.digest), title=b.digest)],
+            [_mono("config"), _mono(_short(a.config_digest), title=a.config_digest),
+             _mono(_short(b.config_digest) + ("  (same)" if self.same_config else ""),
+                   title=b.config_digest)],
         ], caption=f"ModelKits {status}")
         rows = []
         for where, layers in (("both", self.shared_layers), ("ModelKit1", self.unique_layers_1),
                               ("ModelKit2", self.unique_layers_2)):
             tint = _TINT[where]
             for layer in layers:
-                rows.append(
-                    "<tr>" + _td(where, tint)
-                    + _td(format_for_user(layer.get("mediaType", "")), tint)
-                    + _td(_layer_path(layer), tint)
-                    + _td(_short(layer.get("digest", "")), tint, title=layer.get("digest", ""))
-                    + _td(format_bytes(int(layer.get("size") or 0)), tint) + "</tr>")
-        table = _table(["in", "type", "path", "digest", "size"], rows, caption="Layers")
+                digest = layer.get("digest", "")
+                rows.append([_mono(where, tint),
+                             _mono(format_for_user(layer.get("mediaType", "")), tint),
+                             _mono(_layer_path(layer), tint),
+                             _mono(_short(digest), tint, title=digest),
+                             _mono(format_bytes(int(layer.get("size") or 0)), tint)])
+        table = html_table(["in", "type", "path", "digest", "size"], rows, caption="Layers")
         notes = ""
         changes = self.annotation_changes()
         if changes:
-            notes = _table(["annotation", "ModelKit1", "ModelKit2"], [
-                "<tr>" + _td(k) + _td("(absent)" if v1 is None else v1)
-                + _td("(absent)" if v2 is None else v2) + "</tr>" for k, v1, v2 in changes],
+            notes = html_table(["annotation", "ModelKit1", "ModelKit2"], [
+                [_mono(k), _mono("(absent)" if v1 is None else v1),
+                 _mono("(absent)" if v2 is None else v2)] for k, v1, v2 in changes],
                 caption="Annotations that differ")
         return head + table + notes
 

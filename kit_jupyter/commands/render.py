@@ -90,13 +90,14 @@ def details(summary_html: str, body_html: str, *, open_: bool = False) -> str:
 class Cell:
     """One table cell: ``text`` (escaped), right-aligned when ``numeric``, ``title`` as a
     tooltip (the full digest behind a short one), monospace when ``mono``; ``markup`` replaces
-    the text with ready HTML (a badge)."""
+    the text with ready HTML (a badge); ``style`` adds inline CSS (diff's row tints)."""
 
     text: str = ""
     numeric: bool = False
     title: str | None = None
     mono: bool = False
     markup: str | None = None
+    style: str = ""
 
     def html(self, tag: str = "td", extra_style: str = "") -> str:
         style = f"{_CELL};text-align:{'right' if self.numeric else 'left'}{extra_style}"
@@ -104,6 +105,8 @@ class Cell:
             style += ";white-space:nowrap"
         if self.mono:
             style += f";{MONO}"
+        if self.style:
+            style += f";{self.style}"
         title = f' title="{esc(self.title)}"' if self.title else ""
         body = self.markup if self.markup is not None else esc(self.text)
         return f'<{tag} style="{style}"{title}>{body}</{tag}>'
