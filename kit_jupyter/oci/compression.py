@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from typing import Any, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -53,8 +53,19 @@ class LayerDecodeError(UnpackError):
     before they report this)."""
 
 
+Bytes = bytes | bytearray | memoryview
+
+
+class Source(Protocol):
+    """A compressed blob as the readers take it (a verifying blob reader, a registry stream)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int: ...
+
+
 class Compressor(Protocol):
-    def compress(self, data: Any, /) -> bytes: ...
+    def compress(self, data: Bytes, /) -> bytes: ...
 
     def flush(self) -> bytes: ...
 
@@ -76,7 +87,7 @@ class _ZstdCompressor:
     def __init__(self) -> None:
         self._obj = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
 
-    def compress(self, data: Any, /) -> bytes:
+    def compress(self, data: Bytes, /) -> bytes:
         return self._obj.compress(data)
 
     def flush(self) -> bytes:
@@ -114,7 +125,7 @@ class ZstdFrames:
     def at_boundary(self) -> bool:
         return self._state == self._MAGIC and not self._head and not self._skip
 
-    def feed(self, data: Any) -> None:
+    def feed(self, data: Bytes) -> None:
         view = memoryview(data).cast("B")
         i, n = 0, len(view)
         while i < n:
@@ -167,7 +178,7 @@ class ZstdFrames:
 class _Tap:
     """The compressed source as the decoder reads it, shown to a :class:`ZstdFrames`."""
 
-    def __init__(self, raw: Any, frames: ZstdFrames):
+    def __init__(self, raw: Source, frames: ZstdFrames):
         self._raw = raw
         self._frames = frames
 
@@ -181,7 +192,7 @@ class _Tap:
 class ZstdReader:
     """Uncompressed bytes of a zstd stream through ``readinto`` (see the module docstring)."""
 
-    def __init__(self, raw: Any):
+    def __init__(self, raw: Source):
         self._frames = ZstdFrames()
         self._tap = _Tap(raw, self._frames)
         dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
@@ -192,7 +203,7 @@ class ZstdReader:
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         try:
             n = self._z.readinto(buffer)
         except zstandard.ZstdError as err:
@@ -226,14 +237,15 @@ _GZIP_ERRORS = (zlib.error, EOFError, gzip.BadGzipFile)
 class GzipReader:
     """Uncompressed bytes of a gzip stream; decoding errors as :class:`LayerDecodeError`."""
 
-    def __init__(self, raw: Any):
+    def __init__(self, raw: Source):
         self._raw = raw
-        self._z = gzip.GzipFile(fileobj=raw, mode="rb")
+        # GzipFile only reads forward (its stubs also ask for seek, used by rewind alone)
+        self._z = gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb")
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         try:
             return self._z.readinto(buffer) or 0
         except _GZIP_ERRORS as err:
@@ -248,7 +260,7 @@ class GzipReader:
             pass
 
 
-def decompressing_reader(raw: Any, compression: str) -> GzipReader | ZstdReader:
+def decompressing_reader(raw: Source, compression: str) -> GzipReader | ZstdReader:
     """A reader of ``raw``'s uncompressed bytes for a layer's compression (``gzip``, ``zstd``,
     as :func:`kit_jupyter.oci.mediatypes.parse_media_type` reports it)."""
     if compression in ("gzip", "gzip-fastest"):

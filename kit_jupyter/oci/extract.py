@@ -67,9 +67,16 @@ from kit_jupyter.errors import ExistingPathError, UnpackError
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.gocompat.gotar import TarFormatError, TarInput, TarReader, unexpected_eof
 from kit_jupyter.gocompat.ignore import KITFILE_NAMES
-from kit_jupyter.oci.compression import LayerDecodeError, decompressing_reader
+from kit_jupyter.oci.compression import (
+    GzipReader,
+    LayerDecodeError,
+    Source,
+    ZstdReader,
+    decompressing_reader,
+)
 from kit_jupyter.oci.manifest import Descriptor
 from kit_jupyter.oci.store import LocalStore, VerifyingReader
+from kit_jupyter.reporting import Task
 
 CHUNK = 1 << 20
 _COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move in these steps
@@ -179,11 +186,11 @@ class _Counting:
     """Pass-through that reports the bytes read (the stored, maybe compressed, size) to a
     progress task: kit's unpack bar counts the blob, not the extracted bytes."""
 
-    def __init__(self, raw: Any, task: Any):
+    def __init__(self, raw: Source, task: Task | None):
         self._raw = raw
         self._task = task
 
-    def readinto(self, b: Any) -> int:
+    def readinto(self, b: bytearray | memoryview) -> int:
         n = self._raw.readinto(b) or 0
         if n and self._task is not None:
             self._task.advance(n)
@@ -204,10 +211,11 @@ class StreamInput:
     buffer: headers and small members come out of it, large members go from it to their file.
     Compressed streams are decoded by :mod:`kit_jupyter.oci.compression`."""
 
-    def __init__(self, stream: BinaryIO, *, compression: str = "", task: Any = None):
+    def __init__(self, stream: Source, *, compression: str = "", task: Task | None = None):
         self._counted = _Counting(stream, task)
         self._dec = decompressing_reader(self._counted, compression) if compression else None
-        self._src: Any = self._dec if self._dec is not None else self._counted
+        self._src: GzipReader | ZstdReader | _Counting = (
+            self._dec if self._dec is not None else self._counted)
         self._view = memoryview(bytearray(CHUNK))
         self._lo = self._hi = 0
 

@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kit_jupyter._fs import start_writeback, sweep_stale, temp_name
 from kit_jupyter.transport.deadline import Deadline, Timeouts
@@ -265,7 +264,8 @@ class _InOrderMD5:
     :meth:`written` how far it has written; the prefix ends where the first unfinished range
     has got to."""
 
-    def __init__(self, fd: int, jobs: list[_Job], md5: Any, cancel: threading.Event) -> None:
+    def __init__(self, fd: int, jobs: list[_Job], md5: hashlib._Hash,
+                 cancel: threading.Event) -> None:
         self.fd = fd
         self.ends = [j.end for j in jobs]
         self.pos = [j.start for j in jobs]
@@ -347,7 +347,7 @@ class Downloader:
     already bound; it takes ``Range=``."""
 
     def __init__(self, get: Callable[..., dict], info: ObjectInfo, plan: Plan, target: Path, *,
-                 advance: Callable[[int], Any] | None = None, workers: int | None = None,
+                 advance: Callable[[int], object] | None = None, workers: int | None = None,
                  range_size: int = RANGE_TARGET, read_size: int = READ_SIZE,
                  mode: int = 0o644, timeouts: Timeouts | None = None) -> None:
         self.get = get
