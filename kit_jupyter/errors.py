@@ -27,6 +27,22 @@ of a type it names.
     ├── RegistryError         OCI registry: auth, connection, protocol
     │   └── AuthError         .status .reason (the registry's HTTP answer, when there was one)
     └── SystemProblem         the machine refused: disk full, quota, read-only, permission denied
+
+Defined beside the code that raises them (this module imports nothing above it):
+
+    KitError
+    ├── UnpackError
+    │   ├── LayerDecodeError      oci/compression: a gzip or zstd layer that does not decode
+    │   └── TarFormatError        gocompat/gotar: bytes Go's tar reader would refuse
+    ├── ManifestError             oci/manifest: not a manifest, descriptor or index
+    │   └── NotAModelKitError     oci/manifest: an artifact that is not a ModelKit
+    ├── MediaTypeError            oci/mediatypes: a media type, compression or format kit refuses
+    ├── ModelPackError            oci/modelpack: a ModelPack kit cannot turn into a Kitfile
+    ├── TemplateError             gocompat/gotemplate: a list --format template Go refuses
+    ├── ReferenceChainError       commands/chain: parent or dataset references loop or go too deep
+    ├── CacheConfigError          transport/remote_cache: an unreadable cache setting
+    └── ServiceError              services: a local S3 server or registry did not start
+        └── DemoError             demo: a wrong demo setting
 """
 
 from __future__ import annotations
