@@ -66,23 +66,22 @@ def badge(text: str, kind: str) -> str:
             f"{esc(text)}</span>")
 
 
-def bar(fraction: float, kind: str, width_px: int = 160) -> str:
+def bar(fraction: float, kind: str) -> str:
     """A static bar (the live display uses the same markup): track plus fill, with the
     percentage as an ARIA value so tests and screen readers read it."""
     pct = max(0.0, min(1.0, fraction)) * 100
     var, fill = BAR_FILL[kind]
     return (f'<div class="kit-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
-            f'aria-valuenow="{pct:.0f}" style="width:{width_px}px;height:10px;'
+            f'aria-valuenow="{pct:.0f}" style="width:160px;height:10px;'
             f'{themed("background", *TRACK)};border-radius:2px;display:inline-block">'
             f'<div style="width:{pct:.1f}%;height:10px;{themed("background", var, fill)};'
             f'border-radius:2px"></div></div>')
 
 
-def details(summary_html: str, body_html: str, *, open_: bool = False) -> str:
+def details(summary_html: str, body_html: str) -> str:
     """Folded content: readable in an export (``<details>`` is allowed by the sanitizer) and
     out of the way in the notebook."""
-    attr = " open" if open_ else ""
-    return (f'<details{attr} class="kit-details"><summary style="cursor:pointer">'
+    return (f'<details class="kit-details"><summary style="cursor:pointer">'
             f"{summary_html}</summary>{body_html}</details>")
 
 
