@@ -368,9 +368,7 @@ class RemoteCache:
                 self._remove(e.id)
                 removed += 1
                 freed += e.size
-            for p in sweep_stale(self.objects):
-                removed += 1
-                del p
+            removed += len(sweep_stale(self.objects))  # dead downloads' temporary files
             with contextlib.suppress(FileNotFoundError):
                 for name in os.listdir(self.objects):
                     if is_live(name):
