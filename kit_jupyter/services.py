@@ -36,7 +36,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kit_jupyter._fs import atomic_write
 from kit_jupyter.errors import KitError
@@ -84,6 +84,9 @@ class EnvPatch:
 
 # -- a child process on 127.0.0.1 -------------------------------------------------------------
 
+_S = TypeVar("_S", bound="Service")
+
+
 @dataclass(kw_only=True)
 class Service:
     """A server running as a child process; the base of :class:`S3Server` and :class:`Registry`."""
@@ -122,7 +125,7 @@ class Service:
         if self.owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -326,7 +329,7 @@ class Registry(Service):
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
-    token: Any = field(default=None, repr=False)
+    token: TokenIssuer | None = field(default=None, repr=False)
 
     @property
     def host(self) -> str:

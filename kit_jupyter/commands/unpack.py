@@ -80,7 +80,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
            overwrite: bool = False, ignore_existing: bool = False,
            filters: Sequence[str | Filter] = (), include_remote: bool = False,
            home: str | os.PathLike[str] | None = None, source: BlobSource | None = None,
-           reporter: Reporter | None = None, env: Any = None,
+           reporter: Reporter | None = None, env: Mapping[str, str] | None = None,
            plain_http: bool = False, tls_verify: bool | str = True,
            concurrency: int = 5, remote_cache: bool = True) -> UnpackResult:
     """Extract a ModelKit's Kitfile and layers into a directory (``kit unpack REF``).
@@ -262,7 +262,7 @@ def _existing_file(target: Path, path: str) -> bool:
 
 
 class _Unpack:
-    def __init__(self, *, tx: Extraction, home: Any, reporter: Reporter,
+    def __init__(self, *, tx: Extraction, home: str | os.PathLike[str] | None, reporter: Reporter,
                  registry_options: RegistryOptions, include_remote: bool = False,
                  on_resolved: Callable[[], None] | None = None):
         self.on_resolved = on_resolved  # called once, when the top reference has resolved
