@@ -191,14 +191,51 @@ def test_pull_follows_the_same_chain_with_kits_texts(registry, tmp_path):
     fresh = LocalStore(tmp_path / "fresh")
     assert fresh.resolve_descriptor(f"{host}/acme/base", "v1") is not None
 
+    # the newest kit's runPullRecursive: each level of its recursion wraps the error once
     with pytest.raises(RegistryError) as info:
         pull(f"{host}/acme/x:v1", home=tmp_path / "loop", plain_http=True)
-    assert str(info.value) == (f"failed to pull referenced modelkits: found cycle in modelkit "
-                               f"references: [{host}/acme/x:v1=>{host}/acme/y:v1=>"
-                               f"{host}/acme/x:v1]")
+    assert str(info.value) == ("failed to pull referenced modelkits: " * 2
+                               + f"found cycle in modelkit references: [{host}/acme/x:v1=>"
+                               f"{host}/acme/y:v1=>{host}/acme/x:v1]")
     with pytest.raises(RegistryError, match="^failed to pull referenced modelkits: "
                                             "local-only:v1 has no registry$"):
         pull(f"{host}/acme/orphan:v1", home=tmp_path / "orphan", plain_http=True)
+
+
+@pytest.mark.registry
+def test_pull_chain_is_kits_pull_chain(registry, tmp_path):
+    """The newest kit's pull (``pkg/cmd/pull/pull.go``): the pulled reference is in the chain
+    from the start, so a ModelKit naming itself is a cycle at its first parent, and it counts
+    against the limit (nine parents at most); references shown as kit displays them."""
+    home = tmp_path / "h"
+    store = LocalStore(home)
+    host = registry.host
+    _store_kitfile(store, "self:v1", _child_of(f"{host}/acme/self:v1"))
+    push("self:v1", f"{host}/acme/self:v1", home=home, plain_http=True)
+    with pytest.raises(RegistryError) as info:
+        pull(f"{host}/acme/self:v1", home=tmp_path / "self", plain_http=True)
+    assert str(info.value) == ("failed to pull referenced modelkits: found cycle in modelkit "
+                               f"references: [{host}/acme/self:v1=>{host}/acme/self:v1]")
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: w.bin\n")
+    (base / "w.bin").write_text("weights")
+    pack(base, tag="d:0", home=home)
+    push("d:0", f"{host}/acme/d:0", home=home, plain_http=True)
+    for i in range(1, MAX_PARENTS + 1):
+        _store_kitfile(store, f"d:{i}", _child_of(f"{host}/acme/d:{i - 1}"))
+        push(f"d:{i}", f"{host}/acme/d:{i}", home=home, plain_http=True)
+    nine = pull(f"{host}/acme/d:{MAX_PARENTS - 1}", home=tmp_path / "nine", plain_http=True)
+    depth, node = 0, nine
+    while node.parents:
+        depth, node = depth + 1, node.parents[0]
+    assert depth == MAX_PARENTS - 1
+    with pytest.raises(RegistryError) as info:
+        pull(f"{host}/acme/d:{MAX_PARENTS}", home=tmp_path / "ten", plain_http=True)
+    chain = "=>".join(f"{host}/acme/d:{i}" for i in range(MAX_PARENTS, -1, -1))
+    assert str(info.value) == ("failed to pull referenced modelkits: " * MAX_PARENTS
+                               + f"reached maximum number of model references: [{chain}]")
 
 
 def test_pack_leaves_out_every_ancestors_paths(kitops_home, tmp_path):

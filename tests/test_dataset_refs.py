@@ -177,8 +177,8 @@ def test_include_remote_unpacks_the_referenced_datasets_beneath_the_path(kitops_
     assert (row.path, row.remote_path, row.status) == ("data/ref", "acme/data:v1", "unpacked")
     assert row.size > 0 and row.verification == f"ModelKit {data_digest}"
     # the layers it brought are listed where they went, each with a progress task
-    assert [x["path"] for x in res.layers] == ["src", "local", "data/ref/train",
-                                               "data/ref/test.csv"]
+    assert [x["path"] for x in res.layers] == ["local", "src", "data/ref/train",
+                                               "data/ref/test.csv"]  # kit's plan order
     labels = [t.label for t in rep.tasks]
     assert any("data/ref/train" in label for label in labels) and all(t.ok for t in rep.tasks)
     html = res._repr_html_()

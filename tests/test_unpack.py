@@ -43,7 +43,7 @@ def test_round_trip_reproduces_files(packed, tmp_path):
         assert got[name] == (ctx / name).read_bytes()
     assert os.stat(out / "src" / "train.py").st_mode & 0o777 == 0o755 & ~_umask()
     assert result.digest == res.digest
-    assert [x["type"] for x in result.layers] == ["model", "code", "dataset", "docs", "prompt"]
+    assert [x["type"] for x in result.layers] == ["model", "dataset", "code", "docs", "prompt"]
     text = [m for _, m in rep.messages]
     assert text[:3] == [f"Unpacking to {out}", f"Unpacking config to {out / 'Kitfile'}",
                         "Unpacking model m to ./model.bin"]
@@ -194,33 +194,48 @@ def _store_variant(store: LocalStore, mutate) -> str:
     return "demo:variant"
 
 
-def test_digest_cross_check(packed, tmp_path):
+def test_entry_whose_digest_no_layer_has(packed, tmp_path):
+    """The newest kit finds each entry's layer by digest (``generateUnpackPlan``): an entry
+    whose digest is in no layer fails the plan, before anything is written."""
     store = LocalStore()
+    zeros = "sha256:" + "0" * 64
 
     def mutate(manifest, config):
-        config["code"][0]["digest"] = "sha256:" + "0" * 64
+        config["code"][0]["digest"] = zeros
         return manifest, config
 
     ref = _store_variant(store, mutate)
-    with pytest.raises(UnpackError, match="^digest in config and manifest do not match in "
-                                          "code$"):
+    with pytest.raises(UnpackError) as info:
         unpack(ref, dir=tmp_path / "out")
+    assert str(info.value) == f"failed to plan unpack: digest {zeros} not found in manifest"
+    assert not (tmp_path / "out").exists()
 
 
-def test_unknown_media_type_is_skipped(packed, tmp_path):
+def test_layer_no_entry_names_is_left_out(packed, tmp_path):
+    """A layer that no Kitfile entry names (here one of a media type nobody knows) is not
+    unpacked, silently, as in kit; an entry naming such a layer fails the plan with kit's
+    media-type text."""
     store = LocalStore()
+    odd = store.put_bytes(b"not a layer", "application/x-something")
 
-    def mutate(manifest, config):
-        manifest["layers"].append({"mediaType": "application/x-something", "digest":
-                                   manifest["layers"][0]["digest"], "size":
-                                   manifest["layers"][0]["size"]})
+    def extra(manifest, config):
+        manifest["layers"].append(odd.to_json())
         return manifest, config
 
-    ref = _store_variant(store, mutate)
     rep = NullReporter()
-    unpack(ref, dir=tmp_path / "out", reporter=rep)
-    assert ("warning", "Unknown media type application/x-something: skipping unpack") \
-        in rep.messages
+    unpack(_store_variant(store, extra), dir=tmp_path / "out", reporter=rep)
+    assert not [m for level, m in rep.messages if "media type" in m]
+    assert odd.digest not in {x["digest"] for x in unpack("demo:variant",
+                                                           dir=tmp_path / "again").layers}
+
+    def named(manifest, config):
+        manifest["layers"].append(odd.to_json())
+        config["code"][0]["digest"] = odd.digest
+        return manifest, config
+
+    with pytest.raises(UnpackError, match="^failed to plan unpack: unrecognized media type "
+                                          "application/x-something$"):
+        unpack(_store_variant(store, named), dir=tmp_path / "out2")
 
 
 def test_positional_matching_skips_remote_datasets(kitops_home, tmp_path, monkeypatch):
@@ -245,7 +260,11 @@ def _store_code_layer(store: LocalStore, tar_bytes: bytes,
         layer = dict(manifest["layers"][1], mediaType=media_type, digest=evil.digest,
                      size=evil.size)
         manifest["layers"] = [layer]
-        config["code"][0]["digest"] = evil.digest
+        code = dict(config["code"][0], digest=evil.digest)
+        # the layer is the ModelKit's only one, so the code entry is its only entry (the
+        # newest kit plans the unpack from the entries' digests)
+        config = {"manifestVersion": config["manifestVersion"], "package": config["package"],
+                  "code": [code]}
         return manifest, config
 
     return _store_variant(store, mutate)

@@ -16,10 +16,12 @@ then the registry, or the registry only) and what to announce, the walker owns t
 
 unpack starts its chain without the top ModelKit (kit's ``visitedRefs``), which gives kit's
 texts there too; it compares references in kit's ``registry/repository:tag`` form, as the
-newest kit's unpack does (``canonical``). pull starts it with the pulled reference, as kit
-does; kit's own pull walker also compares the first parent with it and counts the pulled
-ModelKit against the limit (so it stops one parent earlier than pack and unpack): we apply the
-one rule above instead. pack and pull compare references as written, as kit compares them.
+newest kit's unpack does (``form="canonical"``). pull follows the newest kit's
+``runPullRecursive`` (``pkg/cmd/pull/pull.go``): the chain starts with the pulled reference,
+every reference, the first parent too, is compared and shown in kit's display form
+(``FormatRepositoryForDisplay``: no ``localhost/``; ``form="display"``), and the pulled
+ModelKit counts against the limit, so a pull follows at most nine parents
+(``strict_start``). pack compares references as written, as kit's ``ResolveKitfile`` does.
 ``info`` and ``inspect`` show a ModelKit as stored and follow no parent, as kit does.
 
 A dataset whose ``remotePath`` is a ModelKit reference (spec §12.6) is the other kind of
@@ -34,6 +36,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Literal
 
 from kit_jupyter.commands.sources import BlobSource, close_source, read_kitfile
 from kit_jupyter.errors import KitError
@@ -94,7 +97,8 @@ def extend_chain(chain: list[str], key: str, *, limit: int = MAX_PARENTS,
 def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
                  start: str | None = None, cycle: str = CYCLE,
                  announce: Callable[[str], None] | None = None,
-                 canonical: bool = False,
+                 form: Literal["written", "canonical", "display"] = "written",
+                 strict_start: bool = False,
                  read: Callable[[BlobSource, Manifest], Kitfile | None] = read_kitfile
                  ) -> Iterator[Parent]:
     """The parents of ``kitfile``, nearest first, each read through ``resolve``.
@@ -102,19 +106,22 @@ def walk_parents(kitfile: Kitfile, resolve: Resolver, stack: ExitStack, *,
     ``announce(path)`` comes first, as kit prints its line before it checks or reads. ``start``
     begins the chain (the ModelKit being packed or pulled, as kit shows it). Every source opened
     is closed by ``stack``, so a caller can still read the parents' blobs while it is open.
-    ``canonical``: compare and show references in kit's ``registry/repository:tag`` form (the
-    newest kit's unpack), not as written. ``read`` gives a ModelKit's Kitfile (None: it has
+    ``form``: how references are compared and shown -- as written (pack), in kit's
+    ``registry/repository:tag`` form (the newest kit's unpack) or in its display form (its
+    pull). ``strict_start``: the start counts against :data:`MAX_PARENTS` and the first parent
+    is compared with it (kit's pull). ``read`` gives a ModelKit's Kitfile (None: it has
     none, an error here; unpack's generates kit's stand-in for a ModelPack)."""
     path = parent_path(kitfile)
     chain = [] if start is None else [start]
-    limit = MAX_PARENTS + len(chain)
+    limit = MAX_PARENTS if strict_start else MAX_PARENTS + len(chain)
     first = True
     while path:
         if announce is not None:
             announce(path)
         parsed = parse_reference(path)
-        extend_chain(chain, str(parsed) if canonical else path, limit=limit, cycle=cycle,
-                     check_cycle=not first)
+        key = {"written": path, "canonical": str(parsed), "display": parsed.display()}[form]
+        extend_chain(chain, key, limit=limit, cycle=cycle,
+                     check_cycle=strict_start or not first)
         first = False
         ref, _ = parsed.with_default_tag()
         source, manifest = resolve(ref)

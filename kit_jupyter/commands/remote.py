@@ -464,8 +464,11 @@ def pull(ref: str, *, home: Home = None, plain_http: bool = False,
 def _pull_parents(result: PullResult, kitfile: Kitfile, opts: RegistryOptions,
                   reporter: Reporter, store: LocalStore, *, start: str) -> None:
     """kit's ``pullParents``: each parent ModelKit is pulled in turn (and read back from
-    storage to find the next), each result nested in its child's ``parents``."""
+    storage to find the next), each result nested in its child's ``parents``. A failure at
+    the n-th parent says ``failed to pull referenced modelkits: `` n times, as kit's
+    recursion wraps it once per level (``[x=>y=>x]`` fails at the second parent: twice)."""
     child = result
+    depth = 0
 
     def resolve(ref: Reference) -> tuple[BlobSource, Manifest]:
         nonlocal child
@@ -477,14 +480,18 @@ def _pull_parents(result: PullResult, kitfile: Kitfile, opts: RegistryOptions,
         return store, manifest
 
     def announce(path: str) -> None:
+        nonlocal depth
+        depth += 1
         reporter.info(f"Pulling referenced image {path}")
 
     try:
         with contextlib.ExitStack() as stack:
-            for _ in walk_parents(kitfile, resolve, stack, start=start, announce=announce):
+            for _ in walk_parents(kitfile, resolve, stack, start=start, announce=announce,
+                                  form="display", strict_start=True):
                 pass
     except KitError as exc:
-        raise RegistryError(f"failed to pull referenced modelkits: {exc}") from None
+        raise RegistryError("failed to pull referenced modelkits: " * depth + str(exc)) \
+            from None
 
 
 class _WriteBehind:

@@ -1,7 +1,8 @@
 """``unpack``: a ModelKit's Kitfile and layers into a directory, with kit's rules (spec §11).
 
-Layers are matched to Kitfile entries by position within each type, each entry's digest is
-cross-checked against its layer, and only the blobs the filters select are fetched. Reading and
+Each Kitfile entry finds its layer by digest (the newest kit's unpack plan, :func:`unpack_plan`;
+by position within each layer type for Kitfiles from before digests), and only the blobs the
+filters select are fetched. Reading and
 writing the layers is :mod:`kit_jupyter.oci.extract` (one tar reader for every blob, verified
 before anything is published); this module decides what to unpack where. The whole unpack --
 Kitfile, parent ModelKit, every layer -- is one :class:`~kit_jupyter.oci.extract.Extraction`:
@@ -59,6 +60,7 @@ from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILEPATH,
     ANNOTATION_LAYER_SUBTYPE,
     LAYER_SUBTYPE_PROMPT,
+    MediaType,
     MediaTypeError,
     parse_media_type,
 )
@@ -321,7 +323,7 @@ class _Unpack:
             return
         with contextlib.ExitStack() as stack:
             parents = list(walk_parents(kf, self._resolve, stack, announce=announce,
-                                        canonical=True, read=self._kitfile_or_generated))
+                                        form="canonical", read=self._kitfile_or_generated))
             for parent in reversed(parents):
                 self._layers(parent.source, parent.manifest, parent.kitfile, parent_filters)
 
@@ -398,10 +400,41 @@ class _Unpack:
     # -- layers ----------------------------------------------------------------------------
     def _layers(self, src: BlobSource, manifest: Manifest, kf: Kitfile,
                 filters: list[Filter], under: str = "") -> list[dict[str, Any]]:
-        """Each layer matched, by position within its type, to its Kitfile entry (kit's rule),
-        cross-checked by digest, and unpacked unless the filters leave it out. ``under``: a
-        directory under the target that the layers' paths are relative to (the datasets of a
-        ModelKit a dataset refers to)."""
+        """The layers the filters select, unpacked as the newest kit does: by
+        :func:`unpack_plan` (each Kitfile entry finds its layer by digest) when the Kitfile
+        records digests, as every Kitfile kit 1.0+ or we pack and every generated ModelPack
+        one does; by position within each layer type (kit's legacy unpack) when it records
+        none. ``under``: a directory under the target that the layers' paths are relative to
+        (the datasets of a ModelKit a dataset refers to)."""
+        try:
+            has_digest, _ = kf.has_layer_info()
+        except ValueError as exc:
+            raise UnpackError(str(exc)) from None
+        if not has_digest:
+            return self._legacy_layers(src, manifest, kf, filters, under)
+        steps = unpack_plan(manifest, kf, filters)
+        done: list[dict[str, Any]] = []
+        extracted: set[str] = set()
+        for n, step in enumerate(steps, 1):
+            self.reporter.info(step.message)
+            path = posixpath.join(under, step.path) if under else step.path
+            desc = step.descriptor
+            # entries sharing a tar layer (same digest: the same members): kit extracts the
+            # blob again, which fails "already exists" without -o; its bytes are already here
+            if step.media_type.format == "raw" or desc.digest not in extracted:
+                self._unpack_layer(src, desc, _layer_format(step.media_type), under, path,
+                                   (n, len(steps)))
+                extracted.add(desc.digest)
+            done.append({"type": step.kind, "name": step.name, "path": path,
+                         "digest": desc.digest, "size": desc.size})
+        return done
+
+    def _legacy_layers(self, src: BlobSource, manifest: Manifest, kf: Kitfile,
+                       filters: list[Filter], under: str) -> list[dict[str, Any]]:
+        """kit's legacy unpack, for Kitfiles without digests (ModelKits packed before kit
+        1.0): each layer is matched, by position within its type, to its Kitfile entry and
+        extracted into the directory of the entry's path (old tars hold paths relative to
+        it)."""
         model = kf.model
         entries: dict[str, list[Any]] = {
             "modelpart": list(model.parts) if model is not None else [],
@@ -421,8 +454,6 @@ class _Unpack:
             if base == "config":
                 continue
             if base == "model":
-                # a ModelPack may hold several weight layers; kit's Kitfile for it has the
-                # first as the model and the others as model parts, in manifest order
                 kind = "modelpart" if model_taken and entries["modelpart"] else "model"
                 model_taken = True
             elif base == "code" and (desc.annotations.get(ANNOTATION_LAYER_SUBTYPE)
@@ -442,20 +473,12 @@ class _Unpack:
             name = getattr(entry, "name", "")
             if not matches(filters, kind, name, entry.path):
                 continue
-            self.reporter.info(_unpacking_line(kind, name, entry.path, bool(entry.digest)))
-            extract_dir = ""
-            if entry.digest:
-                if entry.digest != desc.digest:
-                    raise UnpackError(f"digest in config and manifest do not match in "
-                                      f"{base}")
-            else:  # ModelKits from before digests were in the config
-                extract_dir = _legacy_dir(entry.path, base)
+            self.reporter.info(_UNPACKING[kind].format(name=name, path=entry.path))
+            extract_dir = _legacy_dir(entry.path, base)
             if under:
                 extract_dir = posixpath.join(under, extract_dir) if extract_dir else under
-            fmt = media_type.format + (f"+{media_type.compression}" if media_type.compressed
-                                       else "")
             path = posixpath.join(under, entry.path) if under else entry.path
-            self._unpack_layer(src, desc, fmt, extract_dir, path,
+            self._unpack_layer(src, desc, _layer_format(media_type), extract_dir, path,
                                (index, len(manifest.layers)))
             done.append({"type": kind, "name": name, "path": path, "digest": desc.digest,
                          "size": desc.size})
@@ -488,7 +511,8 @@ class _Unpack:
         self.tx.raw(inp, name, _raw_mode(annotations))
 
 
-# kit's info line per layer kind
+#: kit's legacy unpack's line per layer kind (Kitfiles without digests; ``Unpacking model
+#: %s to %s`` keeps its double space for a nameless model, as kit prints it)
 _UNPACKING = {"model": "Unpacking model {name} to {path}",
               "modelpart": "Unpacking model part {name} to {path}",
               "prompt": "Unpacking prompt to {path}", "code": "Unpacking code to {path}",
@@ -496,22 +520,76 @@ _UNPACKING = {"model": "Unpacking model {name} to {path}",
               "mcpserver": "Unpacking MCP server {name} to {path}"}
 
 
-#: the newest kit's words per layer kind (``generateUnpackPlan``, for Kitfiles with digests)
+#: the newest kit's ``generateUnpackPlan``: its word per layer kind, and its order (model,
+#: model parts, datasets, code, docs, prompts, MCP servers -- datasets before code, unlike
+#: the layer order pack writes)
 _PLAN_TYPE = {"model": "model", "modelpart": "modelpart", "dataset": "dataset", "code": "code",
               "docs": "docs", "prompt": "prompt", "mcpserver": "MCP server"}
+_PLAN_ORDER = {kind: i for i, kind in enumerate(_PLAN_TYPE)}
 
 
-def _unpacking_line(kind: str, name: str, path: str, planned: bool) -> str:
-    """kit's line before a layer: the newest kit's ``messageFor`` (no double space for a
-    nameless entry, ``modelpart``; code and docs never named) when the Kitfile has digests,
-    as every Kitfile kit or we pack today, and a generated ModelPack one, has; the older
-    texts for ModelKits from before digests (kit's legacy unpack)."""
-    if not planned:
-        return _UNPACKING[kind].format(name=name, path=path)
+@dataclasses.dataclass(frozen=True)
+class PlanStep:
+    """One layer the newest kit's unpack writes: the Kitfile entry and the layer its digest
+    names, with the line kit prints before it."""
+
+    kind: str  # model, modelpart, dataset, code, docs, prompt, mcpserver
+    name: str
+    path: str
+    descriptor: Descriptor
+    media_type: MediaType
+    message: str
+
+
+def unpack_plan(manifest: Manifest, kf: Kitfile, filters: Sequence[Filter] = ()
+                ) -> list[PlanStep]:
+    """The newest kit's ``generateUnpackPlan``, for a Kitfile whose entries record digests.
+
+    Every entry the filters select, in kit's order (:data:`_PLAN_ORDER`), finds its layer by
+    digest, whatever the layers' order or types in the manifest; a layer no entry names is
+    not unpacked, silently, as in kit. An entry whose digest no layer has fails the whole
+    unpack before anything is written: ``failed to plan unpack: digest sha256:… not found in
+    manifest`` (and ``failed to plan unpack: <media type error>`` for a layer whose media type
+    does not parse). Where several layers share a digest (two identical files as raw layers)
+    kit takes the last for every entry, so it writes the last file's path twice and never the
+    first; we take the layer whose ``org.cncf.model.filepath`` is the entry's path, else the
+    last, so each file lands at its own path.
+    """
+    by_digest: dict[str, list[Descriptor]] = {}
+    for desc in manifest.layers:
+        by_digest.setdefault(desc.digest, []).append(desc)
+    entries = sorted(kf.layer_entries(), key=lambda e: _PLAN_ORDER[e.kind])
+    steps: list[PlanStep] = []
+    for entry in entries:
+        if not matches(list(filters), entry.kind, entry.name, entry.path):
+            continue
+        digest = entry.entity.digest
+        found = by_digest.get(digest)
+        if not found:
+            raise UnpackError(f"failed to plan unpack: digest {digest} not found in manifest")
+        desc = next((d for d in found if d.annotations.get(ANNOTATION_FILEPATH) == entry.path),
+                     found[-1])
+        try:
+            media_type = parse_media_type(desc.media_type)
+        except MediaTypeError as exc:
+            raise UnpackError(f"failed to plan unpack: {exc}") from None
+        steps.append(PlanStep(entry.kind, entry.name, entry.path, desc, media_type,
+                              _unpacking_line(entry.kind, entry.name, entry.path)))
+    return steps
+
+
+def _unpacking_line(kind: str, name: str, path: str) -> str:
+    """The newest kit's ``messageFor``: ``Unpacking <type> <name> to <path>``, or without the
+    name when there is none (no double space); code and docs are never named."""
     if kind in ("code", "docs"):
         name = ""
     word = _PLAN_TYPE[kind]
     return f"Unpacking {word} {name} to {path}" if name else f"Unpacking {word} to {path}"
+
+
+def _layer_format(media_type: MediaType) -> str:
+    """``tar``/``raw``, plus ``+compression`` when compressed, as ``_unpack_layer`` takes it."""
+    return media_type.format + (f"+{media_type.compression}" if media_type.compressed else "")
 
 
 def _announce_parent(reporter: Reporter, path: str) -> None:
@@ -544,4 +622,4 @@ def _raw_mode(annotations: Mapping[str, str]) -> int:
     return 0o644
 
 
-__all__ = ["unpack"]
+__all__ = ["PlanStep", "unpack", "unpack_plan"]

@@ -426,6 +426,29 @@ class Kitfile(_Entity):
             out.append(LayerEntry("mcpserver", i, s, s.path, s.name))
         return out
 
+    def has_layer_info(self) -> tuple[bool, bool]:
+        """kit's ``KitfileHasLayerInfo`` (the newest kit's ``pkg/artifact/core.go``): whether
+        every layer entry carries a ``digest`` and whether every one carries a ``diffId``.
+
+        unpack matches layers to entries by digest when they all have one and by position
+        when none has (ModelKits packed before kit 1.0 stored no layer info). Entries that
+        make no layer here -- a parent reference, remote datasets -- are not asked, and nor
+        are mcpServers (kit leaves them out of the check). A Kitfile without entries has
+        both (vacuously), as in kit.
+
+        Raises:
+            ValueError: some entries have a digest (or a diffId) and others not, with kit's
+                text (``invalid digests in layerinfo in Kitfile``).
+        """
+        entries = [e for e in self.layer_entries() if e.kind != "mcpserver"]
+        digests = {bool(e.entity.digest) for e in entries}
+        diff_ids = {bool(e.entity.diff_id) for e in entries}
+        if len(digests) > 1:
+            raise ValueError("invalid digests in layerinfo in Kitfile")
+        if len(diff_ids) > 1:
+            raise ValueError("invalid diffIDs in layerinfo in Kitfile")
+        return False not in digests, False not in diff_ids
+
     def remote_datasets(self) -> list[RemoteDataset]:
         """The datasets whose bytes live outside the ModelKit (non-empty ``remotePath``), in
         Kitfile order, with what the S3 check, the validator and unpack need to name them."""
