@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from kit_jupyter.__main__ import main
@@ -76,6 +78,15 @@ def test_kits_plan_table(filters, want):
     assert [s.message for s in steps] == want
     by_message = {s.message: s.descriptor.digest for s in steps}
     assert by_message.get("Unpacking code to src", fake("code")) == fake("code")
+
+
+@given(st.permutations(ALL_LAYERS.layers), st.lists(st.sampled_from(ALL_LAYERS.layers)))
+def test_plan_ignores_the_manifests_order_and_extra_layers(order, extra):
+    """Whatever the layers' order, and whatever copies of them the manifest adds, every entry
+    gets the layer its digest names, in kit's order."""
+    want = [(s.message, s.descriptor) for s in unpack_plan(ALL_LAYERS, kitfile(ALL))]
+    shuffled = Manifest(ALL_LAYERS.config, layers=(*order, *extra))
+    assert [(s.message, s.descriptor) for s in unpack_plan(shuffled, kitfile(ALL))] == want
 
 
 def test_kits_plan_edges():
@@ -310,6 +321,24 @@ def test_kitfile_without_digests_unpacks_by_position(built, tmp_path):
     unpack(restore(strip, "legacy"), dir=tmp_path / "out", reporter=rep)
     assert files(tmp_path / "out") == FILES
     assert "Unpacking model  to weights.bin" in unpacking(rep)  # kit's legacy text, as is
+
+
+def test_legacy_layer_without_an_entry(built, tmp_path):
+    """kit's legacy loop indexes past its list (a panic); ours is one line, nothing written."""
+    def strip_and_add(manifest, config):
+        for entry in [config["model"], *config["model"]["parts"], *config["datasets"],
+                      *config["code"], *config["docs"]]:
+            entry.pop("digest", None)
+            entry.pop("diffId", None)
+        code = next(x for x in manifest["layers"] if ".code." in x["mediaType"])
+        manifest["layers"].append(code)
+        return manifest, config
+
+    ref = restore(strip_and_add, "legacy-extra")
+    with pytest.raises(UnpackError, match=r"^failed to unpack: no Kitfile entry for code layer "
+                                          r"sha256:[0-9a-f]{64}$"):
+        unpack(ref, dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_mixed_digests_through_cli(built, tmp_path, capsys):
