@@ -457,9 +457,8 @@ class RemoveResult(Result):
     def data(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.removed]
 
-    @property
-    def _html_messages(self) -> bool:  # type: ignore[override]
-        return not self.shown
+    def __post_init__(self) -> None:
+        self._html_messages = not self.shown
 
     def text(self) -> str:
         return "" if self.shown else self._lines()

@@ -196,8 +196,8 @@ class ZstdReader:
         self._frames = ZstdFrames()
         self._tap = _Tap(raw, self._frames)
         dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        # zstandard only calls read() on its source; typeshed-style stubs want a full IO
-        self._z = dctx.stream_reader(self._tap,  # type: ignore[arg-type]
+        # zstandard only calls read() on its source; its stubs want a full IO
+        self._z = dctx.stream_reader(cast(BinaryIO, self._tap),
                                      read_size=CHUNK, read_across_frames=True)
 
     def readable(self) -> bool:

@@ -299,19 +299,19 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
     stats.size_total = layer_size(ctx, base, ignore=rules, other_layer_paths=other_layer_paths)
     if stats.size_total == 0 and reporter is not None:
         reporter.warning(f"No files detected in {kind_label} layer with path {base}")
-    own_task = task is None and label is not None and reporter is not None
+    own_task = None
     if task is None and label is not None and reporter is not None:
-        task = reporter.task(label, stats.size_total)
+        task = own_task = reporter.task(label, stats.size_total)
     elif task is not None and task.total is None:
         task.total = stats.size_total
     try:
         _write_entries(ctx, base, out, rules, other_layer_paths, stats, task)
     except BaseException:
-        if own_task:
-            task.finish(False)  # type: ignore[union-attr]
+        if own_task is not None:
+            own_task.finish(False)
         raise
-    if own_task:
-        task.finish(True)  # type: ignore[union-attr]
+    if own_task is not None:
+        own_task.finish(True)
     if reporter is not None:
         for rel in stats.skipped_symlinks:
             reporter.warning(f"Skipping symlink {rel} (symlinks are not supported)")
