@@ -102,6 +102,19 @@ def is_live(name: str) -> bool:
     return _OWNER_RE.search(name) is not None and not is_stale(name)
 
 
+def stale_names(directory: str | os.PathLike[str], prefix: str = "", suffix: str = ""
+                ) -> list[str]:
+    """The names in ``directory`` starting with ``prefix`` and ending in ``suffix`` whose
+    owner is dead (:func:`is_stale`): what :func:`sweep_stale` removes, and the dead unpacks'
+    journals an unpack adopts. A missing or unreadable directory has none."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [n for n in names
+            if n.startswith(prefix) and n.endswith(suffix) and "kj-" in n and is_stale(n)]
+
+
 def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = None, *,
                 trees: bool = False, suffix: str = "") -> list[Path]:
     """Remove the temporary files in ``directory`` left by dead processes; returns them.
@@ -115,25 +128,19 @@ def sweep_stale(directory: str | os.PathLike[str], target_name: str | None = Non
     """
     prefix = f".{target_name}." if target_name is not None else ""
     removed = []
-    try:
-        names = [n for n in os.listdir(directory)
-                 if n.startswith(prefix) and n.endswith(suffix) and "kj-" in n]
-    except OSError:
-        return []
-    for name in names:
-        if is_stale(name):
-            path = Path(directory) / name
-            if trees and path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-                continue
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass  # another sweeper was first
-            except OSError:
-                continue  # a directory, or not ours to remove: leave it
+    for name in stale_names(directory, prefix, suffix):
+        path = Path(directory) / name
+        if trees and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass  # another sweeper was first
+        except OSError:
+            continue  # a directory, or not ours to remove: leave it
+        removed.append(path)
     return removed
 
 

@@ -55,8 +55,8 @@ from typing import Any, BinaryIO
 
 from kit_jupyter._fs import (
     WRITEBACK_STEP,
-    is_stale,
     run_token,
+    stale_names,
     start_writeback,
     sweep_stale,
     sync_filesystem,
@@ -507,13 +507,10 @@ class Extraction:
 
     # -- journals (module docstring) -------------------------------------------------------
     def _adopt_journals(self) -> None:
-        with contextlib.suppress(OSError):
-            for name in sorted(os.listdir(self._root)):
-                if name.startswith(JOURNAL_PREFIX) and name.endswith(_JOURNAL_SUFFIX) \
-                        and is_stale(name):
-                    path = os.path.join(self._root, name)
-                    self.replaceable |= _read_journal(path)
-                    self._adopted.append(path)
+        for name in sorted(stale_names(self._root, JOURNAL_PREFIX, _JOURNAL_SUFFIX)):
+            path = os.path.join(self._root, name)
+            self.replaceable |= _read_journal(path)
+            self._adopted.append(path)
 
     def _relative(self, path: str | os.PathLike[str], real: bool = False) -> str:
         """``path`` relative to the target; ``real``: a pending file's path, made of the
