@@ -92,7 +92,9 @@ class Project:
 
     def kill_after(self, target: Path, delay: float, *flags: str) -> bool:
         """Start an unpack and SIGKILL it after ``delay`` seconds; False if it finished first
-        (then a rerun without ``-o`` rightly refuses the files it published)."""
+        (then a rerun without ``-o`` rightly refuses the files it published), also when the
+        kill landed after its work was done (every file in place, its journal already gone)
+        and before the interpreter exited."""
         proc = self.start(target, *flags)
         try:
             assert proc.wait(timeout=delay) == 0, self.log.read_text()
@@ -100,7 +102,7 @@ class Project:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            return True
+            return not (tree(target) == self.expected and litter(target) == [])
 
 
 def tree(directory: Path) -> dict[str, str]:
