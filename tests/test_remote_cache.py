@@ -326,3 +326,16 @@ def test_through_the_cli_no_cache_info_and_clear(objs, tmp_path):
     assert kit("cache", "clear").startswith("Removed 1 cache entry")
     assert kit("cache", "info").strip() == "Cache is currently empty"
     assert unpack_into("d") > 0
+
+
+@pytest.mark.parametrize("side", [b"[1, 2]", b'"text"', b"{not json", b""])
+def test_a_side_file_that_is_not_an_object_describes_nothing(tmp_path, side):
+    """``describe`` reads a note a person or another version may have left: any bytes give a
+    string, never an exception in the middle of an unpack."""
+    cache = rc.RemoteCache(tmp_path / "remote")
+    key = rc.CacheKey("", "bucket", "key", "", "0123456789abcdef0123456789abcdef")
+    cache.objects.mkdir(parents=True)
+    (cache.objects / f"{key.id}.json").write_bytes(side)
+    assert cache.describe(key) == ""
+    (cache.objects / f"{key.id}.json").write_text('{"verification": "md5 of the body"}')
+    assert cache.describe(key) == "md5 of the body"

@@ -303,9 +303,9 @@ class RemoteCache:
         """How the entry was verified when it entered (from its side file)."""
         try:
             meta = json.loads((self.objects / f"{key.id}.json").read_text())
-            return str(meta.get("verification") or "")
         except (OSError, ValueError):
             return ""
+        return str(meta.get("verification") or "") if isinstance(meta, dict) else ""
 
     def make_room(self, size: int, target_dir: Path) -> bool:
         """Evict least recently used entries until ``size`` more bytes fit the limit; False
