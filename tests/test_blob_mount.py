@@ -5,6 +5,7 @@ requests."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import pytest
@@ -133,6 +134,26 @@ def test_blob_locations_are_bounded_and_survive_a_bad_file(tmp_path):
     assert loc.sources("r.example", "sha256:" + "a" * 64) == []
     loc.record("r.example", "x", ["sha256:" + "b" * 64])
     assert loc.sources("r.example", "sha256:" + "b" * 64) == ["x"]
+
+
+
+@pytest.mark.parametrize("blobs", [
+    {"sha256:" + "a" * 64: ["r.example"]},                        # a list where a map belongs
+    {"sha256:" + "a" * 64: {"r.example": "repo"}},                # a string for the repositories
+    {"sha256:" + "a" * 64: {"r.example": {"repo": "yesterday"}}},  # a time that is no number
+    {"sha256:" + "a" * 64: {"r.example": {"repo": True}}},
+], ids=["list", "string", "text-time", "bool-time"])
+def test_a_well_formed_file_of_the_wrong_shape_is_a_cache_miss(tmp_path, blobs):
+    """Another version or a hand edit: what does not have the expected shape is forgotten,
+    and recording over it works (it was an AttributeError in the middle of a push)."""
+    loc = BlobLocations(tmp_path)
+    loc.dir.mkdir(parents=True)
+    loc.path.write_text(json.dumps({"version": 1, "blobs": blobs}))
+    assert loc.sources("r.example", "sha256:" + "a" * 64) == []
+    loc.record("r.example", "new", ["sha256:" + "a" * 64])
+    assert loc.sources("r.example", "sha256:" + "a" * 64) == ["new"]
+    loc.forget("r.example", "new", "sha256:" + "a" * 64)
+    assert loc.sources("r.example", "sha256:" + "a" * 64) == []
 
 
 def test_a_blob_info_cache_that_cannot_be_written_does_not_fail_a_push(registry, tmp_path):

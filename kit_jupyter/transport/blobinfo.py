@@ -23,7 +23,6 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.oci.store import resolve_home
@@ -52,14 +51,26 @@ class BlobLocations:
         if not isinstance(data, dict) or data.get("version") != _VERSION:
             return {}
         blobs = data.get("blobs")
-        return blobs if isinstance(blobs, dict) else {}
+        if not isinstance(blobs, dict):
+            return {}
+        # any other shape (a hand edit, another version) is dropped here, not met later as an
+        # AttributeError in the middle of a push
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for digest, registries in blobs.items():
+            if not isinstance(registries, dict):
+                continue
+            kept = {registry: {repo: float(t) for repo, t in repos.items()
+                               if isinstance(t, (int, float)) and not isinstance(t, bool)}
+                    for registry, repos in registries.items() if isinstance(repos, dict)}
+            kept = {registry: repos for registry, repos in kept.items() if repos}
+            if kept:
+                out[digest] = kept
+        return out
 
     def sources(self, registry: str, digest: str, *, exclude: str = "") -> list[str]:
         """Repositories of ``registry`` known to hold ``digest``, most recent first."""
         repos = self._load().get(digest, {}).get(registry, {})
-        if not isinstance(repos, dict):
-            return []
-        return [r for r, _ in sorted(repos.items(), key=lambda kv: -float(kv[1]))
+        return [r for r, _ in sorted(repos.items(), key=lambda kv: -kv[1])
                 if r != exclude][:MAX_REPOS]
 
     # -- writing ------------------------------------------------------------------------------
@@ -106,12 +117,7 @@ class BlobLocations:
                 blobs.pop(digest, None)
 
 
-def _latest(by_registry: Any) -> float:
-    try:
-        return max((float(t) for repos in by_registry.values() for t in repos.values()),
-                   default=0.0)
-    except (AttributeError, TypeError, ValueError):
-        return 0.0
-
+def _latest(by_registry: dict[str, dict[str, float]]) -> float:
+    return max((t for repos in by_registry.values() for t in repos.values()), default=0.0)
 
 __all__ = ["BlobLocations", "MAX_DIGESTS", "MAX_REPOS"]
