@@ -34,6 +34,12 @@ def format_bytes(n: float) -> str:
     return f"{size:.1f} PiB"
 
 
+def message_text(level: str, text: str) -> str:
+    """The terminal form of one of kit's lines: warnings get kit's ``[WARN ]`` prefix (the
+    text reporter, plain-text progress and results that repeat their messages all use it)."""
+    return f"[WARN ] {text}" if level == "warning" else text
+
+
 def positioned(label: str, noun: str, index: int, count: int) -> str:
     """A progress row's name with its place in the whole: ``model clf.bin (layer 2 of 4)``."""
     return f"{label} ({noun} {index} of {count})" if count > 1 else label

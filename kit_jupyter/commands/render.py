@@ -172,11 +172,6 @@ def messages_html(messages: Sequence[tuple[str, str]]) -> str:
     return "".join(out)
 
 
-def message_text(level: str, text: str) -> str:
-    """The terminal form of one message (kit's ``[WARN ]`` prefix)."""
-    return f"[WARN ] {text}" if level == "warning" else text
-
-
 def to_pandas(records: Sequence[dict[str, Any]]) -> Any:
     """A result's rows as a ``pandas.DataFrame``; pandas is optional, so its absence is a
     user error with the fix, not a traceback."""

@@ -34,7 +34,7 @@ from kit_jupyter.kitfile.model import Kitfile
 from kit_jupyter.kitfile.reference import display_repository
 from kit_jupyter.oci.manifest import Manifest
 from kit_jupyter.oci.mediatypes import ANNOTATION_FILEPATH, MediaTypeError, parse_media_type
-from kit_jupyter.reporting import format_bytes
+from kit_jupyter.reporting import format_bytes, message_text
 
 
 def layer_type(media_type: str) -> str:
@@ -467,8 +467,7 @@ class RemoveResult(Result):
         return self._lines().rstrip("\n")
 
     def _lines(self) -> str:
-        return "".join((("[WARN ] " if lvl == "warning" else "") + m + "\n")
-                       for lvl, m in self.messages)
+        return "".join(message_text(lvl, m) + "\n" for lvl, m in self.messages)
 
     def records(self) -> list[dict[str, Any]]:
         return self.data

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from kit_jupyter.reporting import Reporter, Task, format_bytes
+from kit_jupyter.reporting import Reporter, Task, format_bytes, message_text
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -43,7 +43,7 @@ class TextReporter(Reporter):
         with self._lock:
             self._end_line()
             if level == "warning":
-                self._err.write(f"[WARN ] {message}\n")
+                self._err.write(message_text(level, message) + "\n")
                 self._err.flush()
             else:
                 self._out.write(message + "\n")
@@ -164,8 +164,6 @@ def progress_html(reporter: Reporter, *, closed: bool) -> str:
 
 
 def progress_text(reporter: Reporter, *, closed: bool) -> str:
-    from kit_jupyter.commands.render import message_text
-
     state = _state(reporter, closed)
     lines = [message_text(level, m) for level, m in reporter.messages]
     for t in _visible(reporter.tasks):
