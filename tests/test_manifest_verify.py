@@ -133,6 +133,15 @@ def test_registry_without_digest_header_is_a_warning_and_the_computed_digest_is_
             kit["digest"]
         assert ("warning", warning) in inspect_remote(ref, plain_http=True).messages
         assert ("warning", warning) in info(ref, remote=True, plain_http=True).messages
+        # the terminal says it too (inspect and info dropped it: no reporter was passed)
+        for command in ("inspect", "info"):
+            proc = cli(command, "-r", ref, home=tmp_path / "dst")
+            assert proc.returncode == 0, proc.stderr
+            assert f"[WARN ] {warning}\n" in proc.stderr
+        # a reporter that showed it live: the HTML does not repeat it; without one, it does
+        shown = inspect_remote(ref, plain_http=True, reporter=NullReporter())
+        assert warning not in shown._repr_html_()
+        assert warning in inspect_remote(ref, plain_http=True)._repr_html_()
     finally:
         proxy.shutdown()
         proxy.server_close()

@@ -175,7 +175,7 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
     version = manifest.annotations.get(ANNOTATION_CLI_VERSION) or "unknown"
     return InspectResult(digest=manifest.digest, cli_version=version,
                          kitfile=None if kf is None else kitfile_json(kf), manifest=manifest,
-                         messages=list(rep.messages))
+                         messages=list(rep.messages), shown=reporter is not None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa:
         text = filter_yaml(text, filter)
     return InfoResult(reference=parsed.display(), yaml=text,
                       kitfile=_strip_layer_info(kitfile_json(kf)),
-                      messages=list(rep.messages))
+                      messages=list(rep.messages), shown=reporter is not None)
 
 
 def _strip_layer_info(value: Any) -> Any:

@@ -356,6 +356,12 @@ class InspectResult(Result):
     kitfile: dict[str, Any] | None        # the config as JSON values, in kit's field order
     manifest: Manifest
     messages: list[tuple[str, str]] = field(default_factory=list)
+    #: the messages went to a caller's reporter while it ran (a registry's unverifiable
+    #: manifest), so the HTML does not repeat them
+    shown: bool = False
+
+    def __post_init__(self) -> None:
+        self._html_messages = not self.shown
 
     @property
     def data(self) -> dict[str, Any]:
@@ -407,6 +413,12 @@ class InfoResult(Result):
     yaml: str
     kitfile: dict[str, Any] | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)
+    #: the messages went to a caller's reporter while it ran (a registry's unverifiable
+    #: manifest), so the HTML does not repeat them
+    shown: bool = False
+
+    def __post_init__(self) -> None:
+        self._html_messages = not self.shown
 
     @property
     def data(self) -> Any:

@@ -349,13 +349,14 @@ def _list(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 def _inspect(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if args.remote:
-        return api.load("inspect_remote")(args.ref, home=args.config, **_net(args))
-    return api.load("inspect")(args.ref, home=args.config, **_net(args))
+        return api.load("inspect_remote")(args.ref, home=args.config, reporter=reporter,
+                                          **_net(args))
+    return api.load("inspect")(args.ref, home=args.config, reporter=reporter, **_net(args))
 
 
 def _info(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     return api.load("info")(args.ref, home=args.config, filter=args.filter, remote=args.remote,
-                            **_net(args))
+                            reporter=reporter, **_net(args))
 
 
 def _tag(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
