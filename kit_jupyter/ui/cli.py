@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from kit_jupyter._version import __version__
 from kit_jupyter.errors import KitError, system_problem
@@ -87,7 +87,7 @@ class Context:
 
     progress: str = "auto"
     getpass: Callable[[str], str] | None = None
-    stdin: Any = None
+    stdin: IO[str] | None = None  # --password-stdin reads here (default sys.stdin)
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     reporter_factory: Callable[[str], Reporter] = make_reporter
     #: proposes a new cell below (IPython's set_next_input); None outside a notebook
