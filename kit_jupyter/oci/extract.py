@@ -85,6 +85,7 @@ _NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, er
 _SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
 #: Pending files held in memory; more spill to an unnamed file (memory independent of the count)
 PENDING_IN_MEMORY = 4096
+_SPILL_READ = 256 << 10  # the spilled list is read back in pieces of this size
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
     | getattr(os, "O_CLOEXEC", 0)
 
@@ -335,7 +336,8 @@ class _PendingFiles:
     def __init__(self, spill_dir: str):
         self._dir = spill_dir
         self._mem: list[tuple[str, bool]] = []
-        self._spill: BinaryIO | None = None
+        self._spill = -1  # the unnamed file's descriptor, once there is one
+        self._spill_size = 0
         self.count = 0
         self.small = 0
         self.spilled = 0
@@ -351,54 +353,61 @@ class _PendingFiles:
             self._flush()
 
     def _flush(self) -> None:
-        if self._spill is None:
+        if self._spill < 0:
             self._spill = _unnamed_file(self._dir)
-        self._spill.write(b"".join((b"1" if small else b"0") + os.fsencode(final) + b"\0"
-                                   for final, small in self._mem))
+        data = b"".join((b"1" if small else b"0") + os.fsencode(final) + b"\0"
+                        for final, small in self._mem)
+        _write_all(self._spill, memoryview(data))
+        self._spill_size += len(data)
         self.spilled += len(self._mem)
         self._mem = []
 
     def paths(self) -> Iterator[str]:
         """Every final path, oldest first, without using the list up (for the journal)."""
-        if self._spill is not None:
-            self._spill.flush()
-            self._spill.seek(0)
-            rest = b""
-            while chunk := self._spill.read(CHUNK):
-                parts = (rest + chunk).split(b"\0")
-                rest = parts.pop()
-                for part in parts:
-                    yield os.fsdecode(part[1:])
-            self._spill.seek(0, os.SEEK_END)
+        for final, _ in self._spilled():
+            yield final
         for final, _ in self._mem:
             yield final
 
+    def _spilled(self) -> Iterator[tuple[str, bool]]:
+        """The entries in the unnamed file, read by position in 1 MiB pieces (so reading
+        neither moves the append position nor holds more than a piece)."""
+        if self._spill < 0:
+            return
+        pos, rest = 0, b""
+        while pos < self._spill_size:
+            chunk = os.pread(self._spill, min(_SPILL_READ, self._spill_size - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            parts = (rest + chunk).split(b"\0")
+            rest = parts.pop()
+            for part in parts:
+                yield os.fsdecode(part[1:]), part[:1] == b"1"
+
     def __iter__(self) -> Iterator[tuple[str, bool]]:
         """Every entry once, oldest first (then the list is empty: read once, at the end)."""
-        spill, self._spill = self._spill, None
-        if spill is not None:
-            with spill:
-                spill.flush()
-                spill.seek(0)
-                rest = b""
-                while chunk := spill.read(CHUNK):
-                    parts = (rest + chunk).split(b"\0")
-                    rest = parts.pop()
-                    for part in parts:
-                        yield os.fsdecode(part[1:]), part[:1] == b"1"
+        try:
+            yield from self._spilled()
+        finally:
+            self._close_spill()
         mem, self._mem = self._mem, []
         yield from mem
         self.count = self.small = 0
 
+    def _close_spill(self) -> None:
+        if self._spill >= 0:
+            os.close(self._spill)
+            self._spill = -1
+            self._spill_size = 0
+
     def discard(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
+        self._close_spill()
         self._mem = []
         self.count = self.small = 0
 
 
-def _unnamed_file(directory: str) -> BinaryIO:
+def _unnamed_file(directory: str) -> int:
     """A read-write file with no name in ``directory`` (removed by the kernel when closed)."""
     flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
     tmpfile = getattr(os, "O_TMPFILE", 0)
@@ -410,7 +419,7 @@ def _unnamed_file(directory: str) -> BinaryIO:
         path = temp_sibling(directory, "pending", run_token())
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
         os.unlink(path)
-    return open(fd, "w+b", buffering=CHUNK)
+    return fd
 
 
 JOURNAL_PREFIX = ".kitops-unpack."
