@@ -51,7 +51,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from kit_jupyter._fs import (
     WRITEBACK_STEP,
