@@ -14,9 +14,10 @@ import contextlib
 import datetime as _dt
 import hashlib
 import io
+import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from kit_jupyter.reporting import Reporter, Task
 
 CHUNK = 1 << 20
+#: Entries of one layer's walk kept to give kit's size total without a second walk (a few
+#: hundred bytes each); a larger layer keeps this many and walks a second time for the total.
+WALK_KEEP = 1 << 16
 EMPTY_LAYER_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 #: Names later kit versions leave out of layers (compared case-insensitively).
@@ -130,18 +134,10 @@ def _check_layer_path(layer_path: str) -> str:
     return cleaned
 
 
-def layer_size(context_dir: str | os.PathLike[str], layer_path: str, *,
-               ignore: IgnoreRules | None = None,
-               other_layer_paths: Sequence[str] = ()) -> int:
-    """kit's ``getTotalSize``: bytes of regular files under the layer path after ignores.
-
-    Zero means kit's ``No files detected`` warning. It follows a symlinked layer path for the
-    stat but not for the walk, exactly as kit does, so a symlinked directory counts as empty.
-    """
-    ctx = os.fspath(context_dir)
-    base = _check_layer_path(layer_path)
-    rules = ignore if ignore is not None else IgnoreRules()
-    excluded = _excluder(rules, base, other_layer_paths)
+def _layer_root(ctx: str, base: str) -> int | None:
+    """The start of kit's ``getTotalSize``: the total of a layer path that is a file (its
+    size, following a symlink as kit's ``os.Stat`` does) or a symlink to a directory (0: the
+    walk does not enter it), None for a directory to walk; kit's errors for the rest."""
     full = _join(ctx, base)
     try:
         st = os.stat(full)
@@ -153,11 +149,30 @@ def layer_size(context_dir: str | os.PathLike[str], layer_path: str, *,
         return st.st_size
     if not stat.S_ISDIR(st.st_mode):
         raise PackError(f"path {base} is neither a file nor a directory")
+    if not stat.S_ISDIR(os.lstat(full).st_mode):  # symlink to a directory: not walked
+        return 0
+    return None
+
+
+def layer_size(context_dir: str | os.PathLike[str], layer_path: str, *,
+               ignore: IgnoreRules | None = None,
+               other_layer_paths: Sequence[str] = ()) -> int:
+    """kit's ``getTotalSize``: bytes of regular files under the layer path after ignores.
+
+    Zero means kit's ``No files detected`` warning. It follows a symlinked layer path for the
+    stat but not for the walk, exactly as kit does, so a symlinked directory counts as empty.
+    :func:`write_layer` takes the total from its own walk (:func:`_walk_total`) and walks here
+    only where that walk cannot tell.
+    """
+    ctx = os.fspath(context_dir)
+    base = _check_layer_path(layer_path)
+    rules = ignore if ignore is not None else IgnoreRules()
+    excluded = _excluder(rules, base, other_layer_paths)
+    root = _layer_root(ctx, base)
+    if root is not None:
+        return root
     total = 0
     prune = not rules.has_exceptions
-    lst = os.lstat(full)
-    if not stat.S_ISDIR(lst.st_mode):  # symlink to a directory: WalkDir does not enter it
-        return 0
     stack = [base]
     if excluded(base) and prune:
         return 0
@@ -186,6 +201,34 @@ def layer_size(context_dir: str | os.PathLike[str], layer_path: str, *,
     return total
 
 
+def _walk_total(base: str, entries: Sequence[WalkEntry], stats: LayerStats,
+                base_excluded: bool) -> int | None:
+    """kit's ``getTotalSize`` of a directory layer path from the write walk's entries, or None
+    where they cannot give it and :func:`layer_size` must walk.
+
+    Below a layer path the write walk reaches, it keeps what ``getTotalSize`` counts (same
+    ignore, junk-name and symlink rules) except names containing ``..`` (reported in
+    ``stats.skipped_dotdot``). It cannot tell when the layer path itself is excluded or is not
+    reached from ``.`` (an excluded, junk-named or symlinked parent): ``getTotalSize`` starts at
+    the layer path and counts such a tree anyway.
+    """
+    if base_excluded:
+        return None
+    prefix = base + "/"
+    if any(base == "." or rel.startswith(prefix) for rel in stats.skipped_dotdot):
+        return None
+    reached = base == "."
+    total = 0
+    for entry in entries:
+        mode = entry.st.st_mode
+        if stat.S_ISREG(mode):
+            if reached and (base == "." or entry.rel.startswith(prefix)):
+                total += entry.st.st_size
+        elif entry.rel == base:
+            reached = True
+    return total if reached else None
+
+
 def _excluder(rules: IgnoreRules, base: str,
               other_layer_paths: Sequence[str]) -> Callable[[str], bool]:
     others = list(other_layer_paths)
@@ -197,7 +240,7 @@ def _excluder(rules: IgnoreRules, base: str,
     return excluded
 
 
-@dataclass
+@dataclass(slots=True)
 class WalkEntry:
     """One entry the walk keeps: its name relative to the context and its ``lstat``."""
 
@@ -296,7 +339,16 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
         stats.ignored_layer_path = True
         if reporter is not None:
             reporter.warning(f"Warning: {kind_label} layer path {base} ignored by kitignore")
-    stats.size_total = layer_size(ctx, base, ignore=rules, other_layer_paths=other_layer_paths)
+    root = _layer_root(ctx, base)  # kit's errors for a missing layer path come first
+    walk = walk_layer(ctx, base, ignore=rules, other_layer_paths=other_layer_paths, stats=stats)
+    kept = list(itertools.islice(walk, WALK_KEEP))
+    if root is not None:
+        stats.size_total = root
+    else:
+        total = (_walk_total(base, kept, stats, stats.ignored_layer_path)
+                 if len(kept) < WALK_KEEP else None)
+        stats.size_total = total if total is not None else layer_size(
+            ctx, base, ignore=rules, other_layer_paths=other_layer_paths)
     if stats.size_total == 0 and reporter is not None:
         reporter.warning(f"No files detected in {kind_label} layer with path {base}")
     own_task = None
@@ -305,7 +357,7 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
     elif task is not None and task.total is None:
         task.total = stats.size_total
     try:
-        _write_entries(ctx, base, out, rules, other_layer_paths, stats, task)
+        _write_entries(ctx, out, itertools.chain(kept, walk), stats, task)
     except BaseException:
         if own_task is not None:
             own_task.finish(False)
@@ -320,8 +372,7 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
     return stats
 
 
-def _write_entries(ctx: str, base: str, out: BinaryIO, rules: IgnoreRules,
-                   other_layer_paths: Sequence[str], stats: LayerStats,
+def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats: LayerStats,
                    task: Task | None) -> None:
     """Headers and small files are gathered in one 1 MiB buffer (a small file is read straight
     into it, after its header) and handed to ``out`` -- hash and write -- a buffer at a time;
@@ -344,8 +395,7 @@ def _write_entries(ctx: str, base: str, out: BinaryIO, rules: IgnoreRules,
             task.advance(unreported)
         unreported = 0
 
-    for entry in walk_layer(ctx, base, ignore=rules, other_layer_paths=other_layer_paths,
-                            stats=stats):
+    for entry in entries:
         name = os.fsencode(entry.rel)
         perm = entry.st.st_mode & 0o7777
         if entry.is_dir:
