@@ -651,3 +651,19 @@ def test_the_total_from_the_walk_is_kits_total(tmp_path: Path, monkeypatch, case
     assert stats.size_total == expected
     monkeypatch.setattr(layers, "WALK_KEEP", 1 << 16)
     assert layer(tmp_path, path, ignore=rules)[0] == data
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=st.lists(st.binary(min_size=1, max_size=6).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")), unique=True,
+    max_size=8))
+def test_names_are_walked_in_byte_order(tmp_path_factory, raw: list[bytes]) -> None:
+    """Go sorts a directory's names by bytes; the ASCII shortcut must agree, and names with
+    undecodable bytes must not take it."""
+    from kit_jupyter.oci.layers import _sorted_names
+
+    d = tmp_path_factory.mktemp("names")
+    for name in raw:
+        with open(os.path.join(os.fsencode(d), name), "wb"):
+            pass
+    assert [os.fsencode(n) for n in _sorted_names(str(d))] == sorted(raw)

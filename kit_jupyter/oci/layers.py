@@ -120,8 +120,14 @@ def _join(context_dir: str, rel: str) -> str:
 
 
 def _sorted_names(path: str) -> list[str]:
+    """A directory's names in Go's order (by bytes). ASCII names sort the same as strings,
+    which skips an ``fsencode`` per name; other names (undecodable bytes arrive as lone
+    surrogates, which sort apart from their bytes) sort by their bytes."""
     names = os.listdir(path)
-    names.sort(key=os.fsencode)
+    if "".join(names).isascii():
+        names.sort()
+    else:
+        names.sort(key=os.fsencode)
     return names
 
 
@@ -270,6 +276,7 @@ def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
     prune = not rules.has_exceptions
     stack: list[Iterator[str]] = []
     parents: list[str] = []
+    prefix = os.path.join(ctx, "")  # os.path.join(ctx, rel) for a relative rel, once
 
     def open_dir(rel: str) -> None:
         try:
@@ -289,7 +296,7 @@ def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
         parent = parents[-1]
         rel = name if parent == "." else f"{parent}/{name}"
         try:
-            st = os.lstat(os.path.join(ctx, rel))
+            st = os.lstat(prefix + rel)
         except FileNotFoundError:
             continue  # vanished while walking
         except OSError as err:
@@ -395,6 +402,7 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
             task.advance(unreported)
         unreported = 0
 
+    prefix = os.path.join(ctx, "")  # os.path.join(ctx, rel) for a relative rel, once
     for entry in entries:
         name = os.fsencode(entry.rel)
         perm = entry.st.st_mode & 0o7777
@@ -412,7 +420,7 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
         if entry.is_dir:
             stats.dirs += 1
             continue
-        path = os.path.join(ctx, entry.rel)
+        path = prefix + entry.rel
         pad = -size % BLOCK
         if pos + size + pad + 1 > CHUNK:  # does not fit: through the buffer, 1 MiB at a time
             flush()
