@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from kit_jupyter.reporting import Reporter, Task
 
 CHUNK = 1 << 20
-#: Entries of one layer's walk kept to give kit's size total without a second walk (a few
-#: hundred bytes each); a larger layer keeps this many and walks a second time for the total.
+#: Entries of one layer's walk kept to give kit's size total without a second walk (about 200
+#: bytes each); a larger layer keeps this many and walks a second time for the total.
 WALK_KEEP = 1 << 16
 EMPTY_LAYER_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
@@ -226,10 +226,10 @@ def _walk_total(base: str, entries: Sequence[WalkEntry], stats: LayerStats,
     reached = base == "."
     total = 0
     for entry in entries:
-        mode = entry.st.st_mode
+        mode = entry.mode
         if stat.S_ISREG(mode):
             if reached and (base == "." or entry.rel.startswith(prefix)):
-                total += entry.st.st_size
+                total += entry.size
         elif entry.rel == base:
             reached = True
     return total if reached else None
@@ -248,14 +248,16 @@ def _excluder(rules: IgnoreRules, base: str,
 
 @dataclass(slots=True)
 class WalkEntry:
-    """One entry the walk keeps: its name relative to the context and its ``lstat``."""
+    """One entry the walk keeps: its name relative to the context and, of its ``lstat``, the
+    mode and size (not the whole ``stat_result``: a pack keeps up to ``WALK_KEEP`` of these)."""
 
     rel: str
-    st: os.stat_result
+    mode: int
+    size: int
 
     @property
     def is_dir(self) -> bool:
-        return stat.S_ISDIR(self.st.st_mode)
+        return stat.S_ISDIR(self.mode)
 
 
 def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
@@ -317,7 +319,7 @@ def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
             if is_dir and not prune:
                 open_dir(rel)
             continue
-        yield WalkEntry(rel, st)
+        yield WalkEntry(rel, mode, st.st_size)
         if is_dir:
             open_dir(rel)
 
@@ -405,12 +407,12 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
     prefix = os.path.join(ctx, "")  # os.path.join(ctx, rel) for a relative rel, once
     for entry in entries:
         name = os.fsencode(entry.rel)
-        perm = entry.st.st_mode & 0o7777
+        perm = entry.mode & 0o7777
         if entry.is_dir:
             header = tar_header(name, perm, 0, True)
             size = 0
         else:
-            size = entry.st.st_size
+            size = entry.size
             header = tar_header(name, perm, size, False)
         if pos + len(header) > CHUNK:
             flush()
