@@ -339,3 +339,18 @@ def test_a_side_file_that_is_not_an_object_describes_nothing(tmp_path, side):
     assert cache.describe(key) == ""
     (cache.objects / f"{key.id}.json").write_text('{"verification": "md5 of the body"}')
     assert cache.describe(key) == "md5 of the body"
+
+
+def test_a_hit_sweeps_what_a_killed_process_left_of_its_entry(objs, tmp_path):
+    """A process killed while it wrote the entry's side file leaves ``.<id>.json.kj-….part``;
+    the next unpack is a hit (no download, so no downloader's sweep) and must remove it."""
+    from tests.test_fs import _killed_writer
+
+    kf = kitfile(("f.bin", "s3://data/small.bin", objs.small_etag))
+    unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env)
+    [entry] = entry_files()
+    left = _killed_writer(entry.parent / f"{entry.name}.json")
+    other = _killed_writer(entry.parent / ("f" * 64))     # another entry's: not this one's to sweep
+    res = unpack_remote_datasets(kf, tmp_path / "b", include_remote=True, env=objs.env)
+    assert res[0].status == "from-cache"
+    assert not left.exists() and other.exists()

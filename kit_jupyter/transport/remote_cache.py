@@ -428,6 +428,9 @@ def _fetch_one(item: PreparedDownload, cache: RemoteCache, rep: Reporter, task: 
 
     item.target.parent.mkdir(parents=True, exist_ok=True)   # as a download would, first
     with cache.entry_lock(key, waiting):
+        # what a killed process left of this entry (its object or its side file, both named
+        # ``.<id>.``...): swept on a hit too, which never reaches the downloader's own sweep
+        sweep_stale(cache.objects, key.id)
         fd = cache.open_entry(key, size)
         if fd is None:
             item.resolve_parts()
