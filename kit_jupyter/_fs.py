@@ -14,13 +14,16 @@ can work side by side. On systems without ``/proc`` the start time is 0 and only
 Also the one home of "start writeback early" (:func:`start_writeback`), used by every writer of
 large files (unpack, pull, S3 downloads) so their final fsync has little left to do, and of
 "make everything written so far durable at once" (:func:`sync_filesystem`), which lets an unpack
-of thousands of small files pay one journal commit instead of one per file.
+of thousands of small files pay one journal commit instead of one per file, and of "copy a byte
+range in the kernel where the system can" (:class:`RangeCopier`: unpack of a stored blob, the
+remote cache's copy out, pack of a large file).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import re
 import secrets
@@ -168,6 +171,55 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, mode: int = 
     """:func:`atomic_write` of a small value."""
     with atomic_write(target, mode) as f:
         f.write(data)
+
+
+#: errno values that mean "this system cannot copy in the kernel between these files": switch
+#: to the next way, never an error for the user
+_NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
+                   errno.EBADF, errno.EPERM, errno.ETXTBSY)
+_READ_WRITE_STEP = 8 << 20
+
+
+class RangeCopier:
+    """Copies byte ranges between two open files: ``copy_file_range`` (the kernel copies page
+    cache to page cache; NFS and some others offload it to the server), else ``sendfile``, else
+    ``pread``/``pwrite``. The first refusal switches for the rest of the copier's life (``how``
+    names the way in use), so a file system without the call costs one failed call, not one
+    per range. Offsets are explicit: neither file's position is used or moved, except that
+    ``sendfile`` writes at the destination's position, which it sets first."""
+
+    WAYS = ("copy_file_range", "sendfile", "read/write")
+
+    def __init__(self, how: str | None = None) -> None:
+        if how is None:
+            how = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+        if how not in self.WAYS:
+            raise ValueError(f"unknown copy way {how!r}")
+        self.how = how
+
+    def copy(self, src: int, src_off: int, dst: int, dst_off: int, n: int) -> int:
+        """Up to ``n`` bytes from ``src`` at ``src_off`` to ``dst`` at ``dst_off``; returns how
+        many (0 only at the end of ``src``)."""
+        if self.how == "copy_file_range":
+            try:
+                return os.copy_file_range(src, dst, n, src_off, dst_off)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                self.how = "sendfile"
+        if self.how == "sendfile":
+            try:
+                os.lseek(dst, dst_off, os.SEEK_SET)
+                return os.sendfile(dst, src, src_off, n)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                self.how = "read/write"
+        data = os.pread(src, min(n, _READ_WRITE_STEP), src_off)
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(dst, view, dst_off + len(data) - len(view)):]
+        return len(data)
 
 
 #: Writers call :func:`start_writeback` after about this many bytes.

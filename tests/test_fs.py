@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -9,7 +10,17 @@ import sys
 import textwrap
 from pathlib import Path
 
-from kit_jupyter._fs import atomic_write, is_stale, owner_tag, sweep_stale, temp_name
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kit_jupyter._fs import (
+    RangeCopier,
+    atomic_write,
+    is_stale,
+    owner_tag,
+    sweep_stale,
+    temp_name,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,3 +130,63 @@ def test_a_killed_pack_leaves_nothing_after_the_next_pack(tmp_path):
     left = [p for p in home.rglob("*") if p.is_file() and "kj-" in p.name]
     assert left == []
     assert list(cache.iterdir()) == []
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(way=st.sampled_from(RangeCopier.WAYS), src_off=st.integers(0, 70_000),
+       dst_off=st.integers(0, 70_000), n=st.integers(1, 70_000))
+def test_each_copy_way_copies_the_same_range(tmp_path, way, src_off, dst_off, n):
+    """Every way of :class:`RangeCopier` puts the same bytes at the same place and leaves the
+    rest of the destination alone; at the source's end it copies what there is, then 0."""
+    data = bytes(range(256)) * 300                      # 76,800 bytes
+    src, dst = (tmp_path / f"{end}-{way.replace('/', '-')}" for end in ("src", "dst"))
+    src.write_bytes(data)
+    dst.write_bytes(b"\xff" * 1000)
+    s, d = os.open(src, os.O_RDONLY), os.open(dst, os.O_RDWR)
+    try:
+        copier = RangeCopier(way)
+        got = 0
+        while got < n:
+            step = copier.copy(s, src_off + got, d, dst_off + got, n - got)
+            if step == 0:
+                break
+            got += step
+        assert copier.copy(s, len(data), d, 0, 10) == 0
+    finally:
+        os.close(s)
+        os.close(d)
+    want = data[src_off:src_off + n]
+    assert got == len(want)
+    out = dst.read_bytes()
+    assert out[dst_off:dst_off + got] == want
+    assert out[:min(dst_off, 1000)] == b"\xff" * min(dst_off, 1000)
+
+
+def test_a_refused_kernel_copy_switches_to_the_next_way(tmp_path):
+    """Between file systems where the kernel refuses ``copy_file_range`` (tmpfs to this one
+    gives EXDEV on Linux >= 5.19) the copier switches once and copies all the same."""
+    shm = Path("/dev/shm")   # elsewhere: the same file system, nothing refused, same checks
+    data = os.urandom(3 << 20)
+    src = (shm if shm.is_dir() else tmp_path) / f"kj-test-{os.getpid()}"
+    src.write_bytes(data)
+    try:
+        s = os.open(src, os.O_RDONLY)
+        d = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT)
+        try:
+            try:
+                os.copy_file_range(s, d, 1, 0, 0)
+                refused = False
+            except OSError as exc:
+                refused = exc.errno == errno.EXDEV
+            copier = RangeCopier()
+            done = 0
+            while done < len(data):
+                done += copier.copy(s, done, d, done, len(data) - done)
+        finally:
+            os.close(s)
+            os.close(d)
+    finally:
+        src.unlink()
+    assert (tmp_path / "dst").read_bytes() == data
+    assert (copier.how != "copy_file_range") == refused

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit_jupyter._fs import RangeCopier
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gotar import tar_header
 from kit_jupyter.gocompat.ignore import IgnoreRules
@@ -528,8 +529,9 @@ def test_short_name_shortcut_gives_the_general_bytes(name: bytes, mode: int, siz
 
 @pytest.mark.parametrize("size", [10, 2 << 20])  # read into the staging buffer / through it
 @pytest.mark.parametrize("change", [b"more", None])  # grows, shrinks
+@pytest.mark.parametrize("into", ["stream", "blob"])  # a writer / the blob file (kernel copy)
 def test_a_file_changing_while_it_is_packed_is_an_error(tmp_path: Path, monkeypatch, size: int,
-                                                        change: bytes | None) -> None:
+                                                        change: bytes | None, into: str) -> None:
     import kit_jupyter.oci.layers as layers
 
     mkfile(tmp_path / "src/a.py", b"a" * size)
@@ -544,7 +546,38 @@ def test_a_file_changing_while_it_is_packed_is_an_error(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(layers, "walk_layer", walk)
     with pytest.raises(PackError, match="^file src/a.py changed while it was being packed$"):
-        layer(tmp_path, "src")
+        if into == "stream":
+            layer(tmp_path, "src")
+        else:
+            pack_layer_to_file(tmp_path, "src", tmp_path / "tmp")
+    if into == "blob":
+        assert os.listdir(tmp_path / "tmp") == []  # the half-written blob is gone
+
+
+@pytest.mark.parametrize("way", RangeCopier.WAYS)
+def test_a_large_file_is_copied_by_the_kernel_and_hashed_from_the_blob(tmp_path: Path,
+                                                                      monkeypatch,
+                                                                      way: str) -> None:
+    """A file larger than the staging buffer goes into an uncompressed blob by
+    :class:`RangeCopier` (each of its ways), in several steps, between small files: the blob
+    is byte for byte what the streaming writer gives, and its digest is of its bytes."""
+    import kit_jupyter.oci.layers as layers
+
+    mkfile(tmp_path / "c/a.txt", b"before")
+    mkfile(tmp_path / "c/b.bin", os.urandom((2 * layers._SPLICE_STEP) + 12345))
+    mkfile(tmp_path / "c/c.txt", b"after" * 999)
+    ways: list[str] = []
+
+    class Copier(RangeCopier):
+        def __init__(self) -> None:
+            super().__init__(way)
+            ways.append(way)
+
+    monkeypatch.setattr(layers, "RangeCopier", Copier)
+    packed = pack_layer_to_file(tmp_path, "c", tmp_path / "tmp")
+    blob = packed.path.read_bytes()
+    assert ways == [way] and blob == layer(tmp_path, "c")[0]
+    assert packed.digest == packed.diff_id == sha(blob) and packed.size == len(blob)
 
 
 def test_many_small_files_and_a_large_one_match_tarfile_contents(tmp_path: Path) -> None:

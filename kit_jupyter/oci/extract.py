@@ -44,7 +44,6 @@ journal carries them on until it is done.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import posixpath
 import stat
@@ -55,6 +54,7 @@ from typing import Any
 
 from kit_jupyter._fs import (
     WRITEBACK_STEP,
+    RangeCopier,
     run_token,
     stale_names,
     start_writeback,
@@ -80,8 +80,6 @@ from kit_jupyter.reporting import Task
 
 CHUNK = 1 << 20
 _COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move in these steps
-_NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
-                   errno.EBADF, errno.EPERM)
 _SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
 #: Pending files held in memory; more spill to an unnamed file (memory independent of the count)
 PENDING_IN_MEMORY = 4096
@@ -114,7 +112,7 @@ class FileInput:
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         self.pos = 0
         self.size = os.fstat(self.fd).st_size
-        self._mode = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+        self._copier = RangeCopier()
 
     def __enter__(self) -> FileInput:
         return self
@@ -161,26 +159,7 @@ class FileInput:
         self.copy_to(fd, self.size - self.pos)
 
     def _copy(self, out: int, n: int, out_off: int) -> int:
-        if self._mode == "copy_file_range":
-            try:
-                return os.copy_file_range(self.fd, out, n, self.pos, out_off)
-            except OSError as exc:
-                if exc.errno not in _NO_KERNEL_COPY:
-                    raise
-                self._mode = "sendfile"
-        if self._mode == "sendfile":
-            try:
-                os.lseek(out, out_off, os.SEEK_SET)
-                return os.sendfile(out, self.fd, self.pos, n)
-            except OSError as exc:
-                if exc.errno not in _NO_KERNEL_COPY:
-                    raise
-                self._mode = "pread"
-        data = os.pread(self.fd, min(n, CHUNK), self.pos)
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(out, view, out_off + len(data) - len(view)):]
-        return len(data)
+        return self._copier.copy(self.fd, self.pos, out, out_off, n)
 
 
 class _Counting:

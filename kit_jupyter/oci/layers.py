@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import io
 import itertools
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_path
+from kit_jupyter._fs import WRITEBACK_STEP, RangeCopier, start_writeback, sweep_stale, temp_path
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
@@ -447,6 +448,8 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
     stats.tar_bytes = written
 
 
+#: write errors of the blob file (reading a file never gives these)
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -475,25 +478,34 @@ def _read_small(path: str, rel: str, size: int, into: memoryview) -> None:
 
 def _copy_file(path: str, rel: str, size: int, out: BinaryIO, view: memoryview,
                task: Task | None) -> int:
+    """A file too large for the staging buffer: into an uncompressed blob in the kernel
+    (:meth:`_HashingSink.splice`), else through ``view`` in 1 MiB reads. Either way a file
+    that shrank or grew while it was read is refused."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as err:
         raise PackError(f"failed to open file for archiving: {rel}: {err.strerror}") from None
-    remaining = size
     try:
-        with open(fd, "rb", buffering=0, closefd=True) as f:
-            while remaining > 0:
-                n = f.readinto(view[:min(CHUNK, remaining)])
+        if isinstance(out, _HashingSink) and out.can_splice:
+            done = out.splice(fd, size, task)
+        else:
+            done = 0
+            while done < size:
+                n = os.readv(fd, [view[:min(CHUNK, size - done)]])
                 if not n:
                     break
                 out.write(view[:n])
-                remaining -= n
+                done += n
                 if task is not None:
                     task.advance(n)
-            if remaining > 0 or f.read(1):
-                raise PackError(f"file {rel} changed while it was being packed")
+        if done < size or os.pread(fd, 1, size):
+            raise PackError(f"file {rel} changed while it was being packed")
     except OSError as err:
+        if err.errno in _FULL:
+            raise  # the blob's disk, not the file: the caller names the directory
         raise PackError(f"failed to add file to archive: {rel}: {err.strerror}") from None
+    finally:
+        os.close(fd)
     return size
 
 
@@ -524,6 +536,9 @@ class PackedLayer:
 
 #: Uncompressed writes from this size on hash in a second thread while they are written.
 _OVERLAP_FROM = 256 << 10
+#: A large file is copied into an uncompressed blob in steps of this size (one is hashed while
+#: the next is copied)
+_SPLICE_STEP = 16 << 20
 
 
 class _HashingSink(io.RawIOBase):
@@ -545,19 +560,83 @@ class _HashingSink(io.RawIOBase):
         self.stored = 0
         self._flushed = 0
         self._pool: cf.ThreadPoolExecutor | None = None
+        self._back: bytearray | None = None
         self.overlapped = 0  # bytes hashed beside their write (a counter for tests)
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def can_splice(self) -> bool:
+        """Uncompressed: stored bytes are the file's bytes, so the kernel may copy them."""
+        return self._z is None
+
+    def _hash_pool(self) -> cf.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="kit-pack-sha256")
+        return self._pool
+
+    def _advance(self, n: int) -> None:
+        """``n`` more bytes are in the blob file: count them, start their writeback."""
+        self.stored += n
+        if self.stored - self._flushed >= WRITEBACK_STEP:
+            with contextlib.suppress(OSError, io.UnsupportedOperation):
+                start_writeback(self._f.fileno(), self._flushed, self.stored - self._flushed)
+            self._flushed = self.stored
+
+    def splice(self, src: int, size: int, task: Task | None) -> int:
+        """Up to ``size`` bytes of the open file ``src`` (from its start) into the blob, copied
+        by the kernel (:class:`~kit_jupyter._fs.RangeCopier`) in steps; a thread hashes each
+        step as read back from the blob while the next is copied. Compared with read + write
+        this leaves one copy of each byte in user space instead of two, and what is hashed is
+        what the blob holds, even if the file changes meanwhile. Returns the bytes copied (fewer
+        than ``size``: the file shrank)."""
+        self._f.flush()
+        out = self._f.fileno()
+        base = self.stored
+        copier = RangeCopier()
+        pool = self._hash_pool()
+        pending: cf.Future[None] | None = None
+        done = 0
+        try:
+            while done < size:
+                n = copier.copy(src, done, out, base + done, min(size - done, _SPLICE_STEP))
+                if n <= 0:
+                    break
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(self._hash_back, out, base + done, n)
+                done += n
+                self.uncompressed += n
+                self._advance(n)
+                if task is not None:
+                    task.advance(n)
+        finally:
+            if pending is not None:
+                pending.result()
+        self._f.seek(base + done)
+        self.overlapped += done
+        return done
+
+    def _hash_back(self, fd: int, offset: int, n: int) -> None:
+        """Hash ``n`` bytes of the blob at ``offset`` (just copied: in the page cache)."""
+        if self._back is None:
+            self._back = bytearray(CHUNK)  # the pool has one thread: one buffer serves
+        view = memoryview(self._back)
+        while n:
+            got = os.preadv(fd, [view[:min(n, CHUNK)]], offset)
+            if got <= 0:
+                raise OSError(errno.EIO, "layer blob is shorter than what was copied into it")
+            self.diff.update(view[:got])
+            offset += got
+            n -= got
 
     def write(self, data) -> int:
         n = len(data)
         self.uncompressed += n
         if self._z is None:
             if n >= _OVERLAP_FROM:
-                if self._pool is None:
-                    self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="kit-pack-sha256")
-                hashed = self._pool.submit(self.diff.update, data)
+                hashed = self._hash_pool().submit(self.diff.update, data)
                 try:
                     self._f.write(data)
                 finally:
@@ -566,11 +645,7 @@ class _HashingSink(io.RawIOBase):
             else:
                 self.diff.update(data)
                 self._f.write(data)
-            self.stored += n
-            if self.stored - self._flushed >= WRITEBACK_STEP:
-                with contextlib.suppress(OSError, io.UnsupportedOperation):
-                    start_writeback(self._f.fileno(), self._flushed, self.stored - self._flushed)
-                self._flushed = self.stored
+            self._advance(n)
         else:
             self.diff.update(data)
             self._put(self._z.compress(data))
@@ -630,7 +705,7 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
     os.makedirs(temp_dir, exist_ok=True)
     sweep_stale(temp_dir)
     tmp_name = temp_path(temp_dir, "kitops_layer_")
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+    fd = os.open(tmp_name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                  0o600)
     tmp = Path(tmp_name)
     f = open(fd, "wb", buffering=CHUNK)

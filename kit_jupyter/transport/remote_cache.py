@@ -48,6 +48,7 @@ from pathlib import Path
 
 from kit_jupyter._fs import (
     WRITEBACK_STEP,
+    RangeCopier,
     atomic_write,
     is_live,
     start_writeback,
@@ -74,6 +75,7 @@ ENTRY_MODE = 0o444
 TARGET_MODE = 0o644             # what a fresh download gets (s3_download.Downloader)
 FICLONE = 0x40049409            # _IOW(0x94, 9, int), linux/fs.h
 _COPY_STEP = 64 << 20
+#: FICLONE refusals (then :class:`~kit_jupyter._fs.RangeCopier` copies)
 _NO_CLONE = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS,
              errno.EBADF, errno.EPERM, errno.ETXTBSY)
 _ENTRY_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -122,7 +124,8 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
     ``FICLONE`` shares the extents copy-on-write (XFS, Btrfs, bcachefs: instant, no space used);
     where the file system cannot, ``copy_file_range`` copies in the kernel (NFS and some others
     offload it to the server), else ``sendfile``, else ``pread``/``write``. Either way the result
-    is an independent file: writing to it never changes the source.
+    is an independent file: writing to it never changes the source. (The fallbacks after the
+    reflink are :class:`~kit_jupyter._fs.RangeCopier`'s.)
     """
     advance = advance or (lambda n: None)
     if size:
@@ -133,29 +136,10 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
         except OSError as exc:
             if exc.errno not in _NO_CLONE:
                 raise
-    how = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+    copier = RangeCopier()
     done = flushed = 0
     while done < size:
-        step = min(size - done, _COPY_STEP)
-        n = 0
-        if how == "copy_file_range":
-            try:
-                n = os.copy_file_range(src_fd, dst_fd, step, done, done)
-            except OSError as exc:
-                if exc.errno not in _NO_CLONE:
-                    raise
-                how = "sendfile"
-        if how == "sendfile":
-            try:
-                os.lseek(dst_fd, done, os.SEEK_SET)
-                n = os.sendfile(dst_fd, src_fd, done, step)
-            except OSError as exc:
-                if exc.errno not in _NO_CLONE:
-                    raise
-                how = "read/write"
-        if how == "read/write":
-            data = os.pread(src_fd, min(step, 8 << 20), done)
-            n = os.pwrite(dst_fd, data, done) if data else 0
+        n = copier.copy(src_fd, done, dst_fd, done, min(size - done, _COPY_STEP))
         if n <= 0:
             raise OSError(errno.EIO, "cache entry is shorter than expected")
         done += n
@@ -163,7 +147,7 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
         if done - flushed >= WRITEBACK_STEP:
             start_writeback(dst_fd, flushed, done - flushed)  # so the final fsync is short
             flushed = done
-    return how
+    return copier.how
 
 
 def copy_out(src_fd: int, target: Path, size: int, mode: int = TARGET_MODE,
