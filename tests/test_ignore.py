@@ -184,3 +184,44 @@ def test_shortcuts_agree_with_walking_every_parent(patterns: list[str], file: st
     for path in (file, go_clean(file)):
         assert matcher.matches_or_parent_matches(path) == \
             _matches_walking_every_parent(matcher, path), (patterns, path)
+
+
+_NAME_ELEMS = st.sampled_from(["a", "b", "data", "Kitfile", ".kitignore", "kitfile", " x",
+                               "y ", ".", "..", "", "a..b", "...", ".git", "d\u00a0"])
+_PATHS = st.lists(_NAME_ELEMS, min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(patterns=st.lists(st.builds(lambda neg, body, tail: ("!" if neg else "") + body + tail,
+                                   st.booleans(), _PATHS,
+                                   st.sampled_from(["", "", "", "/**", "**", "*"])),
+                         max_size=3),
+       layer_paths=st.lists(_PATHS, max_size=3), other=st.lists(_PATHS, max_size=2),
+       layer=_PATHS, lead=st.sampled_from(["", "", "/", " "]),
+       files=st.lists(_PATHS, min_size=1, max_size=6))
+def test_a_walks_excluder_is_excludes_and_in_other_layer(
+        patterns: list[str], layer_paths: list[str], other: list[str], layer: str, lead: str,
+        files: list[str]) -> None:
+    """The per-walk excluder (layer paths cleaned once, clean names matched as they are, a set
+    lookup for kit's always-ignored names alone) answers as kit's Matches plus the extra
+    layers' rule for any name, clean or not."""
+    patterns = [p for p in patterns if p.strip("!")]
+    try:
+        rules = IgnoreRules(patterns, layer_paths)
+    except PackError:
+        return
+    excluded = rules.excluder(layer, other)
+    for f in files:
+        f = lead + f
+        assert excluded(f) == (rules.excludes(f, layer) or in_other_layer(f, layer, other)), \
+            (patterns, layer_paths, other, layer, f)
+
+
+def test_the_always_ignored_names_alone_are_one_lookup() -> None:
+    rules = IgnoreRules((), ["code", "data"])
+    excluded = rules.excluder("code")
+    assert rules._matcher.top_names == {"Kitfile", "kitfile", ".kitfile", ".kitignore"}
+    assert excluded("Kitfile") and excluded("Kitfile/x") and excluded("data/x")
+    assert not excluded("code/Kitfile") and not excluded("code/x") and not excluded("database")
+    assert excluded(" Kitfile") and excluded("./Kitfile") and excluded("data/")
+    assert IgnoreRules(["a/b"])._matcher.top_names is None

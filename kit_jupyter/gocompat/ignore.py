@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,19 +260,33 @@ class PatternMatcher:
             _check_go_pattern(p)
             self.patterns.append(Pattern.compile(p, exclusion))
         # no wildcards and no exceptions (kit's always-ignored names alone, say): a set lookup
-        # of the path and of each parent answers for every pattern at once
+        # of the path and of each parent answers for every pattern at once; and if no name has
+        # a slash, only the first element of a clean relative path can equal one of them
         self._names: frozenset[str] | None = None
+        self.top_names: frozenset[str] | None = None
         if all(p.kind == "exact" and not p.exclusion for p in self.patterns):
             self._names = frozenset(p.cleaned for p in self.patterns)
+            if not any("/" in name for name in self._names):
+                self.top_names = self._names
 
     def matches_or_parent_matches(self, file: str) -> bool:
-        """patternmatcher's ``MatchesOrParentMatches``. For a clean relative ``file`` an exact
-        pattern matches a parent exactly when ``file`` starts with it and a slash, and a
-        ``prefix`` pattern matching a parent matches ``file`` too, so neither needs the walk
-        over the parents (pack asks this for every name it walks)."""
-        plain = not file.startswith("/") and go_clean(file) == file
+        """patternmatcher's ``MatchesOrParentMatches``."""
+        if not file.startswith("/") and go_clean(file) == file:
+            return self.matches_clean(file)
+        return self._matches(file, False)
+
+    def matches_clean(self, file: str) -> bool:
+        """:meth:`matches_or_parent_matches` for a clean relative ``file`` (``go_clean(file) ==
+        file``, no leading ``/``: every name a walk makes). For such a name an exact pattern
+        matches a parent exactly when ``file`` starts with it and a slash, and a ``prefix``
+        pattern matching a parent matches ``file`` too, so neither needs the walk over the
+        parents (pack asks this for every name it walks)."""
+        top = self.top_names
+        if top is not None:
+            i = file.find("/")
+            return (file[:i] if i >= 0 else file) in top
         names = self._names
-        if plain and names is not None:
+        if names is not None:
             if file in names:
                 return True
             i = file.find("/")
@@ -281,6 +295,9 @@ class PatternMatcher:
                     return True
                 i = file.find("/", i + 1)
             return False
+        return self._matches(file, True)
+
+    def _matches(self, file: str, plain: bool) -> bool:
         matched = False
         parent = _go_dir(file)
         parent_dirs: list[str] | None = None
@@ -391,6 +408,47 @@ class IgnoreRules:
         if self._matcher.matches_or_parent_matches(path):
             return True
         return _in_other_layer(path, _clean_arg(layer_path), self.layer_paths)
+
+    def excluder(self, layer_path: str,
+                 other_layer_paths: Iterable[str] = ()) -> Callable[[str], bool]:
+        """``excludes(path, layer_path) or in_other_layer(path, layer_path,
+        other_layer_paths)`` as one function of ``path``, for every name of one layer's walk
+        (``other_layer_paths``: a parent ModelKit's layers).
+
+        A walk asks it for each name it reaches (20,000 for a code layer), so what
+        :meth:`excludes` does per call is done once here: the layer path and the other layers'
+        paths are cleaned once and the layers holding this one (never excluded) dropped. A name
+        that needs no cleaning (no Go space at either end, no empty, ``.`` or ``..`` element, no
+        leading ``/``: every name a walk makes) is matched as it is; any other name is cleaned
+        first, as :meth:`excludes` does."""
+        layer = _clean_arg(layer_path)
+        others = tuple(o for o in (*self.layer_paths, *map(_clean_arg, other_layer_paths))
+                       if not _is_within(layer, o))
+        inside = tuple(o + "/" for o in others)
+        matcher = self._matcher
+        top, match_clean = matcher.top_names, matcher.matches_clean
+        space = _GO_SPACE
+
+        def slow(path: str) -> bool:
+            path = _clean_arg(path)
+            return matcher.matches_or_parent_matches(path) or _in_other_layer(path, layer, others)
+
+        def excludes(path: str) -> bool:
+            if not path or path[0] in space or path[-1] in space or path[0] == "/" or \
+                    path[-1] == "/" or "//" in path:
+                return slow(path)
+            if "." in path:
+                framed = f"/{path}/"
+                if "/./" in framed or "/../" in framed:
+                    return slow(path)
+            if top is not None:
+                i = path.find("/")
+                if (path[:i] if i >= 0 else path) in top:
+                    return True
+            elif match_clean(path):
+                return True
+            return bool(others) and (path in others or path.startswith(inside))
+        return excludes
 
 
 def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:

@@ -18,7 +18,7 @@ import io
 import itertools
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -29,7 +29,7 @@ from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
 from kit_jupyter.gocompat.gotar import BLOCK, END_OF_ARCHIVE, tar_header
 from kit_jupyter.gocompat.goyaml import Struct
-from kit_jupyter.gocompat.ignore import IgnoreRules, in_other_layer
+from kit_jupyter.gocompat.ignore import IgnoreRules
 from kit_jupyter.oci.compression import compressor
 from kit_jupyter.oci.mediatypes import (
     ANNOTATION_FILE_METADATA,
@@ -174,7 +174,7 @@ def layer_size(context_dir: str | os.PathLike[str], layer_path: str, *,
     ctx = os.fspath(context_dir)
     base = _check_layer_path(layer_path)
     rules = ignore if ignore is not None else IgnoreRules()
-    excluded = _excluder(rules, base, other_layer_paths)
+    excluded = rules.excluder(base, other_layer_paths)
     root = _layer_root(ctx, base)
     if root is not None:
         return root
@@ -236,17 +236,6 @@ def _walk_total(base: str, entries: Sequence[WalkEntry], stats: LayerStats,
     return total if reached else None
 
 
-def _excluder(rules: IgnoreRules, base: str,
-              other_layer_paths: Sequence[str]) -> Callable[[str], bool]:
-    others = list(other_layer_paths)
-
-    def excluded(rel: str) -> bool:
-        if rules.excludes(rel, base):
-            return True
-        return bool(others) and in_other_layer(rel, base, others)
-    return excluded
-
-
 @dataclass(slots=True)
 class WalkEntry:
     """One entry the walk keeps: its name relative to the context and, of its ``lstat``, the
@@ -275,54 +264,58 @@ def walk_layer(context_dir: str | os.PathLike[str], layer_path: str, *,
     base = _check_layer_path(layer_path)
     rules = ignore if ignore is not None else IgnoreRules()
     stats = stats if stats is not None else LayerStats()
-    excluded = _excluder(rules, base, other_layer_paths)
+    excluded = rules.excluder(base, other_layer_paths)
     prune = not rules.has_exceptions
-    stack: list[Iterator[str]] = []
-    parents: list[str] = []
     prefix = os.path.join(ctx, "")  # os.path.join(ctx, rel) for a relative rel, once
+    lstat, junk = os.lstat, OS_JUNK_FILES
 
-    def open_dir(rel: str) -> None:
+    def listing(rel: str) -> Iterator[str]:
         try:
-            names = _sorted_names(_join(ctx, rel))
+            return iter(_sorted_names(_join(ctx, rel)))
         except OSError as err:
             raise PackError(f"failed to read directory {rel}: {err.strerror}") from None
-        stack.append(iter(names))
-        parents.append(rel)
 
-    open_dir(".")
+    # (directory, its names not walked yet, whether it is the layer path or within it): below
+    # the layer path every name is in kit's tree unless it holds "..", so the general test is
+    # asked only on the way down to it
+    stack: list[tuple[str, Iterator[str], bool]] = [(".", listing("."), base == ".")]
     while stack:
-        name = next(stack[-1], None)
-        if name is None:
+        parent, names, inside = stack[-1]
+        head = "" if parent == "." else parent + "/"
+        for name in names:  # stops at a directory to enter; resumes when it is done
+            rel = head + name
+            try:
+                st = lstat(prefix + rel)
+            except FileNotFoundError:
+                continue  # vanished while walking
+            except OSError as err:
+                raise PackError(f"lstat {rel}: {err.strerror}") from None
+            mode = st.st_mode
+            kind = mode & _S_IFMT
+            if kind != _S_IFREG and kind != _S_IFDIR:
+                if stat.S_ISLNK(mode) and _same_dir_tree(base, rel) and not excluded(rel):
+                    stats.skipped_symlinks.append(rel)
+                continue
+            if name.lower() in junk:
+                continue
+            if (not inside or ".." in name) and not _same_dir_tree(base, rel):
+                if _really_related(base, rel):
+                    stats.skipped_dotdot.append(rel)
+                continue
+            if excluded(rel):
+                if kind == _S_IFDIR and not prune:
+                    stack.append((rel, listing(rel), inside or rel == base))
+                    break
+                continue
+            yield WalkEntry(rel, mode, st.st_size)
+            if kind == _S_IFDIR:
+                stack.append((rel, listing(rel), inside or rel == base))
+                break
+        else:
             stack.pop()
-            parents.pop()
-            continue
-        parent = parents[-1]
-        rel = name if parent == "." else f"{parent}/{name}"
-        try:
-            st = os.lstat(prefix + rel)
-        except FileNotFoundError:
-            continue  # vanished while walking
-        except OSError as err:
-            raise PackError(f"lstat {rel}: {err.strerror}") from None
-        mode = st.st_mode
-        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-            if stat.S_ISLNK(mode) and _same_dir_tree(base, rel) and not excluded(rel):
-                stats.skipped_symlinks.append(rel)
-            continue
-        is_dir = stat.S_ISDIR(mode)
-        if name.lower() in OS_JUNK_FILES:
-            continue
-        if not _same_dir_tree(base, rel):
-            if _really_related(base, rel):
-                stats.skipped_dotdot.append(rel)
-            continue
-        if excluded(rel):
-            if is_dir and not prune:
-                open_dir(rel)
-            continue
-        yield WalkEntry(rel, mode, st.st_size)
-        if is_dir:
-            open_dir(rel)
+
+
+_S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, stat.S_IFREG, stat.S_IFDIR
 
 
 # =============================================================================================
@@ -345,7 +338,7 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
     base = _check_layer_path(layer_path)
     rules = ignore if ignore is not None else IgnoreRules()
     stats = LayerStats()
-    if _excluder(rules, base, other_layer_paths)(base):
+    if rules.excluder(base, other_layer_paths)(base):
         stats.ignored_layer_path = True
         if reporter is not None:
             reporter.warning(f"Warning: {kind_label} layer path {base} ignored by kitignore")
