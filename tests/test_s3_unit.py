@@ -134,6 +134,11 @@ class FakeBody(io.BytesIO):
             n = min(n, self.fail_at - self.tell())
         return super().read(n)
 
+    def readinto(self, b) -> int:  # the downloader's call: through read, so fail_at holds
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
 
 def fake_get(data: bytes, *, fail_first: dict[int, int] | None = None, log: list | None = None):
     """get_object over ``data``; ``fail_first`` maps a range start to a byte count after which

@@ -1,20 +1,23 @@
 """Verified, resumable, parallel download of one S3 object into a file.
 
 Why this is not ``download_file``: boto3 cannot send our ``If-Match`` (it pins the ETag it saw
-itself), does not verify content, and reads the body in pieces that cost CPU. Here every request
-carries ``If-Match: <remoteHash>``; the object is fetched with concurrent ranged GETs aligned to the
-upload's part boundaries so that each part's MD5 is computed while it arrives (hashlib releases
-the GIL for buffers of 2047 bytes and more, so parts hash in parallel); the bytes go to a temporary
-file beside the target with ``os.pwrite`` and the file is only renamed into place after the
-digest matched. A broken stream is retried from the last byte written -- the running MD5 state
-already covers those bytes, so resuming costs nothing and progress never goes backwards.
+itself), does not verify content, and reads the body in pieces that cost CPU (a new bytes
+object per read, queued to a writer thread); each stream here reads the socket into one reused
+buffer (:func:`body_readinto`), hashes it while it is in the CPU cache and writes it. Every
+request carries ``If-Match: <remoteHash>``; the object is fetched with concurrent ranged GETs
+aligned to the upload's part boundaries so that each part's MD5 is computed while it arrives
+(hashlib releases the GIL for buffers of 2047 bytes and more, so parts hash in parallel); the
+bytes go to a temporary file beside the target with ``os.pwrite`` and the file is only renamed
+into place after the digest matched. A broken stream is retried from the last byte written --
+the running MD5 state already covers those bytes, so resuming costs nothing and progress never
+goes backwards.
 
 A single-part object (plain MD5 ETag) has one MD5 state, which must see the bytes in order; it is
 fetched with the same parallel ranged GETs anyway, and one hashing thread (:class:`_InOrderMD5`)
-follows the written prefix, reading it back from the page cache. So the streams fill the link
-and the MD5 runs beside them instead of between reads: the object arrives at the speed of the
-slower of the network and one core's MD5 (about 550-600 MiB/s on current x86 cores), where the
-multipart case hashes on as many cores as there are streams.
+follows the written prefix, hashing it where it lies in the page cache (mapped, not copied). So
+the streams fill the link and the MD5 runs beside them instead of between reads: the object
+arrives at the speed of the slower of the network and one core's MD5 (about 550-600 MiB/s on
+current x86 cores), where the multipart case hashes on as many cores as there are streams.
 
 Every phase is timed (wall and thread CPU seconds: request latency, socket reads, MD5, writes,
 fsync) into :attr:`Downloader.timings`, so ``bench/remote_download.py`` can show where the time
@@ -32,6 +35,7 @@ import functools
 import hashlib
 import http.client
 import math
+import mmap
 import os
 import re
 import threading
@@ -39,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from kit_jupyter._fs import start_writeback, sweep_stale, temp_name
 from kit_jupyter.transport.deadline import Deadline, Timeouts
@@ -225,6 +230,23 @@ def is_transient(exc: BaseException) -> bool:
 WRITEBACK_EVERY = 16 * MiB
 
 
+def body_readinto(body: Any) -> Callable[[memoryview], int]:
+    """How a stream fills its buffer from a GET's body: with http.client's own ``readinto`` under
+    botocore's StreamingBody and urllib3's response (the socket's ``recv_into`` straight into the
+    stream's buffer), else with the body's public ``readinto``. botocore's ``read`` makes a new
+    bytes object per read and urllib3's ``readinto`` is ``read`` plus a copy: both cost CPU per
+    GiB that the raw response does not (bench/remote_download.py's read phase). Reading past
+    urllib3 is safe here: it buffers nothing of the body before the first read, the body is not
+    content-encoded for us (botocore does not decode), and the connection is closed after the
+    range (``body.close()``), so urllib3's byte counts are never used again. Errors are the
+    socket's own (timeouts, resets: transient), a short body a read of 0 bytes."""
+    fp = getattr(getattr(body, "_raw_stream", None), "_fp", None)
+    if (isinstance(fp, http.client.HTTPResponse) and not fp.chunked and fp.length is not None
+            and not getattr(body._raw_stream, "_decoded_buffer", None)):
+        return fp.readinto
+    return cast("Callable[[memoryview], int]", body.readinto)
+
+
 @dataclass
 class _Job:
     start: int
@@ -254,15 +276,16 @@ class _PhaseClock:
         t[self._phase + "_cpu"] = t.get(self._phase + "_cpu", 0.0) + cpu
 
 
-HASH_READ = 4 * MiB
+HASH_WINDOW = 8 * MiB          # mapped at a time (it counts in RSS while mapped)
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map the cached pages at once (Linux)
 
 
 class _InOrderMD5:
     """The MD5 of a file that several ranges write at once: one thread hashes the written prefix
-    as it grows, reading it back (from the page cache, into one reused buffer: memory does not
-    grow with the object or with how far a stream runs ahead). Range ``i`` reports with
-    :meth:`written` how far it has written; the prefix ends where the first unfinished range
-    has got to."""
+    as it grows, where it lies in the page cache (mapped a window at a time: memory does not
+    grow with the object or with how far a stream runs ahead, and no byte is copied). Range
+    ``i`` reports with :meth:`written` how far it has written; the prefix ends where the first
+    unfinished range has got to."""
 
     def __init__(self, fd: int, jobs: list[_Job], md5: hashlib._Hash,
                  cancel: threading.Event) -> None:
@@ -321,8 +344,6 @@ class _InOrderMD5:
         return self.pos[self._first] if self._first < len(self.ends) else self.size
 
     def _hash(self) -> None:
-        buf = bytearray(HASH_READ)
-        view = memoryview(buf)
         while self.hashed < self.size:
             with self._cond:
                 while (avail := self._frontier()) <= self.hashed:
@@ -332,14 +353,24 @@ class _InOrderMD5:
             while self.hashed < avail:
                 if self.cancel.is_set():
                     return
-                with self.clock("readback"):
-                    n = os.preadv(self.fd, [view[:min(HASH_READ, avail - self.hashed)]],
-                                  self.hashed)
-                if n <= 0:
-                    raise OSError(f"could not read back byte {self.hashed} to hash it")
-                with self.clock("md5"):
-                    self.md5.update(view[:n])
-                self.hashed += n
+                self._hash_window(avail)
+
+    def _hash_window(self, avail: int) -> None:
+        """Hash the written bytes from ``hashed`` (at most ``HASH_WINDOW``) where they lie: the
+        page cache, mapped read-only. A ``pread`` into a buffer would copy every byte once more
+        (about 0.5 CPU-s/GiB here). The file's size was set before any range started, so the
+        mapping never reaches past its end."""
+        start = self.hashed - self.hashed % mmap.ALLOCATIONGRANULARITY
+        end = min(avail, start + HASH_WINDOW)
+        with self.clock("readback"):
+            mm = mmap.mmap(self.fd, end - start, mmap.MAP_SHARED | _MAP_POPULATE,
+                           mmap.PROT_READ, offset=start)
+        try:
+            with memoryview(mm) as view, self.clock("md5"):
+                self.md5.update(view[self.hashed - start:])
+        finally:
+            mm.close()
+        self.hashed = end
 
 
 class Downloader:
@@ -407,6 +438,7 @@ class Downloader:
             else None
         h = hashlib.md5() if part else None
         hasher = self._hasher
+        view = memoryview(bytearray(self.read_size))   # one buffer per stream, reused
         failures = 0
         wb_from = pos
         stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
@@ -424,27 +456,25 @@ class Downloader:
                 body = resp["Body"]
                 try:
                     self._check_range(resp, pos, job.end)
+                    readinto = body_readinto(body)
                     while pos < job.end:
                         if self.cancel.is_set():
                             return
                         want = min(self.read_size, job.end - pos)
                         if part:
                             want = min(want, part - pos % part)
-                        # botocore's public read: one bytes object per read, written as is
-                        # (about 0.3 s CPU/GiB at 512 KiB; a private zero-copy path into
-                        # http.client saved nothing measurable).
                         with clock("read"):
-                            data = body.read(want)
-                        n = len(data)
+                            n = readinto(view[:want])
                         if not n:
                             raise ConnectionError(f"stream ended at byte {pos}")
+                        chunk = view[:n]
+                        if h is not None:         # while the bytes are still in the CPU cache
+                            with clock("md5"):
+                                h.update(chunk)
                         written = 0
                         with clock("write"):
                             while written < n:
-                                written += os.pwrite(fd, data[written:], pos + written)
-                        if h is not None:
-                            with clock("md5"):
-                                h.update(data)
+                                written += os.pwrite(fd, chunk[written:], pos + written)
                         pos += n
                         if hasher is not None:
                             hasher.written(index, pos)
