@@ -456,3 +456,28 @@ def test_pack_and_unpack_commands_with_a_remote_dataset(s3, data, tmp_path, kito
     assert str(e.value).startswith("Failed to pack model kit: failed to verify remote object "
                                    "for data/train.bin: failed to HEAD object in S3 bucket: "
                                    "s3://data/dir/multi.bin: cannot reach http://127.0.0.1:9")
+
+
+def test_a_real_body_is_read_from_the_socket_into_the_buffer(s3):
+    """body_readinto takes http.client's readinto under botocore's body and urllib3's response
+    (recv_into our buffer): if a botocore or urllib3 upgrade moves it, this fails -- downloads
+    would still work through the body's public readinto, at a CPU cost per GiB. The bytes of a
+    range come out whole, then a read of 0."""
+    import http.client
+
+    from kit_jupyter.transport.s3_download import body_readinto
+
+    s3.bucket("raw")
+    blob = os.urandom(300 * KiB + 3)
+    s3.put("raw", "b", blob)
+    client = ks3.make_client(s3.env(), bucket="raw")
+    body = client.get_object(Bucket="raw", Key="b", Range="bytes=1000-250999")["Body"]
+    try:
+        readinto = body_readinto(body)
+        assert isinstance(getattr(readinto, "__self__", None), http.client.HTTPResponse)
+        buf, got = memoryview(bytearray(64 * KiB)), bytearray()
+        while n := readinto(buf):
+            got += buf[:n]
+        assert got == blob[1000:251000]
+    finally:
+        body.close()
