@@ -9,8 +9,10 @@ objects of random bytes: ``multipart`` with boto3's ``upload_file`` (8 MiB parts
 its own process, interleaved (the order rotates every run), ``--runs`` times: kit_jupyter with
 1, 2 and 4 streams (``--workers``; 4 is the default a user gets), boto3's ``download_file`` and
 s5cmd ``cp``. Prints the machine's facts (``_machine.py``), median (min-max) times, ratios
-against the references measured in the same run, each tool's peak RSS and CPU seconds, and for
-kit_jupyter where the time goes.
+against the references measured in the same run, each tool's peak RSS and CPU seconds, the CPU
+seconds the server spent on its download (on a small machine client and server share the cores:
+the budget line says how much of cores x wall they used together), and for kit_jupyter where
+the time goes.
 
 Times: "op" is client set-up plus the download, measured inside the child (interpreter start and
 imports excluded -- the same for both Python tools); "wall" is the whole process. s5cmd's op time
@@ -148,16 +150,30 @@ def md5_threads_check() -> str:
 
 
 def start_server(kind: str, workdir: Path, size: int):
+    """The server, its env, its stop function and the PIDs of its processes (whose CPU seconds
+    each download costs the server too: on a small machine they share the cores)."""
     if kind == "rgw":
         from tests.plugins.rgw import RGWCluster
 
         c = RGWCluster(workdir / "ceph", memstore_bytes=max(4 << 30, 5 * size))
         c.start()
-        return c, c.env(), c.stop
+        return c, c.env(), c.stop, [p.pid for p in c._procs]
     from kit_jupyter.services import start_s3
 
     m = start_s3(workdir / "moto", access_key="bench", secret_key="bench-secret")
-    return m, m.env(), m.stop
+    return m, m.env(), m.stop, [m.process.pid]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (/proc/PID/stat; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else 0.0
 
 
 def upload(client, src: Path, kind: str) -> str:
@@ -232,7 +248,7 @@ def main() -> None:
     stop = None
     try:
         t0 = time.perf_counter()
-        server, env, stop = start_server(args.server, work, size)
+        server, env, stop, server_pids = start_server(args.server, work, size)
         print(f"{args.server} up in {time.perf_counter() - t0:.1f} s at {env['S3_API_ENDPOINT']}",
               flush=True)
         src = work / "source.bin"
@@ -265,7 +281,7 @@ def main() -> None:
             extra_rows: dict[str, list[float]] = {"kit cache hit": [], "  its copy": [],
                                                   "  the rest": [], "cp": [], "cp+sync": []}
         res: dict[tuple[str, str], dict[str, list]] = {
-            (k, t): {"op": [], "wall": [], "rss": [], "cpu": [], "timings": []}
+            (k, t): {"op": [], "wall": [], "rss": [], "cpu": [], "server": [], "timings": []}
             for k in kinds for t in tools}
         notes: dict[tuple[str, str], str] = {}
         for run in range(args.runs):
@@ -285,7 +301,9 @@ def main() -> None:
                     if tool.startswith("base/"):
                         tool_env = dict(child_env, BENCH_KIT_ROOT=args.baseline,
                                         PYTHONPATH=args.baseline)
+                    s0 = cpu_seconds(server_pids)
                     m = run_measured(cmd, env=tool_env)
+                    server_cpu = cpu_seconds(server_pids) - s0
                     op = m.wall
                     r = res[(kind, tool)]
                     if tool != "s5cmd":
@@ -295,11 +313,12 @@ def main() -> None:
                     got = out.stat().st_size
                     assert got == size, f"{tool}: {got} bytes, expected {size}"
                     out.unlink()
-                    for k, v in (("op", op), ("wall", m.wall), ("rss", m.rss), ("cpu", m.cpu)):
+                    for k, v in (("op", op), ("wall", m.wall), ("rss", m.rss), ("cpu", m.cpu),
+                                 ("server", server_cpu)):
                         r[k].append(v)
                     print(f"  run {run + 1} {kind:9s} {tool:6s} op {op:6.2f} s  wall "
-                          f"{m.wall:6.2f} s  CPU {m.cpu:5.2f} s  RSS {m.rss / MiB:6.1f} MiB",
-                          flush=True)
+                          f"{m.wall:6.2f} s  CPU {m.cpu:5.2f} s  server CPU {server_cpu:5.2f} s"
+                          f"  RSS {m.rss / MiB:6.1f} MiB", flush=True)
             if cached is not None:
                 out = outdir / "download.bin"
                 m = run_measured([sys.executable, __file__, "--child", "cache", "--out", str(out),
@@ -328,8 +347,9 @@ def main() -> None:
                 r = res[(kind, tool)]
                 note = notes.get((kind, tool), "not verified")
                 print(f"  {tool:7s} op {spread(r['op']):>18} s {size / MiB / med(r['op']):7.1f} "
-                      f"MiB/s  wall {med(r['wall']):6.2f} s  CPU {med(r['cpu']):5.2f} s  peak "
-                      f"RSS {max(r['rss']) / MiB:6.1f} MiB  {note}")
+                      f"MiB/s  wall {med(r['wall']):6.2f} s  CPU {med(r['cpu']):5.2f} s  server "
+                      f"CPU {med(r['server']):5.2f} s  peak RSS {max(r['rss']) / MiB:6.1f} MiB  "
+                      f"{note}")
             kit = f"kit/{default_streams}"
             if kit in tools:
                 for ref, target in (("boto3", 0.8), ("s5cmd", 1.6)):
@@ -338,6 +358,12 @@ def main() -> None:
                         ratio = per_run_ratio(ours["op"], theirs["op"])
                         print(f"  {kit} / {ref}: {ratio:.2f}x ({verdict(ratio, target)}); "
                               f"CPU {med(ours['cpu']) / med(theirs['cpu']):.2f}x")
+                cores = os.cpu_count() or 1
+                used = {t: (med(res[(kind, t)]["cpu"]) + med(res[(kind, t)]["server"]))
+                        / (cores * med(res[(kind, t)]["wall"])) for t in tools}
+                budget = [f"{t} {u:.0%}" for t, u in used.items()]
+                print(f"  CPU budget, (tool CPU + server CPU) / ({cores} cores x wall): "
+                      + ", ".join(budget) + " (near 100%: the cores, not the link, set the pace)")
                 rss = max(res[(kind, kit)]["rss"]) / 1e6
                 print(f"  {kit} peak RSS {rss:.0f} MB ({verdict(rss, 150)})")
             for w in streams:
