@@ -182,6 +182,50 @@ class _ProgressReader:
         self._f.close()
 
 
+class _Fanout:
+    """Hands every piece to each consumer in the consumer's own thread, in order, through a
+    bounded queue (at most ``depth`` pieces waiting each: memory does not grow with the blob).
+
+    The first exception a consumer raises is kept; :meth:`put` raises it in the producing
+    thread, and the consumers drain (without calling anything) whatever is still queued, so
+    the producer never blocks on a consumer that has stopped. :meth:`close` waits for every
+    consumer to finish, then raises that exception."""
+
+    def __init__(self, consumers: list[Callable[[bytes], Any]], depth: int = 8) -> None:
+        self.error: BaseException | None = None
+        self._queues: list[queue.Queue[bytes | None]] = []
+        self._threads: list[threading.Thread] = []
+        for fn in consumers:
+            q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+            t = threading.Thread(target=self._run, args=(fn, q), name="kit-pull", daemon=True)
+            t.start()
+            self._queues.append(q)
+            self._threads.append(t)
+
+    def _run(self, fn: Callable[[bytes], Any], q: queue.Queue[bytes | None]) -> None:
+        while (item := q.get()) is not None:
+            if self.error is None:
+                try:
+                    fn(item)
+                except BaseException as exc:  # handed to the producer by put() / close()
+                    if self.error is None:
+                        self.error = exc
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        for q in self._queues:
+            q.put(data)
+
+    def close(self, reraise: bool = True) -> None:
+        for q in self._queues:
+            q.put(None)
+        for t in self._threads:
+            t.join()
+        if reraise and self.error is not None:
+            raise self.error
+
+
 class VerifiedBlobStream(io.RawIOBase):
     """A downloaded blob as a file object, checked against its descriptor while it is read.
 
@@ -267,32 +311,23 @@ class VerifiedBlobStream(io.RawIOBase):
 
     def read_all_verified(self, sink: Callable[[bytes], Any]) -> int:
         """Copy the whole blob into ``sink`` in 1 MiB pieces, verifying at the end (after the
-        last ``sink`` call, so an external digest has seen every byte).
+        last ``sink`` call has returned, so an external digest has seen every byte).
 
-        Our own hashing runs in a helper thread fed through a small bounded queue (8 MiB), so
-        it overlaps receiving and writing instead of adding to them (hashlib releases the GIL).
+        The socket is read here while ``sink`` (the file write) and our own hashing each run in
+        a helper thread fed through a small bounded queue (:class:`_Fanout`): receiving,
+        writing and hashing overlap instead of adding up (each releases the GIL). Measured on a
+        1 GiB pull, reading and writing in one thread took about as long each, one after the
+        other. A failing ``sink`` stops the download at the next piece.
         """
-        if self._hash is None:
-            while data := self._next(CHUNK):
-                sink(data)
-            self._check()
-            return self._count
-        hasher = self._hash
-        pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-
-        def run() -> None:
-            while (item := pending.get()) is not None:
-                hasher.update(item)
-
-        worker = threading.Thread(target=run, name="kit-hash", daemon=True)
-        worker.start()
+        consumers = [sink] if self._hash is None else [sink, self._hash.update]
+        fanout = _Fanout(consumers)
         try:
             while data := self._next(CHUNK, hash_inline=False):
-                pending.put(data)
-                sink(data)
-        finally:
-            pending.put(None)
-            worker.join()
+                fanout.put(data)
+        except BaseException:
+            fanout.close(reraise=False)
+            raise
+        fanout.close()
         self._check()
         return self._count
 
