@@ -41,6 +41,7 @@ from kit_jupyter.reporting import NullReporter, Reporter, Task, format_bytes, po
 from kit_jupyter.transport import credentials
 from kit_jupyter.transport.blobinfo import BlobLocations
 from kit_jupyter.transport.registry import (
+    RANGE_MIN,
     DeleteUnsupported,
     RegistryClient,
     RegistryOptions,
@@ -522,13 +523,21 @@ class _WriteBehind:
 
 def _download(client: RegistryClient, store: LocalStore, repository: str, blob: Descriptor,
               task: Task) -> None:
-    """Stream one blob into ``storage/ingest``, verified (digest and size) while it arrives,
-    then hand it to storage (fsync + rename). Any failure leaves nothing behind."""
+    """Download one blob into ``storage/ingest``, verified (digest and size) while it arrives,
+    then hand it to storage (fsync + rename). A blob of ``RANGE_MIN`` bytes or more comes as
+    concurrent ranged GETs (:meth:`RegistryClient.pull_blob_ranged`), a smaller one -- or any
+    from a registry that ignores ranges -- as one stream. Any failure leaves nothing behind."""
     store.ingest_dir.mkdir(parents=True, exist_ok=True)
     tmp = store.ingest_dir / f"kitjupyter-pull-{secrets.token_hex(8)}"
     try:
-        with open(tmp, "xb") as f, _WriteBehind(f) as out:
-            client.pull_blob(repository, blob, out, task)
+        # read-write: the ranged path hashes what it wrote, read back from the page cache
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                     0o600)
+        with open(fd, "r+b") as f:
+            if not (blob.size >= RANGE_MIN
+                    and client.pull_blob_ranged(repository, blob, f.fileno(), task)):
+                with _WriteBehind(f) as out:
+                    client.pull_blob(repository, blob, out, task)
         store.adopt_file(tmp, blob.digest, blob.size, blob.media_type)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -15,6 +15,8 @@ owns the request path, with the token protocol in :mod:`kit_jupyter.transport.be
   registry's own host, never to a host a blob download is redirected to;
 * blobs are uploaded as a monolithic PUT streaming from the file, skipped when ``HEAD`` finds
   them, downloaded as verified streams (digest and size, checked at EOF), with per-layer progress;
+  a large blob as concurrent ranged GETs written in place, one SHA-256 following the written
+  prefix (:meth:`RegistryClient.pull_blob_ranged`), a broken range resumed from its last byte;
 * manifests travel as the exact bytes (digest after push == local digest, checked against
   ``Docker-Content-Digest``).
 """
@@ -30,9 +32,11 @@ import threading
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from kit_jupyter._fs import WRITEBACK_STEP, start_writeback
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.kitfile.reference import parse_reference
@@ -54,6 +58,7 @@ from kit_jupyter.transport.bearer import (
 from kit_jupyter.transport.credentials import Credentials
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
+from kit_jupyter.transport.s3_download import _InOrderMD5, _Job
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -63,6 +68,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # oras-go's limit; a manifest is never streamed to disk
 CHUNK = 1024 * 1024
+RANGE_STREAMS = 4  # concurrent ranged GETs of one large blob (pull_blob_ranged)
+RANGE_MIN = 64 * CHUNK  # below this a blob is one GET: an extra request would not pay
+RANGE_ATTEMPTS = 3  # tries in a row without a byte of progress before a range fails
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_TOKEN_BYTES = 1 << 20  # a token answer is a few KiB of JSON
 
@@ -738,6 +746,127 @@ class RegistryClient:
                 return str(writer.digest)
         with self.open_blob(repo, descriptor, task, external) as stream:
             return stream.read_all_verified(writer.write)
+
+    def pull_blob_ranged(self, repo: str, descriptor: Descriptor, fd: int,
+                         task: Task | None = None, streams: int = RANGE_STREAMS) -> bool:
+        """Download a large blob into ``fd`` (opened read-write, empty) with ``streams``
+        concurrent ranged GETs, verified like :meth:`pull_blob`; False (nothing written, nothing
+        counted) when the registry does not answer a range with 206, for the caller to stream
+        it instead.
+
+        One stream of docker-registry runs at about the speed of one of our cores hashing, so
+        the ranges fill the link and a single SHA-256 follows the written prefix in order,
+        hashing it where it lies in the page cache (:class:`~kit_jupyter.transport.s3_download.
+        _InOrderMD5`, the remote-dataset download's in-order hasher, given a SHA-256): the blob
+        arrives at the speed of the slower of the network and one core's SHA-256, and what is
+        verified is what was written. A stream that breaks off is resumed from the last byte it
+        wrote (at most ``RANGE_ATTEMPTS`` tries in a row without progress); the first failure
+        stops the others at their next MiB and is raised."""
+        digest = descriptor.digest
+        where = f"{self.registry}/{repo}"
+        algo, _, _ = digest.partition(":")
+        size = descriptor.size
+        if algo not in ("sha256", "sha512") or size < 2 * CHUNK:
+            return False
+        step = -(-size // max(1, streams))
+        step += -step % CHUNK  # whole MiB per range
+        jobs = [_Job(s, min(s + step, size)) for s in range(0, size, step)]
+        first = self._open_range(repo, digest, jobs[0].start, jobs[0].end, size, where)
+        if first is None:
+            return False
+        os.ftruncate(fd, size)
+        cancel = threading.Event()
+        hasher = _InOrderMD5(fd, jobs, hashlib.new(algo), cancel)
+        hasher.start()
+        pool = ThreadPoolExecutor(len(jobs), thread_name_prefix="kit-pull-range")
+        try:
+            futures = [pool.submit(self._fetch_range, repo, digest, fd, job, i, size, where,
+                                   hasher, task, cancel, first if i == 0 else None)
+                       for i, job in enumerate(jobs)]
+            first = None
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    if (exc := f.exception()) is not None:
+                        raise exc
+                hasher.check()
+            hasher.wait()
+        except BaseException:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            hasher.stop()
+            raise
+        finally:
+            if first is not None:
+                first.close()
+            pool.shutdown(wait=True)
+        actual = f"{algo}:{hasher.md5.hexdigest()}"
+        if actual != digest:
+            raise RegistryError(f"blob {digest} from {where} does not match its digest "
+                                f"(got {actual})")
+        return True
+
+    def _open_range(self, repo: str, digest: str, start: int, end: int, size: int,
+                    where: str) -> requests.Response | None:
+        """``GET`` bytes ``start``..``end - 1`` of a blob: the 206 answer, or None when the
+        registry sent the whole blob (200: no range support)."""
+        resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", stream=True,
+                            headers={"Range": f"bytes={start}-{end - 1}"})
+        if resp.status_code == 200:
+            resp.close()
+            return None
+        if resp.status_code != 206:
+            self._raise_for(resp, f"blob {digest} of {where}")
+        sent = resp.headers.get("Content-Range", "")
+        if sent.replace(" ", "") != f"bytes{start}-{end - 1}/{size}":
+            resp.close()
+            raise RegistryError(f"blob {digest} from {where}: asked for bytes {start}-{end - 1} "
+                                f"of {size}, got {sent or 'no Content-Range'}")
+        return resp
+
+    def _fetch_range(self, repo: str, digest: str, fd: int, job: _Job, index: int, size: int,
+                     where: str, hasher: _InOrderMD5, task: Task | None,
+                     cancel: threading.Event, resp: requests.Response | None) -> None:
+        pos = job.start
+        wb_from = pos
+        failures = 0
+        while pos < job.end:
+            progressed = False
+            try:
+                if resp is None:
+                    resp = self._open_range(repo, digest, pos, job.end, size, where)
+                    if resp is None:
+                        raise RegistryError(f"blob {digest} from {where}: the registry stopped "
+                                            "answering ranged requests")
+                while pos < job.end:
+                    if cancel.is_set() or self.cancelled.is_set():
+                        raise Cancelled(f"download of {digest} cancelled")
+                    data = resp.raw.read(min(CHUNK, job.end - pos), decode_content=False)
+                    if not data:
+                        raise _Transient(f"stream ended at byte {pos}")
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.pwrite(fd, view, pos + len(data) - len(view)):]
+                    pos += len(data)
+                    progressed = True
+                    hasher.written(index, pos)
+                    if task is not None:
+                        task.advance(len(data))
+                    if pos - wb_from >= WRITEBACK_STEP or pos == job.end:
+                        start_writeback(fd, wb_from, pos - wb_from)
+                        wb_from = pos
+            except (RegistryError, OSError):
+                raise
+            except Exception as exc:  # a broken stream: resumed from ``pos``, bounded
+                failures = 0 if progressed else failures + 1
+                if failures >= RANGE_ATTEMPTS or cancel.is_set() or self.cancelled.is_set():
+                    raise RegistryError(f"download of {digest} from {where} failed: "
+                                        f"{_one_line(exc)}") from None
+            finally:
+                if resp is not None:
+                    resp.close()
+                    resp = None
 
     # -- manifests and tags ------------------------------------------------------------------
     def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str, str]:
