@@ -58,7 +58,7 @@ from kit_jupyter.transport.bearer import (
 from kit_jupyter.transport.credentials import Credentials
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
-from kit_jupyter.transport.s3_download import _InOrderMD5, _Job
+from kit_jupyter.transport.s3_download import _InOrderMD5, _Job, body_readinto
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -70,6 +70,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # oras-go's limit; a manifest is never str
 CHUNK = 1024 * 1024
 RANGE_STREAMS = 4  # concurrent ranged GETs of one large blob (pull_blob_ranged)
 RANGE_MIN = 64 * CHUNK  # below this a blob is one GET: an extra request would not pay
+RANGE_SIZE = 64 * CHUNK  # the largest range one GET asks for
 RANGE_ATTEMPTS = 3  # tries in a row without a byte of progress before a range fails
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_TOKEN_BYTES = 1 << 20  # a token answer is a few KiB of JSON
@@ -749,10 +750,10 @@ class RegistryClient:
 
     def pull_blob_ranged(self, repo: str, descriptor: Descriptor, fd: int,
                          task: Task | None = None, streams: int = RANGE_STREAMS) -> bool:
-        """Download a large blob into ``fd`` (opened read-write, empty) with ``streams``
-        concurrent ranged GETs, verified like :meth:`pull_blob`; False (nothing written, nothing
-        counted) when the registry does not answer a range with 206, for the caller to stream
-        it instead.
+        """Download a large blob into ``fd`` (opened read-write, empty) as ranged GETs of at
+        most ``RANGE_SIZE``, ``streams`` at a time and taken in order, verified like
+        :meth:`pull_blob`; False (nothing written, nothing counted) when the registry does not
+        answer a range with 206, for the caller to stream it instead.
 
         One stream of docker-registry runs at about the speed of one of our cores hashing, so
         the ranges fill the link and a single SHA-256 follows the written prefix in order,
@@ -761,15 +762,19 @@ class RegistryClient:
         arrives at the speed of the slower of the network and one core's SHA-256, and what is
         verified is what was written. A stream that breaks off is resumed from the last byte it
         wrote (at most ``RANGE_ATTEMPTS`` tries in a row without progress); the first failure
-        stops the others at their next MiB and is raised."""
+        stops the others at their next MiB and is raised. Each stream reads the socket into one
+        reused buffer (:func:`~kit_jupyter.transport.s3_download.body_readinto`)."""
         digest = descriptor.digest
         where = f"{self.registry}/{repo}"
         algo, _, _ = digest.partition(":")
         size = descriptor.size
         if algo not in ("sha256", "sha512") or size < 2 * CHUNK:
             return False
-        step = -(-size // max(1, streams))
-        step += -step % CHUNK  # whole MiB per range
+        # ranges of whole MiB, at most RANGE_SIZE and few enough that every stream gets one,
+        # taken in order by the streams: the hashed prefix keeps up with them instead of
+        # waiting for a first quarter while the others are written ahead
+        step = min(RANGE_SIZE, -(-size // max(1, streams)))
+        step += -step % CHUNK
         jobs = [_Job(s, min(s + step, size)) for s in range(0, size, step)]
         first = self._open_range(repo, digest, jobs[0].start, jobs[0].end, size, where)
         if first is None:
@@ -778,7 +783,7 @@ class RegistryClient:
         cancel = threading.Event()
         hasher = _InOrderMD5(fd, jobs, hashlib.new(algo), cancel)
         hasher.start()
-        pool = ThreadPoolExecutor(len(jobs), thread_name_prefix="kit-pull-range")
+        pool = ThreadPoolExecutor(min(streams, len(jobs)), thread_name_prefix="kit-pull-range")
         try:
             futures = [pool.submit(self._fetch_range, repo, digest, fd, job, i, size, where,
                                    hasher, task, cancel, first if i == 0 else None)
@@ -831,6 +836,7 @@ class RegistryClient:
         pos = job.start
         wb_from = pos
         failures = 0
+        view = memoryview(bytearray(min(CHUNK, job.end - pos)))  # reused for every read
         while pos < job.end:
             progressed = False
             try:
@@ -839,20 +845,24 @@ class RegistryClient:
                     if resp is None:
                         raise RegistryError(f"blob {digest} from {where}: the registry stopped "
                                             "answering ranged requests")
+                readinto = body_readinto(resp.raw)  # the socket straight into ``view``
                 while pos < job.end:
                     if cancel.is_set() or self.cancelled.is_set():
                         raise Cancelled(f"download of {digest} cancelled")
-                    data = resp.raw.read(min(CHUNK, job.end - pos), decode_content=False)
-                    if not data:
+                    try:
+                        n = readinto(view[:min(len(view), job.end - pos)])
+                    except OSError as exc:  # the socket's (a reset, a timeout): resumed
+                        raise _Transient(_one_line(exc)) from None
+                    if not n:
                         raise _Transient(f"stream ended at byte {pos}")
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.pwrite(fd, view, pos + len(data) - len(view)):]
-                    pos += len(data)
+                    done = 0
+                    while done < n:
+                        done += os.pwrite(fd, view[done:n], pos + done)
+                    pos += n
                     progressed = True
                     hasher.written(index, pos)
                     if task is not None:
-                        task.advance(len(data))
+                        task.advance(n)
                     if pos - wb_from >= WRITEBACK_STEP or pos == job.end:
                         start_writeback(fd, wb_from, pos - wb_from)
                         wb_from = pos

@@ -231,18 +231,21 @@ WRITEBACK_EVERY = 16 * MiB
 
 
 def body_readinto(body: Any) -> Callable[[memoryview], int]:
-    """How a stream fills its buffer from a GET's body: with http.client's own ``readinto`` under
-    botocore's StreamingBody and urllib3's response (the socket's ``recv_into`` straight into the
-    stream's buffer), else with the body's public ``readinto``. botocore's ``read`` makes a new
+    """How a stream fills its buffer from a GET's body (botocore's, or the urllib3 response of
+    a streamed ``requests`` GET: the registry's ranged pull): with http.client's own
+    ``readinto`` under botocore's StreamingBody and urllib3's response (the socket's
+    ``recv_into`` straight into the stream's buffer), else with the body's public
+    ``readinto``. botocore's ``read`` makes a new
     bytes object per read and urllib3's ``readinto`` is ``read`` plus a copy: both cost CPU per
     GiB that the raw response does not (bench/remote_download.py's read phase). Reading past
     urllib3 is safe here: it buffers nothing of the body before the first read, the body is not
     content-encoded for us (botocore does not decode), and the connection is closed after the
     range (``body.close()``), so urllib3's byte counts are never used again. Errors are the
     socket's own (timeouts, resets: transient), a short body a read of 0 bytes."""
-    fp = getattr(getattr(body, "_raw_stream", None), "_fp", None)
+    raw = getattr(body, "_raw_stream", body)  # botocore's body, or urllib3's response itself
+    fp = getattr(raw, "_fp", None)
     if (isinstance(fp, http.client.HTTPResponse) and not fp.chunked and fp.length is not None
-            and not getattr(body._raw_stream, "_decoded_buffer", None)):
+            and not getattr(raw, "_decoded_buffer", None)):
         return fp.readinto
     return cast("Callable[[memoryview], int]", body.readinto)
 
