@@ -143,3 +143,26 @@ def test_failing_sink_stops_the_stream_with_its_error(registry, tmp_path):
         with pytest.raises(OSError, match="No space left"):
             client.pull_blob("ranged/sink", Descriptor(LAYER_TYPE, digest, SIZE), Full())
     assert len(seen) == 2
+
+
+def test_a_range_is_read_from_the_socket_into_the_buffer(registry, tmp_path):
+    """The ranged pull reads a streamed requests GET through body_readinto: http.client's
+    readinto (recv_into the stream's buffer). If a requests or urllib3 upgrade moves it, this
+    fails -- pulls would still work through urllib3's public readinto, at a copy per byte."""
+    import http.client
+
+    from kit_jupyter.transport.s3_download import body_readinto
+
+    data, digest = _pushed(registry, tmp_path, "ranged/readinto")
+    with RegistryClient(registry.host, plain_http=True) as client:
+        resp = client._open_range("ranged/readinto", digest, 1000, CHUNK + 1000, SIZE, "test")
+        assert resp is not None
+        try:
+            readinto = body_readinto(resp.raw)
+            assert isinstance(getattr(readinto, "__self__", None), http.client.HTTPResponse)
+            buf, got = memoryview(bytearray(64 * 1024)), bytearray()
+            while n := readinto(buf):
+                got += buf[:n]
+            assert got == data[1000:CHUNK + 1000]
+        finally:
+            resp.close()
