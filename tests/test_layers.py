@@ -724,3 +724,54 @@ def test_the_entries_kept_for_the_total_are_small(tmp_path: Path) -> None:
 
     small, large = peak(500), peak(2500)
     assert (large - small) / 2000 < 400, (small, large)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.one_of(st.binary(min_size=1, max_size=160),
+                      st.text(min_size=1, max_size=120).map(lambda t: t.encode("utf-8"))),
+       mode=st.sampled_from([0o644, 0o755, 0o4755, 0o7777, 0o7777777, 0o10000000, -1]),
+       size=st.one_of(st.integers(0, 10_000), st.integers(8 ** 11 - 2, 8 ** 11 + 1)),
+       is_dir=st.booleans(), pos=st.integers(0, 3))
+def test_a_header_built_in_place_is_tar_headers_block(name: bytes, mode: int, size: int,
+                                                      is_dir: bool, pos: int) -> None:
+    """header_into writes the one block tar_header gives -- or, where tar_header needs PAX
+    (long, non-ASCII, NUL), or a number does not fit, nothing -- and touches no other byte."""
+    from kit_jupyter.gocompat.gotar import header_into
+
+    buf = bytearray(b"\xa5" * (4 * 512))
+    n = header_into(buf, pos * 256, name, mode, size, is_dir)
+    if n:
+        assert n == 512
+        assert bytes(buf[pos * 256:pos * 256 + 512]) == tar_header(name, mode, size, is_dir)
+        assert bytes(buf[pos * 256:pos * 256 + 512]) == _general_header(name, mode, size, is_dir)
+        buf[pos * 256:pos * 256 + 512] = b"\xa5" * 512
+    else:
+        assert len(name) > 100 or not name.isascii() or b"\0" in name or not is_dir and \
+            size >= 8 ** 11 or not 0 <= mode < 0o7777777
+    assert buf == b"\xa5" * (4 * 512)
+
+
+def test_small_files_past_the_buffers_end_are_read_into_it(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """A small file that does not fit what is left of the staging buffer is read into it after
+    a flush; only a file larger than the buffer is copied by _copy_file (the kernel copy and its
+    hashing thread cost more than they save on a few KiB)."""
+    import kit_jupyter.oci.layers as layers
+
+    for i in range(400):
+        mkfile(tmp_path / f"code/f{i:03d}", bytes([i % 256]) * (3000 + i))
+    mkfile(tmp_path / "code/zz-large", b"L" * (layers.CHUNK + 1))
+    copied: list[str] = []
+    real = layers._copy_file
+
+    def counting(path, rel, *args):
+        copied.append(rel)
+        return real(path, rel, *args)
+    monkeypatch.setattr(layers, "_copy_file", counting)
+    data, _, stats = layer(tmp_path, "code")
+    assert copied == ["code/zz-large"]
+    assert stats.files == 401 and stats.tar_bytes == len(data)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf.getmembers():
+            if m.isfile():
+                assert tf.extractfile(m).read() == (tmp_path / m.name).read_bytes()  # type: ignore[union-attr]

@@ -114,30 +114,38 @@ def _pax_record(key: str, value: bytes) -> bytes:
     return record
 
 
-_TEMPLATES: dict[tuple[int, bytes], tuple[bytes, int]] = {}
+_TEMPLATES: dict[int, tuple[bytes, int]] = {}
 
 
-def _short_header(name: bytes, mode: int, size: int, typeflag: bytes) -> bytes:
-    """The USTAR block of a short ASCII name (nearly every entry of a code layer): a cached
-    block for the mode and type with the name and size put in, its checksum the cached sum of
-    the rest plus theirs -- the same bytes as the general path, at a fraction of its cost."""
-    key = (mode, typeflag)
+def header_into(buf: bytearray, pos: int, name: bytes, mode: int, size: int,
+                is_dir: bool) -> int:
+    """Put the header kit writes for one entry at ``buf[pos:pos + BLOCK]`` if it is one USTAR
+    block with the name in the name field (a short ASCII name: nearly every entry of a code
+    layer) and return ``BLOCK``; return 0, writing nothing, where it is not (then
+    :func:`tar_header` builds it). A cached block for the mode and type gets the name and the
+    size put in; its checksum is the cached sum of the rest plus theirs: the general path's
+    bytes, written in place, at a fraction of its cost."""
+    if is_dir:
+        size = 0
+    if len(name) > _NAME_SIZE or not name.isascii() or b"\0" in name or \
+            not 0 <= mode < 0o7777777 or size >= 8 ** 11:
+        return 0
+    key = mode << 1 | is_dir
     cached = _TEMPLATES.get(key)
     if cached is None:
-        block = _v7_plus(b"", mode, KIT_UID, 0, typeflag, devnums=True)
+        block = _v7_plus(b"", mode, KIT_UID, 0, b"5" if is_dir else b"0", devnums=True)
         block[124:136] = bytes(12)
         block[148:156] = b" " * 8
         cached = _TEMPLATES[key] = (bytes(block), sum(block))
         if len(_TEMPLATES) > 64:  # modes are few; never let odd ones pile up
             _TEMPLATES.clear()
     template, base_sum = cached
-    block = bytearray(template)
-    block[0:len(name)] = name
-    size_field = format(size, "o").rjust(11, "0").encode() + b"\0"
-    block[124:136] = size_field
-    total = base_sum + sum(name) + sum(size_field)
-    block[148:156] = format(total, "o").rjust(6, "0").encode() + b"\0 "
-    return bytes(block)
+    size_field = b"%011o\0" % size
+    buf[pos:pos + BLOCK] = template
+    buf[pos:pos + len(name)] = name
+    buf[pos + 124:pos + 136] = size_field
+    buf[pos + 148:pos + 156] = b"%06o\0 " % (base_sum + sum(name) + sum(size_field))
+    return BLOCK
 
 
 def tar_header(name: bytes, mode: int, size: int, is_dir: bool) -> bytes:
@@ -146,11 +154,11 @@ def tar_header(name: bytes, mode: int, size: int, is_dir: bool) -> bytes:
     USTAR when possible; otherwise a PAX extended header named the way Go names it, followed by
     the USTAR-shaped main header with the name reduced to ASCII and cut to 100 bytes.
     """
+    block = bytearray(BLOCK)
+    if header_into(block, 0, name, mode, size, is_dir):
+        return bytes(block)
     typeflag = b"5" if is_dir else b"0"
     size = 0 if is_dir else size
-    if len(name) <= _NAME_SIZE and 0 <= mode < 0o7777777 and size < 8 ** 11 and \
-            name.isascii() and b"\0" not in name:
-        return _short_header(name, mode, size, typeflag)
     pax: dict[str, bytes] = {}
     if not name.isascii() or b"\0" in name or len(name) > _NAME_SIZE:
         pax["path"] = name
@@ -526,4 +534,5 @@ def _merge_pax(pax: dict[bytes, bytes], name: bytes, linkname: bytes,
 
 
 __all__ = ["BLOCK", "END_OF_ARCHIVE", "KIT_UID", "MAX_SPECIAL_FILE_SIZE", "TarFormatError",
-           "TarHeader", "TarInput", "TarReader", "padding", "tar_header", "unexpected_eof"]
+           "TarHeader", "TarInput", "TarReader", "header_into", "padding", "tar_header",
+           "unexpected_eof"]

@@ -18,6 +18,7 @@ import io
 import itertools
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from kit_jupyter._fs import WRITEBACK_STEP, RangeCopier, start_writeback, sweep_
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
-from kit_jupyter.gocompat.gotar import BLOCK, END_OF_ARCHIVE, tar_header
+from kit_jupyter.gocompat.gotar import BLOCK, END_OF_ARCHIVE, header_into, tar_header
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.gocompat.ignore import IgnoreRules
 from kit_jupyter.oci.compression import compressor
@@ -377,10 +378,11 @@ def write_layer(context_dir: str | os.PathLike[str], layer_path: str, out: Binar
 
 def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats: LayerStats,
                    task: Task | None) -> None:
-    """Headers and small files are gathered in one 1 MiB buffer (a small file is read straight
-    into it, after its header) and handed to ``out`` -- hash and write -- a buffer at a time;
-    a file that does not fit goes through the buffer in 1 MiB reads. Per small file that is an
-    open, one read and a close: the cost of ``tar cf``, not three writes and a hash update
+    """Headers and small files are gathered in one 1 MiB buffer (a header is built in place, a
+    small file is read straight into it, after its header) and handed to ``out`` -- hash and
+    write -- a buffer at a time; a file that does not fit what is left is read after a flush,
+    and only a file larger than the buffer goes by :func:`_copy_file`. Per small file that is
+    an open, one read and a close: the cost of ``tar cf``, not three writes and a hash update
     each."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -399,40 +401,52 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
         unreported = 0
 
     prefix = os.path.join(ctx, "")  # os.path.join(ctx, rel) for a relative rel, once
-    for entry in entries:
-        name = os.fsencode(entry.rel)
-        perm = entry.mode & 0o7777
-        if entry.is_dir:
-            header = tar_header(name, perm, 0, True)
-            size = 0
-        else:
-            size = entry.size
-            header = tar_header(name, perm, size, False)
-        if pos + len(header) > CHUNK:
-            flush()
-        view[pos:pos + len(header)] = header
-        pos += len(header)
-        stats.entries += 1
-        if entry.is_dir:
-            stats.dirs += 1
-            continue
-        path = prefix + entry.rel
-        pad = -size % BLOCK
-        if pos + size + pad + 1 > CHUNK:  # does not fit: through the buffer, 1 MiB at a time
-            flush()
-            written += _copy_file(path, entry.rel, size, out, view, task)
-            if pad:
-                view[:pad] = bytes(pad)
-                pos = pad
-        else:
-            _read_small(path, entry.rel, size, view[pos:pos + size + 1])
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # fsencode
+    zeros = memoryview(bytes(BLOCK))
+    files = dirs = content = 0
+    try:
+        for entry in entries:
+            rel, mode = entry.rel, entry.mode
+            name = rel.encode(encoding, errors)
+            is_dir = mode & _S_IFMT == _S_IFDIR
+            size = 0 if is_dir else entry.size
+            if pos + BLOCK > CHUNK:
+                flush()
+            n = header_into(buf, pos, name, mode & 0o7777, size, is_dir)
+            if not n:  # a long or non-ASCII name: PAX header first
+                header = tar_header(name, mode & 0o7777, size, is_dir)
+                n = len(header)
+                if pos + n > CHUNK:
+                    flush()
+                view[pos:pos + n] = header
+            pos += n
+            if is_dir:
+                dirs += 1
+                continue
+            pad = -size % BLOCK
+            if pos + size + pad + 1 > CHUNK:  # does not fit after what the buffer holds
+                flush()
+                if size + pad + 1 > CHUNK:  # nor in an empty buffer: a large file
+                    written += _copy_file(prefix + rel, rel, size, out, view, task)
+                    if pad:
+                        view[:pad] = zeros[:pad]
+                        pos = pad
+                    files += 1
+                    content += size
+                    continue
+            _read_small(prefix + rel, rel, size, view[pos:pos + size + 1])
             pos += size
             if pad:
-                view[pos:pos + pad] = bytes(pad)
+                view[pos:pos + pad] = zeros[:pad]
                 pos += pad
             unreported += size
-        stats.files += 1
-        stats.content_bytes += size
+            files += 1
+            content += size
+    finally:
+        stats.entries += files + dirs
+        stats.files += files
+        stats.dirs += dirs
+        stats.content_bytes += content
     if pos + len(END_OF_ARCHIVE) > CHUNK:
         flush()
     view[pos:pos + len(END_OF_ARCHIVE)] = END_OF_ARCHIVE
