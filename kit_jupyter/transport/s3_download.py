@@ -50,7 +50,7 @@ from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
 MiB = 1 << 20
-READ_SIZE = 512 * 1024          # research: 256 KiB-1 MiB reads; 8 MiB reads are ~2x slower
+READ_SIZE = 512 * 1024          # per stream: still in the CPU cache when hashed (2 MiB: more CPU)
 RANGE_TARGET = 64 * MiB         # few large requests: cheap on real S3, and on moto (O(size)/GET)
 MIN_RANGE = 8 * MiB             # below this an extra request costs more than it overlaps
 MAX_ATTEMPTS = 5                # per range, counted only for failures that made no progress
