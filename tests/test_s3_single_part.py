@@ -120,3 +120,19 @@ def test_a_failing_range_stops_the_hasher_and_leaves_nothing(tmp_path):
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+def test_the_hasher_maps_windows_from_unaligned_positions(tmp_path, monkeypatch):
+    """The MD5 thread hashes the written prefix from the file mapped a window at a time; a
+    mapping starts on a page boundary, the prefix anywhere (1000-byte reads, a window of three
+    pages and a byte): every byte is still hashed once, in order."""
+    from kit_jupyter.transport import s3_download
+
+    monkeypatch.setattr(s3_download, "HASH_WINDOW", 3 * 4096 + 1)
+    data = os.urandom(3 * 64 * KiB + 123)
+    info = ObjectInfo(len(data), f'"{hashlib.md5(data).hexdigest()}"')
+    d = Downloader(ordered_get(data, {0: 0.2}), info, etag_plan(info), tmp_path / "o",
+                   workers=3, range_size=64 * KiB, read_size=1000)
+    assert d.run() == "MD5 verified"
+    assert (tmp_path / "o").read_bytes() == data
+    assert d._hasher is not None and d._hasher.hashed == len(data)
