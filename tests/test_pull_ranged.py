@@ -166,3 +166,18 @@ def test_a_range_is_read_from_the_socket_into_the_buffer(registry, tmp_path):
             assert got == data[1000:CHUNK + 1000]
         finally:
             resp.close()
+
+
+def test_a_killed_pulls_temp_file_is_swept_by_the_next_pull(registry, tmp_path):
+    """A pull's temp file carries its owner (``_fs.temp_path``): what a killed pull left in
+    ``storage/ingest`` goes with the next pull that downloads something; a live writer's stays."""
+    data, digest = _pushed(registry, tmp_path, "ranged/swept")
+    dst = tmp_path / "dst"
+    ingest = dst / "storage" / "ingest"
+    ingest.mkdir(parents=True)
+    dead = ingest / "kitjupyter-pull-kj-4194311-1-0123456789ab"  # no such pid, ever
+    dead.write_bytes(data[:CHUNK])
+    live = ingest / f"kitjupyter-pull-kj-{os.getppid()}-0-0123456789ab"
+    live.write_bytes(b"x")
+    pull(f"{registry.host}/ranged/swept:v1", home=dst, plain_http=True)
+    assert sorted(p.name for p in ingest.iterdir()) == [live.name]

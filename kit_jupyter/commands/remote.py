@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
-from kit_jupyter._fs import WRITEBACK_STEP, start_writeback
+from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_path
 from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import _ref_with_tag, inspect
@@ -528,7 +527,9 @@ def _download(client: RegistryClient, store: LocalStore, repository: str, blob: 
     concurrent ranged GETs (:meth:`RegistryClient.pull_blob_ranged`), a smaller one -- or any
     from a registry that ignores ranges -- as one stream. Any failure leaves nothing behind."""
     store.ingest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = store.ingest_dir / f"kitjupyter-pull-{secrets.token_hex(8)}"
+    # owner-tagged: a pull killed mid-blob leaves a file the next pack or pull (or
+    # ``cache clear``) sweeps, where a random name would stay forever
+    tmp = temp_path(store.ingest_dir, "kitjupyter-pull-")
     try:
         # read-write: the ranged path hashes what it wrote, read back from the page cache
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
@@ -570,6 +571,8 @@ def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter, store: 
         blobs = manifest.blobs()
         missing = [b for b in blobs if not store.has_blob(b.digest)]
         tasks = _tasks(reporter, missing)
+        if missing:
+            sweep_stale(store.ingest_dir)  # what a killed pull or pack left there
 
         def download(blob: Descriptor) -> None:
             with tasks[blob.digest] as task:
