@@ -24,7 +24,9 @@ instead of uploading them again.
 Each operation runs in its own process (``_machine.run_measured``: wall time, CPU seconds,
 peak RSS). kit_jupyter's rows also give ``op``, the time inside the process around the call
 (interpreter start and imports excluded, as in a kernel that has run a command before; skopeo
-is a Go binary that starts in milliseconds).
+is a Go binary that starts in milliseconds). kit pull's phases (wall seconds inside the
+process: manifest, blobs -- the ranged download with its in-order SHA-256 --, fsync+rename,
+bookkeeping) show where its time goes; skopeo also fsyncs each blob (``strace -f -c``).
 Targets (issue 13): push <= 1.1x skopeo, second-repository push <= 0.5 s, pull <= 0.6x skopeo,
 no slower than oras-py, peak RSS < 150 MB.
 """
@@ -115,10 +117,27 @@ print(json.dumps({{"op": time.perf_counter() - t, "mounted": len(r.mounted),
 KIT_PULL = """
 import json, time
 import requests  # noqa: F401 - imported before the clock starts, as in a warm kernel
-from kit_jupyter.commands.remote import pull
+from kit_jupyter.commands import remote
+from kit_jupyter.oci.store import LocalStore
+phases = {{}}
+def timed(owner, name, phase):  # wall seconds per phase of the pull, summed over calls
+    fn = getattr(owner, name)
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+    setattr(owner, name, wrapper)
+timed(remote, "_fetch_modelkit", "manifest")
+timed(remote, "_run_tasks", "blobs")
+timed(LocalStore, "adopt_file", "fsync+rename")
+timed(remote.BlobLocations, "record", "bookkeeping")
+timed(LocalStore, "add_manifest", "bookkeeping")
 t = time.perf_counter()
-r = pull({ref!r}, home={home!r}, plain_http=True)
-print(json.dumps({{"op": time.perf_counter() - t, "downloaded": len(r.downloaded)}}))
+r = remote.pull({ref!r}, home={home!r}, plain_http=True)
+print(json.dumps({{"op": time.perf_counter() - t, "downloaded": len(r.downloaded),
+                   "phases": phases}}))
 """
 ORAS_PUSH = """
 import os, oras.provider
@@ -195,6 +214,7 @@ def main() -> None:
               f"{args.runs} runs per operation", flush=True)
         rows: dict[str, list[Measured]] = {}
         ops: dict[str, list[float]] = {}
+        phases: dict[str, list[float]] = {}  # kit pull's, wall seconds inside the process
 
         def measure(name: str, cmd: list[str]) -> Measured:
             m = run_measured(cmd, env=env, cwd=ROOT)
@@ -202,6 +222,8 @@ def main() -> None:
             if m.stdout.strip().startswith("{"):
                 info = json.loads(m.stdout.strip().splitlines()[-1])
                 ops.setdefault(name, []).append(info["op"])
+                for phase, seconds in info.get("phases", {}).items():
+                    phases.setdefault(phase, []).append(seconds)
                 if name == "kit push (2nd repository)":
                     assert info["uploaded"] == 0 and info["mounted"] == 2, info
                 if name == "kit push":
@@ -272,6 +294,10 @@ def main() -> None:
             print(f"{name:30} {spread(wall(name)):>26} {op} {med([m.cpu for m in ms]):6.2f} "
                   f"{gib / med(wall(name)):6.2f} {max(m.rss for m in ms) / 1e6:12.0f}")
 
+        print("\nkit pull phases, wall s, median (min-max): " + "; ".join(
+            f"{k} {spread(v)}" for k, v in phases.items())
+              + "  (blobs = the parallel download and verification of every blob, "
+                "fsync+rename inside it)")
         print("\nratios (median of per-run ratios; each pair measured seconds apart)")
 
         def ratio(a: str, b: str, target: float | None, note: str = "") -> None:
