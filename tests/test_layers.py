@@ -775,3 +775,26 @@ def test_small_files_past_the_buffers_end_are_read_into_it(tmp_path: Path,
         for m in tf.getmembers():
             if m.isfile():
                 assert tf.extractfile(m).read() == (tmp_path / m.name).read_bytes()  # type: ignore[union-attr]
+
+
+def test_staging_buffers_are_hashed_without_the_helper_thread(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """A layer of small files reaches the sink as 1 MiB staging buffers, hashed in the calling
+    thread: no helper thread is started for them (a wake-up per buffer cost more than the
+    overlap saved); the blob's digest is still that of its bytes."""
+    import kit_jupyter.oci.layers as layers
+
+    for i in range(300):
+        mkfile(tmp_path / f"ctx/code/f{i:03d}", os.urandom(5000))
+    pools = []
+
+    class Spy(layers._HashingSink):
+        def close(self):
+            pools.append((self._pool, self.overlapped, self.uncompressed))
+            super().close()
+
+    monkeypatch.setattr(layers, "_HashingSink", Spy)
+    packed = pack_layer_to_file(tmp_path / "ctx", "code", tmp_path / "tmp")
+    blob = packed.path.read_bytes()
+    assert packed.digest == packed.diff_id == sha(blob)
+    assert pools == [(None, 0, len(blob))] and len(blob) > layers.CHUNK

@@ -541,8 +541,6 @@ class PackedLayer:
             self.path.unlink()
 
 
-#: Uncompressed writes from this size on hash in a second thread while they are written.
-_OVERLAP_FROM = 256 << 10
 #: A large file is copied into an uncompressed blob in steps of this size (one is hashed while
 #: the next is copied)
 _SPLICE_STEP = 16 << 20
@@ -552,11 +550,13 @@ class _HashingSink(io.RawIOBase):
     """Layer bytes in; sha256 of them (diffId), optional gzip/zstd, sha256 of what is stored
     (digest).
 
-    Uncompressed, a large write is hashed in a helper thread while the calling thread writes
-    the same bytes (both release the GIL), and the file's writeback is started every
-    ``WRITEBACK_STEP``: packing a large file then costs about the larger of sha256 and
-    copy + sync, not their sum. The write returns only when both are done, so the caller may
-    reuse its buffer at once."""
+    Uncompressed, a file larger than the staging buffer is copied in by the kernel and hashed
+    in a helper thread while the next step is copied (:meth:`splice`), and the file's writeback
+    is started every ``WRITEBACK_STEP``: packing a large file then costs about the larger of
+    sha256 and copy + sync, not their sum. A write (at most a 1 MiB staging buffer of headers
+    and small files) is hashed in the calling thread: handing 1 MiB to the helper saves under a
+    millisecond of overlap and costs a thread wake-up each, which on a busy 2-core machine made
+    a 20,000-file layer slower (median of 12: 1.12 s against 0.997 s inline)."""
 
     def __init__(self, f: BinaryIO, compression: str):
         self._f = f
@@ -642,16 +642,8 @@ class _HashingSink(io.RawIOBase):
         n = len(data)
         self.uncompressed += n
         if self._z is None:
-            if n >= _OVERLAP_FROM:
-                hashed = self._hash_pool().submit(self.diff.update, data)
-                try:
-                    self._f.write(data)
-                finally:
-                    hashed.result()
-                self.overlapped += n
-            else:
-                self.diff.update(data)
-                self._f.write(data)
+            self.diff.update(data)
+            self._f.write(data)
             self._advance(n)
         else:
             self.diff.update(data)
