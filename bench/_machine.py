@@ -140,6 +140,24 @@ def _fs_type(path: str) -> str:
     return kind
 
 
+def durable_write_rate(directory: str | os.PathLike[str], total: int = 256 * MiB) -> float:
+    """MiB per second of writing ``total`` bytes into ``directory`` and fsyncing them: the floor
+    of anything that must be durable before it is renamed into place (a pull's blob), which no
+    amount of parallel fetching or faster hashing moves."""
+    block = os.urandom(MiB)
+    path = Path(directory) / f".durable-write-probe-{os.getpid()}"
+    t0 = time.perf_counter()
+    try:
+        with open(path, "wb") as f:
+            for _ in range(total // MiB):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        return total / MiB / (time.perf_counter() - t0)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def print_facts(title: str = "machine") -> Facts:
     """One block of facts; returns them so the caller can quote them again at the end."""
     f = facts()
