@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
@@ -798,3 +799,31 @@ def test_staging_buffers_are_hashed_without_the_helper_thread(tmp_path: Path,
     blob = packed.path.read_bytes()
     assert packed.digest == packed.diff_id == sha(blob)
     assert pools == [(None, 0, len(blob))] and len(blob) > layers.CHUNK
+
+
+def test_a_large_files_hash_goes_on_during_the_fsync_and_its_error_leaves_nothing(
+        tmp_path: Path, monkeypatch) -> None:
+    """The read-back hash of a spliced file may still run when the blob is fsynced; the
+    digests wait for it, and an error in it fails the pack and removes the blob."""
+    import threading
+
+    import kit_jupyter.oci.layers as layers
+
+    data = os.urandom(3 * layers._SPLICE_STEP + 5)
+    mkfile(tmp_path / "c/m.bin", data)
+    mkfile(tmp_path / "c/z.txt", b"after the large file")  # hashed behind it, in order
+    packed = pack_layer_to_file(tmp_path, "c", tmp_path / "tmp")
+    assert packed.digest == packed.diff_id == sha(packed.path.read_bytes())
+    packed.discard()
+
+    class Failing(layers._HashingSink):
+        def _hash_back(self, fd: int, offset: int, n: int) -> None:
+            if offset > layers._SPLICE_STEP:
+                raise OSError(errno.EIO, "Input/output error")
+            super()._hash_back(fd, offset, n)
+
+    monkeypatch.setattr(layers, "_HashingSink", Failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        pack_layer_to_file(tmp_path, "c", tmp_path / "tmp")
+    assert os.listdir(tmp_path / "tmp") == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("kit-pack-sha256")]

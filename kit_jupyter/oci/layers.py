@@ -9,6 +9,7 @@ extracting layers is :mod:`kit_jupyter.oci.extract`.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
 import datetime as _dt
@@ -19,7 +20,7 @@ import itertools
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -541,9 +542,10 @@ class PackedLayer:
             self.path.unlink()
 
 
-#: A large file is copied into an uncompressed blob in steps of this size (one is hashed while
-#: the next is copied)
+#: A large file is copied into an uncompressed blob in steps of this size, hashed behind the copy
+#: by at most ``_HASH_LAG`` steps (256 MiB: still in the page cache when read back)
 _SPLICE_STEP = 16 << 20
+_HASH_LAG = 16
 
 
 class _HashingSink(io.RawIOBase):
@@ -567,6 +569,7 @@ class _HashingSink(io.RawIOBase):
         self.stored = 0
         self._flushed = 0
         self._pool: cf.ThreadPoolExecutor | None = None
+        self._queued: collections.deque[cf.Future[object]] = collections.deque()
         self._back: bytearray | None = None
         self.overlapped = 0  # bytes hashed beside their write (a counter for tests)
 
@@ -594,36 +597,44 @@ class _HashingSink(io.RawIOBase):
     def splice(self, src: int, size: int, task: Task | None) -> int:
         """Up to ``size`` bytes of the open file ``src`` (from its start) into the blob, copied
         by the kernel (:class:`~kit_jupyter._fs.RangeCopier`) in steps; a thread hashes each
-        step as read back from the blob while the next is copied. Compared with read + write
-        this leaves one copy of each byte in user space instead of two, and what is hashed is
-        what the blob holds, even if the file changes meanwhile. Returns the bytes copied (fewer
-        than ``size``: the file shrank)."""
+        step as read back from the blob, up to ``_HASH_LAG`` steps behind the copy, and goes on
+        while the blob is fsynced (:meth:`wait`). Compared with read + write this leaves one
+        copy of each byte in user space instead of two, the hash overlaps the disk's flush
+        instead of holding the copy back, and what is hashed is what the blob holds, even if
+        the file changes meanwhile. Returns the bytes copied (fewer than ``size``: the file
+        shrank)."""
         self._f.flush()
         out = self._f.fileno()
         base = self.stored
         copier = RangeCopier()
-        pool = self._hash_pool()
-        pending: cf.Future[None] | None = None
         done = 0
-        try:
-            while done < size:
-                n = copier.copy(src, done, out, base + done, min(size - done, _SPLICE_STEP))
-                if n <= 0:
-                    break
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(self._hash_back, out, base + done, n)
-                done += n
-                self.uncompressed += n
-                self._advance(n)
-                if task is not None:
-                    task.advance(n)
-        finally:
-            if pending is not None:
-                pending.result()
+        while done < size:
+            n = copier.copy(src, done, out, base + done, min(size - done, _SPLICE_STEP))
+            if n <= 0:
+                break
+            self._queue_hash(self._hash_back, out, base + done, n)
+            done += n
+            self.uncompressed += n
+            self._advance(n)
+            if task is not None:
+                task.advance(n)
         self._f.seek(base + done)
         self.overlapped += done
         return done
+
+    def _queue_hash(self, fn: Callable[..., object], *args: object) -> None:
+        """Hash in the helper thread, in order behind what is queued; at most ``_HASH_LAG``
+        jobs wait (the copied bytes are read back while still in the page cache)."""
+        queued = self._queued
+        queued.append(self._hash_pool().submit(fn, *args))
+        while len(queued) > _HASH_LAG:
+            queued.popleft().result()
+
+    def wait(self) -> None:
+        """Until every queued hash is done (raising the first error): before the digests."""
+        queued = self._queued
+        while queued:
+            queued.popleft().result()
 
     def _hash_back(self, fd: int, offset: int, n: int) -> None:
         """Hash ``n`` bytes of the blob at ``offset`` (just copied: in the page cache)."""
@@ -642,7 +653,13 @@ class _HashingSink(io.RawIOBase):
         n = len(data)
         self.uncompressed += n
         if self._z is None:
-            self.diff.update(data)
+            queued = self._queued
+            while queued and queued[0].done():
+                queued.popleft().result()
+            if queued:  # a large file's hashing is still behind: keep the order
+                self._queue_hash(self.diff.update, bytes(data))
+            else:
+                self.diff.update(data)
             self._f.write(data)
             self._advance(n)
         else:
@@ -651,6 +668,7 @@ class _HashingSink(io.RawIOBase):
         return n
 
     def close(self) -> None:
+        self._queued.clear()  # after an error: the jobs end with the pool, their errors unread
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -668,10 +686,12 @@ class _HashingSink(io.RawIOBase):
 
     @property
     def digest(self) -> str:
+        self.wait()
         return "sha256:" + self._stored.hexdigest()
 
     @property
     def diff_id(self) -> str:
+        self.wait()
         return "sha256:" + self.diff.hexdigest()
 
 
@@ -713,9 +733,10 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
         with contextlib.closing(sink):  # its hashing thread ends here, whatever happens
             yield tmp, sink
             sink.finish()
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+            sink.wait()  # a large file's hashing went on during the fsync
         f.close()
     except BaseException as exc:
         # close() flushes what is buffered and fails again on a full disk: the first error is
