@@ -58,7 +58,7 @@ from kit_jupyter.transport.bearer import (
 from kit_jupyter.transport.credentials import Credentials
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
-from kit_jupyter.transport.s3_download import _InOrderMD5, _Job, body_readinto
+from kit_jupyter.transport.s3_download import InOrderHasher, RangeJob, body_readinto
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -759,7 +759,7 @@ class RegistryClient:
         one core's SHA-256 with SHA extensions (1.3 GB/s); several ranges fill the link and one
         SHA-256 follows the written prefix in order,
         hashing it where it lies in the page cache (:class:`~kit_jupyter.transport.s3_download.
-        _InOrderMD5`, the remote-dataset download's in-order hasher, given a SHA-256): the blob
+        InOrderHasher`, the remote-dataset download's in-order hasher, given a SHA-256): the blob
         arrives at the speed of the slower of the network and one core's SHA-256, and what is
         verified is what was written. (A durable pull still waits for the disk: its blob is
         fsynced before the rename, and at ~350 MB/s of durable writes that, not the network or
@@ -779,13 +779,13 @@ class RegistryClient:
         # waiting for a first quarter while the others are written ahead
         step = min(RANGE_SIZE, -(-size // max(1, streams)))
         step += -step % CHUNK
-        jobs = [_Job(s, min(s + step, size)) for s in range(0, size, step)]
+        jobs = [RangeJob(s, min(s + step, size)) for s in range(0, size, step)]
         first = self._open_range(repo, digest, jobs[0].start, jobs[0].end, size, where)
         if first is None:
             return False
         os.ftruncate(fd, size)
         cancel = threading.Event()
-        hasher = _InOrderMD5(fd, jobs, hashlib.new(algo), cancel)
+        hasher = InOrderHasher(fd, jobs, hashlib.new(algo), cancel)
         hasher.start()
         pool = ThreadPoolExecutor(min(streams, len(jobs)), thread_name_prefix="kit-pull-range")
         try:
@@ -834,8 +834,8 @@ class RegistryClient:
                                 f"of {size}, got {sent or 'no Content-Range'}")
         return resp
 
-    def _fetch_range(self, repo: str, digest: str, fd: int, job: _Job, index: int, size: int,
-                     where: str, hasher: _InOrderMD5, task: Task | None,
+    def _fetch_range(self, repo: str, digest: str, fd: int, job: RangeJob, index: int, size: int,
+                     where: str, hasher: InOrderHasher, task: Task | None,
                      cancel: threading.Event, resp: requests.Response | None) -> None:
         pos = job.start
         wb_from = pos

@@ -13,7 +13,7 @@ the running MD5 state already covers those bytes, so resuming costs nothing and 
 goes backwards.
 
 A single-part object (plain MD5 ETag) has one MD5 state, which must see the bytes in order; it is
-fetched with the same parallel ranged GETs anyway, and one hashing thread (:class:`_InOrderMD5`)
+fetched with the same parallel ranged GETs anyway, and one hashing thread (:class:`InOrderHasher`)
 follows the written prefix, hashing it where it lies in the page cache (mapped, not copied). So
 the streams fill the link and the MD5 runs beside them instead of between reads: the object
 arrives at the speed of the slower of the network and one core's MD5 (about 550-600 MiB/s on
@@ -251,7 +251,7 @@ def body_readinto(body: Any) -> Callable[[memoryview], int]:
 
 
 @dataclass
-class _Job:
+class RangeJob:
     start: int
     end: int                     # exclusive
 
@@ -283,14 +283,17 @@ HASH_WINDOW = 8 * MiB          # mapped at a time (it counts in RSS while mapped
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map the cached pages at once (Linux)
 
 
-class _InOrderMD5:
-    """The MD5 of a file that several ranges write at once: one thread hashes the written prefix
-    as it grows, where it lies in the page cache (mapped a window at a time: memory does not
-    grow with the object or with how far a stream runs ahead, and no byte is copied). Range
-    ``i`` reports with :meth:`written` how far it has written; the prefix ends where the first
-    unfinished range has got to."""
+class InOrderHasher:
+    """The hash of a file that several ranges write at once (MD5 of an S3 object; SHA-256 of a
+    registry blob, :mod:`~kit_jupyter.transport.registry` uses it too): one thread hashes the
+    written prefix as it grows, where it lies in the page cache (mapped a window at a time:
+    memory does not grow with the object or with how far a stream runs ahead, and no byte is
+    copied). Range ``i`` reports with :meth:`written` how far it has written; the prefix ends
+    where the first unfinished range has got to. The mapping is of our own hidden temporary
+    file; a process that truncated it under us would crash this one (SIGBUS), which only a
+    hostile local user can do (docs/THREAT-MODEL.md)."""
 
-    def __init__(self, fd: int, jobs: list[_Job], md5: hashlib._Hash,
+    def __init__(self, fd: int, jobs: list[RangeJob], md5: hashlib._Hash,
                  cancel: threading.Event) -> None:
         self.fd = fd
         self.ends = [j.end for j in jobs]
@@ -403,27 +406,27 @@ class Downloader:
         self.md5 = hashlib.md5()
         self.verified = False
         self.timings: dict[str, float] = {}
-        self._hasher: _InOrderMD5 | None = None
+        self._hasher: InOrderHasher | None = None
 
     # --- planning
-    def _jobs(self) -> list[_Job]:
+    def _jobs(self) -> list[RangeJob]:
         size = self.info.size
         if size == 0:
             return []
         # ranges of at most range_size, but small enough that every worker gets one
         want = max(1, min(self.range_size, math.ceil(size / self.workers)))
         if self.plan.mode == "md5":
-            # a plain MD5 too (_InOrderMD5 hashes behind the ranges), but a small object is one
+            # a plain MD5 too (InOrderHasher hashes behind the ranges), but a small object is one
             # request: one MD5 thread cannot go faster for more streams below MIN_RANGE
             want = max(want, min(self.range_size, MIN_RANGE))
         if self.plan.mode == "multipart" and self.plan.part_size:
             step = self.plan.part_size * max(1, want // self.plan.part_size)
         else:
             step = want
-        return [_Job(s, min(s + step, size)) for s in range(0, size, step)]
+        return [RangeJob(s, min(s + step, size)) for s in range(0, size, step)]
 
     # --- one range, resumed from the last byte written on transient errors
-    def _fetch(self, fd: int, job: _Job, index: int = 0) -> None:
+    def _fetch(self, fd: int, job: RangeJob, index: int = 0) -> None:
         clock = _PhaseClock()
         try:
             self._fetch_range(fd, job, index, clock)
@@ -435,7 +438,7 @@ class Downloader:
             for key, value in clock.totals.items():
                 self.timings[key] = self.timings.get(key, 0.0) + value
 
-    def _fetch_range(self, fd: int, job: _Job, index: int, clock: _PhaseClock) -> None:
+    def _fetch_range(self, fd: int, job: RangeJob, index: int, clock: _PhaseClock) -> None:
         pos = job.start
         part = self.plan.part_size if (self.plan.mode == "multipart" and self.plan.part_size) \
             else None
@@ -531,7 +534,7 @@ class Downloader:
         # cannot be verified until all of them are there, and which ranges it holds is unknown.
         sweep_stale(self.target.parent, self.target.name)
         tmp = temp_name(self.target)
-        # read and write: a plain MD5 is computed from what was written (_InOrderMD5)
+        # read and write: a plain MD5 is computed from what was written (InOrderHasher)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                      self.mode)
         ex: cf.ThreadPoolExecutor | None = None
@@ -542,7 +545,7 @@ class Downloader:
             jobs = self._jobs()
             if jobs:
                 if self.plan.mode == "md5":
-                    self._hasher = _InOrderMD5(fd, jobs, self.md5, self.cancel)
+                    self._hasher = InOrderHasher(fd, jobs, self.md5, self.cancel)
                     self._hasher.start()
                 ex = cf.ThreadPoolExecutor(min(self.workers, len(jobs)),
                                            thread_name_prefix="kit-s3")
