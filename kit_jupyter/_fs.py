@@ -11,8 +11,9 @@ from a reused PID. The next run that writes into the same place removes the temp
 owner is dead (:func:`sweep_stale`); a file whose owner is alive is never touched, so two kernels
 can work side by side. On systems without ``/proc`` the start time is 0 and only the PID counts.
 
-Also the one home of "start writeback early" (:func:`start_writeback`), used by every writer of
-large files (unpack, pull, S3 downloads) so their final fsync has little left to do, and of
+Also the one home of "start writeback early" (:func:`start_writeback`, and :class:`Writeback`,
+the mark every writer of large files -- unpack, pack, pull, S3 downloads, the remote cache --
+keeps) so their final fsync has little left to do, and of
 "make everything written so far durable at once" (:func:`sync_filesystem`), which lets an unpack
 of thousands of small files pay one journal commit instead of one per file, and of "copy a byte
 range in the kernel where the system can" (:class:`RangeCopier`: unpack of a stored blob, the
@@ -249,6 +250,31 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
                 _sync_file_range = fn
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+class Writeback:
+    """Where a writer of one large file has started writeback up to: :meth:`wrote` starts it
+    (:func:`start_writeback`) for each ``step`` bytes written past the mark, so the fsync before
+    the rename finds little left. One instance per file being written; every writer of large
+    files keeps its mark here, not in a counter of its own."""
+
+    __slots__ = ("fd", "mark", "step", "_before")
+
+    def __init__(self, fd: int, start: int = 0, step: int = WRITEBACK_STEP,
+                 before: Callable[[], object] | None = None) -> None:
+        self.fd = fd
+        self.mark = start           # writeback started for [start, mark)
+        self.step = step
+        self._before = before       # e.g. a buffered file's flush: its bytes reach the kernel
+
+    def wrote(self, upto: int, last: bool = False) -> None:
+        """The file holds what is written up to offset ``upto``; ``last`` also starts a tail
+        shorter than ``step`` (the end of this writer's range)."""
+        if upto - self.mark >= self.step or (last and upto > self.mark):
+            if self._before is not None:
+                self._before()
+            start_writeback(self.fd, self.mark, upto - self.mark)
+            self.mark = upto
 
 
 _syncfs: Callable[[int], int] | None = None

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from kit_jupyter._fs import (
     RangeCopier,
+    Writeback,
     atomic_write,
     is_stale,
     owner_tag,
@@ -190,3 +191,21 @@ def test_a_refused_kernel_copy_switches_to_the_next_way(tmp_path):
         src.unlink()
     assert (tmp_path / "dst").read_bytes() == data
     assert (copier.how != "copy_file_range") == refused
+
+
+def test_writeback_starts_each_step_once_and_the_tail_at_the_end(tmp_path):
+    """:class:`Writeback` moves its mark a whole step at a time (a smaller advance waits), a
+    range's last write starts the tail, and a buffered writer's hook runs before each start."""
+    calls: list[int] = []
+    with open(tmp_path / "f", "wb") as f:
+        f.write(b"x" * 100)
+        wb = Writeback(f.fileno(), start=10, step=30, before=lambda: calls.append(wb.mark))
+        wb.wrote(39)
+        assert wb.mark == 10 and calls == []          # 29 bytes: not a step yet
+        wb.wrote(40)
+        assert wb.mark == 40 and calls == [10]
+        wb.wrote(69)
+        wb.wrote(69, last=True)
+        assert wb.mark == 69 and calls == [10, 40]    # the tail, at the end of the range
+        wb.wrote(69, last=True)
+        assert calls == [10, 40]                      # nothing new: nothing started

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
-from kit_jupyter._fs import WRITEBACK_STEP, start_writeback, sweep_stale, temp_path
+from kit_jupyter._fs import Writeback, sweep_stale, temp_path
 from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import _ref_with_tag, inspect
@@ -495,22 +495,19 @@ def _pull_parents(result: PullResult, kitfile: Kitfile, opts: RegistryOptions,
 
 
 class _WriteBehind:
-    """A file writer that starts writeback (:func:`kit_jupyter._fs.start_writeback`) of every
+    """A file writer that starts writeback (:class:`kit_jupyter._fs.Writeback`) of every
     64 MiB written, so the fsync that makes the blob durable before it is renamed into storage
     has little left to do instead of writing the whole blob at the end."""
 
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
         self._written = 0
-        self._flushed = 0
+        self._writeback = Writeback(f.fileno(), before=f.flush)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = self._f.write(data)
         self._written += len(data)
-        if self._written - self._flushed >= WRITEBACK_STEP:
-            self._f.flush()
-            start_writeback(self._f.fileno(), self._flushed, self._written - self._flushed)
-            self._flushed = self._written
+        self._writeback.wrote(self._written)
         return n
 
     def __enter__(self) -> _WriteBehind:

@@ -53,11 +53,10 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._fs import (
-    WRITEBACK_STEP,
     RangeCopier,
+    Writeback,
     run_token,
     stale_names,
-    start_writeback,
     sweep_stale,
     sync_filesystem,
     temp_path,
@@ -144,16 +143,15 @@ class FileInput:
         """``n`` bytes from the current position into the new file ``fd`` (from its start)."""
         if self.pos + n > self.size:
             raise unexpected_eof()
-        done = flushed = 0
+        done = 0
+        writeback = Writeback(fd)
         while done < n:
             got = self._copy(fd, min(n - done, _COPY_STEP), done)
             if got <= 0:
                 raise unexpected_eof()
             done += got
             self.pos += got
-            if done - flushed >= WRITEBACK_STEP:
-                start_writeback(fd, flushed, done - flushed)
-                flushed = done
+            writeback.wrote(done)
 
     def copy_rest_to(self, fd: int) -> None:
         self.copy_to(fd, self.size - self.pos)
@@ -229,7 +227,8 @@ class StreamInput:
 
     def copy_to(self, fd: int, n: int | None) -> None:
         """``n`` bytes (None: up to the end of the input) into the new file ``fd``."""
-        written = flushed = 0
+        written = 0
+        writeback = Writeback(fd)
         while n is None or written < n:
             if self._lo == self._hi and not self._fill():
                 if n is None:
@@ -239,9 +238,7 @@ class StreamInput:
             _write_all(fd, self._view[self._lo:self._lo + take])
             self._lo += take
             written += take
-            if written - flushed >= WRITEBACK_STEP:
-                start_writeback(fd, flushed, written - flushed)
-                flushed = written
+            writeback.wrote(written)
 
     def copy_rest_to(self, fd: int) -> None:
         self.copy_to(fd, None)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from kit_jupyter._fs import WRITEBACK_STEP, RangeCopier, start_writeback, sweep_stale, temp_path
+from kit_jupyter._fs import RangeCopier, Writeback, sweep_stale, temp_path
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
@@ -567,7 +567,7 @@ class _HashingSink(io.RawIOBase):
         self._z = compressor(compression)
         self.uncompressed = 0
         self.stored = 0
-        self._flushed = 0
+        self._writeback = Writeback(f.fileno())
         self._pool: cf.ThreadPoolExecutor | None = None
         self._queued: collections.deque[cf.Future[object]] = collections.deque()
         self._back: bytearray | None = None
@@ -589,10 +589,7 @@ class _HashingSink(io.RawIOBase):
     def _advance(self, n: int) -> None:
         """``n`` more bytes are in the blob file: count them, start their writeback."""
         self.stored += n
-        if self.stored - self._flushed >= WRITEBACK_STEP:
-            with contextlib.suppress(OSError, io.UnsupportedOperation):
-                start_writeback(self._f.fileno(), self._flushed, self.stored - self._flushed)
-            self._flushed = self.stored
+        self._writeback.wrote(self.stored)
 
     def splice(self, src: int, size: int, task: Task | None) -> int:
         """Up to ``size`` bytes of the open file ``src`` (from its start) into the blob, copied

@@ -36,7 +36,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from kit_jupyter._fs import WRITEBACK_STEP, start_writeback
+from kit_jupyter._fs import Writeback
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.kitfile.reference import parse_reference
@@ -838,7 +838,7 @@ class RegistryClient:
                      where: str, hasher: InOrderHasher, task: Task | None,
                      cancel: threading.Event, resp: requests.Response | None) -> None:
         pos = job.start
-        wb_from = pos
+        writeback = Writeback(fd, pos)
         failures = 0
         view = memoryview(bytearray(min(CHUNK, job.end - pos)))  # reused for every read
         while pos < job.end:
@@ -867,9 +867,7 @@ class RegistryClient:
                     hasher.written(index, pos)
                     if task is not None:
                         task.advance(n)
-                    if pos - wb_from >= WRITEBACK_STEP or pos == job.end:
-                        start_writeback(fd, wb_from, pos - wb_from)
-                        wb_from = pos
+                    writeback.wrote(pos, last=pos == job.end)
             except (RegistryError, OSError):
                 raise
             except Exception as exc:  # a broken stream: resumed from ``pos``, bounded

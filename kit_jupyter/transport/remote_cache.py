@@ -47,11 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit_jupyter._fs import (
-    WRITEBACK_STEP,
     RangeCopier,
+    Writeback,
     atomic_write,
     is_live,
-    start_writeback,
     sweep_stale,
     write_bytes_atomic,
 )
@@ -137,16 +136,15 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
             if exc.errno not in _NO_CLONE:
                 raise
     copier = RangeCopier()
-    done = flushed = 0
+    writeback = Writeback(dst_fd)  # so the final fsync is short
+    done = 0
     while done < size:
         n = copier.copy(src_fd, done, dst_fd, done, min(size - done, _COPY_STEP))
         if n <= 0:
             raise OSError(errno.EIO, "cache entry is shorter than expected")
         done += n
         advance(n)
-        if done - flushed >= WRITEBACK_STEP:
-            start_writeback(dst_fd, flushed, done - flushed)  # so the final fsync is short
-            flushed = done
+        writeback.wrote(done)
     return copier.how
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from kit_jupyter._fs import start_writeback, sweep_stale, temp_name
+from kit_jupyter._fs import Writeback, sweep_stale, temp_name
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
@@ -446,7 +446,7 @@ class Downloader:
         hasher = self._hasher
         view = memoryview(bytearray(self.read_size))   # one buffer per stream, reused
         failures = 0
-        wb_from = pos
+        writeback = Writeback(fd, pos, WRITEBACK_EVERY)
         stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
         while pos < job.end:
             if self.cancel.is_set():
@@ -486,9 +486,7 @@ class Downloader:
                             hasher.written(index, pos)
                         progressed = True
                         stall.progressed()
-                        if pos - wb_from >= WRITEBACK_EVERY or pos == job.end:
-                            start_writeback(fd, wb_from, pos - wb_from)
-                            wb_from = pos
+                        writeback.wrote(pos, last=pos == job.end)
                         if h is not None and part and (pos % part == 0
                                                        or pos == self.info.size):
                             self.digests[(pos - 1) // part] = h.digest()
