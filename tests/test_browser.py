@@ -246,6 +246,22 @@ def record_saved(lab: Any, notebook: str, nb: dict[str, Any], record: dict[str, 
     return len(state)
 
 
+def exported_offline(context: Any, lab: Any, notebook: str, nb: dict[str, Any],
+                     record: dict[str, Any], key: str) -> Any:
+    """What every notebook's test asks of its saved copy ``nb``: no widget model saved (sizes
+    recorded under ``key``), and a plain HTML export that, opened offline, has no empty output.
+    Returns that offline page; the caller checks its text and closes it."""
+    models = record_saved(lab, notebook, nb, record, key)
+    assert models == 0, f"Lab saved {models} widget models"
+    page = open_offline(context, export_plain(lab.root / notebook))
+    try:
+        assert empty_outputs(page) == []
+    except BaseException:
+        page.close()
+        raise
+    return page
+
+
 def run_all_again(page: Any) -> None:
     """Run All once more in the same kernel (as a user would) and wait until every prompt has a
     number higher than any before."""
@@ -317,12 +333,8 @@ def test_quickstart_contrast_light_and_dark(quickstart, contrast, screenshot_dir
 def test_quickstart_saved_then_exported_shows_everything_offline(
         quickstart, jupyterlab, chromium, saved, screenshot_dir):
     nb = save(quickstart, jupyterlab, "01-quickstart.ipynb")
-    models = record_saved(jupyterlab, "01-quickstart.ipynb", nb, saved, "01-quickstart")
-    assert models == 0, f"Lab saved {models} widget models"
-    html = export_plain(jupyterlab.root / "01-quickstart.ipynb")
-    page = open_offline(chromium, html)
+    page = exported_offline(chromium, jupyterlab, "01-quickstart.ipynb", nb, saved, "01-quickstart")
     try:
-        assert empty_outputs(page) == []
         text = page.inner_text("body")  # what is rendered and visible, not hidden markup
         for message in FINDINGS:
             assert message in text
@@ -436,12 +448,9 @@ def test_remote_datasets_live_progress_then_static_summary(jupyterlab, chromium,
         nb = save(page, jupyterlab, "02-remote-datasets.ipynb")
     finally:
         page.close()
-    models = record_saved(jupyterlab, "02-remote-datasets.ipynb", nb, saved, "02-remote-datasets")
-    assert models == 0, f"Lab saved {models} widget models"
-    html = export_plain(jupyterlab.root / "02-remote-datasets.ipynb")
-    page = open_offline(chromium, html)
+    page = exported_offline(chromium, jupyterlab, "02-remote-datasets.ipynb", nb, saved,
+                            "02-remote-datasets")
     try:
-        assert empty_outputs(page) == []
         text = page.evaluate("() => document.body.textContent")
         assert "data/events.bin" in text and "100%" in text
         assert "Downloaded remote S3 dataset for path data/events.bin" in text
@@ -468,12 +477,8 @@ def test_registry_notebook_saves_no_widget_state_and_exports(jupyterlab, chromiu
         nb = save(page, jupyterlab, "03-registry.ipynb")
     finally:
         page.close()
-    models = record_saved(jupyterlab, "03-registry.ipynb", nb, saved, "03-registry")
-    assert models == 0, f"Lab saved {models} widget models"
-    html = export_plain(jupyterlab.root / "03-registry.ipynb")
-    page = open_offline(chromium, html)
+    page = exported_offline(chromium, jupyterlab, "03-registry.ipynb", nb, saved, "03-registry")
     try:
-        assert empty_outputs(page) == []
         text = page.inner_text("body")
         assert re.search(r"done\s+\d+ tasks?, [\d.]+ MiB in [\d.]+ s", text), text[-3000:]
         assert re.search(r"demo/churn\s+v1\s+", text)  # the remote list

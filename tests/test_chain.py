@@ -8,6 +8,7 @@ import json
 import re
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -115,6 +116,15 @@ def _store_kitfile(store: LocalStore, tag: str, config: dict) -> str:
     return store.add_manifest(repo, Manifest(cfg, artifact_type=KIT_MANIFEST_ARTIFACT), [name])
 
 
+def _pack_base(tmp_path: Path, tag: str, **kw: Any) -> None:
+    """The root of a chain: a packed ModelKit whose model ``w.bin`` holds ``weights``."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: w.bin\n")
+    (base / "w.bin").write_text("weights")
+    pack(base, tag=tag, **kw)
+
+
 def _child_of(parent: str) -> dict:
     return {"manifestVersion": "1.0.0", "model": {"name": "m", "path": parent}}
 
@@ -138,11 +148,7 @@ def test_unpack_of_a_loop_has_kits_text(kitops_home, tmp_path):
 
 def test_unpack_follows_at_most_ten_parents(kitops_home, tmp_path):
     store = LocalStore()
-    base = tmp_path / "base"
-    base.mkdir()
-    (base / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: w.bin\n")
-    (base / "w.bin").write_text("weights")
-    pack(base, tag="p:0")
+    _pack_base(tmp_path, "p:0")
     for i in range(1, MAX_PARENTS + 2):
         _store_kitfile(store, f"p:{i}", _child_of(f"p:{i - 1}"))
     res = unpack(f"p:{MAX_PARENTS}", dir=tmp_path / "ten")  # ten parents: fine
@@ -169,11 +175,7 @@ def test_pull_follows_the_same_chain_with_kits_texts(registry, tmp_path):
     home = tmp_path / "h"
     store = LocalStore(home)
     host = registry.host
-    base = tmp_path / "base"
-    base.mkdir()
-    (base / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: w.bin\n")
-    (base / "w.bin").write_text("weights")
-    pack(base, tag="base:v1", home=home)
+    _pack_base(tmp_path, "base:v1", home=home)
     push("base:v1", f"{host}/acme/base:v1", home=home, plain_http=True)
     for name, parent in (("mid", f"{host}/acme/base:v1"), ("top", f"{host}/acme/mid:v1"),
                          ("x", f"{host}/acme/y:v1"), ("y", f"{host}/acme/x:v1"),
@@ -217,11 +219,7 @@ def test_pull_chain_is_kits_pull_chain(registry, tmp_path):
     assert str(info.value) == ("failed to pull referenced modelkits: found cycle in modelkit "
                                f"references: [{host}/acme/self:v1=>{host}/acme/self:v1]")
 
-    base = tmp_path / "base"
-    base.mkdir()
-    (base / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: w.bin\n")
-    (base / "w.bin").write_text("weights")
-    pack(base, tag="d:0", home=home)
+    _pack_base(tmp_path, "d:0", home=home)
     push("d:0", f"{host}/acme/d:0", home=home, plain_http=True)
     for i in range(1, MAX_PARENTS + 1):
         _store_kitfile(store, f"d:{i}", _child_of(f"{host}/acme/d:{i - 1}"))
