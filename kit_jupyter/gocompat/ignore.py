@@ -426,7 +426,7 @@ class IgnoreRules:
                        if not _is_within(layer, o))
         inside = tuple(o + "/" for o in others)
         matcher = self._matcher
-        top, match_clean = matcher.top_names, matcher.matches_clean
+        match_clean = matcher.matches_clean
         space = _GO_SPACE
 
         def slow(path: str) -> bool:
@@ -441,11 +441,7 @@ class IgnoreRules:
                 framed = f"/{path}/"
                 if "/./" in framed or "/../" in framed:
                     return slow(path)
-            if top is not None:
-                i = path.find("/")
-                if (path[:i] if i >= 0 else path) in top:
-                    return True
-            elif match_clean(path):
+            if match_clean(path):
                 return True
             return bool(others) and (path in others or path.startswith(inside))
         return excludes
