@@ -3,6 +3,7 @@ v0.6.0 itself (ignorefile.ReadAll + MatchesOrParentMatches, plus kit's always-ig
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kit_jupyter.errors import PackError
+from kit_jupyter.gocompat.gopath import is_clean
 from kit_jupyter.gocompat.ignore import (
     IgnoreRules,
     go_clean,
@@ -140,6 +142,21 @@ def test_layer_paths_from_kitfile_duck_typed() -> None:
                                        ("a/../..", ".."), ("/../a", "/a"), ("./", ".")])
 def test_go_clean(raw: str, clean: str) -> None:
     assert go_clean(raw) == clean
+
+
+@given(st.lists(st.sampled_from(["", ".", "..", "a", "b.c", ".x", "..y", "z.."]), max_size=5),
+       st.booleans())
+def test_is_clean_only_says_so_of_clean_paths(parts: list[str], rooted: bool) -> None:
+    """``is_clean`` (go_clean's shortcut, and the walk's test of a name) against the standard
+    library: what it calls clean ``posixpath.normpath`` and ``go_clean`` leave as it is; and it
+    misses no such path without a ``.`` or ``..`` element (those, "/" alone and a leading "//"
+    it leaves to the general path, which is right, only slower)."""
+    path = ("/" if rooted else "") + "/".join(parts)
+    kept = bool(path) and posixpath.normpath(path) == path
+    if is_clean(path):
+        assert kept and go_clean(path) == path
+    elif not {".", ".."} & set(path.split("/")):
+        assert not kept or path == "/" or path.startswith("//")
 
 
 def _matches_walking_every_parent(matcher, file: str) -> bool:

@@ -5,17 +5,25 @@ validation, .kitignore, tar writing and unpack: they must all agree with kit on 
 from __future__ import annotations
 
 
+def is_clean(path: str) -> bool:
+    """``go_clean(path) == path`` without building anything, for the names a walk makes: not
+    empty, no empty, ``.`` or ``..`` element, no trailing slash (``"/"`` alone is clean, but is
+    answered by :func:`go_clean`'s general path)."""
+    if not path or path[-1] == "/" or "//" in path:
+        return False
+    if "." not in path:
+        return True
+    framed = f"/{path}/"
+    return "/./" not in framed and "/../" not in framed
+
+
 def go_clean(path: str) -> str:
     """Unlike ``posixpath.normpath`` this folds a leading ``//`` and maps ``""`` to ``"."``.
 
-    A path that is clean already comes back at once (no empty, ``.`` or ``..`` element, no
-    trailing slash): pack cleans every name it walks, several times, and nearly all are."""
-    if path and path[-1] != "/" and "//" not in path:
-        if "." not in path:
-            return path
-        framed = f"/{path}/"
-        if "/./" not in framed and "/../" not in framed:
-            return path
+    A path that is clean already comes back at once (:func:`is_clean`): pack cleans every name
+    it walks, several times, and nearly all are."""
+    if is_clean(path):
+        return path
     if path == "":
         return "."
     rooted = path.startswith("/")

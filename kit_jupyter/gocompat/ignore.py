@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit_jupyter.errors import PackError
-from kit_jupyter.gocompat.gopath import go_clean
+from kit_jupyter.gocompat.gopath import go_clean, is_clean
 
 IGNORE_FILE_NAME = ".kitignore"
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
@@ -434,13 +434,8 @@ class IgnoreRules:
             return matcher.matches_or_parent_matches(path) or _in_other_layer(path, layer, others)
 
         def excludes(path: str) -> bool:
-            if not path or path[0] in space or path[-1] in space or path[0] == "/" or \
-                    path[-1] == "/" or "//" in path:
+            if not is_clean(path) or path[0] in space or path[-1] in space or path[0] == "/":
                 return slow(path)
-            if "." in path:
-                framed = f"/{path}/"
-                if "/./" in framed or "/../" in framed:
-                    return slow(path)
             if match_clean(path):
                 return True
             return bool(others) and (path in others or path.startswith(inside))
