@@ -360,6 +360,10 @@ def test_file_without_directory_entry_gets_parents(tmp_path: Path) -> None:
      "path 'src/a' already exists and is not a directory"),
     ([reg("src/a", b"1"), directory("src/a/d")],
      "path 'src/a/d' is inside 'src/a', which is a file of the ModelKit"),
+    # src/ is new: a file there is written without asking the disk, except where this run
+    # made a directory of its name
+    ([directory("src/a"), reg("src/a", b"1")],
+     "path 'src/a' already exists and is not a regular file"),
     ([reg("Kitfile", b"manifestVersion: 1.0.0\n")],
      "illegal file path: Kitfile: a layer may not replace the ModelKit's Kitfile"),
     ([reg("./.kitfile", b"x")],

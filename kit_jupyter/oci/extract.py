@@ -452,7 +452,9 @@ class Extraction:
         self._token = run_token()  # names every temp file of this unpack (module docstring)
         self._pending = _PendingFiles(".")
         self._dirs: set[str] = set()  # clean relative paths known to be directories
-        self._created: list[str] = []  # directories this run created, in creation order
+        #: real paths of the directories this run created, in creation order: rollback
+        #: removes them; a file in one needs no "already exists" check (nothing else is there)
+        self._created: dict[str, None] = {}
         self._dir_modes: list[tuple[str, int]] = []  # recorded modes, applied at commit
         self._real_dirs: dict[str, str] = {}  # relative dir -> its checked real path
         self._swept: set[str] = set()  # directories already cleared of stale temp files
@@ -484,8 +486,8 @@ class Extraction:
                     os.rmdir(made)
             raise UnpackError(f"failed to create directory {self.target}: "
                               f"{exc.strerror}") from None
-        self._created = missing[::-1]
         self._root = os.path.realpath(self.target)
+        self._created = dict.fromkeys(os.path.realpath(made) for made in reversed(missing))
         self._pending = _PendingFiles(self._root)
         if not missing:
             self._adopt_journals()
@@ -578,7 +580,7 @@ class Extraction:
         for path, mode in sorted(self._dir_modes, key=lambda d: d[0].count("/"), reverse=True):
             with contextlib.suppress(OSError):
                 os.chmod(path, mode)
-        self._created = []
+        self._created = {}
         self._dir_modes = []
         if not self.keep_journal:
             self.release()
@@ -595,7 +597,7 @@ class Extraction:
         for path in reversed(self._created):
             with contextlib.suppress(OSError):
                 os.rmdir(path)
-        self._created = []
+        self._created = {}
 
     # -- what a layer brings ----------------------------------------------------------------
     def tar(self, src: TarInput, extract_dir: str = "") -> None:
@@ -684,7 +686,7 @@ class Extraction:
             os.mkdir(full, perm | 0o700)  # owner rwx while it is filled; the umask applies
         except OSError as exc:
             raise UnpackError(f"failed to create directory {out}: {exc.strerror}") from None
-        self._created.append(full)
+        self._created[full] = None
         self._dirs.add(rel)
         self.stats.dirs += 1
         final = perm & ~self.umask
@@ -716,15 +718,18 @@ class Extraction:
             except OSError as exc:
                 raise UnpackError(f"failed to create directory {parent_rel}: "
                                   f"{exc.strerror}") from None
-            self._created.append(path)
+            self._created[path] = None
             self._dirs.add(parent_rel)
         self._dirs.add(rel.rpartition("/")[0])
 
     def _file(self, out: str, mode: int, copy: Callable[[int], None], size: int | None) -> None:
         rel, full = self._resolve(out)
         self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
-        self._sweep(os.path.dirname(full))
-        if not self._may_write(full, out, rel):
+        head = os.path.dirname(full)
+        self._sweep(head)
+        # in a directory this run created, only this run's directories can be in the way
+        if (head not in self._created or rel in self._dirs) and \
+                not self._may_write(full, out, rel):
             self.stats.skipped.append(out)
             return
         self._write_temp(full, out, copy, mode & 0o777 & ~self.umask, size)
