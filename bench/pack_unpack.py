@@ -196,6 +196,8 @@ def bench_large(base: Path, size_mib: int, runs: int, compressed_runs: int) -> N
         ("unpack", ["sha256sum (blob)"], 0, "(coreutils' sha256sum, for comparison)"),
         ("pack", ["hashlib.sha256"], 0, ""),
         ("cp+sync", ["hashlib.sha256"], 0, "(which reference sets pack's floor here)"),
+        ("cp+sync", ["cp"], 0, "(what durability alone costs against cp: no durable unpack "
+                               "goes below it)"),
     ])
     peak = max(r[1] for k in ("pack", "unpack") for r in rows[k]) / 1e6
     print(f"  peak RSS pack/unpack {peak:.1f} MB ({verdict(peak, 150)})")
@@ -261,6 +263,8 @@ def bench_small(base: Path, files: int, runs: int) -> None:
         ("pack", ["tar cf+sync"], 2.0, "(the same durability: tar's output fsynced)"),
         ("unpack", ["tar xf"], 2.0, "(unpack verifies the blob and syncs before its renames)"),
         ("unpack", ["tar xf+sync"], 2.0, "(the same durability: tar's tree synced)"),
+        ("tar cf+sync", ["tar cf"], 0, "(what durability alone costs tar)"),
+        ("tar xf+sync", ["tar xf"], 0, "(the same: the floor of a durable unpack against tar xf)"),
     ])
     peak = max(r[1] for k in ("pack", "unpack") for r in rows[k]) / 1e6
     print(f"  peak RSS pack/unpack {peak:.1f} MB (does not grow with the file count: compare "

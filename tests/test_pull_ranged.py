@@ -78,6 +78,20 @@ def test_large_blob_arrives_as_ranges_bit_for_bit(registry, tcp_proxy, tmp_path)
     assert _left_behind(dst) == []
 
 
+@pytest.mark.parametrize("concurrency,ranges", [(1, 0), (2, 2)])
+def test_concurrency_bounds_the_streams(registry, tcp_proxy, tmp_path, concurrency, ranges):
+    """``--concurrency 1`` is one connection: the blob comes as one plain GET. With 2, two
+    streams share the blob (ranges of half of it, rounded up to whole MiB)."""
+    data, digest = _pushed(registry, tmp_path, f"ranged/c{concurrency}")
+    proxy = tcp_proxy(registry.port)
+    dst = tmp_path / "dst"
+    pull(f"127.0.0.1:{proxy.port}/ranged/c{concurrency}:v1", home=dst, plain_http=True,
+         concurrency=concurrency)
+    assert LocalStore(dst).read_blob(Descriptor(LAYER_TYPE, digest, SIZE)) == data
+    gets = [r for m, path, r in proxy.gets() if path.endswith(digest)]
+    assert len(gets) == max(1, ranges) and len(_blob_ranges(proxy, digest)) == ranges
+
+
 def test_corrupt_blob_through_ranges_is_refused_and_nothing_left(registry, tmp_path):
     data, digest = _pushed(registry, tmp_path, "ranged/corrupt")
     path = registry.blob_data_path(digest)

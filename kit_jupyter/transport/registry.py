@@ -749,11 +749,13 @@ class RegistryClient:
             return stream.read_all_verified(writer.write)
 
     def pull_blob_ranged(self, repo: str, descriptor: Descriptor, fd: int,
-                         task: Task | None = None, streams: int = RANGE_STREAMS) -> bool:
+                         task: Task | None = None, streams: int | None = None) -> bool:
         """Download a large blob into ``fd`` (opened read-write, empty) as ranged GETs of at
-        most ``RANGE_SIZE``, ``streams`` at a time and taken in order, verified like
-        :meth:`pull_blob`; False (nothing written, nothing counted) when the registry does not
-        answer a range with 206, for the caller to stream it instead.
+        most ``RANGE_SIZE``, ``streams`` at a time (default ``RANGE_STREAMS``, never more than
+        the client's ``concurrency``: ``--concurrency 1`` means one connection) and taken in
+        order, verified like :meth:`pull_blob`; False (nothing written, nothing counted) when
+        the registry does not answer a range with 206, or when one stream is all there may
+        be, for the caller to stream it instead.
 
         One stream of docker-registry delivered 0.35-0.7 GB/s on a 2-core test machine, below
         one core's SHA-256 with SHA extensions (1.3 GB/s); several ranges fill the link and one
@@ -772,12 +774,13 @@ class RegistryClient:
         where = f"{self.registry}/{repo}"
         algo, _, _ = digest.partition(":")
         size = descriptor.size
-        if algo not in ("sha256", "sha512") or size < 2 * CHUNK:
+        streams = min(RANGE_STREAMS if streams is None else streams, self.concurrency)
+        if algo not in ("sha256", "sha512") or size < 2 * CHUNK or streams < 2:
             return False
         # ranges of whole MiB, at most RANGE_SIZE and few enough that every stream gets one,
         # taken in order by the streams: the hashed prefix keeps up with them instead of
         # waiting for a first quarter while the others are written ahead
-        step = min(RANGE_SIZE, -(-size // max(1, streams)))
+        step = min(RANGE_SIZE, -(-size // streams))
         step += -step % CHUNK
         jobs = [RangeJob(s, min(s + step, size)) for s in range(0, size, step)]
         first = self._open_range(repo, digest, jobs[0].start, jobs[0].end, size, where)
