@@ -92,6 +92,18 @@ def test_concurrency_bounds_the_streams(registry, tcp_proxy, tmp_path, concurren
     assert len(gets) == max(1, ranges) and len(_blob_ranges(proxy, digest)) == ranges
 
 
+def test_blob_gets_ask_for_the_bytes_as_stored(registry, tcp_proxy, tmp_path):
+    """No transfer encoding is accepted for a blob: its digest is of the bytes as stored, and
+    the readers take the body straight off the socket."""
+    _, digest = _pushed(registry, tmp_path, "ranged/identity")
+    proxy = tcp_proxy(registry.port)
+    pull(f"127.0.0.1:{proxy.port}/ranged/identity:v1", home=tmp_path / "dst", plain_http=True)
+    heads = [h for h in proxy.heads if h.startswith(b"GET ") and digest.encode() in h]
+    assert len(heads) == 3  # the three ranges
+    assert all(re.search(rb"\r\naccept-encoding: identity\r\n", h + b"\r\n", re.I)
+               for h in heads)
+
+
 def test_corrupt_blob_through_ranges_is_refused_and_nothing_left(registry, tmp_path):
     data, digest = _pushed(registry, tmp_path, "ranged/corrupt")
     path = registry.blob_data_path(digest)

@@ -107,7 +107,10 @@ def registry_host(registry: str) -> str:
 
 def _make_session(pool_size: int) -> requests.Session:
     """A requests session with 1 MiB send blocks (urllib3's 16 KiB default costs a Python call
-    per 16 KiB of a 1 GiB upload) and no cookies. Every request passes its own timeout."""
+    per 16 KiB of a 1 GiB upload), no cookies, and ``Accept-Encoding: identity`` instead of
+    requests' ``gzip, deflate``: a blob's bytes are what its digest names, and the blob readers
+    take the body as it comes off the socket, so a proxy that compressed one in transit would
+    only make it fail its digest. Every request passes its own timeout."""
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -120,6 +123,7 @@ def _make_session(pool_size: int) -> requests.Session:
 
     session = requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    session.headers["Accept-Encoding"] = "identity"
     adapter = _Adapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -148,6 +148,7 @@ class TcpProxy:
         self.port = self.sock.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.requests: list[tuple[str, str, str | None]] = []   # method, path, Range
+        self.heads: list[bytes] = []  # each request's whole head, request line and headers
         self.cuts_done = 0
         self._cut_after: int | None = None
         self._cuts_left = 0
@@ -179,6 +180,7 @@ class TcpProxy:
             head = data[m.start():data.find(b"\r\n\r\n", m.start())]
             rng = re.search(rb"\r\nrange: *(\S+)", head, re.I)
             with self._lock:
+                self.heads.append(head)
                 self.requests.append((m.group(1).decode(), m.group(2).decode(),
                                       rng.group(1).decode() if rng else None))
 
