@@ -15,7 +15,8 @@ Also the one home of "start writeback early" (:func:`start_writeback`, and :clas
 the mark every writer of large files -- unpack, pack, pull, S3 downloads, the remote cache --
 keeps) so their final fsync has little left to do, and of
 "make everything written so far durable at once" (:func:`sync_filesystem`), which lets an unpack
-of thousands of small files pay one journal commit instead of one per file, and of "copy a byte
+of thousands of small files pay one journal commit instead of one per file (started early by
+:class:`BackgroundSync` while they are written), and of "copy a byte
 range in the kernel where the system can" (:class:`RangeCopier`: unpack of a stored blob, the
 remote cache's copy out, pack of a large file).
 """
@@ -30,7 +31,8 @@ import re
 import secrets
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -309,3 +311,35 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
             raise OSError(err, os.strerror(err), os.fspath(path))
     finally:
         os.close(fd)
+
+
+#: seconds between the passes of a :class:`BackgroundSync`
+BACKGROUND_SYNC_PERIOD = 0.3
+
+
+class BackgroundSync:
+    """:func:`sync_filesystem` of the directories ``where()`` names, every ``period`` seconds in
+    a thread, until :meth:`stop`: while an unpack writes thousands of small files, the disk takes
+    them as they come instead of all at the final ``syncfs``, which the writer still makes after
+    :meth:`stop` and which then finds little left (20,000 files: 0.2-0.4 s less of a 3 s
+    unpack, measured pairwise). A pass only starts the work early, so its errors are left to
+    that final call, which reports them."""
+
+    def __init__(self, where: Callable[[], Iterable[str]], period: float | None = None) -> None:
+        self._where = where
+        self._period = BACKGROUND_SYNC_PERIOD if period is None else period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kit-background-sync",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            for path in list(self._where()):
+                with contextlib.suppress(OSError):
+                    sync_filesystem(path)
+
+    def stop(self) -> None:
+        """End the passes (waiting for one under way)."""
+        self._stop.set()
+        self._thread.join()

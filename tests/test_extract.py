@@ -9,12 +9,14 @@ the end: random and mutated archives never raise anything but our errors (200 ex
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import re
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -837,3 +839,24 @@ def test_extraction_memory_does_not_grow_with_the_file_count(tmp_path: Path,
     small, large = peak(1500), peak(6000)
     # the 4500 more paths held in memory would add about 600 kB
     assert large < small + 100_000, (small, large)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_small_files_start_a_background_sync_that_ends_with_the_extraction(tmp_path, fail,
+                                                                             monkeypatch):
+    """The EARLY_SYNC_AFTER-th small file starts the early syncs (not one before); commit
+    (before its own syncfs) and rollback end them: no thread outlives the extraction."""
+    def running() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "kit-background-sync"]
+
+    monkeypatch.setattr("kit_jupyter.oci.extract.EARLY_SYNC_AFTER", 2)
+    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
+        with Extraction(tmp_path / "out") as tx:
+            tx.add_bytes("a.txt", b"a", 0o644)
+            assert running() == []
+            tx.add_bytes("b.txt", b"b", 0o644)
+            assert len(running()) == 1
+            if fail:
+                raise RuntimeError("stop")
+    assert running() == []
+    assert (tmp_path / "out" / "b.txt").exists() != fail

@@ -8,12 +8,16 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kit_jupyter._fs as fs
 from kit_jupyter._fs import (
+    BackgroundSync,
     RangeCopier,
     Writeback,
     atomic_write,
@@ -209,3 +213,28 @@ def test_writeback_starts_each_step_once_and_the_tail_at_the_end(tmp_path):
         assert wb.mark == 69 and calls == [10, 40]    # the tail, at the end of the range
         wb.wrote(69, last=True)
         assert calls == [10, 40]                      # nothing new: nothing started
+
+
+def test_background_sync_passes_until_stopped_and_survives_a_failing_pass(tmp_path, monkeypatch):
+    """Each pass syncs every directory ``where()`` names at that moment (the real syncfs,
+    counted); a directory that is gone fails its pass quietly (the writer's last syncfs is the
+    one that reports); :meth:`stop` ends the thread and no pass runs after it."""
+    synced: list[str] = []
+    real = fs.sync_filesystem
+
+    def counted(path):
+        synced.append(str(path))
+        real(path)
+
+    monkeypatch.setattr(fs, "sync_filesystem", counted)
+    where = [str(tmp_path / "gone"), str(tmp_path)]
+    bg = BackgroundSync(lambda: where, period=0.01)
+    deadline = time.monotonic() + 10
+    while synced.count(str(tmp_path)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    bg.stop()
+    assert synced.count(str(tmp_path)) >= 3 and synced.count(str(tmp_path / "gone")) >= 3
+    assert not [t for t in threading.enumerate() if t.name == "kit-background-sync"]
+    after = len(synced)
+    time.sleep(0.05)
+    assert len(synced) == after

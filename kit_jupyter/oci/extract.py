@@ -19,14 +19,15 @@ the unpack verified; on any error (and on Ctrl-C) :meth:`Extraction.rollback` re
 files and every directory the run created, the target itself included, so a refused unpack leaves
 nothing behind. Durability costs one ``syncfs`` per file system at commit for all the small files
 (large ones are fsynced as they are written, overlapping the blob's hash), not one journal commit
-per file; and the memory an unpack holds does not grow with its file count: every temp file of one
-unpack is named with one token (so a path's temp file is found on disk, which is also how a path
-named twice is caught), and the list of files to rename spills to an unnamed file in the target
-beyond :data:`PENDING_IN_MEMORY` entries. Modes: only the permission bits (``mode & 0o777``, the
-umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits are never restored.
-Directories are created owner-writable while they are filled and get their recorded mode at the
-end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory with
-files in it unpacks as any user.
+per file, and once there are hundreds a thread starts that work while they are written
+(:class:`~kit_jupyter._fs.BackgroundSync`); and the memory an unpack holds does not grow with its
+file count: every temp file of one unpack is named with one token (so a path's temp file is found
+on disk, which is also how a path named twice is caught), and the list of files to rename spills to
+an unnamed file in the target beyond :data:`PENDING_IN_MEMORY` entries. Modes: only the permission
+bits (``mode & 0o777``, the umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and
+sticky bits are never restored. Directories are created owner-writable while they are filled and
+get their recorded mode at the end, deepest first, like GNU tar does for a non-root user; so a
+read-only (0555) directory with files in it unpacks as any user.
 
 A SIGKILL leaves what no ``finally`` can remove. Before the kill reaches the renames, that is
 temp files (owner-tagged, :mod:`kit_jupyter._fs`): the next unpack sweeps those of dead owners
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._fs import (
+    BackgroundSync,
     RangeCopier,
     Writeback,
     run_token,
@@ -82,6 +84,9 @@ _COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move i
 _SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
 #: Pending files held in memory; more spill to an unnamed file (memory independent of the count)
 PENDING_IN_MEMORY = 4096
+#: Small files written before :class:`~kit_jupyter._fs.BackgroundSync` starts: an unpack of a
+#: model and its Kitfile never starts it (its large file is fsynced as it is written)
+EARLY_SYNC_AFTER = 256
 _SPILL_READ = 256 << 10  # the spilled list is read back in pieces of this size
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
     | getattr(os, "O_CLOEXEC", 0)
@@ -459,6 +464,7 @@ class Extraction:
         self._real_dirs: dict[str, str] = {}  # relative dir -> its checked real path
         self._swept: set[str] = set()  # directories already cleared of stale temp files
         self._devices: dict[int, str] = {}  # file system -> a directory written on it
+        self._early_sync: BackgroundSync | None = None  # from EARLY_SYNC_AFTER small files on
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Extraction:
@@ -555,6 +561,7 @@ class Extraction:
         to (before any rename, so a crash never publishes a file whose bytes are not on disk),
         rename every file into place, then give directories their recorded modes (deepest
         first, so a parent losing its write or search bit cannot block a child)."""
+        self._stop_early_sync()
         try:
             if self._pending.count or self._adopted:
                 self._write_journal(self._pending.paths(), real=True)
@@ -587,6 +594,7 @@ class Extraction:
 
     def rollback(self) -> None:
         """Remove the temp files and the directories this run created (if empty)."""
+        self._stop_early_sync()
         try:
             for final, _ in self._pending:
                 with contextlib.suppress(OSError):
@@ -798,6 +806,13 @@ class Extraction:
                 raise UnpackError(f"failed to unpack: {out}: {os_text(exc)}") from None
             raise
         self._pending.append(full, small)
+        if small and self._early_sync is None and self._pending.small >= EARLY_SYNC_AFTER:
+            self._early_sync = BackgroundSync(lambda: list(self._devices.values()))
+
+    def _stop_early_sync(self) -> None:
+        if self._early_sync is not None:
+            self._early_sync.stop()
+            self._early_sync = None
 
 
 def current_umask() -> int:
