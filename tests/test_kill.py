@@ -6,7 +6,8 @@ killed with SIGKILL -- no ``finally`` runs -- after a seeded random delay or at 
 (mid-extraction, mid-download of the multipart object). The next unpack into the same target,
 with the same flags (no ``-o``), must end with the tree an uninterrupted unpack gives, byte for
 byte, and leave no temporary file, journal or empty directory behind: not in the target, not in
-``$KITOPS_HOME``. ``cache clear`` removes what a killed download left in the cache.
+``$KITOPS_HOME``. ``cache clear`` removes what a killed download left in the cache. ``pack`` and
+``pull`` (from a real docker-registry) are killed too: the next one leaves nothing of them.
 """
 
 from __future__ import annotations
@@ -353,3 +354,45 @@ def test_property_a_dead_journal_never_reaches_outside_the_target(tmp_path, jour
         assert (root / "outside").read_text() == "outside"
         assert (target / "user.txt").read_text() == "mine"
         assert sorted(p.name for p in target.iterdir()) == ["a", "user.txt"]
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("concurrency", ["4", "1"], ids=["ranged", "one-stream"])
+def test_a_pull_killed_mid_blob_then_one_that_finishes(registry, tmp_path, concurrency):
+    """A real ``python -m kit_jupyter pull`` of a 96 MiB layer from docker-registry, SIGKILLed
+    while the layer's temporary file in ``storage/ingest`` is being written (as 4 ranged
+    streams, or one stream with ``--concurrency 1``). The next pull stores the same verified
+    blob and leaves nothing in ``storage/ingest``."""
+    rnd = random.Random(f"{SEED}-pull")
+    src, dst, ctx = tmp_path / "src", tmp_path / "dst", tmp_path / "ctx"
+    ctx.mkdir()
+    model = rnd.randbytes(96 * MiB)
+    (ctx / "model.bin").write_bytes(model)
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: model.bin\n")
+    ref = f"{registry.host}/kill/pull:v1"
+    pack(ctx, tag=ref, home=src)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KITOPS_HOME=str(src))
+    subprocess.run([sys.executable, "-m", "kit_jupyter", "push", ref, "--plain-http"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    env["KITOPS_HOME"] = str(dst)
+    pull = [sys.executable, "-m", "kit_jupyter", "pull", ref, "--plain-http",
+            "--concurrency", concurrency, "--progress", "none"]
+    ingest = dst / "storage" / "ingest"
+
+    def mid_blob() -> bool:  # the layer's temp file is there, past its first MiB
+        try:
+            return ingest.exists() and any(p.stat().st_size > MiB for p in ingest.glob("*"))
+        except FileNotFoundError:  # renamed between the listing and the stat
+            return False
+
+    proc = subprocess.Popen(pull, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(proc, mid_blob)
+    assert any(ingest.iterdir())  # the killed pull left its temporary blob
+    done = subprocess.run(pull, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert _blob_names(dst) == _blob_names(src)  # layer, config, manifest: each verified
+    for name in _blob_names(dst):
+        blob = dst / "storage" / "blobs" / "sha256" / name
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == name
+    assert list(ingest.iterdir()) == []
+    assert litter(dst) == []
