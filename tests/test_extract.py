@@ -846,9 +846,11 @@ def test_small_files_start_a_background_sync_that_ends_with_the_extraction(tmp_p
                                                                              monkeypatch):
     """The EARLY_SYNC_AFTER-th small file starts the early syncs (not one before); commit
     (before its own syncfs) and rollback end them: no thread outlives the extraction."""
-    def running() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name == "kit-background-sync"]
+    def running() -> list[threading.Thread]:  # this test's own: not another test's leftover
+        return [t for t in threading.enumerate()
+                if t.name == "kit-background-sync" and t.ident not in before]
 
+    before = {t.ident for t in threading.enumerate()}
     monkeypatch.setattr("kit_jupyter.oci.extract.EARLY_SYNC_AFTER", 2)
     with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
         with Extraction(tmp_path / "out") as tx:
