@@ -807,7 +807,7 @@ class Extraction:
             raise
         self._pending.append(full, small)
         if small and self._early_sync is None and self._pending.small >= EARLY_SYNC_AFTER:
-            self._early_sync = BackgroundSync(lambda: list(self._devices.values()))
+            self._early_sync = BackgroundSync(self._devices.values)  # each pass lists them
 
     def _stop_early_sync(self) -> None:
         if self._early_sync is not None:
