@@ -167,6 +167,35 @@ def test_round_trip_with_modes(tmp_path: Path, via: str) -> None:
     assert not [p for p in out.rglob("*.part")]
 
 
+def test_file_input_reads_small_members_a_window_at_a_time(tmp_path: Path,
+                                                         monkeypatch) -> None:
+    """A stored blob of many small members costs one read per MiB, not a read per header and
+    a kernel copy per member; members up to the window limit are written from the window
+    (including ones that straddle its end), larger ones still go by the kernel copy."""
+    import kit_jupyter.oci.extract as ex
+
+    limit = ex._WRITE_FROM_WINDOW
+    rnd = os.urandom
+    members = [reg(f"d/f{i:04d}", rnd(i * 37 % 9000)) for i in range(600)]
+    members += [reg("d/at-limit", rnd(limit)), reg("d/over-limit", rnd(limit + 1))]
+    members += [reg(f"e/g{i:03d}", rnd(700)) for i in range(300)]
+    data = make_tar(members)
+    preads: list[int] = []
+    copied: list[int] = []
+    real_preadv, real_copy = os.preadv, os.copy_file_range
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, off: (preads.append(off),
+                                                             real_preadv(fd, bufs, off))[1])
+    monkeypatch.setattr(os, "copy_file_range", lambda *a: (copied.append(a[2]),
+                                                           real_copy(*a))[1])
+    out = tmp_path / "o"
+    stats = extract(data, out, via="file")
+    assert stats.files == len(members)
+    for info, body in members:
+        assert (out / info.name).read_bytes() == body, info.name
+    assert sum(copied) == limit + 1  # only the member over the limit
+    assert len(preads) <= len(data) // ex.CHUNK + 4
+
+
 def test_list_entries_without_extracting(tmp_path: Path) -> None:
     data = make_tar([directory("d"), reg("d/f", b"abc", 0o640), special("d/l", tarfile.SYMTYPE,
                                                                          "f")])

@@ -84,7 +84,9 @@ def test_fast_path_round_trip_uses_kernel_copy(packed, tmp_path, monkeypatch):
     assert got["model.bin"] == MODEL
     assert got["src/pkg/b.py"] == b"b" * 5000
     assert got["src/empty.txt"] == b""
-    assert sum(calls) == len(MODEL) + 5000 + len("print('a')\n")
+    # the model goes file to file in the kernel; small members are written from the blob's
+    # read-ahead window (FileInput)
+    assert sum(calls) == len(MODEL)
     assert not [p for p in out.rglob("*.part")]
 
 
