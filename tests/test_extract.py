@@ -696,15 +696,19 @@ def _many(n: int) -> bytes:
 
 
 @pytest.mark.parametrize("via", ["file", "stream"])
+@pytest.mark.parametrize("src_exists", [False, True], ids=["new-dir", "existing-dir"])
 def test_small_files_cost_one_syncfs_not_an_fsync_each(tmp_path: Path, monkeypatch,
-                                                       via: str) -> None:
+                                                       via: str, src_exists: bool) -> None:
     """Durability of the small files is one ``syncfs`` of the target's file system, made before
-    the first rename (a crash never publishes a file whose bytes are not on disk)."""
+    the first rename (a crash never publishes a file whose bytes are not on disk). In a
+    directory that was there, each file has a temp file renamed into place; a directory the
+    unpack makes is staged -- filled under a hidden name and renamed once, whatever it holds."""
     import kit_jupyter._fs as fs
     import kit_jupyter.oci.extract as ex
 
     calls: list[str] = []
-    real_sync, real_fsync, real_replace = fs.sync_filesystem, os.fsync, os.replace
+    real_sync, real_fsync = fs.sync_filesystem, os.fsync
+    real_replace, real_rename = os.replace, os.rename
 
     def sync(path):
         calls.append("sync")
@@ -713,12 +717,16 @@ def test_small_files_cost_one_syncfs_not_an_fsync_each(tmp_path: Path, monkeypat
     monkeypatch.setattr(ex, "sync_filesystem", sync)
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("rename"), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "rename", lambda a, b: (calls.append("rename"), real_rename(a, b))[1])
+    if src_exists:
+        for i in range(7):
+            (tmp_path / "o" / "src" / f"p{i}").mkdir(parents=True)
     stats = extract(_many(300), tmp_path / "o", via=via)
     assert stats.files == 300
     assert calls[0] == "sync" and calls.count("sync") == 1 and "fsync" not in calls
-    assert calls.count("rename") == 300
+    assert calls.count("rename") == (300 if src_exists else 1)
     assert (tmp_path / "o/src/p3/f0010.py").read_bytes() == b"print(10)\n"
-    assert not [p for p in tree(tmp_path / "o") if ".part" in p]
+    assert not [p for p in tree(tmp_path / "o") if ".part" in p or "kj-" in p]
 
 
 def test_sync_failure_publishes_nothing(tmp_path: Path, monkeypatch) -> None:
@@ -761,6 +769,8 @@ def test_pending_files_spill_beyond_the_memory_limit(tmp_path: Path, monkeypatch
         real_commit(self)
 
     monkeypatch.setattr(Extraction, "commit", commit)
+    for i in range(7):  # directories that are there: each file has its temp file and rename
+        (tmp_path / "o" / "src" / f"p{i}").mkdir(parents=True)
     extract(_many(500), tmp_path / "o", via=via)
     (peak, spilled), = seen
     assert peak <= 16 and spilled >= 500 - 16
@@ -794,10 +804,33 @@ def test_a_failed_rename_midway_removes_the_rest(tmp_path: Path, monkeypatch) ->
         return real_replace(a, b)
 
     monkeypatch.setattr(os, "replace", replace)
+    for i in range(7):
+        (tmp_path / "o" / "src" / f"p{i}").mkdir(parents=True)
     with pytest.raises(UnpackError, match="No space left on device"):
         extract(_many(60), tmp_path / "o")
     assert not [p for p in tree(tmp_path) if ".part" in p]  # no temp file is left
     assert len([p for p in tree(tmp_path) if p.endswith(".py")]) == 30
+
+
+def test_a_failed_rename_of_a_staged_directory_removes_the_rest(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """New directories are staged and renamed into place at commit, one rename each: if
+    the second one fails, the first stays published (as renamed files do) and the rest of
+    the staged trees go with nothing left behind."""
+    real_rename = os.rename
+    done: list[str] = []
+
+    def rename(a, b):
+        if len(done) == 1:
+            raise OSError(28, "No space left on device", b)
+        done.append(b)
+        return real_rename(a, b)
+
+    monkeypatch.setattr(os, "rename", rename)
+    data = make_tar([reg(f"{top}/s/f{i}", b"x") for top in ("a", "b", "c") for i in range(5)])
+    with pytest.raises(UnpackError, match="No space left on device"):
+        extract(data, tmp_path / "o")
+    assert tree(tmp_path / "o") == {"a", "a/s", *(f"a/s/f{i}" for i in range(5))}
 
 
 _FIELD_BYTES = st.sampled_from(list(b"0123456789 \0x") + [0x80])

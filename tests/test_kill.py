@@ -334,7 +334,8 @@ DEAD_OWNER = "kj-4194311-1"  # above any pid_max: no such process, ever
 @given(journal=st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(["a", "b/c", "../outside", "/etc/passwd", "Kitfile", "user.txt",
-                              "b", "", ".", "b/../a", "a\n", "\udcff"]),
+                              "b", "", ".", "b/../a", "a\n", "\udcff", "b/", "../", "/",
+                              "./", "user.txt/", ".//"]),
              max_size=8).map(lambda ps: b"\0".join(os.fsencode(p) for p in ps))))
 def test_property_a_dead_journal_never_reaches_outside_the_target(tmp_path, journal):
     """Whatever a dead unpack's journal holds, the next unpack writes only inside its target,
@@ -354,6 +355,26 @@ def test_property_a_dead_journal_never_reaches_outside_the_target(tmp_path, jour
         assert (root / "outside").read_text() == "outside"
         assert (target / "user.txt").read_text() == "mine"
         assert sorted(p.name for p in target.iterdir()) == ["a", "user.txt"]
+
+
+def test_a_dead_unpacks_staged_directory_is_swept_and_its_published_tree_replaced(tmp_path):
+    """A directory an unpack makes is filled under a hidden, owner-tagged name and renamed
+    into place at commit. A dead owner's hidden directory goes with everything in it (the
+    next unpack writing beside it sweeps it); a directory a dead unpack renamed into place
+    and named in its journal (``dir/``) has its files replaced without ``-o``."""
+    target = tmp_path / "t"
+    hidden = target / f".src.{DEAD_OWNER}-00000000.part"
+    (hidden / "pkg").mkdir(parents=True)
+    (hidden / "pkg" / "m.py").write_text("half written")
+    (target / "done" / "pkg").mkdir(parents=True)
+    (target / "done" / "pkg" / "m.py").write_text("published by the dead unpack")
+    (target / f"{JOURNAL_PREFIX}{DEAD_OWNER}-00000000.journal").write_bytes(b"done/\0")
+    with Extraction(target) as tx:
+        tx.raw(Bytes(b"new"), "src/pkg/m.py", 0o644)
+        tx.raw(Bytes(b"new"), "done/pkg/m.py", 0o644)
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
+        "done", "done/pkg", "done/pkg/m.py", "src", "src/pkg", "src/pkg/m.py"]
+    assert (target / "done" / "pkg" / "m.py").read_bytes() == b"new"
 
 
 @pytest.mark.registry

@@ -15,28 +15,35 @@ Two inputs feed the same reader (:class:`kit_jupyter.gocompat.gotar.TarReader`):
 :func:`layer_input` picks the input for a blob and makes sure the blob's digest was checked
 before the ``with`` block ends without an error.
 
-:class:`Extraction` holds one unpack's writes, all or nothing: every file goes to a temp file
-beside its target and is renamed into place only by :meth:`Extraction.commit`, after every layer of
-the unpack verified; on any error (and on Ctrl-C) :meth:`Extraction.rollback` removes the temp
-files and every directory the run created, the target itself included, so a refused unpack leaves
-nothing behind. Durability costs one ``syncfs`` per file system at commit for all the small files
+:class:`Extraction` holds one unpack's writes, all or nothing: nothing appears under its final
+name before :meth:`Extraction.commit`, after every layer of the unpack verified. A file in a
+directory that was already there goes to a temp file beside its target, renamed into place at
+commit; a directory the unpack makes is *staged*: made under a hidden temp name beside its final
+one, filled in place (its files need no temp file and no rename of their own) and renamed into
+place whole at commit -- one rename for a code layer of 20,000 files instead of 20,000. On any
+error (and on Ctrl-C) :meth:`Extraction.rollback` removes the temp files, the staged trees and
+every directory the run created, the target itself included, so a refused unpack leaves nothing
+behind. Durability costs one ``syncfs`` per file system at commit for all the small files
 (large ones are fsynced as they are written, overlapping the blob's hash), not one journal commit
 per file, and once there are hundreds a thread starts that work while they are written
 (:class:`~kit_jupyter._fs.BackgroundSync`); and the memory an unpack holds does not grow with its
 file count: every temp file of one unpack is named with one token (so a path's temp file is found
-on disk, which is also how a path named twice is caught), and the list of files to rename spills to
-an unnamed file in the target beyond :data:`PENDING_IN_MEMORY` entries. Modes: only the permission
+on disk, which is also how a path named twice is caught; in a staged directory, the file itself),
+and the list of files to rename spills to an unnamed file in the target beyond
+:data:`PENDING_IN_MEMORY` entries. Modes: only the permission
 bits (``mode & 0o777``, the umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and
 sticky bits are never restored. Directories are created owner-writable while they are filled and
 get their recorded mode at the end, deepest first, like GNU tar does for a non-root user; so a
 read-only (0555) directory with files in it unpacks as any user.
 
 A SIGKILL leaves what no ``finally`` can remove. Before the kill reaches the renames, that is
-temp files (owner-tagged, :mod:`kit_jupyter._fs`): the next unpack sweeps those of dead owners
-from every directory it writes a file into. From the renames on, it is published files that a
-rerun without ``-o`` would refuse as "already exists". So :meth:`Extraction.commit` first writes
-a *journal* to the target, ``.kitops-unpack.kj-<owner>.journal`` (NUL-separated paths, streamed
-from the pending list), naming every file it is about to publish; :meth:`Extraction.record`
+temp files and staged directories (owner-tagged, :mod:`kit_jupyter._fs`): the next unpack sweeps
+those of dead owners, trees and all, from every directory it writes into. From the renames on,
+it is published files that a rerun without ``-o`` would refuse as "already exists". So
+:meth:`Extraction.commit` first writes a *journal* to the target,
+``.kitops-unpack.kj-<owner>.journal`` (NUL-separated paths, streamed from the pending list),
+naming every file it is about to publish and every staged directory as ``dir/`` (everything
+below it); :meth:`Extraction.record`
 writes another for the remote datasets downloaded after it; :meth:`Extraction.release` removes
 them when the whole unpack is over. The next unpack into the target adopts the journals of dead
 owners: the files they name were written by an unpack that never finished, not by the user, so
@@ -47,8 +54,10 @@ journal carries them on until it is done.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import posixpath
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -441,13 +450,15 @@ _JOURNAL_MAX = 64 << 20  # NUL-separated paths: far beyond any real ModelKit's
 
 def _read_journal(path: str) -> set[str]:
     """The clean relative paths a dead unpack's journal names (at most :data:`_JOURNAL_MAX`
-    bytes of them: it only ever makes files an unpack wrote replaceable)."""
+    bytes of them: it only ever makes files an unpack wrote replaceable); a directory it
+    published whole (a staged one) keeps its trailing ``/``."""
     try:
         with open(path, "rb") as f:
             data = f.read(_JOURNAL_MAX)
     except OSError:
         return set()
-    return {go_clean(os.fsdecode(p)) for p in data.split(b"\0") if p}
+    return {go_clean(os.fsdecode(p)) + ("/" if p.endswith(b"/") else "")
+            for p in data.split(b"\0") if p}
 
 
 class Extraction:
@@ -480,6 +491,7 @@ class Extraction:
         self.keep_journal = keep_journal
         #: clean relative paths a killed unpack published: replaced as if they were absent
         self.replaceable: set[str] = set()
+        self._replaceable_trees: tuple[str, ...] = ()  # ``dir/``: everything below it
         self._adopted: list[str] = []  # dead unpacks' journals, removed once ours is written
         self._journals: list[str] = []  # ours
         self.umask = current_umask()
@@ -491,6 +503,12 @@ class Extraction:
         #: real paths of the directories this run created, in creation order: rollback
         #: removes them; a file in one needs no "already exists" check (nothing else is there)
         self._created: dict[str, None] = {}
+        #: directories this run made below the target, by clean relative path: where each one
+        #: is on disk until commit (under a staged directory's hidden name)
+        self._made: dict[str, str] = {}
+        self._made_on_disk: set[str] = set()  # the same directories' paths on disk
+        self._staged: list[tuple[str, str]] = []  # (hidden name, final name): renamed at commit
+        self._small_written = 0  # small files not fsynced (one syncfs at commit covers them)
         self._dir_modes: list[tuple[str, int]] = []  # recorded modes, applied at commit
         self._real_dirs: dict[str, str] = {}  # relative dir -> its checked real path
         self._swept: set[str] = set()  # directories already cleared of stale temp files
@@ -535,6 +553,13 @@ class Extraction:
             path = os.path.join(self._root, name)
             self.replaceable |= _read_journal(path)
             self._adopted.append(path)
+        self._replaceable_trees = tuple(p for p in self.replaceable if p.endswith("/"))
+
+    def _is_replaceable(self, rel: str) -> bool:
+        """Whether a killed unpack published the file ``rel`` (named, or in a tree it
+        published whole)."""
+        return rel in self.replaceable or (
+            bool(self._replaceable_trees) and rel.startswith(self._replaceable_trees))
 
     def _relative(self, path: str | os.PathLike[str], real: bool = False) -> str:
         """``path`` relative to the target; ``real``: a pending file's path, made of the
@@ -578,7 +603,7 @@ class Extraction:
 
     def left_by_killed(self, path: str | os.PathLike[str]) -> bool:
         """Whether the file ``path`` (under the target) was published by a killed unpack."""
-        return self._relative(path) in self.replaceable
+        return self._is_replaceable(self._relative(path))
 
     def release(self) -> None:
         """The unpack is over (done, or failed while alive): its journals go."""
@@ -594,9 +619,11 @@ class Extraction:
         first, so a parent losing its write or search bit cannot block a child)."""
         self._stop_early_sync()
         try:
-            if self._pending.count or self._adopted:
-                self._write_journal(self._pending.paths(), real=True)
-            if self._pending.small:
+            if self._pending.count or self._adopted or self._staged:
+                self._write_journal(itertools.chain(
+                    self._pending.paths(), (final + "/" for _, final in self._staged)),
+                    real=True)
+            if self._small_written:
                 for directory in self._devices.values():
                     sync_filesystem(directory)
         except OSError as exc:
@@ -618,8 +645,19 @@ class Extraction:
         for path, mode in sorted(self._dir_modes, key=lambda d: d[0].count("/"), reverse=True):
             with contextlib.suppress(OSError):
                 os.chmod(path, mode)
-        self._created = {}
         self._dir_modes = []
+        self._small_written = 0
+        staged, self._staged = self._staged, []
+        for i, (hidden, final) in enumerate(staged):
+            try:
+                os.rename(hidden, final)  # an empty directory made there meanwhile gives way
+            except OSError as exc:
+                self._staged = staged[i:]
+                self.rollback()
+                raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
+        self._created = {}
+        self._made = {}
+        self._made_on_disk = set()
         if not self.keep_journal:
             self.release()
 
@@ -633,10 +671,15 @@ class Extraction:
         finally:
             self._pending.discard()
         self.release()
+        for hidden, _ in self._staged:  # this run's own tree, written in place
+            shutil.rmtree(hidden, ignore_errors=True)
+        self._staged = []
         for path in reversed(self._created):
             with contextlib.suppress(OSError):
                 os.rmdir(path)
         self._created = {}
+        self._made = {}
+        self._made_on_disk = set()
 
     # -- what a layer brings ----------------------------------------------------------------
     def tar(self, src: TarInput, extract_dir: str = "") -> None:
@@ -666,9 +709,9 @@ class Extraction:
     def add_bytes(self, name: str, data: bytes, mode: int) -> None:
         """A file of this unpack's own making (the Kitfile): published with the layers; the
         caller has applied its existing-file rules."""
-        _, full = self._resolve(name, member=False)
-        self._write_temp(full, name, lambda fd: _write_all(fd, memoryview(data)),
-                         mode & ~self.umask, len(data))
+        rel, full = self._resolve(name, member=False)
+        self._write_temp(self._on_disk(rel, full), name,
+                         lambda fd: _write_all(fd, memoryview(data)), mode & ~self.umask, len(data))
 
     # -- members ----------------------------------------------------------------------------
     def _resolve(self, out: str, *, member: bool = True) -> tuple[str, str]:
@@ -703,34 +746,67 @@ class Extraction:
         return temp_sibling(head, base, self._token)
 
     def _written_here(self, full: str) -> bool:
-        """True if this unpack has written a file for ``full`` (its temp file is there)."""
+        """True if this unpack has written a file for ``full`` (its temp file is there; in a
+        staged directory, the file itself)."""
+        if os.path.dirname(full) in self._made_on_disk:
+            return os.path.lexists(full)
         return os.path.lexists(self._temp_of(full))
+
+    def _on_disk(self, rel: str, full: str) -> str:
+        """Where the entry ``rel`` (``full``, by :meth:`_resolve`) is on disk now: below a
+        directory this run made, under its staged name."""
+        parent, _, base = rel.rpartition("/")
+        made = self._made.get(parent)
+        return full if made is None else f"{made}/{base}"
+
+    def _new_dir(self, rel: str, full: str, mode: int) -> str:
+        """Make the directory ``rel`` (final path ``full``); returns where it is on disk. One
+        whose parent was there before the unpack is *staged*: made under a hidden temp name
+        beside its final one, filled in place (files below it need no temp file and no rename
+        of their own) and renamed into place by :meth:`commit`, after the sync; what a killed
+        unpack staged is swept like its temp files (by the next unpack writing there)."""
+        parent = rel.rpartition("/")[0]
+        made = self._made.get(parent)
+        if made is None:
+            head, base = os.path.split(full)
+            self._sweep(head)
+            where = temp_sibling(head, base, self._token)
+        else:
+            where = f"{made}/{rel.rpartition('/')[2]}"
+        os.mkdir(where, mode)
+        if made is None:
+            self._staged.append((where, full))
+        self._created[where] = None
+        self._made[rel] = self._real_dirs[rel] = where
+        self._made_on_disk.add(where)
+        self._dirs.add(rel)
+        return where
 
     def _dir(self, out: str, mode: int) -> None:
         rel, full = self._resolve(out)
         if rel == "." or rel in self._dirs:
             return
-        if os.path.lexists(full):
-            if not os.path.isdir(full):
+        self._make_parents(rel, out)  # a no-op if the directory exists: its parents do too
+        here = self._on_disk(rel, full)
+        if os.path.lexists(here):
+            if not os.path.isdir(here):
                 raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
                                   "directory")
             self._dirs.add(rel)
             return
-        self._make_parents(rel, out)
-        if self._written_here(full):
+        if self._written_here(here):
             raise UnpackError(f"failed to unpack: path '{out}' already exists and is not a "
                               "directory")
         perm = mode & 0o777
         try:
-            os.mkdir(full, perm | 0o700)  # owner rwx while it is filled; the umask applies
+            # owner rwx while it is filled; the umask applies
+            here = self._new_dir(rel, full, perm | 0o700)
         except OSError as exc:
             raise UnpackError(f"failed to create directory {out}: {exc.strerror}") from None
-        self._created[full] = None
-        self._dirs.add(rel)
         self.stats.dirs += 1
         final = perm & ~self.umask
         if final != (perm | 0o700) & ~self.umask:
-            self._dir_modes.append((full, final))
+            self._dir_modes.append((here, final))
 
     def _make_parents(self, rel: str, out: str) -> None:
         """Create the missing directories above ``rel`` (0755, as kit's MkdirAll)."""
@@ -739,7 +815,10 @@ class Extraction:
             return
         missing = []
         while parent and parent not in self._dirs:
-            path = os.path.join(self._root, parent)
+            missing.append(parent)
+            parent = parent.rpartition("/")[0]
+        for parent in reversed(missing):  # top down: below one this run makes, all are new
+            path = self._on_disk(parent, os.path.join(self._root, parent))
             if self._written_here(path):
                 raise UnpackError(f"failed to unpack: path '{out}' is inside '{parent}', "
                                   "which is a file of the ModelKit")
@@ -748,22 +827,17 @@ class Extraction:
                     raise UnpackError(f"failed to unpack: path '{out}': '{parent}' already "
                                       "exists and is not a directory")
                 self._dirs.add(parent)
-                break
-            missing.append((parent, path))
-            parent = parent.rpartition("/")[0]
-        for parent_rel, path in reversed(missing):
+                continue
             try:
-                os.mkdir(path, 0o755)
+                self._new_dir(parent, path, 0o755)
             except OSError as exc:
-                raise UnpackError(f"failed to create directory {parent_rel}: "
+                raise UnpackError(f"failed to create directory {parent}: "
                                   f"{exc.strerror}") from None
-            self._created[path] = None
-            self._dirs.add(parent_rel)
-        self._dirs.add(rel.rpartition("/")[0])
 
     def _file(self, out: str, mode: int, copy: Callable[[int], None], size: int | None) -> None:
         rel, full = self._resolve(out)
         self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
+        full = self._on_disk(rel, full)
         head = os.path.dirname(full)
         self._sweep(head)
         # in a directory this run created, only this run's directories can be in the way
@@ -778,8 +852,8 @@ class Extraction:
     def _sweep(self, head: str) -> None:
         """What a killed unpack left in ``head`` (temp files of dead owners) goes first; its
         journals stay for :meth:`_adopt_journals`."""
-        if head not in self._swept:
-            sweep_stale(head, suffix=".part")
+        if head not in self._swept and head not in self._made_on_disk:  # ours: nothing stale
+            sweep_stale(head, suffix=".part", trees=True)
             self._swept.add(head)
             with contextlib.suppress(OSError):
                 self._devices.setdefault(os.stat(head).st_dev, head)
@@ -794,7 +868,7 @@ class Extraction:
         except NotADirectoryError:
             raise UnpackError(f"failed to unpack: path '{out}': a parent already exists and "
                               "is not a directory") from None
-        if rel in self.replaceable and stat.S_ISREG(st.st_mode):
+        if stat.S_ISREG(st.st_mode) and self._is_replaceable(rel):
             return True
         if self.ignore_existing:
             return False
@@ -815,7 +889,8 @@ class Extraction:
         small = size is not None and size < _SYNC_AT_ONCE
         head, base = os.path.split(full)
         self._sweep(head)
-        tmp = temp_sibling(head, base, self._token)
+        staged = head in self._made_on_disk  # renamed into place with its directory
+        tmp = full if staged else temp_sibling(head, base, self._token)
         try:
             fd = os.open(tmp, _OPEN_FLAGS, mode)
         except FileExistsError:
@@ -836,8 +911,10 @@ class Extraction:
             if isinstance(exc, OSError):
                 raise UnpackError(f"failed to unpack: {out}: {os_text(exc)}") from None
             raise
-        self._pending.append(full, small)
-        if small and self._early_sync is None and self._pending.small >= EARLY_SYNC_AFTER:
+        if not staged:
+            self._pending.append(full, small)
+        self._small_written += small
+        if small and self._early_sync is None and self._small_written >= EARLY_SYNC_AFTER:
             self._early_sync = BackgroundSync(self._devices.values)  # each pass lists them
 
     def _stop_early_sync(self) -> None:
