@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -82,8 +83,16 @@ def temp_sibling(directory: str, name: str, token: str) -> str:
     """:func:`temp_name` with a token chosen once (:func:`run_token`) for many files, as plain
     strings: an unpack names all its temp files with one token, so the temp file of a path is
     known without remembering it, and a second member with the same path meets the first one's
-    temp file (``O_EXCL``) instead of an entry in a table that grows with the file count."""
+    temp file (``O_EXCL``) instead of an entry in a table that grows with the file count. A name
+    too long to carry the token within a file system's 255 bytes is shortened to its start and
+    a digest of the whole (still one temp name per name)."""
+    if len(name) > _NAME_ROOM // 4 and len(os.fsencode(name)) > _NAME_ROOM:
+        name = f"{name[:_NAME_ROOM // 8]}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:32]}"
     return f"{directory}/.{name}.{token}.part"
+
+
+#: bytes of a name that fit beside a token in 255 (``.<name>.kj-<pid>-<start>-<hex>.part``)
+_NAME_ROOM = 200
 
 
 def is_stale(name: str) -> bool:

@@ -196,6 +196,26 @@ def test_file_input_reads_small_members_a_window_at_a_time(tmp_path: Path,
     assert len(preads) <= len(data) // ex.CHUNK + 4
 
 
+@pytest.mark.parametrize("via", ["file", "stream"])
+def test_names_near_the_file_systems_limit(tmp_path: Path, via: str) -> None:
+    """A file or directory name of 250 bytes (kit writes it; 255 is ext4's limit) leaves no
+    room for the temp name's token: the temp name takes a digest of it instead, in a
+    directory that was there (a temp file per file) and for a staged directory alike."""
+    long_file, long_dir = "f" * 246 + ".txt", "d" * 250
+    data = make_tar([reg(f"old/{long_file}", b"a"), reg(f"{long_dir}/{long_file}", b"b"),
+                     reg(f"{long_dir}/{long_file[:-1]}", b"c")])
+    (tmp_path / "o" / "old").mkdir(parents=True)
+    stats = extract(data, tmp_path / "o", via=via)
+    assert stats.files == 3
+    assert (tmp_path / "o" / "old" / long_file).read_bytes() == b"a"
+    assert (tmp_path / "o" / long_dir / long_file).read_bytes() == b"b"
+    assert (tmp_path / "o" / long_dir / long_file[:-1]).read_bytes() == b"c"
+    assert not [p for p in tree(tmp_path / "o") if ".part" in p or "kj-" in p]
+    with pytest.raises(UnpackError, match="occurs more than once"):
+        extract(make_tar([reg(f"old/{long_file}", b"x"), reg(f"old/{long_file}", b"y")]),
+                tmp_path / "o", via=via, overwrite=True)
+
+
 def test_list_entries_without_extracting(tmp_path: Path) -> None:
     data = make_tar([directory("d"), reg("d/f", b"abc", 0o640), special("d/l", tarfile.SYMTYPE,
                                                                          "f")])
