@@ -944,3 +944,14 @@ def test_small_files_start_a_background_sync_that_ends_with_the_extraction(tmp_p
                 raise RuntimeError("stop")
     assert running() == []
     assert (tmp_path / "out" / "b.txt").exists() != fail
+
+
+@settings(max_examples=300, deadline=None)
+@given(block=st.one_of(st.binary(min_size=512, max_size=512),
+                       st.sampled_from([b"\xff" * 512, b"\0" * 512, b"\x7f" * 512])))
+def test_header_sum_by_adler32_is_the_exact_sum(block: bytes) -> None:
+    """The reader sums a header with zlib (two Adler-32 halves); it must be the plain sum,
+    the checksum field counted as spaces, for every block (all 0xFF: the largest sums)."""
+    from kit_jupyter.gocompat.gotar import _unsigned_sum
+
+    assert _unsigned_sum(block) == sum(block) - sum(block[148:156]) + 8 * 32
