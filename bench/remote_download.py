@@ -7,12 +7,13 @@ Starts the server (Ceph RGW one-node cluster or moto, both on 127.0.0.1) and upl
 objects of random bytes: ``multipart`` with boto3's ``upload_file`` (8 MiB parts, ETag
 ``<md5>-N``) and ``single`` with one PUT (plain MD5 ETag). Each is downloaded by each tool in
 its own process, interleaved (the order rotates every run), ``--runs`` times: kit_jupyter with
-1, 2 and 4 streams (``--workers``; 4 is the default a user gets), boto3's ``download_file`` and
-s5cmd ``cp``. Prints the machine's facts (``_machine.py``), median (min-max) times, ratios
-against the references measured in the same run, each tool's peak RSS and CPU seconds, the CPU
-seconds the server spent on its download (on a small machine client and server share the cores:
-the budget line says how much of cores x wall they used together), and for kit_jupyter where
-the time goes.
+1, 2 and 4 streams (``--workers``; 4 is the default a user gets), boto3's ``download_file``,
+the same followed by an ``fsync`` of the file (``boto3+sync``: kit_jupyter's durability, as
+``tar xf`` + ``sync`` is in ``pack_unpack.py``) and s5cmd ``cp``. Prints the machine's facts
+(``_machine.py``), median (min-max) times, ratios against the references measured in the same
+run, each tool's peak RSS and CPU seconds, the CPU seconds the server spent on its download (on
+a small machine client and server share the cores: the budget line says how much of cores x
+wall they used together), and for kit_jupyter where the time goes.
 
 Times: "op" is client set-up plus the download, measured inside the child (interpreter start and
 imports excluded -- the same for both Python tools); "wall" is the whole process. s5cmd's op time
@@ -107,6 +108,10 @@ def child(args: argparse.Namespace) -> None:
             aws_secret_access_key=env["S3_SECRET_KEY"],
             config=Config(s3={"addressing_style": "path"}))
         client.download_file(BUCKET, args.key, str(out))
+        if args.child == "boto3+sync":  # the durability kit_jupyter gives: the file fsynced
+            fd = os.open(out, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
         op = time.perf_counter() - t0
         extra = "not verified"
     print(json.dumps({"op": op, "note": extra, "timings": timings}))
@@ -213,7 +218,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", default="1,2,4", help="kit_jupyter stream counts to measure")
     ap.add_argument("--objects", default="multipart,single")
-    ap.add_argument("--tools", default="kit,boto3,s5cmd")
+    ap.add_argument("--tools", default="kit,boto3,boto3+sync,s5cmd")
     ap.add_argument("--baseline", metavar="DIR",
                     help="also measure the kit_jupyter of another checkout (e.g. a git worktree "
                          "of main) as base/N, in the same run: before/after on the same server "
@@ -352,11 +357,13 @@ def main() -> None:
                       f"{note}")
             kit = f"kit/{default_streams}"
             if kit in tools:
-                for ref, target in (("boto3", 0.8), ("s5cmd", 1.6)):
+                for ref, target in (("boto3", 0.8), ("s5cmd", 1.6), ("boto3+sync", 0.0)):
                     if ref in tools:
                         ours, theirs = res[(kind, kit)], res[(kind, ref)]
                         ratio = per_run_ratio(ours["op"], theirs["op"])
-                        print(f"  {kit} / {ref}: {ratio:.2f}x ({verdict(ratio, target)}); "
+                        what = (verdict(ratio, target) if target else
+                                "the same durability: boto3's file fsynced, no target")
+                        print(f"  {kit} / {ref}: {ratio:.2f}x ({what}); "
                               f"CPU {med(ours['cpu']) / med(theirs['cpu']):.2f}x")
                 cores = os.cpu_count() or 1
                 used = {t: (med(res[(kind, t)]["cpu"]) + med(res[(kind, t)]["server"]))
