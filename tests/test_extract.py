@@ -955,3 +955,14 @@ def test_header_sum_by_adler32_is_the_exact_sum(block: bytes) -> None:
     from kit_jupyter.gocompat.gotar import _unsigned_sum
 
     assert _unsigned_sum(block) == sum(block) - sum(block[148:156]) + 8 * 32
+
+
+def test_relative_keeps_a_staged_directorys_slash(tmp_path: Path) -> None:
+    """The journal names a staged directory ``dir/``; the slash survives the slow path of
+    :meth:`Extraction._relative` (a path not under the target's real path as written)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with Extraction(tmp_path / "real") as tx:
+        assert tx._relative(str(tmp_path / "link" / "code") + "/", real=True) == "code/"
+        assert tx._relative(str(tmp_path / "link" / "code"), real=True) == "code"
+        assert tx._relative(str(tmp_path / "link") + "/", real=True) == "."

@@ -564,12 +564,14 @@ class Extraction:
     def _relative(self, path: str | os.PathLike[str], real: bool = False) -> str:
         """``path`` relative to the target; ``real``: a pending file's path, made of the
         target's real path and a clean relative one, so a prefix to cut (at 10,000 files,
-        ``relpath`` and ``realpath`` per file cost a tenth of the unpack)."""
+        ``relpath`` and ``realpath`` per file cost a tenth of the unpack). A trailing ``/`` (a
+        staged directory, in the journal) is kept."""
         full = os.fspath(path)
         prefix = self._root.rstrip("/") + "/"
         if real and full.startswith(prefix):
             return full[len(prefix):]
-        return go_clean(Path(os.path.relpath(os.path.realpath(full), self._root)).as_posix())
+        rel = go_clean(Path(os.path.relpath(os.path.realpath(full), self._root)).as_posix())
+        return rel + "/" if full.endswith("/") and rel != "." else rel
 
     def _write_journal(self, paths: Iterator[str], real: bool = False) -> None:
         """A journal naming ``paths`` (and, in the first one, what the adopted ones named),
