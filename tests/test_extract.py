@@ -966,3 +966,33 @@ def test_relative_keeps_a_staged_directorys_slash(tmp_path: Path) -> None:
         assert tx._relative(str(tmp_path / "link" / "code") + "/", real=True) == "code/"
         assert tx._relative(str(tmp_path / "link" / "code"), real=True) == "code"
         assert tx._relative(str(tmp_path / "link") + "/", real=True) == "."
+
+
+@settings(max_examples=400, deadline=None)
+@given(mode=st.integers(0, 8 ** 7 - 1), size=st.integers(0, 8 ** 11 - 1),
+       chk=st.integers(0, 8 ** 6 - 1), ustar=st.booleans(),
+       flips=st.lists(st.tuples(st.integers(100, 155), st.sampled_from(list(b"0789 \0x"))),
+                      max_size=2),
+       devs=st.sampled_from([b"0000000\0" * 2, b"0000001\0" + b"0000000\0", b"\0" * 16]))
+def test_kit_number_shortcut_agrees_with_the_general_one(mode, size, chk, ustar, flips,
+                                                         devs) -> None:
+    """The reader's first shortcut takes only the numbers exactly as kit writes them; wherever
+    it answers, the general parser of plain octal fields gives the same mode, size and
+    checksum (and wherever that one declines, so does the shortcut)."""
+    from kit_jupyter.gocompat.gotar import _kit_numbers, _plain_octals
+
+    block = bytearray(512)
+    block[100:156] = (b"%07o\0" % mode + b"0000000\0" * 2 + b"%011o\0" % size
+                      + b"00000000000\0" + b"%06o\0 " % chk)
+    if ustar:
+        block[257:263] = b"ustar\0"
+        block[329:345] = devs
+    for at, value in flips:
+        block[at] = value
+    kit = _kit_numbers(bytes(block))
+    if kit is not None:
+        plain = _plain_octals(bytes(block))
+        assert plain is not None
+        assert kit == (plain[0], plain[3], plain[5])
+    if not flips and (not ustar or devs == b"0000000\0" * 2):
+        assert kit == (mode, size, chk)

@@ -741,7 +741,7 @@ class Extraction:
             raise _illegal(out, "paths must be within context directory")
         if member and rel in KITFILE_NAMES:
             raise _illegal(out, "a layer may not replace the ModelKit's Kitfile")
-        return rel, os.path.join(real_parent, base)
+        return rel, _join(real_parent, base)
 
     def _temp_of(self, full: str) -> str:
         head, base = os.path.split(full)
@@ -840,7 +840,7 @@ class Extraction:
         rel, full = self._resolve(out)
         self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
         full = self._on_disk(rel, full)
-        head = os.path.dirname(full)
+        head = full.rpartition("/")[0] or "/"
         self._sweep(head)
         # in a directory this run created, only this run's directories can be in the way
         if (head not in self._created or rel in self._dirs) and \
@@ -889,7 +889,8 @@ class Extraction:
         made durable together at commit (module docstring). A temp file that exists already
         is this unpack's own: the path occurs twice."""
         small = size is not None and size < _SYNC_AT_ONCE
-        head, base = os.path.split(full)
+        head, _, base = full.rpartition("/")
+        head = head or "/"
         self._sweep(head)
         staged = head in self._made_on_disk  # renamed into place with its directory
         tmp = full if staged else temp_sibling(head, base, self._token)
@@ -923,6 +924,12 @@ class Extraction:
         if self._early_sync is not None:
             self._early_sync.stop()
             self._early_sync = None
+
+
+def _join(directory: str, name: str) -> str:
+    """``os.path.join`` of an absolute directory and a clean relative name, at a fraction of
+    its cost (once or twice for every member of a layer)."""
+    return directory + name if directory.endswith("/") else f"{directory}/{name}"
 
 
 def current_umask() -> int:
