@@ -996,3 +996,24 @@ def test_kit_number_shortcut_agrees_with_the_general_one(mode, size, chk, ustar,
         assert kit == (plain[0], plain[3], plain[5])
     if not flips and (not ustar or devs == b"0000000\0" * 2):
         assert kit == (mode, size, chk)
+
+
+@pytest.mark.parametrize("made", ["directory", "file"])
+def test_a_path_made_by_another_process_before_the_commit(tmp_path: Path, made: str) -> None:
+    """A staged directory's final name taken while the unpack ran (another kernel unpacking
+    into the same target, say): one line naming the path, the other process's work kept,
+    nothing of ours left."""
+    target = tmp_path / "o"
+    tx = Extraction(target)
+    tx.open()
+    inp = StreamInput(io.BytesIO(make_tar([reg("code/a.py", b"ours"), reg("code/s/b.py")])))
+    tx.tar(inp)
+    if made == "directory":
+        (target / "code").mkdir()
+        (target / "code" / "a.py").write_bytes(b"theirs")
+    else:
+        (target / "code").write_bytes(b"theirs")
+    with pytest.raises(UnpackError, match=r"^failed to unpack: path 'code' was made by another "
+                                          r"process while unpacking$"):
+        tx.commit()
+    assert tree(target) == ({"code", "code/a.py"} if made == "directory" else {"code"})

@@ -54,6 +54,7 @@ journal carries them on until it is done.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import posixpath
@@ -656,6 +657,9 @@ class Extraction:
             except OSError as exc:
                 self._staged = staged[i:]
                 self.rollback()
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise UnpackError(f"failed to unpack: path '{self._relative(final)}' was "
+                                      "made by another process while unpacking") from None
                 raise UnpackError(f"failed to unpack: {os_text(exc)}") from None
         self._created = {}
         self._made = {}
