@@ -810,20 +810,23 @@ def test_rollback_after_a_spill_leaves_nothing(tmp_path: Path, monkeypatch) -> N
     assert tree(tmp_path) == set()
 
 
+def _full_after(renames: int, real):
+    """``os.replace``/``os.rename`` that does ``renames`` renames, then finds the disk full."""
+    done: list[str] = []
+
+    def rename(a, b):
+        if len(done) == renames:
+            raise OSError(28, "No space left on device", b)
+        done.append(b)
+        return real(a, b)
+    return rename
+
+
 def test_a_failed_rename_midway_removes_the_rest(tmp_path: Path, monkeypatch) -> None:
     import kit_jupyter.oci.extract as ex
 
     monkeypatch.setattr(ex, "PENDING_IN_MEMORY", 8)
-    real_replace = os.replace
-    done = []
-
-    def replace(a, b):
-        if len(done) == 30:
-            raise OSError(28, "No space left on device", b)
-        done.append(b)
-        return real_replace(a, b)
-
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "replace", _full_after(30, os.replace))
     for i in range(7):
         (tmp_path / "o" / "src" / f"p{i}").mkdir(parents=True)
     with pytest.raises(UnpackError, match="No space left on device"):
@@ -837,16 +840,7 @@ def test_a_failed_rename_of_a_staged_directory_removes_the_rest(tmp_path: Path,
     """New directories are staged and renamed into place at commit, one rename each: if
     the second one fails, the first stays published (as renamed files do) and the rest of
     the staged trees go with nothing left behind."""
-    real_rename = os.rename
-    done: list[str] = []
-
-    def rename(a, b):
-        if len(done) == 1:
-            raise OSError(28, "No space left on device", b)
-        done.append(b)
-        return real_rename(a, b)
-
-    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "rename", _full_after(1, os.rename))
     data = make_tar([reg(f"{top}/s/f{i}", b"x") for top in ("a", "b", "c") for i in range(5)])
     with pytest.raises(UnpackError, match="No space left on device"):
         extract(data, tmp_path / "o")
