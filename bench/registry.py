@@ -1,6 +1,6 @@
 """Push and pull a 1 GiB ModelKit to a local docker-registry: kit_jupyter vs skopeo and oras-py.
 
-Run: ``.venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3]``
+Run: ``.venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3] [--baseline DIR]``
 
 Needs Debian's ``docker-registry`` and ``skopeo`` (``apt-get install docker-registry skopeo``;
 without skopeo its rows are skipped) and oras-py (a test dependency).
@@ -192,6 +192,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also pull with the kit_jupyter of another checkout (e.g. a git worktree "
+                         "of main) as 'base pull', interleaved: before/after on the same registry "
+                         "and load")
     args = ap.parse_args()
     size = args.size_mib << 20
     print_facts()
@@ -221,12 +225,13 @@ def main() -> None:
         phases: dict[str, list[float]] = {}  # kit pull's, wall seconds inside the process
 
         def measure(name: str, cmd: list[str]) -> Measured:
-            m = run_measured(cmd, env=env, cwd=ROOT)
+            run_env = {**env, "PYTHONPATH": args.baseline} if name == "base pull" else env
+            m = run_measured(cmd, env=run_env, cwd=ROOT)
             rows.setdefault(name, []).append(m)
             if m.stdout.strip().startswith("{"):
                 info = json.loads(m.stdout.strip().splitlines()[-1])
                 ops.setdefault(name, []).append(info["op"])
-                for phase, seconds in info.get("phases", {}).items():
+                for phase, seconds in info.get("phases", {}).items() if name == "kit pull" else ():
                     phases.setdefault(phase, []).append(seconds)
                 if name == "kit push (2nd repository)":
                     assert info["uploaded"] == 0 and info["mounted"] == 2, info
@@ -267,6 +272,10 @@ def main() -> None:
                 "oras pull": python(ORAS_PULL.format(ref=f"{host}/bench/oras{i}:v1",
                                                      out=str(oras_out))),
             }
+            base_home = base / f"base-pull-home-{i}"
+            if args.baseline:
+                pulls["base pull"] = python(KIT_PULL.format(ref=f"{host}/bench/kit{i}:v1",
+                                                            home=str(base_home)))
             if has_skopeo:
                 pulls["skopeo pull"] = skopeo(sk_cache, "copy", "-q", "--src-tls-verify=false",
                                               f"docker://{host}/bench/sk{i}:v1",
@@ -278,6 +287,7 @@ def main() -> None:
             assert pulled.stat().st_size == layer.stat().st_size, "kit pull incomplete"
             assert (oras_out / "model.tar").stat().st_size == layer.stat().st_size
             shutil.rmtree(pull_home)
+            shutil.rmtree(base_home, ignore_errors=True)
             shutil.rmtree(oras_out)
             shutil.rmtree(sk_out, ignore_errors=True)
             oras_out.mkdir()
@@ -315,6 +325,7 @@ def main() -> None:
         ratio("kit pull", "skopeo pull", 0.6, "  (both verify every digest)")
         ratio("kit pull", "oras pull", 1.0, "  (oras-py verifies nothing)")
         ratio("kit pull", "oras pull + sha256", None, "  (same verification work)")
+        ratio("kit pull", "base pull", None, "  (this checkout / --baseline)")
         second = ops["kit push (2nd repository)"]
         print(f"  kit push to a 2nd repository: op {med(second):.2f} s, wall "
               f"{med(wall('kit push (2nd repository)')):.2f} s ({verdict(med(second), 0.5)}, op)")

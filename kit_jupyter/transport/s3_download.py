@@ -227,6 +227,8 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+#: each stream of a ranged download (S3 and registry pulls) starts writeback every this many
+#: bytes it wrote
 WRITEBACK_EVERY = 16 * MiB
 
 
