@@ -234,8 +234,11 @@ class RangeCopier:
         return len(data)
 
 
-#: Writers call :func:`start_writeback` after about this many bytes.
-WRITEBACK_STEP = 64 << 20
+#: Writers call :func:`start_writeback` after about this many bytes (of each stream, where
+#: several write one file). 16 MiB, not 64: on this project's 2-core machine the fsync of a
+#: 1 GiB pull then took 0.47 s instead of 1.39 (the pull 3.57 s instead of 4.25) and a 1 GiB
+#: pack 2.45 s instead of 2.66 (medians of interleaved runs); unpack was the same either way.
+WRITEBACK_STEP = 16 << 20
 _SYNC_FILE_RANGE_WRITE = 2
 _sync_file_range: Callable[[int, int, int, int], object] | None = None
 _resolved = False
@@ -271,11 +274,11 @@ class Writeback:
 
     __slots__ = ("fd", "mark", "step", "_before")
 
-    def __init__(self, fd: int, start: int = 0, step: int = WRITEBACK_STEP,
+    def __init__(self, fd: int, start: int = 0, step: int | None = None,
                  before: Callable[[], object] | None = None) -> None:
         self.fd = fd
         self.mark = start           # writeback started for [start, mark)
-        self.step = step
+        self.step = WRITEBACK_STEP if step is None else step
         self._before = before       # e.g. a buffered file's flush: its bytes reach the kernel
 
     def wrote(self, upto: int, last: bool = False) -> None:

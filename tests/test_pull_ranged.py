@@ -211,14 +211,13 @@ def test_a_killed_pulls_temp_file_is_swept_by_the_next_pull(registry, tmp_path):
 
 def test_each_stream_starts_writeback_as_it_goes(registry, tmp_path, monkeypatch):
     """Every stream of a ranged pull starts the writeback of what it wrote each
-    ``WRITEBACK_EVERY`` bytes (the S3 streams' step), so the fsync before the blob's rename
-    finds little left: measured, 1.39 s of a 4.3 s pull of 1 GiB with 64 MiB steps, 0.47 s with
-    16 (bench/registry.py --baseline). Here the step is 1 MiB and the ranges 2 MiB."""
+    ``WRITEBACK_STEP`` bytes, so the fsync before the blob's rename finds little left:
+    measured, 1.39 s of a 4.3 s pull of 1 GiB with 64 MiB steps, 0.47 s with 16
+    (bench/registry.py --baseline). Here the step is 1 MiB and the ranges 2 MiB."""
     import kit_jupyter._fs as fs
-    import kit_jupyter.transport.registry as reg
 
     data, digest = _pushed(registry, tmp_path, "ranged/wb")
-    monkeypatch.setattr(reg, "WRITEBACK_EVERY", CHUNK)
+    monkeypatch.setattr(fs, "WRITEBACK_STEP", CHUNK)
     started: list[tuple[int, int]] = []
     real = fs.start_writeback
     monkeypatch.setattr(fs, "start_writeback",

@@ -92,7 +92,7 @@ from kit_jupyter.oci.store import LocalStore, VerifyingReader
 from kit_jupyter.reporting import Task
 
 CHUNK = 1 << 20
-_COPY_STEP = 64 << 20  # per copy_file_range call: progress and writeback move in these steps
+_COPY_STEP = 16 << 20  # per copy_file_range call: progress and writeback move in these steps
 _SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
 #: members up to this size are written from :class:`FileInput`'s read-ahead window
 _WRITE_FROM_WINDOW = 64 << 10

@@ -58,12 +58,7 @@ from kit_jupyter.transport.bearer import (
 from kit_jupyter.transport.credentials import Credentials
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
-from kit_jupyter.transport.s3_download import (
-    WRITEBACK_EVERY,
-    InOrderHasher,
-    RangeJob,
-    body_readinto,
-)
+from kit_jupyter.transport.s3_download import InOrderHasher, RangeJob, body_readinto
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -850,9 +845,7 @@ class RegistryClient:
                      where: str, hasher: InOrderHasher, task: Task | None,
                      cancel: threading.Event, resp: requests.Response | None) -> None:
         pos = job.start
-        # writeback every WRITEBACK_EVERY bytes of this stream, as an S3 stream does: the
-        # final fsync then finds less left
-        writeback = Writeback(fd, pos, WRITEBACK_EVERY)
+        writeback = Writeback(fd, pos)  # of this stream's range, a step at a time
         failures = 0
         view = memoryview(bytearray(min(CHUNK, job.end - pos)))  # reused for every read
         while pos < job.end:

@@ -73,7 +73,7 @@ DEFAULT_FREE_SHARE = 5          # at most 1/5 of the free space
 ENTRY_MODE = 0o444
 TARGET_MODE = 0o644             # what a fresh download gets (s3_download.Downloader)
 FICLONE = 0x40049409            # _IOW(0x94, 9, int), linux/fs.h
-_COPY_STEP = 64 << 20
+_COPY_STEP = 16 << 20
 #: FICLONE refusals (then :class:`~kit_jupyter._fs.RangeCopier` copies)
 _NO_CLONE = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS,
              errno.EBADF, errno.EPERM, errno.ETXTBSY)

@@ -227,9 +227,6 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-#: each stream of a ranged download (S3 and registry pulls) starts writeback every this many
-#: bytes it wrote
-WRITEBACK_EVERY = 16 * MiB
 
 
 def body_readinto(body: Any) -> Callable[[memoryview], int]:
@@ -448,7 +445,7 @@ class Downloader:
         hasher = self._hasher
         view = memoryview(bytearray(self.read_size))   # one buffer per stream, reused
         failures = 0
-        writeback = Writeback(fd, pos, WRITEBACK_EVERY)
+        writeback = Writeback(fd, pos)
         stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
         while pos < job.end:
             if self.cancel.is_set():
