@@ -227,8 +227,6 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-
-
 def body_readinto(body: Any) -> Callable[[memoryview], int]:
     """How a stream fills its buffer from a GET's body (botocore's, or the urllib3 response of
     a streamed ``requests`` GET: the registry's ranged pull): with http.client's own
