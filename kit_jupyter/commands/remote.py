@@ -496,8 +496,8 @@ def _pull_parents(result: PullResult, kitfile: Kitfile, opts: RegistryOptions,
 
 class _WriteBehind:
     """A file writer that starts writeback (:class:`kit_jupyter._fs.Writeback`) of every
-    64 MiB written, so the fsync that makes the blob durable before it is renamed into storage
-    has little left to do instead of writing the whole blob at the end."""
+    ``WRITEBACK_STEP`` written, so the fsync that makes the blob durable before it is renamed
+    into storage has little left to do instead of writing the whole blob at the end."""
 
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
