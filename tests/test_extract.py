@@ -1011,3 +1011,17 @@ def test_a_path_made_by_another_process_before_the_commit(tmp_path: Path, made: 
                                           r"process while unpacking$"):
         tx.commit()
     assert tree(target) == ({"code", "code/a.py"} if made == "directory" else {"code"})
+
+
+def test_file_input_reads_more_than_its_window(tmp_path: Path) -> None:
+    """A read larger than the read-ahead window goes straight to the file, short only at its
+    end; reads after it come from the window again, at the right position."""
+    data = os.urandom(2 * (1 << 20) + 5)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    with FileInput(path) as inp:
+        first = inp.read_upto((1 << 20) + 100)
+        assert first == data[:(1 << 20) + 100]
+        assert inp.read_upto(512) == data[(1 << 20) + 100:(1 << 20) + 612]
+        assert inp.read_upto(3 << 20) == data[(1 << 20) + 612:]
+        assert inp.read_upto(512) == b""

@@ -30,11 +30,11 @@ per file, and once there are hundreds a thread starts that work while they are w
 file count: every temp file of one unpack is named with one token (so a path's temp file is found
 on disk, which is also how a path named twice is caught; in a staged directory, the file itself),
 and the list of files to rename spills to an unnamed file in the target beyond
-:data:`PENDING_IN_MEMORY` entries. Modes: only the permission
-bits (``mode & 0o777``, the umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and
-sticky bits are never restored. Directories are created owner-writable while they are filled and
-get their recorded mode at the end, deepest first, like GNU tar does for a non-root user; so a
-read-only (0555) directory with files in it unpacks as any user.
+:data:`PENDING_IN_MEMORY` entries. Modes: only the permission bits (``mode & 0o777``, the umask
+applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits are never restored.
+Directories are created owner-writable while they are filled and get their recorded mode at the
+end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory with
+files in it unpacks as any user.
 
 A SIGKILL leaves what no ``finally`` can remove. Before the kill reaches the renames, that is
 temp files and staged directories (owner-tagged, :mod:`kit_jupyter._fs`): the next unpack sweeps
@@ -43,12 +43,11 @@ it is published files that a rerun without ``-o`` would refuse as "already exist
 :meth:`Extraction.commit` first writes a *journal* to the target,
 ``.kitops-unpack.kj-<owner>.journal`` (NUL-separated paths, streamed from the pending list),
 naming every file it is about to publish and every staged directory as ``dir/`` (everything
-below it); :meth:`Extraction.record`
-writes another for the remote datasets downloaded after it; :meth:`Extraction.release` removes
-them when the whole unpack is over. The next unpack into the target adopts the journals of dead
-owners: the files they name were written by an unpack that never finished, not by the user, so
-they are replaced (a remote dataset whose bytes match its ETag: kept) as if absent. Its own
-journal carries them on until it is done.
+below it); :meth:`Extraction.record` writes another for the remote datasets downloaded after it;
+:meth:`Extraction.release` removes them when the whole unpack is over. The next unpack into the
+target adopts the journals of dead owners: the files they name were written by an unpack that
+never finished, not by the user, so they are replaced (a remote dataset whose bytes match its
+ETag: kept) as if absent. Its own journal carries them on until it is done.
 """
 
 from __future__ import annotations
@@ -92,7 +91,6 @@ from kit_jupyter.oci.store import LocalStore, VerifyingReader
 from kit_jupyter.reporting import Task
 
 CHUNK = 1 << 20
-_COPY_STEP = 16 << 20  # per copy_file_range call: progress and writeback move in these steps
 _SYNC_AT_ONCE = 8 << 20  # files from this size on are fsynced as soon as they are written
 #: members up to this size are written from :class:`FileInput`'s read-ahead window
 _WRITE_FROM_WINDOW = 64 << 10
@@ -151,25 +149,25 @@ class FileInput:
         MiB, not one per header and one per member. Short only at the end of the blob."""
         off = self.pos - self._window_at
         if off < 0 or off + n > self._window_len:
-            got = 0
-            while got < CHUNK:  # a regular file reads short only at its end; be sure
-                step = os.preadv(self.fd, [self._window[got:]], self.pos + got)
-                if not step:
-                    break
-                got += step
-            self._window_at, self._window_len, off = self.pos, got, 0
+            self._window_at, self._window_len, off = self.pos, self._fill(self._window), 0
         return self._window[off:min(off + n, self._window_len)]
+
+    def _fill(self, view: memoryview) -> int:
+        """Read into ``view`` from the current position; fewer bytes only at the end."""
+        got = 0
+        while got < len(view):  # a regular file reads short only at its end; be sure
+            step = os.preadv(self.fd, [view[got:]], self.pos + got)
+            if not step:
+                break
+            got += step
+        return got
 
     def read_upto(self, n: int) -> bytes:
         if n <= CHUNK:
             data = bytes(self._ahead(n))
         else:
-            data = os.pread(self.fd, n, self.pos)
-            while 0 < len(data) < n:  # a regular file reads short only at its end; be sure
-                more = os.pread(self.fd, n - len(data), self.pos + len(data))
-                if not more:
-                    break
-                data += more
+            buf = bytearray(n)
+            data = bytes(buf[:self._fill(memoryview(buf))])
         self.pos += len(data)
         return data
 
@@ -190,9 +188,9 @@ class FileInput:
             self.pos += n
             return
         done = 0
-        writeback = Writeback(fd)
+        writeback = Writeback(fd)  # its step is also the copy's: progress moves with it
         while done < n:
-            got = self._copy(fd, min(n - done, _COPY_STEP), done)
+            got = self._copy(fd, min(n - done, writeback.step), done)
             if got <= 0:
                 raise unexpected_eof()
             done += got
@@ -618,8 +616,9 @@ class Extraction:
     def commit(self) -> None:
         """Make the small files durable with one ``syncfs`` per file system they were written
         to (before any rename, so a crash never publishes a file whose bytes are not on disk),
-        rename every file into place, then give directories their recorded modes (deepest
-        first, so a parent losing its write or search bit cannot block a child)."""
+        rename every file into place, give directories their recorded modes (deepest first,
+        so a parent losing its write or search bit cannot block a child), then rename the
+        staged directories into place."""
         self._stop_early_sync()
         try:
             if self._pending.count or self._adopted or self._staged:
@@ -668,7 +667,8 @@ class Extraction:
             self.release()
 
     def rollback(self) -> None:
-        """Remove the temp files and the directories this run created (if empty)."""
+        """Remove the temp files, the staged trees and the directories this run created (if
+        empty)."""
         self._stop_early_sync()
         try:
             for final, _ in self._pending:
@@ -771,14 +771,14 @@ class Extraction:
         beside its final one, filled in place (files below it need no temp file and no rename
         of their own) and renamed into place by :meth:`commit`, after the sync; what a killed
         unpack staged is swept like its temp files (by the next unpack writing there)."""
-        parent = rel.rpartition("/")[0]
+        parent, _, base = rel.rpartition("/")
         made = self._made.get(parent)
         if made is None:
-            head, base = os.path.split(full)
+            head = os.path.dirname(full)
             self._sweep(head)
             where = temp_sibling(head, base, self._token)
         else:
-            where = f"{made}/{rel.rpartition('/')[2]}"
+            where = f"{made}/{base}"
         os.mkdir(where, mode)
         if made is None:
             self._staged.append((where, full))

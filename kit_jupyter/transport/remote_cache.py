@@ -73,7 +73,6 @@ DEFAULT_FREE_SHARE = 5          # at most 1/5 of the free space
 ENTRY_MODE = 0o444
 TARGET_MODE = 0o644             # what a fresh download gets (s3_download.Downloader)
 FICLONE = 0x40049409            # _IOW(0x94, 9, int), linux/fs.h
-_COPY_STEP = 16 << 20
 #: FICLONE refusals (then :class:`~kit_jupyter._fs.RangeCopier` copies)
 _NO_CLONE = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS,
              errno.EBADF, errno.EPERM, errno.ETXTBSY)
@@ -136,10 +135,10 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
             if exc.errno not in _NO_CLONE:
                 raise
     copier = RangeCopier()
-    writeback = Writeback(dst_fd)  # so the final fsync is short
+    writeback = Writeback(dst_fd)  # so the final fsync is short; its step is the copy's too
     done = 0
     while done < size:
-        n = copier.copy(src_fd, done, dst_fd, done, min(size - done, _COPY_STEP))
+        n = copier.copy(src_fd, done, dst_fd, done, min(size - done, writeback.step))
         if n <= 0:
             raise OSError(errno.EIO, "cache entry is shorter than expected")
         done += n
