@@ -4,7 +4,13 @@ A benchmark's numbers only mean something next to the floor the machine sets: ho
 how busy they were (the load average, read at the start and at the end), and how fast this
 Python hashes -- SHA-256 (every blob is verified) and MD5 (every S3 download is checked against
 its ETag), measured in-process on 1 MiB buffers, plus whether the CPU has SHA extensions
-(``sha_ni``) and AVX2 (``/proc/cpuinfo``). :func:`print_facts` prints them in one block.
+(``sha_ni``) and AVX2 (``/proc/cpuinfo``). Three more set the floor of anything that writes:
+what first touching fresh memory costs (every copy into the page cache pays for its pages);
+whether a virtual machine hands the memory its guest frees back to the host (free page
+reporting: a page used again then costs a fault on the host as well -- on this project's VM,
+which does, the same 1 GiB ``cp`` took 0.5 s in one benchmark and 2.4 s in another); and what
+one small fsync costs (every durable step pays it at least once). :func:`print_facts` prints
+them all in one block.
 
 :func:`run_measured` runs one command and returns its wall time, peak RSS and CPU seconds.
 Peak RSS is the command's own: a child forked from a large Python process and then exec'd would
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import platform
 import shutil
@@ -97,6 +104,58 @@ def hash_rate(name: str, total: int = 256 * MiB, chunk: int = MiB,
     return total / MiB / max(best_cpu, 1e-9), total / MiB / best_wall
 
 
+def first_touch_rate(total: int = 256 * MiB, repeat: int = 3) -> float:
+    """CPU seconds per GiB to first touch fresh anonymous memory (one write per 4 KiB page:
+    the page fault and the zeroing), best of ``repeat``: part of the cost of every byte copied
+    into the page cache, and what a guest whose freed pages went back to its host pays again
+    for each of them (:func:`free_page_reporting`)."""
+    best = float("inf")
+    for _ in range(repeat):
+        m = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            c0 = time.process_time()
+            for off in range(0, total, 4096):
+                m[off] = 1
+            best = min(best, time.process_time() - c0)
+        finally:
+            m.close()
+    return best * (1 << 30) / total
+
+
+def free_page_reporting() -> int | None:
+    """The page order a virtio-balloon guest reports freed memory to its host in (Linux
+    ``page_reporting``), or None where freed memory is not handed back (no such balloon)."""
+    order = Path("/sys/module/page_reporting/parameters/page_reporting_order")
+    balloon = Path("/sys/bus/virtio/drivers/virtio_balloon")
+    try:
+        if balloon.is_dir() and any(p.name.startswith("virtio") for p in balloon.iterdir()):
+            return int(order.read_text())
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def fsync_latency(directory: str, repeat: int = 5) -> float:
+    """Median seconds of writing 4 KiB into a new file in ``directory`` and fsyncing it: what
+    any durable step costs at least once (a journal commit and the disk's cache flush)."""
+    times = []
+    block = os.urandom(4096)
+    for i in range(repeat):
+        path = Path(directory) / f".fsync-probe-{os.getpid()}-{i}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, block)
+                t0 = time.perf_counter()
+                os.fsync(fd)
+                times.append(time.perf_counter() - t0)
+            finally:
+                os.close(fd)
+        finally:
+            path.unlink(missing_ok=True)
+    return statistics.median(times)
+
+
 @dataclass
 class Facts:
     cpu: str
@@ -110,12 +169,16 @@ class Facts:
     openssl: str
     kernel: str
     tmp_fs: str
+    first_touch: float               # CPU seconds per GiB of fresh memory
+    page_reporting: int | None       # order of free page reporting to a host, if any
+    fsync: float                     # seconds of one 4 KiB fsync in the temp dir
 
 
 def facts() -> Facts:
     return Facts(cpu_model(), usable_cores(), os.cpu_count() or 1, cpu_flags(), loadavg(),
                  hash_rate("sha256"), hash_rate("md5"), platform.python_version(), _openssl(),
-                 platform.release(), _fs_type(tempfile.gettempdir()))
+                 platform.release(), _fs_type(tempfile.gettempdir()), first_touch_rate(),
+                 free_page_reporting(), fsync_latency(tempfile.gettempdir()))
 
 
 def _openssl() -> str:
@@ -169,8 +232,15 @@ def print_facts(title: str = "machine") -> Facts:
     print(f"  in-process hashing, 1 MiB updates, best of 3, one core: SHA-256 "
           f"{f.sha256[0]:.0f} MiB per CPU-second ({f.sha256[1]:.0f} MiB/s wall now), MD5 "
           f"{f.md5[0]:.0f} MiB per CPU-second ({f.md5[1]:.0f} MiB/s wall now)")
-    print(f"  Python {f.python}, {f.openssl}, Linux {f.kernel}, temp dir on {f.tmp_fs}",
-          flush=True)
+    print(f"  Python {f.python}, {f.openssl}, Linux {f.kernel}, temp dir on {f.tmp_fs}")
+    handed_back = ("no" if f.page_reporting is None else
+                   f"yes, in blocks of {4 << f.page_reporting} KiB (virtio-balloon free page "
+                   f"reporting: a page used again costs a fault on the host too, so copies into "
+                   f"the page cache, cp's included, vary from run to run)")
+    print(f"  fresh memory, first touch (page faults and zeroing): {f.first_touch:.2f} CPU-s "
+          f"per GiB; freed memory handed back to a host: {handed_back}")
+    print(f"  one 4 KiB fsync in the temp dir: {f.fsync * 1000:.1f} ms (median of 5; every "
+          f"durable step pays at least this once)", flush=True)
     return f
 
 
