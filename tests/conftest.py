@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
+
+from kit_jupyter._fs import BackgroundSync, syncing_file
 
 # Every module in tests/plugins/ is a plugin (one per real service), so adding a fixture module
 # never means editing this file.
@@ -29,3 +33,42 @@ def _private_home_for_every_test(tmp_path_factory, monkeypatch):
     """No test writes the user's KITOPS_HOME (the remote-dataset cache lives there), and no test
     sees what another one cached."""
     monkeypatch.setenv("KITOPS_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+class FlushSpy:
+    """Which files a writer flushes as it writes (:func:`kit_jupyter._fs.syncing_file`, watched
+    in the writer's module): their paths, and whether every pass ended with the writer. With
+    ``fail``, the passes meet an I/O error before the writer goes on (deterministically: the
+    spy waits for it), which the writer must report, as its own fsync would have."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._mp = monkeypatch
+        self.files: list[str] = []
+        self._made: list[BackgroundSync] = []
+
+    def watch(self, module: object, *, fail: bool = False) -> FlushSpy:
+        def spy(fd: int, period: float | None = None) -> BackgroundSync:
+            self.files.append(os.readlink(f"/proc/self/fd/{fd}"))
+            if fail:
+                bg = BackgroundSync(_io_error, period=0)
+                bg._thread.join(10)  # the first pass has met the error
+            else:
+                bg = syncing_file(fd, period)
+            self._made.append(bg)
+            return bg
+
+        self._mp.setattr(module, "syncing_file", spy)
+        return self
+
+    @property
+    def all_ended(self) -> bool:
+        return all(not bg._thread.is_alive() for bg in self._made)
+
+
+def _io_error() -> None:
+    raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+@pytest.fixture
+def flush_spy(monkeypatch):
+    return FlushSpy(monkeypatch)

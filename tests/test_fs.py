@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -215,10 +216,15 @@ def test_writeback_starts_each_step_once_and_the_tail_at_the_end(tmp_path):
         assert calls == [10, 40]                      # nothing new: nothing started
 
 
-def test_background_sync_passes_until_stopped_and_survives_a_failing_pass(tmp_path, monkeypatch):
+def _syncs_running(before: set[int | None]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate()
+            if t.name == "kit-background-sync" and t.ident not in before]
+
+
+def test_filesystem_passes_run_until_stopped_and_skip_a_directory_gone(tmp_path, monkeypatch):
     """Each pass syncs every directory ``where()`` names at that moment (the real syncfs,
-    counted); a directory that is gone fails its pass quietly (the writer's last syncfs is the
-    one that reports); :meth:`stop` ends the thread and no pass runs after it."""
+    counted); a directory gone since is skipped, not an error; :meth:`stop` ends the thread
+    and no pass runs after it."""
     synced: list[str] = []
     real = fs.sync_filesystem
 
@@ -227,14 +233,67 @@ def test_background_sync_passes_until_stopped_and_survives_a_failing_pass(tmp_pa
         real(path)
 
     monkeypatch.setattr(fs, "sync_filesystem", counted)
+    before = {t.ident for t in threading.enumerate()}
     where = [str(tmp_path / "gone"), str(tmp_path)]
-    bg = BackgroundSync(lambda: where, period=0.01)
+    bg = fs.syncing_filesystems(lambda: where, period=0.01)
     deadline = time.monotonic() + 10
     while synced.count(str(tmp_path)) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    bg.stop()
-    assert synced.count(str(tmp_path)) >= 3 and synced.count(str(tmp_path / "gone")) >= 3
-    assert not [t for t in threading.enumerate() if t.name == "kit-background-sync"]
+    bg.stop()  # no error: the missing directory was skipped
+    assert synced.count(str(tmp_path)) >= 3 and str(tmp_path / "gone") not in synced
+    assert _syncs_running(before) == []
     after = len(synced)
     time.sleep(0.05)
     assert len(synced) == after
+
+
+def test_a_passes_error_ends_the_passes_and_is_raised_by_stop(tmp_path):
+    """Linux reports a writeback error once: the pass that met it keeps it, no pass follows,
+    and :meth:`stop` raises it, as the writer's own final sync would have. :meth:`cancel`, and
+    a ``with`` block that raised, drop it."""
+    def failing_second(calls: list[int]):
+        def sync() -> None:
+            calls.append(1)
+            if len(calls) == 2:
+                raise OSError(errno.EIO, "Input/output error")
+        return sync
+
+    for end in ("stop", "cancel", "with ok", "with raising"):
+        calls: list[int] = []
+        bg = BackgroundSync(failing_second(calls), period=0.001)
+        deadline = time.monotonic() + 10
+        while bg._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert calls == [1, 1], end  # the passes ended with the error
+        if end == "stop":
+            with pytest.raises(OSError) as err:
+                bg.stop()
+            assert err.value.errno == errno.EIO
+        elif end == "cancel":
+            bg.cancel()
+        elif end == "with ok":
+            with pytest.raises(OSError, match="Input/output"), bg:
+                pass
+        else:
+            with pytest.raises(KeyError), bg:
+                raise KeyError("the writer's own error wins")
+
+
+def test_syncing_file_flushes_that_file(tmp_path, monkeypatch):
+    """:func:`syncing_file` passes are ``fdatasync`` of the writer's descriptor (the real one,
+    counted) while it writes."""
+    seen: list[int] = []
+    real = fs._fdatasync
+
+    def counted(fd: int) -> None:
+        seen.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(fs, "_fdatasync", counted)
+    with open(tmp_path / "big", "wb") as f:
+        with fs.syncing_file(f.fileno(), period=0.001):
+            deadline = time.monotonic() + 10
+            while len(seen) < 3 and time.monotonic() < deadline:
+                f.write(b"x" * 65536)
+                f.flush()
+        assert set(seen) == {f.fileno()} and len(seen) >= 3

@@ -229,3 +229,25 @@ def test_each_stream_starts_writeback_as_it_goes(registry, tmp_path, monkeypatch
     assert blob and max(n for _, n in blob) <= CHUNK
     covered = sorted(off for off, _ in blob)
     assert covered[0] == 0 and sum(n for _, n in blob) >= SIZE  # the whole blob, step by step
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_each_blob_is_flushed_while_it_arrives(registry, tmp_path, flush_spy, fail):
+    """Both blobs of the pull (a ranged one and a streamed one) are flushed while they arrive,
+    so the fsync before their rename into storage finds little left; an I/O error a flush met
+    fails the pull (Linux would not report it to that fsync again) and leaves nothing in
+    ``ingest``."""
+    data, digest = _pushed(registry, tmp_path, "ranged/flushed")
+    flush_spy.watch(remote, fail=fail)
+    dst = tmp_path / "dst"
+    if fail:
+        with pytest.raises(OSError, match="Input/output error"):
+            pull(f"{registry.host}/ranged/flushed:v1", home=dst, plain_http=True)
+        assert _left_behind(dst) == []
+    else:
+        pull(f"{registry.host}/ranged/flushed:v1", home=dst, plain_http=True)
+        assert LocalStore(dst).read_blob(Descriptor(LAYER_TYPE, digest, SIZE)) == data
+    names = [Path(f).name for f in flush_spy.files]
+    assert names and all(n.startswith("kitjupyter-pull-") for n in names)
+    assert len(names) == 2 if not fail else 1 <= len(names) <= 2  # a failure may stop one
+    assert flush_spy.all_ended

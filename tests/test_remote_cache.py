@@ -354,3 +354,29 @@ def test_a_hit_sweeps_what_a_killed_process_left_of_its_entry(objs, tmp_path):
     res = unpack_remote_datasets(kf, tmp_path / "b", include_remote=True, env=objs.env)
     assert res[0].status == "from-cache"
     assert not left.exists() and other.exists()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_downloads_and_copies_out_are_flushed_while_written(objs, tmp_path, flush_spy, fail):
+    """The download into the cache and the copy out of it are each flushed while written, so
+    their fsyncs find little left; an I/O error a flush met fails the unpack (Linux would not
+    report it to that fsync again) and leaves nothing behind, in the target or the cache."""
+    import kit_jupyter.transport.s3_download as s3d
+
+    flush_spy.watch(s3d, fail=fail)
+    flush_spy.watch(rc, fail=False)
+    kf = kitfile(("d/f.bin", "s3://data/dir/multi.bin", objs.multi_etag))
+    if fail:
+        with pytest.raises(KitError, match="Input/output error") as err:
+            unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env,
+                                   range_size=MiB)
+        assert str(err.value) == "failed to write file d/f.bin: [Errno 5] Input/output error"
+        assert len(flush_spy.files) == 1
+    else:
+        res = unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env,
+                                     range_size=MiB)
+        assert (tmp_path / "a" / "d" / "f.bin").read_bytes() == objs.multi
+        copied_by_kernel = res[0].cache != "stored, copied out by reflink"
+        assert len(flush_spy.files) == 1 + copied_by_kernel  # a reflink copies nothing
+    assert flush_spy.all_ended
+    assert no_litter(tmp_path) == [] and no_litter(cache_root()) == []

@@ -248,3 +248,53 @@ def test_background_verifier_reports_progress_and_mismatch(tmp_path):
         BackgroundVerifier(blob, good, 9999, chunk=4096).start().result()
     with pytest.raises(StorageError, match="content hashes to"):
         BackgroundVerifier(blob, "sha256:" + "0" * 64, None).start().result()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_large_members_are_flushed_while_written(packed, tmp_path, monkeypatch, flush_spy,
+                                                 fail):
+    """A member fsynced as soon as it is written (from ``_SYNC_AT_ONCE`` bytes, lowered here
+    so the model is one) is also flushed while it is written; the small ones are not (one
+    syncfs at commit covers them), and the passes end with the write. An I/O error a pass met
+    fails the unpack in one line and leaves nothing behind: Linux reports such an error once,
+    so the fsync after it would not have."""
+    import kit_jupyter.oci.extract as extract
+
+    monkeypatch.setattr(extract, "_SYNC_AT_ONCE", 100_000)
+    flush_spy.watch(extract, fail=fail)
+    out = tmp_path / "out"
+    if fail:
+        with pytest.raises(UnpackError, match=r"^failed to unpack: model\.bin: .*Input/output"):
+            unpack("speed:v1", dir=out)
+        assert not out.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    else:
+        unpack("speed:v1", dir=out)
+        assert files(out)["model.bin"] == MODEL
+    assert [Path(f).name.split(".kj-")[0] for f in flush_spy.files] == [".model.bin"]
+    assert flush_spy.all_ended
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_pack_flushes_each_layer_blob_while_written(kitops_home, tmp_path, flush_spy, fail):
+    """Every layer blob pack writes is flushed while it is written (the fsync before it goes
+    into storage then finds little left); an I/O error a pass met fails the pack and leaves
+    no blob file behind."""
+    import kit_jupyter.oci.layers as layers
+
+    flush_spy.watch(layers, fail=fail)
+    ctx = tmp_path / "ctx"
+    (ctx / "src").mkdir(parents=True)
+    (ctx / "Kitfile").write_text(KITFILE)
+    (ctx / "model.bin").write_bytes(MODEL)
+    (ctx / "src" / "a.py").write_text("print('a')\n")
+    if fail:
+        with pytest.raises(OSError) as err:  # worded by the adapters, as a full disk is
+            pack(ctx, tag="flushed:v1")
+        assert err.value.errno == errno.EIO and err.value.filename  # names the directory
+        assert not [p for p in kitops_home.rglob("kitops_layer_*")]
+    else:
+        pack(ctx, tag="flushed:v1")
+    names = [Path(f).name for f in flush_spy.files]
+    assert len(names) == (1 if fail else 2) and all(n.startswith("kitops_layer_") for n in names)
+    assert flush_spy.all_ended

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
-from kit_jupyter._fs import Writeback, sweep_stale, temp_path
+from kit_jupyter._fs import Writeback, sweep_stale, syncing_file, temp_path
 from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import _ref_with_tag, inspect
@@ -531,7 +531,7 @@ def _download(client: RegistryClient, store: LocalStore, repository: str, blob: 
         # read-write: the ranged path hashes what it wrote, read back from the page cache
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                      0o600)
-        with open(fd, "r+b") as f:
+        with open(fd, "r+b") as f, syncing_file(fd):  # flushed as it arrives
             if not (blob.size >= RANGE_MIN
                     and client.pull_blob_ranged(repository, blob, f.fileno(), task)):
                 with _WriteBehind(f) as out:

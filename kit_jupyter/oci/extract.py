@@ -24,14 +24,15 @@ place whole at commit -- one rename for a code layer of 20,000 files instead of 
 error (and on Ctrl-C) :meth:`Extraction.rollback` removes the temp files, the staged trees and
 every directory the run created, the target itself included, so a refused unpack leaves nothing
 behind. Durability costs one ``syncfs`` per file system at commit for all the small files
-(large ones are fsynced as they are written, overlapping the blob's hash), not one journal commit
-per file, and once there are hundreds a thread starts that work while they are written
-(:class:`~kit_jupyter._fs.BackgroundSync`); and the memory an unpack holds does not grow with its
-file count: every temp file of one unpack is named with one token (so a path's temp file is found
-on disk, which is also how a path named twice is caught; in a staged directory, the file itself),
-and the list of files to rename spills to an unnamed file in the target beyond
-:data:`PENDING_IN_MEMORY` entries. Modes: only the permission bits (``mode & 0o777``, the umask
-applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits are never restored.
+(large ones are fsynced when written, overlapping the blob's hash, and flushed while they are
+written), not one journal commit per file, and once there are hundreds a thread starts that work
+while they are written (:class:`~kit_jupyter._fs.BackgroundSync`, for both); and the memory an
+unpack holds does not grow with its file count: every temp file of one unpack is named with one
+token (so a path's temp file is found on disk, which is also how a path named twice is caught; in
+a staged directory, the file itself), and the list of files to rename spills to an unnamed file
+in the target beyond :data:`PENDING_IN_MEMORY` entries. Modes: only the permission bits (``mode
+& 0o777``, the umask applied, as kit's ``os.OpenFile`` does) -- setuid, setgid and sticky bits
+are never restored.
 Directories are created owner-writable while they are filled and get their recorded mode at the
 end, deepest first, like GNU tar does for a non-root user; so a read-only (0555) directory with
 files in it unpacks as any user.
@@ -72,6 +73,8 @@ from kit_jupyter._fs import (
     stale_names,
     sweep_stale,
     sync_filesystem,
+    syncing_file,
+    syncing_filesystems,
     temp_path,
     temp_sibling,
 )
@@ -619,8 +622,8 @@ class Extraction:
         rename every file into place, give directories their recorded modes (deepest first,
         so a parent losing its write or search bit cannot block a child), then rename the
         staged directories into place."""
-        self._stop_early_sync()
         try:
+            self._stop_early_sync()
             if self._pending.count or self._adopted or self._staged:
                 self._write_journal(itertools.chain(
                     self._pending.paths(), (final + "/" for _, final in self._staged)),
@@ -669,7 +672,7 @@ class Extraction:
     def rollback(self) -> None:
         """Remove the temp files, the staged trees and the directories this run created (if
         empty)."""
-        self._stop_early_sync()
+        self._stop_early_sync(failed=True)
         try:
             for final, _ in self._pending:
                 with contextlib.suppress(OSError):
@@ -907,8 +910,11 @@ class Extraction:
             raise UnpackError(f"failed to unpack: {out}: {exc.strerror}") from None
         try:
             try:
-                copy(fd)
-                if not small:
+                if small:
+                    copy(fd)
+                else:
+                    with syncing_file(fd):  # the fsync below then finds little left
+                        copy(fd)
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -922,12 +928,18 @@ class Extraction:
             self._pending.append(full, small)
         self._small_written += small
         if small and self._early_sync is None and self._small_written >= EARLY_SYNC_AFTER:
-            self._early_sync = BackgroundSync(self._devices.values)  # each pass lists them
+            self._early_sync = syncing_filesystems(self._devices.values)  # each pass lists them
 
-    def _stop_early_sync(self) -> None:
-        if self._early_sync is not None:
-            self._early_sync.stop()
-            self._early_sync = None
+    def _stop_early_sync(self, failed: bool = False) -> None:
+        """End the early syncs; unless ``failed``, raise the writeback error one of them met
+        (the final syncfs would not report it again)."""
+        early, self._early_sync = self._early_sync, None
+        if early is None:
+            return
+        if failed:
+            early.cancel()
+        else:
+            early.stop()
 
 
 def _join(directory: str, name: str) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from kit_jupyter._fs import RangeCopier, Writeback, sweep_stale, temp_path
+from kit_jupyter._fs import RangeCopier, Writeback, sweep_stale, syncing_file, temp_path
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
@@ -717,7 +717,8 @@ def pack_layer_to_file(context_dir: str | os.PathLike[str], layer_path: str,
 def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
                 fsync: bool) -> Iterator[tuple[Path, _HashingSink]]:
     """A ``kitops_layer_*`` temp file and the hashing sink writing it; finished, flushed and
-    (optionally) fsynced on success, removed on any failure."""
+    (optionally) fsynced on success, removed on any failure. To be fsynced, it is also flushed
+    while it is written (:func:`~kit_jupyter._fs.syncing_file`)."""
     os.makedirs(temp_dir, exist_ok=True)
     sweep_stale(temp_dir)
     tmp_name = temp_path(temp_dir, "kitops_layer_")
@@ -725,17 +726,21 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
                  0o600)
     tmp = Path(tmp_name)
     f = open(fd, "wb", buffering=CHUNK)
+    flushing = syncing_file(fd) if fsync else None
     try:
         sink = _HashingSink(f, compression)
         with contextlib.closing(sink):  # its hashing thread ends here, whatever happens
             yield tmp, sink
             sink.finish()
             f.flush()
-            if fsync:
+            if flushing is not None:
+                flushing.stop()
                 os.fsync(f.fileno())
             sink.wait()  # a large file's hashing went on during the fsync
         f.close()
     except BaseException as exc:
+        if flushing is not None:
+            flushing.cancel()  # before the file (and its descriptor) is closed
         # close() flushes what is buffered and fails again on a full disk: the first error is
         # the one to report, so the second is dropped
         with contextlib.suppress(OSError):

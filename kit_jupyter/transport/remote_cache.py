@@ -52,6 +52,7 @@ from kit_jupyter._fs import (
     atomic_write,
     is_live,
     sweep_stale,
+    syncing_file,
     write_bytes_atomic,
 )
 from kit_jupyter.errors import KitError
@@ -137,13 +138,14 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
     copier = RangeCopier()
     writeback = Writeback(dst_fd)  # so the final fsync is short; its step is the copy's too
     done = 0
-    while done < size:
-        n = copier.copy(src_fd, done, dst_fd, done, min(size - done, writeback.step))
-        if n <= 0:
-            raise OSError(errno.EIO, "cache entry is shorter than expected")
-        done += n
-        advance(n)
-        writeback.wrote(done)
+    with syncing_file(dst_fd):  # and flushed while it is copied
+        while done < size:
+            n = copier.copy(src_fd, done, dst_fd, done, min(size - done, writeback.step))
+            if n <= 0:
+                raise OSError(errno.EIO, "cache entry is shorter than expected")
+            done += n
+            advance(n)
+            writeback.wrote(done)
     return copier.how
 
 

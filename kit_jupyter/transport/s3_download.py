@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from kit_jupyter._fs import Writeback, sweep_stale, temp_name
+from kit_jupyter._fs import BackgroundSync, Writeback, sweep_stale, syncing_file, temp_name
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
@@ -533,10 +533,12 @@ class Downloader:
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                      self.mode)
         ex: cf.ThreadPoolExecutor | None = None
+        flushing: BackgroundSync | None = None
         started = time.perf_counter()
         try:
             if self.info.size:
                 os.ftruncate(fd, self.info.size)
+            flushing = syncing_file(fd)  # flushed as it arrives: the fsync below is short
             jobs = self._jobs()
             if jobs:
                 if self.plan.mode == "md5":
@@ -560,6 +562,7 @@ class Downloader:
             if self._hasher is not None:
                 self._hasher.wait()
                 self._add_phases(self._hasher.clock)
+            flushing.stop()
             t0 = time.perf_counter()
             description = self._verify(fd, tmp)
             t1 = time.perf_counter()
@@ -576,6 +579,8 @@ class Downloader:
         except BaseException:
             self.cancel.set()
             try:
+                if flushing is not None:
+                    flushing.cancel()
                 if ex is not None:
                     ex.shutdown(wait=True, cancel_futures=True)
                     ex = None
