@@ -726,8 +726,9 @@ def _layer_temp(temp_dir: str | os.PathLike[str], compression: str,
                  0o600)
     tmp = Path(tmp_name)
     f = open(fd, "wb", buffering=CHUNK)
-    flushing = syncing_file(fd) if fsync else None
+    flushing = None
     try:
+        flushing = syncing_file(fd) if fsync else None
         sink = _HashingSink(f, compression)
         with contextlib.closing(sink):  # its hashing thread ends here, whatever happens
             yield tmp, sink
