@@ -778,27 +778,67 @@ def test_small_files_past_the_buffers_end_are_read_into_it(tmp_path: Path,
                 assert tf.extractfile(m).read() == (tmp_path / m.name).read_bytes()  # type: ignore[union-attr]
 
 
-def test_staging_buffers_are_hashed_without_the_helper_thread(tmp_path: Path,
-                                                             monkeypatch) -> None:
-    """A layer of small files reaches the sink as 1 MiB staging buffers, hashed in the calling
-    thread: no helper thread is started for them (a wake-up per buffer cost more than the
-    overlap saved); the blob's digest is still that of its bytes."""
+def test_staging_buffers_are_hashed_and_written_by_the_helper_in_order(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """A layer of small files reaches the sink as 1 MiB staging buffers; each is copied and
+    handed to the helper thread, which hashes and writes them in the order they came (the
+    calling thread goes on walking), and a large file spliced between them waits for the ones
+    before it: the blob is the layer, byte for byte, and its digest that of its bytes."""
+    import threading
+
     import kit_jupyter.oci.layers as layers
 
     for i in range(300):
         mkfile(tmp_path / f"ctx/code/f{i:03d}", os.urandom(5000))
-    pools = []
+    mkfile(tmp_path / "ctx/code/m-large", os.urandom(2 * layers.CHUNK + 3))  # between them
+    for i in range(300):
+        mkfile(tmp_path / f"ctx/code/z{i:03d}", os.urandom(5000))
+    writers: list[str] = []
 
     class Spy(layers._HashingSink):
-        def close(self):
-            pools.append((self._pool, self.overlapped, self.uncompressed))
-            super().close()
+        def _write_behind(self, data: bytes) -> None:
+            writers.append(threading.current_thread().name)
+            super()._write_behind(data)
 
     monkeypatch.setattr(layers, "_HashingSink", Spy)
     packed = pack_layer_to_file(tmp_path / "ctx", "code", tmp_path / "tmp")
     blob = packed.path.read_bytes()
     assert packed.digest == packed.diff_id == sha(blob)
-    assert pools == [(None, 0, len(blob))] and len(blob) > layers.CHUNK
+    assert len(writers) >= 3 and all(w.startswith("kit-pack-sha256") for w in writers)
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tf:
+        names = [m.name for m in tf.getmembers() if m.isfile()]
+        assert names == sorted(names) and len(names) == 601
+        for m in tf.getmembers():
+            if m.isfile():
+                assert tf.extractfile(m).read() == (tmp_path / "ctx" / m.name).read_bytes()  # type: ignore[union-attr]
+    assert not [t for t in threading.enumerate() if t.name.startswith("kit-pack-sha256")]
+
+
+def test_a_failed_staging_write_fails_the_pack_and_leaves_nothing(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """A write the helper makes that fails (a full disk) fails the pack with that error, named
+    after the directory whose disk is full, and the blob file is removed."""
+    import threading
+
+    import kit_jupyter.oci.layers as layers
+
+    for i in range(600):
+        mkfile(tmp_path / f"ctx/code/f{i:03d}", os.urandom(5000))
+    calls: list[int] = []
+
+    class Full(layers._HashingSink):
+        def _write_behind(self, data: bytes) -> None:
+            calls.append(len(data))
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super()._write_behind(data)
+
+    monkeypatch.setattr(layers, "_HashingSink", Full)
+    with pytest.raises(OSError, match="No space left on device") as err:
+        pack_layer_to_file(tmp_path / "ctx", "code", tmp_path / "tmp")
+    assert err.value.filename == str(tmp_path / "tmp")  # the directory whose disk is full
+    assert os.listdir(tmp_path / "tmp") == [] and len(calls) >= 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("kit-pack-sha256")]
 
 
 def test_a_large_files_hash_goes_on_during_the_fsync_and_its_error_leaves_nothing(

@@ -489,6 +489,8 @@ def _copy_file(path: str, rel: str, size: int, out: BinaryIO, view: memoryview,
     """A file too large for the staging buffer: into an uncompressed blob in the kernel
     (:meth:`_HashingSink.splice`), else through ``view`` in 1 MiB reads. Either way a file
     that shrank or grew while it was read is refused."""
+    if isinstance(out, _HashingSink):
+        out.wait()  # the buffers queued before this file: their errors are the blob's, not its
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as err:
@@ -555,10 +557,14 @@ class _HashingSink(io.RawIOBase):
     Uncompressed, a file larger than the staging buffer is copied in by the kernel and hashed
     in a helper thread while the next step is copied (:meth:`splice`), and the file's writeback
     is started every ``WRITEBACK_STEP``: packing a large file then costs about the larger of
-    sha256 and copy + sync, not their sum. A write (at most a 1 MiB staging buffer of headers
-    and small files) is hashed in the calling thread: handing 1 MiB to the helper saves under a
-    millisecond of overlap and costs a thread wake-up each, which on a busy 2-core machine made
-    a 20,000-file layer slower (median of 12: 1.12 s against 0.997 s inline)."""
+    sha256 and copy + sync, not their sum. A write (a 1 MiB staging buffer of headers and small
+    files) is copied and handed to the same helper, which hashes it and writes it to the blob
+    while the caller walks and reads the next files: the calling thread keeps only the per-file
+    work. (Handing over the hash alone, the write staying in the caller, made a 20,000-file
+    layer slower, median of 12: 1.12 s against 0.997 s; hash and write together made
+    ``write_layer`` 9-13% faster, median of 10 pairs in three runs.) The helper runs jobs in
+    order, so the blob's bytes and its hash keep the layer's order; a splice first waits for the
+    writes queued before it."""
 
     def __init__(self, f: BinaryIO, compression: str):
         self._f = f
@@ -571,6 +577,7 @@ class _HashingSink(io.RawIOBase):
         self._pool: cf.ThreadPoolExecutor | None = None
         self._queued: collections.deque[cf.Future[object]] = collections.deque()
         self._back: bytearray | None = None
+        self._last_write: cf.Future[object] | None = None
         self.overlapped = 0  # bytes hashed beside their write (a counter for tests)
 
     def writable(self) -> bool:
@@ -600,6 +607,7 @@ class _HashingSink(io.RawIOBase):
         instead of holding the copy back, and what is hashed is what the blob holds, even if
         the file changes meanwhile. Returns the bytes copied (fewer than ``size``: the file
         shrank)."""
+        self.wait()  # the staging buffers queued before this file are in the blob
         self._f.flush()
         out = self._f.fileno()
         base = self.stored
@@ -619,13 +627,22 @@ class _HashingSink(io.RawIOBase):
         self.overlapped += done
         return done
 
-    def _queue_hash(self, fn: Callable[..., object], *args: object) -> None:
-        """Hash in the helper thread, in order behind what is queued; at most ``_HASH_LAG``
-        jobs wait (the copied bytes are read back while still in the page cache)."""
+    def _queue_hash(self, fn: Callable[..., object], *args: object) -> cf.Future[object]:
+        """Hash (and write) in the helper thread, in order behind what is queued; at most
+        ``_HASH_LAG`` jobs wait (the copied bytes are read back while still in the page cache;
+        at most that many staging buffers are held)."""
         queued = self._queued
-        queued.append(self._hash_pool().submit(fn, *args))
+        job = self._hash_pool().submit(fn, *args)
+        queued.append(job)
         while len(queued) > _HASH_LAG:
             queued.popleft().result()
+        return job
+
+    def _write_behind(self, data: bytes) -> None:
+        """A staging buffer: hashed, then written to the blob (in the helper thread)."""
+        self.diff.update(data)
+        self._f.write(data)
+        self._advance(len(data))
 
     def wait(self) -> None:
         """Until every queued hash is done (raising the first error): before the digests."""
@@ -649,16 +666,8 @@ class _HashingSink(io.RawIOBase):
     def write(self, data) -> int:
         n = len(data)
         self.uncompressed += n
-        if self._z is None:
-            queued = self._queued
-            while queued and queued[0].done():
-                queued.popleft().result()
-            if queued:  # a large file's hashing is still behind: keep the order
-                self._queue_hash(self.diff.update, bytes(data))
-            else:
-                self.diff.update(data)
-            self._f.write(data)
-            self._advance(n)
+        if self._z is None:  # the caller reuses its buffer at once: the helper gets a copy
+            self._last_write = self._queue_hash(self._write_behind, bytes(data))
         else:
             self.diff.update(data)
             self._put(self._z.compress(data))
@@ -667,7 +676,7 @@ class _HashingSink(io.RawIOBase):
     def close(self) -> None:
         self._queued.clear()  # after an error: the jobs end with the pool, their errors unread
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.shutdown(cancel_futures=True)  # no more writes into a failed blob
             self._pool = None
         super().close()
 
@@ -678,8 +687,12 @@ class _HashingSink(io.RawIOBase):
             self.stored += len(data)
 
     def finish(self) -> None:
+        """All bytes are in the blob file (the hash of a spliced file may still be running:
+        :meth:`wait` is for the digests)."""
         if self._z is not None:
             self._put(self._z.flush())
+        elif self._last_write is not None:
+            self._last_write.result()  # jobs run in order: every write before it is done too
 
     @property
     def digest(self) -> str:
