@@ -814,6 +814,46 @@ def test_staging_buffers_are_hashed_and_written_by_the_helper_in_order(tmp_path:
     assert not [t for t in threading.enumerate() if t.name.startswith("kit-pack-sha256")]
 
 
+def test_the_next_large_files_copy_goes_on_beside_the_hash_of_the_one_before(
+        tmp_path: Path, monkeypatch) -> None:
+    """Two large files with a small one between: the second file's kernel copy starts while
+    the first file's last hash job is still held (it waits for that copy, with a time limit),
+    so consecutive large files overlap their copy and hash; the small file's bytes are written
+    by the caller meanwhile. The blob is still the layer, byte for byte."""
+    import threading
+
+    import kit_jupyter.oci.layers as layers
+
+    step = layers._SPLICE_STEP
+    mkfile(tmp_path / "c/a.bin", os.urandom(step + 5))
+    mkfile(tmp_path / "c/b.txt", b"small, between them")
+    mkfile(tmp_path / "c/c.bin", os.urandom(step + 7))
+    second_copy = threading.Event()
+    held: list[bool] = []
+
+    class Spy(layers._HashingSink):
+        def splice(self, src: int, size: int, task) -> int:  # type: ignore[no-untyped-def]
+            if self.overlapped:  # the second large file
+                second_copy.set()
+            return super().splice(src, size, task)
+
+        def _hash_back(self, fd: int, offset: int, n: int) -> None:
+            if not held:  # the first file's last step: hold it until the next copy starts
+                if n < step:
+                    held.append(second_copy.wait(timeout=10))
+            super()._hash_back(fd, offset, n)
+
+    monkeypatch.setattr(layers, "_HashingSink", Spy)
+    packed = pack_layer_to_file(tmp_path, "c", tmp_path / "tmp")
+    assert held == [True]
+    blob = packed.path.read_bytes()
+    assert packed.digest == packed.diff_id == sha(blob)
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tf:
+        for m in tf.getmembers():
+            if m.isfile():
+                assert tf.extractfile(m).read() == (tmp_path / m.name).read_bytes()  # type: ignore[union-attr]
+
+
 def test_a_failed_staging_write_fails_the_pack_and_leaves_nothing(tmp_path: Path,
                                                                   monkeypatch) -> None:
     """A write the helper makes that fails (a full disk) fails the pack with that error, named
