@@ -562,7 +562,8 @@ class _HashingSink(io.RawIOBase):
     while the caller walks and reads the next files: the calling thread keeps only the per-file
     work. (Handing over the hash alone, the write staying in the caller, made a 20,000-file
     layer slower, median of 12: 1.12 s against 0.997 s; hash and write together made
-    ``write_layer`` 9-13% faster, median of 10 pairs in three runs, and a whole pack 6%.) The
+    ``write_layer`` 9-13% faster, median of 10 pairs in three runs, and a whole pack 6-12%,
+    in runs of 12 and 10 pairs; at most ``_HASH_LAG`` copies, 16 MiB, wait for it.) The
     helper runs jobs in order, so the hash keeps the layer's order; a splice waits for the
     writes handed over before it. While a large file's hash is still behind, a write is made
     by the caller and only its hash is queued, as before: the next large file's copy, and the
