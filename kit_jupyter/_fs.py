@@ -235,6 +235,25 @@ class RangeCopier:
             view = view[os.pwrite(dst, view, dst_off + len(data) - len(view)):]
         return len(data)
 
+    def copy_into_new(self, src: int, src_off: int, dst: int, n: int,
+                      advance: Callable[[int], object] | None = None) -> int:
+        """Up to ``n`` bytes of ``src`` from ``src_off`` into the new file ``dst`` from its
+        start, one writeback step (:class:`Writeback`) at a time, each step's writeback
+        started once it is copied, so the fsync after finds little left; ``advance`` hears of
+        each step. Returns the bytes copied: fewer than ``n`` only where ``src`` ended. (Unpack
+        of a stored blob's member and the remote cache's copy-out.)"""
+        writeback = Writeback(dst)
+        done = 0
+        while done < n:
+            got = self.copy(src, src_off + done, dst, done, min(n - done, writeback.step))
+            if got <= 0:
+                break
+            done += got
+            if advance is not None:
+                advance(got)
+            writeback.wrote(done)
+        return done
+
 
 #: Writers call :func:`start_writeback` after about this many bytes (of each stream, where
 #: several write one file). 16 MiB, not 64: on this project's 2-core machine the fsync of a

@@ -190,21 +190,13 @@ class FileInput:
             _write_all(fd, view)
             self.pos += n
             return
-        done = 0
-        writeback = Writeback(fd)  # its step is also the copy's: progress moves with it
-        while done < n:
-            got = self._copy(fd, min(n - done, writeback.step), done)
-            if got <= 0:
-                raise unexpected_eof()
-            done += got
-            self.pos += got
-            writeback.wrote(done)
+        done = self._copier.copy_into_new(self.fd, self.pos, fd, n)
+        self.pos += done
+        if done < n:
+            raise unexpected_eof()
 
     def copy_rest_to(self, fd: int) -> None:
         self.copy_to(fd, self.size - self.pos)
-
-    def _copy(self, out: int, n: int, out_off: int) -> int:
-        return self._copier.copy(self.fd, self.pos, out, out_off, n)
 
 
 class _Counting:
@@ -847,8 +839,7 @@ class Extraction:
         rel, full = self._resolve(out)
         self._make_parents(rel, out)  # a no-op if the file exists: its parents do too
         full = self._on_disk(rel, full)
-        head = full.rpartition("/")[0] or "/"
-        self._sweep(head)
+        head = full.rpartition("/")[0] or "/"  # swept by _write_temp, before it writes there
         # in a directory this run created, only this run's directories can be in the way
         if (head not in self._created or rel in self._dirs) and \
                 not self._may_write(full, out, rel):

@@ -48,7 +48,6 @@ from pathlib import Path
 
 from kit_jupyter._fs import (
     RangeCopier,
-    Writeback,
     atomic_write,
     is_live,
     sweep_stale,
@@ -136,16 +135,10 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
             if exc.errno not in _NO_CLONE:
                 raise
     copier = RangeCopier()
-    writeback = Writeback(dst_fd)  # so the final fsync is short; its step is the copy's too
-    done = 0
-    with syncing_file(dst_fd):  # and flushed while it is copied
-        while done < size:
-            n = copier.copy(src_fd, done, dst_fd, done, min(size - done, writeback.step))
-            if n <= 0:
-                raise OSError(errno.EIO, "cache entry is shorter than expected")
-            done += n
-            advance(n)
-            writeback.wrote(done)
+    with syncing_file(dst_fd):  # flushed while it is copied: the final fsync is short
+        done = copier.copy_into_new(src_fd, 0, dst_fd, size, advance)
+    if done < size:
+        raise OSError(errno.EIO, "cache entry is shorter than expected")
     return copier.how
 
 
