@@ -116,8 +116,11 @@ print(json.dumps({{"op": time.perf_counter() - t, "mounted": len(r.mounted),
                    "uploaded": len(r.uploaded)}}))
 """
 KIT_PULL = """
-import json, time
+import json, sys, time
+if {root!r}:  # another checkout's kit_jupyter (--baseline): before this checkout's, which
+    sys.path.insert(0, {root!r})  # "-c" run in it would find first
 import requests  # noqa: F401 - imported before the clock starts, as in a warm kernel
+import kit_jupyter
 from kit_jupyter.commands import remote
 from kit_jupyter.oci.store import LocalStore
 phases = {{}}
@@ -138,7 +141,7 @@ timed(LocalStore, "add_manifest", "bookkeeping")
 t = time.perf_counter()
 r = remote.pull({ref!r}, home={home!r}, plain_http=True)
 print(json.dumps({{"op": time.perf_counter() - t, "downloaded": len(r.downloaded),
-                   "phases": phases}}))
+                   "phases": phases, "module": kit_jupyter.__file__}}))
 """
 ORAS_PUSH = """
 import os, oras.provider
@@ -225,14 +228,16 @@ def main() -> None:
         phases: dict[str, list[float]] = {}  # kit pull's, wall seconds inside the process
 
         def measure(name: str, cmd: list[str]) -> Measured:
-            run_env = {**env, "PYTHONPATH": args.baseline} if name == "base pull" else env
-            m = run_measured(cmd, env=run_env, cwd=ROOT)
+            m = run_measured(cmd, env=env, cwd=ROOT)
             rows.setdefault(name, []).append(m)
             if m.stdout.strip().startswith("{"):
                 info = json.loads(m.stdout.strip().splitlines()[-1])
                 ops.setdefault(name, []).append(info["op"])
                 for phase, seconds in info.get("phases", {}).items() if name == "kit pull" else ():
                     phases.setdefault(phase, []).append(seconds)
+                if "module" in info:  # the checkout measured is the one asked for
+                    root = Path(args.baseline if name == "base pull" else ROOT).resolve()
+                    assert Path(info["module"]).resolve().is_relative_to(root), (name, info)
                 if name == "kit push (2nd repository)":
                     assert info["uploaded"] == 0 and info["mounted"] == 2, info
                 if name == "kit push":
@@ -268,14 +273,15 @@ def main() -> None:
             oras_out.mkdir()
             pulls = {
                 "kit pull": python(KIT_PULL.format(ref=f"{host}/bench/kit{i}:v1",
-                                                   home=str(pull_home))),
+                                                   home=str(pull_home), root="")),
                 "oras pull": python(ORAS_PULL.format(ref=f"{host}/bench/oras{i}:v1",
                                                      out=str(oras_out))),
             }
             base_home = base / f"base-pull-home-{i}"
             if args.baseline:
                 pulls["base pull"] = python(KIT_PULL.format(ref=f"{host}/bench/kit{i}:v1",
-                                                            home=str(base_home)))
+                                                            home=str(base_home),
+                                                            root=args.baseline))
             if has_skopeo:
                 pulls["skopeo pull"] = skopeo(sk_cache, "copy", "-q", "--src-tls-verify=false",
                                               f"docker://{host}/bench/sk{i}:v1",
