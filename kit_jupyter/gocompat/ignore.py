@@ -409,8 +409,8 @@ class IgnoreRules:
             return True
         return _in_other_layer(path, _clean_arg(layer_path), self.layer_paths)
 
-    def excluder(self, layer_path: str,
-                 other_layer_paths: Iterable[str] = ()) -> Callable[[str], bool]:
+    def excluder(self, layer_path: str, other_layer_paths: Iterable[str] = (), *,
+                 clean: bool = False) -> Callable[[str], bool]:
         """``excludes(path, layer_path) or in_other_layer(path, layer_path,
         other_layer_paths)`` as one function of ``path``, for every name of one layer's walk
         (``other_layer_paths``: a parent ModelKit's layers).
@@ -419,8 +419,9 @@ class IgnoreRules:
         :meth:`excludes` does per call is done once here: the layer path and the other layers'
         paths are cleaned once and the layers holding this one (never excluded) dropped. A name
         that needs no cleaning (no Go space at either end, no empty, ``.`` or ``..`` element, no
-        leading ``/``: every name a walk makes) is matched as it is; any other name is cleaned
-        first, as :meth:`excludes` does."""
+        leading ``/``) is matched as it is; any other name is cleaned first, as :meth:`excludes`
+        does. With ``clean`` the caller promises every name is clean (a walk's names: a clean
+        directory, a slash and a name from its listing), and only the ends are looked at."""
         layer = _clean_arg(layer_path)
         others = tuple(o for o in (*self.layer_paths, *map(_clean_arg, other_layer_paths))
                        if not _is_within(layer, o))
@@ -433,13 +434,18 @@ class IgnoreRules:
             path = _clean_arg(path)
             return matcher.matches_or_parent_matches(path) or _in_other_layer(path, layer, others)
 
-        def excludes(path: str) -> bool:
-            if not is_clean(path) or path[0] in space or path[-1] in space or path[0] == "/":
+        def excludes_clean(path: str) -> bool:
+            if path[0] in space or path[-1] in space:
                 return slow(path)
             if match_clean(path):
                 return True
             return bool(others) and (path in others or path.startswith(inside))
-        return excludes
+
+        def excludes(path: str) -> bool:
+            if not is_clean(path) or path[0] == "/":
+                return slow(path)
+            return excludes_clean(path)
+        return excludes_clean if clean else excludes
 
 
 def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
