@@ -287,6 +287,30 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
+class SharedFile:
+    """One file that several threads write at their own offsets (the streams of a ranged
+    download), one write at a time. ext4 takes the inode's lock for every buffered write, so
+    the writes are serial anyway; but a thread waiting for that lock in the kernel spins on its
+    CPU while the holder runs (optimistic spinning), and the CPU a download needs for MD5 and
+    the socket goes to the spin. Measured here, 1 GiB in 512 KiB ``pwrite`` calls at the same
+    wall time: one thread 0.33-0.38 CPU-s, four threads 0.56-0.70 CPU-s, four threads taking
+    this lock 0.36-0.37 CPU-s (a thread waiting for it sleeps)."""
+
+    __slots__ = ("fd", "_lock")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._lock = threading.Lock()
+
+    def write_at(self, data: memoryview, offset: int) -> None:
+        """All of ``data`` at ``offset``: a short ``pwrite`` (a signal) is continued; a full
+        disk raises."""
+        with self._lock:
+            done, n = 0, len(data)
+            while done < n:
+                done += os.pwrite(self.fd, data[done:], offset + done)
+
+
 class Writeback:
     """Where a writer of one large file has started writeback up to: :meth:`wrote` starts it
     (:func:`start_writeback`) for each ``step`` bytes written past the mark, so the fsync before

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,37 @@ class FlushSpy:
     @property
     def all_ended(self) -> bool:
         return all(not bg._thread.is_alive() for bg in self._made)
+
+
+class WriteOverlap:
+    """How many threads were inside ``os.pwrite`` at once, at most (each call is held for a
+    millisecond, so writes that are not serialised overlap): the ranged downloads write one
+    at a time (:class:`kit_jupyter._fs.SharedFile`)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = self.most = 0
+        self._inside = 0
+        self._lock = threading.Lock()
+        real = os.pwrite
+
+        def spy(fd: int, data, offset: int) -> int:  # type: ignore[no-untyped-def]
+            with self._lock:
+                self._inside += 1
+                self.calls += 1
+                self.most = max(self.most, self._inside)
+            try:
+                time.sleep(0.001)
+                return real(fd, data, offset)
+            finally:
+                with self._lock:
+                    self._inside -= 1
+
+        monkeypatch.setattr(os, "pwrite", spy)
+
+
+@pytest.fixture
+def write_overlap(monkeypatch):
+    return WriteOverlap(monkeypatch)
 
 
 def _io_error() -> None:

@@ -209,6 +209,16 @@ def test_a_killed_pulls_temp_file_is_swept_by_the_next_pull(registry, tmp_path):
     assert sorted(p.name for p in ingest.iterdir()) == [live.name]
 
 
+def test_the_streams_write_the_blob_one_at_a_time(registry, tmp_path, write_overlap):
+    """The streams of a ranged pull never write into the blob file at once (a kernel waiting
+    for the inode's lock would spin meanwhile); the blob is the pushed bytes."""
+    data, digest = _pushed(registry, tmp_path, "ranged/serial")
+    dst = tmp_path / "dst"
+    pull(f"{registry.host}/ranged/serial:v1", home=dst, plain_http=True)
+    assert LocalStore(dst).read_blob(Descriptor(LAYER_TYPE, digest, SIZE)) == data
+    assert write_overlap.calls >= SIZE // CHUNK and write_overlap.most == 1
+
+
 def test_each_stream_starts_writeback_as_it_goes(registry, tmp_path, monkeypatch):
     """Every stream of a ranged pull starts the writeback of what it wrote each
     ``WRITEBACK_STEP`` bytes, so the fsync before the blob's rename finds little left:

@@ -45,6 +45,17 @@ def test_single_part_object_arrives_over_parallel_ranges(single, tmp_path):
     assert no_litter(tmp_path) == []
 
 
+def test_the_streams_write_the_file_one_at_a_time(single, tmp_path, write_overlap):
+    """Three streams over moto: their writes into the one temp file never run at once (no
+    CPU spent spinning on the inode's lock), and the file is the object."""
+    blob, etag, proxy, env = single
+    kf = kitfile(("one.bin", "s3://data/one.bin", etag))
+    [res] = unpack_remote_datasets(kf, tmp_path, include_remote=True, env=env, cache=False,
+                                   workers=3, range_size=MiB)
+    assert res.requests == 4 and (tmp_path / "one.bin").read_bytes() == blob
+    assert write_overlap.calls >= 6 and write_overlap.most == 1  # 512 KiB reads
+
+
 def test_a_broken_range_resumes_and_the_md5_still_matches(single, tmp_path):
     blob, etag, proxy, env = single
     proxy.cut_next_response(after_bytes=300 * KiB)

@@ -36,7 +36,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from kit_jupyter._fs import Writeback
+from kit_jupyter._fs import SharedFile, Writeback
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.kitfile.reference import parse_reference
@@ -796,8 +796,9 @@ class RegistryClient:
         hasher.start()
         pool = ThreadPoolExecutor(min(streams, len(jobs)), thread_name_prefix="kit-pull-range")
         try:
-            futures = [pool.submit(self._fetch_range, repo, digest, fd, job, i, size, where,
-                                   hasher, task, cancel, first if i == 0 else None)
+            shared = SharedFile(fd)  # the streams' writes, one at a time
+            futures = [pool.submit(self._fetch_range, repo, digest, shared, job, i, size,
+                                   where, hasher, task, cancel, first if i == 0 else None)
                        for i, job in enumerate(jobs)]
             first = None
             pending = set(futures)
@@ -841,11 +842,11 @@ class RegistryClient:
                                 f"of {size}, got {sent or 'no Content-Range'}")
         return resp
 
-    def _fetch_range(self, repo: str, digest: str, fd: int, job: RangeJob, index: int, size: int,
-                     where: str, hasher: InOrderHasher, task: Task | None,
+    def _fetch_range(self, repo: str, digest: str, out: SharedFile, job: RangeJob, index: int,
+                     size: int, where: str, hasher: InOrderHasher, task: Task | None,
                      cancel: threading.Event, resp: requests.Response | None) -> None:
         pos = job.start
-        writeback = Writeback(fd, pos)  # of this stream's range, a step at a time
+        writeback = Writeback(out.fd, pos)  # of this stream's range, a step at a time
         failures = 0
         view = memoryview(bytearray(min(CHUNK, job.end - pos)))  # reused for every read
         while pos < job.end:
@@ -866,9 +867,7 @@ class RegistryClient:
                         raise _Transient(_one_line(exc)) from None
                     if not n:
                         raise _Transient(f"stream ended at byte {pos}")
-                    done = 0
-                    while done < n:
-                        done += os.pwrite(fd, view[done:n], pos + done)
+                    out.write_at(view[:n], pos)
                     pos += n
                     progressed = True
                     hasher.written(index, pos)

@@ -45,7 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from kit_jupyter._fs import BackgroundSync, Writeback, sweep_stale, syncing_file, temp_name
+from kit_jupyter._fs import (
+    BackgroundSync,
+    SharedFile,
+    Writeback,
+    sweep_stale,
+    syncing_file,
+    temp_name,
+)
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
@@ -423,10 +430,10 @@ class Downloader:
         return [RangeJob(s, min(s + step, size)) for s in range(0, size, step)]
 
     # --- one range, resumed from the last byte written on transient errors
-    def _fetch(self, fd: int, job: RangeJob, index: int = 0) -> None:
+    def _fetch(self, out: SharedFile, job: RangeJob, index: int = 0) -> None:
         clock = _PhaseClock()
         try:
-            self._fetch_range(fd, job, index, clock)
+            self._fetch_range(out, job, index, clock)
         finally:
             self._add_phases(clock)
 
@@ -435,7 +442,8 @@ class Downloader:
             for key, value in clock.totals.items():
                 self.timings[key] = self.timings.get(key, 0.0) + value
 
-    def _fetch_range(self, fd: int, job: RangeJob, index: int, clock: _PhaseClock) -> None:
+    def _fetch_range(self, out: SharedFile, job: RangeJob, index: int,
+                     clock: _PhaseClock) -> None:
         pos = job.start
         part = self.plan.part_size if (self.plan.mode == "multipart" and self.plan.part_size) \
             else None
@@ -443,7 +451,7 @@ class Downloader:
         hasher = self._hasher
         view = memoryview(bytearray(self.read_size))   # one buffer per stream, reused
         failures = 0
-        writeback = Writeback(fd, pos)
+        writeback = Writeback(out.fd, pos)
         stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
         while pos < job.end:
             if self.cancel.is_set():
@@ -474,10 +482,8 @@ class Downloader:
                         if h is not None:         # while the bytes are still in the CPU cache
                             with clock("md5"):
                                 h.update(chunk)
-                        written = 0
-                        with clock("write"):
-                            while written < n:
-                                written += os.pwrite(fd, chunk[written:], pos + written)
+                        with clock("write"):  # and the wait for the other streams' writes
+                            out.write_at(chunk, pos)
                         pos += n
                         if hasher is not None:
                             hasher.written(index, pos)
@@ -546,7 +552,8 @@ class Downloader:
                     self._hasher.start()
                 ex = cf.ThreadPoolExecutor(min(self.workers, len(jobs)),
                                            thread_name_prefix="kit-s3")
-                futures = [ex.submit(self._fetch, fd, j, i) for i, j in enumerate(jobs)]
+                shared = SharedFile(fd)  # the streams' writes, one at a time
+                futures = [ex.submit(self._fetch, shared, j, i) for i, j in enumerate(jobs)]
                 pending = set(futures)
                 while pending:
                     done, pending = cf.wait(pending, timeout=0.2,
