@@ -10,7 +10,8 @@ whether a virtual machine hands the memory its guest frees back to the host (fre
 reporting: a page used again then costs a fault on the host as well -- on this project's VM,
 which does, the same 1 GiB ``cp`` took 0.5 s in one benchmark and 2.4 s in another); and what
 one small fsync costs (every durable step pays it at least once). :func:`print_facts` prints
-them all in one block.
+them all in one block. On such a VM every measured step starts :data:`SETTLE` seconds after the
+last (:func:`settle`), so that each finds the memory in the same state.
 
 :func:`run_measured` runs one command and returns its wall time, peak RSS and CPU seconds.
 Peak RSS is the command's own: a child forked from a large Python process and then exec'd would
@@ -133,6 +134,23 @@ def free_page_reporting() -> int | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+#: seconds between measured steps where the guest hands freed memory back (:func:`settle`)
+SETTLE = 3.0
+
+
+def settle() -> None:
+    """Before each measured step, where the guest hands freed memory back to its host: wait
+    until the pages the last step freed (its removed output) have been handed back, so every
+    step writes into memory in the same state. Linux reports freed pages 2 s after they are
+    freed. Without the wait, a step that writes at once (``cp``, s5cmd) reuses the last step's
+    pages, while one that first spends a second starting Python finds them handed back and
+    pays a fault on the host for each: measured on this project's VM, 1 GiB of page-cache
+    writes cost 0.35 CPU-s right after a 1 GiB file was removed and 1.5-2.1 CPU-s 4 s later.
+    Elsewhere (no free page reporting) there is nothing to wait for."""
+    if free_page_reporting() is not None:
+        time.sleep(SETTLE)
 
 
 def fsync_latency(directory: str, repeat: int = 5) -> float:

@@ -50,6 +50,7 @@ from _machine import (  # bench/ is the script's directory
     print_facts,
     print_load,
     run_measured,
+    settle,
     verdict,
 )
 
@@ -93,8 +94,10 @@ Row = tuple[float, int, float, float]  # op seconds, peak RSS bytes, CPU seconds
 def run(cmd: list[str]) -> Row:
     """A reference tool's op time is its wall time; ours is what the child printed last.
     Each starts with nothing dirty (``os.sync`` first, untimed): a sync inside one operation
-    would otherwise write back what the one before it left in the page cache."""
+    would otherwise write back what the one before it left in the page cache; and, on a VM that
+    hands freed memory back, with that memory handed back (``_machine.settle``)."""
     os.sync()
+    settle()
     m = run_measured(cmd, cwd=ROOT)
     op = float(m.stdout.split()[-1]) if cmd[1:2] == ["-c"] and "perf_counter" in cmd[2] \
         else m.wall

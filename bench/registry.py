@@ -51,6 +51,7 @@ from _machine import (  # bench/ is the script's directory, so it is on sys.path
     print_facts,
     print_load,
     run_measured,
+    settle,
     spread,
     verdict,
 )
@@ -228,6 +229,7 @@ def main() -> None:
         phases: dict[str, list[float]] = {}  # kit pull's, wall seconds inside the process
 
         def measure(name: str, cmd: list[str]) -> Measured:
+            settle()  # the memory the last operation freed handed back to the host
             m = run_measured(cmd, env=env, cwd=ROOT)
             rows.setdefault(name, []).append(m)
             if m.stdout.strip().startswith("{"):

@@ -6,7 +6,9 @@
 Starts the server (Ceph RGW one-node cluster or moto, both on 127.0.0.1) and uploads two
 objects of random bytes: ``multipart`` with boto3's ``upload_file`` (8 MiB parts, ETag
 ``<md5>-N``) and ``single`` with one PUT (plain MD5 ETag). Each is downloaded by each tool in
-its own process, interleaved (the order rotates every run), ``--runs`` times: kit_jupyter with
+its own process, interleaved (the order rotates every run; on a VM that hands freed memory
+back to its host each starts ``_machine.SETTLE`` s after the last, ``_machine.settle``),
+``--runs`` times: kit_jupyter with
 1, 2 and 4 streams (``--workers``; 4 is the default a user gets), boto3's ``download_file``,
 the same followed by an ``fsync`` of the file (``boto3+sync``: kit_jupyter's durability, as
 ``tar xf`` + ``sync`` is in ``pack_unpack.py``) and s5cmd ``cp``. Prints the machine's facts
@@ -58,6 +60,7 @@ from _machine import (  # bench/ is the script's directory
     print_facts,
     print_load,
     run_measured,
+    settle,
     spread,
     verdict,
 )
@@ -329,6 +332,7 @@ def main() -> None:
                     if tool.startswith("base/"):
                         tool_env = dict(child_env, BENCH_KIT_ROOT=args.baseline,
                                         PYTHONPATH=args.baseline)
+                    settle()  # the last tool's freed pages handed back
                     s0 = cpu_seconds(server_pids)
                     m = run_measured(cmd, env=tool_env)
                     server_cpu = cpu_seconds(server_pids) - s0
@@ -349,6 +353,7 @@ def main() -> None:
                           f"  RSS {m.rss / MiB:6.1f} MiB", flush=True)
             if cached is not None:
                 out = outdir / "download.bin"
+                settle()
                 m = run_measured([sys.executable, __file__, "--child", "cache", "--out", str(out),
                                   "--etag", etags[kinds[0]], "--key", KEYS[kinds[0]]],
                                  env=child_env)
@@ -358,8 +363,10 @@ def main() -> None:
                 extra_rows["  the rest"].append(info["op"] - extra_rows["  its copy"][-1])
                 notes[("cache", "hit")] = info["note"]
                 out.unlink()
+                settle()
                 extra_rows["cp"].append(run_measured(["cp", str(cached), str(out)]).wall)
                 out.unlink()
+                settle()
                 extra_rows["cp+sync"].append(run_measured(
                     ["sh", "-c", 'cp "$1" "$2" && sync "$2"', "sh", str(cached), str(out)]).wall)
                 out.unlink()
