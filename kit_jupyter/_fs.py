@@ -230,9 +230,7 @@ class RangeCopier:
                     raise
                 self.how = "read/write"
         data = os.pread(src, min(n, _READ_WRITE_STEP), src_off)
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(dst, view, dst_off + len(data) - len(view)):]
+        pwrite_all(dst, memoryview(data), dst_off)
         return len(data)
 
     def copy_into_new(self, src: int, src_off: int, dst: int, n: int,
@@ -287,6 +285,14 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """All of ``data`` into ``fd`` at ``offset``: a short ``pwrite`` (a signal) is continued;
+    a full disk raises."""
+    done, n = 0, len(data)
+    while done < n:
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
 class SharedFile:
     """One file that several threads write at their own offsets (the streams of a ranged
     download), one write at a time. ext4 takes the inode's lock for every buffered write, so
@@ -303,12 +309,9 @@ class SharedFile:
         self._lock = threading.Lock()
 
     def write_at(self, data: memoryview, offset: int) -> None:
-        """All of ``data`` at ``offset``: a short ``pwrite`` (a signal) is continued; a full
-        disk raises."""
+        """:func:`pwrite_all`, holding the file's lock."""
         with self._lock:
-            done, n = 0, len(data)
-            while done < n:
-                done += os.pwrite(self.fd, data[done:], offset + done)
+            pwrite_all(self.fd, data, offset)
 
 
 class Writeback:
