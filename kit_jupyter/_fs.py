@@ -20,7 +20,8 @@ durable while it is written" (:class:`BackgroundSync`: every durable writer of m
 one large file has its data flushed as it goes, so the final sync finds little left), and of
 "copy a byte
 range in the kernel where the system can" (:class:`RangeCopier`: unpack of a stored blob, the
-remote cache's copy out, pack of a large file).
+remote cache's copy out, pack of a large file), and of the buffers every reader of files and
+sockets reads into (:func:`io_buffer`: page-aligned, see there why).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import mmap
 import os
 import re
 import secrets
@@ -189,6 +191,23 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, mode: int = 
 
 #: errno values that mean "this system cannot copy in the kernel between these files": switch
 #: to the next way, never an error for the user
+def io_buffer(size: int) -> memoryview:
+    """A writable buffer of ``size`` bytes (zeros) that starts on a page boundary: what every
+    loop that reads files or sockets into a buffer of its own reads into (pack's staging
+    buffers, unpack's window, blob hashing, the streams of S3 and registry downloads).
+
+    Why not ``bytearray(size)``: a large bytearray's bytes start 16 bytes into a page (glibc's
+    chunk header), and the kernel's copy out of the page cache or a socket into a destination
+    at that offset runs at a fraction of its speed on this project's machine (AMD EPYC, Linux
+    6.18; ``rep movsb`` with source and destination 16 bytes apart within a page). Measured: 256
+    MiB read from the page cache in 512 KiB ``preadv`` calls, 0.17 CPU-s into a bytearray, 0.035
+    into a page-aligned buffer; 512 MiB received from a local socket, 0.25-0.32 against
+    0.09-0.11 CPU-s; one ``preadv`` of a 3 KB cached file, 4.3 against 1.7-2.4 us. Writes from
+    such a buffer cost the same either way. An anonymous mapping is page-aligned everywhere
+    and, like a bytearray, is freed when the last view of it goes."""
+    return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
+
+
 _NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
                    errno.EBADF, errno.EPERM, errno.ETXTBSY)
 _READ_WRITE_STEP = 8 << 20

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import mmap
 import os
 import signal
 import subprocess
@@ -22,6 +24,7 @@ from kit_jupyter._fs import (
     RangeCopier,
     Writeback,
     atomic_write,
+    io_buffer,
     is_stale,
     owner_tag,
     sweep_stale,
@@ -29,6 +32,27 @@ from kit_jupyter._fs import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def address_of(view: memoryview) -> int:
+    """Where a writable buffer's first byte lies in memory."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(view))
+
+
+@pytest.mark.parametrize("size", [1, 511, 4096, 1 << 20, (4 << 20) + 3])
+def test_io_buffers_start_on_a_page_and_hold_zeros(size):
+    """What files and sockets are read into starts on a page (a large bytearray starts 16
+    bytes in), is exactly ``size`` long, zeros, writable; and a second one is another buffer."""
+    view, other = io_buffer(size), io_buffer(size)
+    assert len(view) == size and view.nbytes == size and not view.readonly
+    assert address_of(view) % mmap.PAGESIZE == 0
+    assert not any(view[::4093]) and view[-1] == 0
+    view[-1] = 7
+    assert other[-1] == 0 and address_of(other) != address_of(view)
+
+
+def test_an_empty_io_buffer_is_empty():
+    assert len(io_buffer(0)) == 0
 
 
 def _killed_writer(target: Path) -> Path:

@@ -6,6 +6,7 @@ import errno
 import gzip
 import hashlib
 import io
+import mmap
 import os
 import tarfile
 from pathlib import Path
@@ -39,6 +40,7 @@ from kit_jupyter.oci.mediatypes import (
 )
 from kit_jupyter.reporting import NullReporter
 from tests.test_extract import entries
+from tests.test_fs import address_of
 
 
 def mkfile(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -866,10 +868,10 @@ def test_staging_buffers_are_handed_over_and_used_again(tmp_path: Path, monkeypa
 
     for i in range(4000):
         mkfile(tmp_path / f"ctx/code/f{i:04d}", os.urandom(6000))
-    handed: list[bytearray] = []  # kept alive: a new buffer cannot take a handed one's id
+    handed: list[memoryview] = []  # kept alive: a new buffer cannot take a handed one's id
 
     class Spy(layers._HashingSink):
-        def hand_over(self, buf: bytearray, n: int) -> None:
+        def hand_over(self, buf: memoryview, n: int) -> None:
             handed.append(buf)
             super().hand_over(buf, n)
 
@@ -879,6 +881,8 @@ def test_staging_buffers_are_handed_over_and_used_again(tmp_path: Path, monkeypa
     assert packed.digest == packed.diff_id == sha(blob)
     assert len(handed) > layers._HASH_LAG + 4
     assert len({id(b) for b in handed}) <= layers._HASH_LAG + 2
+    # the files are read into them: page-aligned (_fs.io_buffer), not a bytearray's odd start
+    assert all(address_of(b) % mmap.PAGESIZE == 0 for b in handed)
     members = _file_members(blob)
     assert len(members) == 4000 and members == _files_under(tmp_path / "ctx", members)
 

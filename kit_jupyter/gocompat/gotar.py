@@ -122,7 +122,7 @@ _USTAR_FIELDS = struct.Struct("100s24s12s12s8s356s")
 _TEMPLATES: dict[int, tuple[bytes, bytes, bytes, int]] = {}
 
 
-def header_into(buf: bytearray, pos: int, name: bytes, mode: int, size: int,
+def header_into(buf: bytearray | memoryview, pos: int, name: bytes, mode: int, size: int,
                 is_dir: bool) -> int:
     """Put the header kit writes for one entry at ``buf[pos:pos + BLOCK]`` if it is one USTAR
     block with the name in the name field (a short ASCII name: nearly every entry of a code

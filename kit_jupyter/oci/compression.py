@@ -35,6 +35,7 @@ from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
+from kit_jupyter._fs import io_buffer
 from kit_jupyter.errors import PackError, UnpackError
 
 CHUNK = 1 << 20
@@ -253,7 +254,7 @@ class GzipReader:
 
     def finish(self) -> None:
         """Read to the end: gzip checks its CRC there, and the source its digest."""
-        buf = bytearray(CHUNK)
+        buf = io_buffer(CHUNK)
         while self.readinto(buf):
             pass
         while self._raw.readinto(buf):

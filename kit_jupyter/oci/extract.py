@@ -69,6 +69,7 @@ from kit_jupyter._fs import (
     BackgroundSync,
     RangeCopier,
     Writeback,
+    io_buffer,
     run_token,
     stale_names,
     sweep_stale,
@@ -132,7 +133,7 @@ class FileInput:
         self.pos = 0
         self.size = os.fstat(self.fd).st_size
         self._copier = RangeCopier()
-        self._window = memoryview(bytearray(CHUNK))  # the blob's bytes from _window_at on
+        self._window = io_buffer(CHUNK)  # the blob's bytes from _window_at on
         self._window_at = self._window_len = 0
 
     def __enter__(self) -> FileInput:
@@ -169,8 +170,8 @@ class FileInput:
         if n <= CHUNK:
             data = bytes(self._ahead(n))
         else:
-            buf = bytearray(n)
-            data = bytes(buf[:self._fill(memoryview(buf))])
+            view = io_buffer(n)
+            data = bytes(view[:self._fill(view)])
         self.pos += len(data)
         return data
 
@@ -233,7 +234,7 @@ class StreamInput:
         self._dec = decompressing_reader(self._counted, compression) if compression else None
         self._src: GzipReader | ZstdReader | _Counting = (
             self._dec if self._dec is not None else self._counted)
-        self._view = memoryview(bytearray(CHUNK))
+        self._view = io_buffer(CHUNK)
         self._lo = self._hi = 0
 
     def _fill(self) -> int:

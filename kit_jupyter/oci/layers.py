@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from kit_jupyter._fs import RangeCopier, Writeback, sweep_stale, syncing_file, temp_path
+from kit_jupyter._fs import (
+    RangeCopier,
+    Writeback,
+    io_buffer,
+    sweep_stale,
+    syncing_file,
+    temp_path,
+)
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.gocompat.gopath import go_clean, go_is_local
@@ -387,8 +394,7 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
     update each."""
     # to the blob's sink a full buffer is handed over, not copied, and filling goes on in a spare
     sink = out if isinstance(out, _HashingSink) and out.can_splice else None
-    buf = sink.spare() if sink is not None else bytearray(CHUNK)
-    view = memoryview(buf)
+    buf = view = sink.spare() if sink is not None else io_buffer(CHUNK)
     pos = 0  # bytes of buf waiting for out
     unreported = 0  # content bytes not yet given to the task
     written = 0
@@ -398,8 +404,7 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
         if pos:
             if sink is not None:
                 sink.hand_over(buf, pos)
-                buf = sink.spare()
-                view = memoryview(buf)
+                buf = view = sink.spare()
             else:
                 out.write(view[:pos])
             written += pos
@@ -587,8 +592,8 @@ class _HashingSink(io.RawIOBase):
         self._writeback = Writeback(f.fileno())
         self._pool: cf.ThreadPoolExecutor | None = None
         self._queued: collections.deque[cf.Future[object]] = collections.deque()
-        self._back: bytearray | None = None
-        self._spares: list[bytearray] = []  # staging buffers the helper is done with
+        self._back: memoryview | None = None
+        self._spares: list[memoryview] = []  # staging buffers the helper is done with
         self._last_write: cf.Future[object] | None = None  # jobs run in order: all before it
         self._hash_behind: cf.Future[object] | None = None  # a spliced file's last hash job
         self.overlapped = 0  # bytes hashed beside their write (a counter for tests)
@@ -651,19 +656,19 @@ class _HashingSink(io.RawIOBase):
             queued.popleft().result()
         return job
 
-    def spare(self) -> bytearray:
+    def spare(self) -> memoryview:
         """A ``CHUNK`` buffer to fill and :meth:`hand_over`: one the helper is done with (its
         pages are mapped already: a new 1 MiB buffer costs 256 page faults), or a new one."""
         spares = self._spares
-        return spares.pop() if spares else bytearray(CHUNK)
+        return spares.pop() if spares else io_buffer(CHUNK)
 
-    def hand_over(self, buf: bytearray, n: int) -> None:
+    def hand_over(self, buf: memoryview, n: int) -> None:
         """``write(buf[:n])`` without its copy: the sink keeps ``buf`` (the caller goes on in
         another, :meth:`spare`) until the helper has hashed and written it, then keeps it as
         a spare. While a large file's hash is behind, the bytes are written here and only their
         hash is queued (see the class)."""
         self.uncompressed += n
-        data = memoryview(buf)[:n]
+        data = buf[:n]
         behind = self._hash_behind
         if behind is not None and not behind.done():  # written here, hashed in order
             self._queue_hash(self._hash_spare, buf, data)
@@ -672,15 +677,15 @@ class _HashingSink(io.RawIOBase):
         else:
             self._last_write = self._queue_hash(self._write_spare, buf, data)
 
-    def _keep(self, buf: bytearray) -> None:
+    def _keep(self, buf: memoryview) -> None:
         if len(buf) == CHUNK and len(self._spares) <= _HASH_LAG:
             self._spares.append(buf)
 
-    def _hash_spare(self, buf: bytearray, data: memoryview) -> None:
+    def _hash_spare(self, buf: memoryview, data: memoryview) -> None:
         self.diff.update(data)
         self._keep(buf)
 
-    def _write_spare(self, buf: bytearray, data: memoryview) -> None:
+    def _write_spare(self, buf: memoryview, data: memoryview) -> None:
         self._write_behind(data)
         self._keep(buf)
 
@@ -705,8 +710,8 @@ class _HashingSink(io.RawIOBase):
     def _hash_back(self, fd: int, offset: int, n: int) -> None:
         """Hash ``n`` bytes of the blob at ``offset`` (just copied: in the page cache)."""
         if self._back is None:
-            self._back = bytearray(CHUNK)  # the pool has one thread: one buffer serves
-        view = memoryview(self._back)
+            self._back = io_buffer(CHUNK)  # the pool has one thread: one buffer serves
+        view = self._back
         while n:
             got = os.preadv(fd, [view[:min(n, CHUNK)]], offset)
             if got <= 0:
@@ -718,7 +723,9 @@ class _HashingSink(io.RawIOBase):
     def write(self, data) -> int:
         n = len(data)
         if self._z is None:  # the caller reuses its buffer at once: the helper gets a copy
-            self.hand_over(bytearray(data), n)
+            copy = self.spare() if n <= CHUNK else io_buffer(n)
+            copy[:n] = data
+            self.hand_over(copy, n)
         else:
             self.uncompressed += n
             self.diff.update(data)
@@ -856,8 +863,7 @@ def pack_raw_layer_to_file(context_dir: str | os.PathLike[str], file_path: str,
         compression = "none"  # mcpb layers are always application/...mcpb.v1.raw
     media_type = layer_media_type(base, compression, "raw")
     with _layer_temp(temp_dir, compression, fsync) as (tmp, sink):
-        buf = bytearray(CHUNK)
-        _copy_file(full, cleaned, st.st_size, sink, memoryview(buf), task)  # type: ignore[arg-type]
+        _copy_file(full, cleaned, st.st_size, sink, io_buffer(CHUNK), task)  # type: ignore[arg-type]
     meta = Struct(name=os.path.basename(cleaned), mode=st.st_mode & 0o777, uid=0, gid=0,
                   size=st.st_size, mtime=_rfc3339(st.st_mtime_ns), typeflag=ord("0"))
     notes = {ANNOTATION_FILEPATH: cleaned,

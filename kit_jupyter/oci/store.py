@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kit_jupyter._fs import sweep_stale, temp_path, write_bytes_atomic
+from kit_jupyter._fs import io_buffer, sweep_stale, temp_path, write_bytes_atomic
 from kit_jupyter.errors import NotFoundError, StorageError
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.gocompat.gojson import marshal
@@ -160,7 +160,7 @@ class VerifyingReader(io.RawIOBase):
         self.verified = True
 
     def verify_rest(self) -> None:
-        buf = bytearray(CHUNK)
+        buf = io_buffer(CHUNK)
         while self.readinto(buf):
             pass
 
@@ -206,8 +206,7 @@ class BackgroundVerifier:
 
     def _hash(self) -> None:
         h = hashlib.sha256()
-        buf = bytearray(self._chunk)
-        view = memoryview(buf)
+        buf = view = io_buffer(self._chunk)
         with open(self.path, "rb", buffering=0) as f:
             advise = getattr(os, "posix_fadvise", None)
             if advise is not None:
@@ -285,8 +284,7 @@ class BlobWriter:
         return len(data)
 
     def copy_from(self, src: BinaryIO, task: Task | None = None) -> None:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
+        buf = view = io_buffer(CHUNK)
         while True:
             n = src.readinto(buf) if hasattr(src, "readinto") else None
             if n is None:

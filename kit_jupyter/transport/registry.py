@@ -36,7 +36,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from kit_jupyter._fs import SharedFile, Writeback
+from kit_jupyter._fs import SharedFile, Writeback, io_buffer
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.kitfile.reference import parse_reference
@@ -848,7 +848,7 @@ class RegistryClient:
         pos = job.start
         writeback = Writeback(out.fd, pos)  # of this stream's range, a step at a time
         failures = 0
-        view = memoryview(bytearray(min(CHUNK, job.end - pos)))  # reused for every read
+        view = io_buffer(min(CHUNK, job.end - pos))  # reused for every read
         while pos < job.end:
             progressed = False
             try:

@@ -49,6 +49,7 @@ from kit_jupyter._fs import (
     BackgroundSync,
     SharedFile,
     Writeback,
+    io_buffer,
     sweep_stale,
     syncing_file,
     temp_name,
@@ -449,7 +450,7 @@ class Downloader:
             else None
         h = hashlib.md5() if part else None
         hasher = self._hasher
-        view = memoryview(bytearray(self.read_size))   # one buffer per stream, reused
+        view = io_buffer(self.read_size)   # one buffer per stream, reused
         failures = 0
         writeback = Writeback(out.fd, pos)
         stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
