@@ -39,6 +39,13 @@ def objs(s3, tcp_proxy):
               proxy=proxy, env=s3.env(S3_API_ENDPOINT=proxy.endpoint))
 
 
+def miss_note(where: Path) -> str:
+    """What a first unpack says of the cache on this machine's file system: a reflink out of
+    the entry where it can clone, else one download written to the entry and the target."""
+    return ("stored, copied out by reflink" if rc.can_clone(where / "p", where / "q")
+            else "stored, and written to its target in the same pass")
+
+
 def heads(proxy) -> int:
     return sum(1 for r in proxy.requests if r[0] == "HEAD")
 
@@ -59,7 +66,8 @@ def test_second_unpack_elsewhere_costs_one_head_and_a_private_copy(objs, tmp_pat
     kf = kitfile(("d/f.bin", rp, etag))
     first = unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env,
                                    range_size=MiB)
-    assert first[0].status == "downloaded" and first[0].cache.startswith("stored, copied out")
+    assert first[0].status == "downloaded" and first[0].cache == miss_note(tmp_path)
+    assert (tmp_path / "a" / "d" / "f.bin").read_bytes() == content
     gets, head_count = len(objs.proxy.gets()), heads(objs.proxy)
     assert gets >= 1
 
@@ -89,6 +97,54 @@ def test_second_unpack_elsewhere_costs_one_head_and_a_private_copy(objs, tmp_pat
         f.write(b"EDITED")
     assert entry.read_bytes() == content                  # ... never the cache
     assert no_litter(tmp_path) == [] and no_litter(cache_root()) == []
+
+
+@pytest.mark.parametrize("clones", [False, True])
+def test_a_miss_is_one_download_into_the_entry_and_the_target(objs, tmp_path, monkeypatch,
+                                                              clones):
+    """A first unpack with the cache on costs what one without it costs: where the entry
+    cannot be reflinked out, the download writes the entry and the target at once (the same
+    GETs as an uncached download, no copy after it); where it can (forced here: the copy then
+    falls back to the kernel's), it downloads into the entry and clones it out. Either way the
+    two are separate files, the entry read-only, and a second unpack is a hit."""
+    monkeypatch.setattr(rc, "can_clone", lambda src, dst: clones)
+    copies: list[Path] = []
+    copy_out = rc.copy_out
+
+    def spy(src_fd: int, target: Path, *args, **kw) -> str:
+        copies.append(target)
+        return copy_out(src_fd, target, *args, **kw)
+
+    monkeypatch.setattr(rc, "copy_out", spy)
+    kf = kitfile(("d/f.bin", "s3://data/dir/multi.bin", objs.multi_etag))
+    plain = unpack_remote_datasets(kf, tmp_path / "plain", include_remote=True, env=objs.env,
+                                   range_size=MiB, cache=False)
+    gets = len(objs.proxy.gets())
+    first = unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env,
+                                   range_size=MiB)
+    assert len(objs.proxy.gets()) - gets == gets and plain[0].requests == first[0].requests
+    out = tmp_path / "a" / "d" / "f.bin"
+    assert copies == ([out] if clones else [])
+    assert first[0].cache == ("stored, copied out by copy_file_range" if clones
+                              else "stored, and written to its target in the same pass")
+    [entry] = entry_files()
+    assert out.read_bytes() == objs.multi == entry.read_bytes()
+    st, est = out.stat(), entry.stat()
+    assert stat.S_IMODE(est.st_mode) == 0o444 and stat.S_IMODE(st.st_mode) == 0o644
+    assert st.st_ino != est.st_ino and st.st_nlink == est.st_nlink == 1
+    again = unpack_remote_datasets(kf, tmp_path / "b", include_remote=True, env=objs.env)
+    assert again[0].status == "from-cache" and len(objs.proxy.gets()) == 2 * gets
+    assert no_litter(tmp_path) == [] and no_litter(cache_root()) == []
+
+
+def test_the_clone_probe_leaves_nothing(tmp_path):
+    """The reflink probe answers for two directories and removes its two empty files; a
+    directory that is not there cannot clone."""
+    (tmp_path / "x").mkdir()
+    assert isinstance(rc.can_clone(tmp_path / "x" / "entry", tmp_path / "target"), bool)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["x"]
+    assert rc.can_clone(tmp_path / "gone" / "entry", tmp_path / "target") is False
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["x"]
 
 
 def test_cache_info_lists_it_and_clear_empties_it(objs, tmp_path):
@@ -371,12 +427,14 @@ def test_downloads_and_copies_out_are_flushed_while_written(objs, tmp_path, flus
             unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env,
                                    range_size=MiB)
         assert str(err.value) == "failed to write file d/f.bin: [Errno 5] Input/output error"
-        assert len(flush_spy.files) == 1
     else:
         res = unpack_remote_datasets(kf, tmp_path / "a", include_remote=True, env=objs.env,
                                      range_size=MiB)
         assert (tmp_path / "a" / "d" / "f.bin").read_bytes() == objs.multi
-        copied_by_kernel = res[0].cache != "stored, copied out by reflink"
-        assert len(flush_spy.files) == 1 + copied_by_kernel  # a reflink copies nothing
+        assert res[0].cache == miss_note(tmp_path)
+    # the entry, and the target written in the same pass; a reflink copies nothing
+    mirrored = miss_note(tmp_path) != "stored, copied out by reflink"
+    assert sorted(Path(f).parent for f in flush_spy.files) == sorted(
+        [cache_root() / "objects"] + [tmp_path / "a" / "d"] * mirrored)
     assert flush_spy.all_ended
     assert no_litter(tmp_path) == [] and no_litter(cache_root()) == []

@@ -216,15 +216,41 @@ def test_failed_request_is_retried_within_the_no_progress_limit(tmp_path, monkey
     assert len(calls) == s3_download.MAX_ATTEMPTS == 5
 
 
-def test_downloader_mismatch_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_downloader_mismatch_leaves_nothing(tmp_path, mirrored):
+    """Bytes that do not match the ETag reach neither the target nor the mirror (the remote
+    cache's entry and the unpacked file): both keep what they held, no temporary file stays."""
     data = os.urandom(3000)
     info = ObjectInfo(len(data), f'"{hashlib.md5(b"other").hexdigest()}"')
-    target = tmp_path / "out.bin"
+    target, mirror = tmp_path / "out.bin", tmp_path / "m" / "copy.bin"
     target.write_bytes(b"previous")
     with pytest.raises(DigestMismatch):
-        Downloader(fake_get(data), info, etag_plan(info), target).run()
+        Downloader(fake_get(data), info, etag_plan(info), target,
+                   mirror=mirror if mirrored else None).run()
     assert target.read_bytes() == b"previous"
-    assert os.listdir(tmp_path) == ["out.bin"]
+    assert sorted(os.listdir(tmp_path)) == (["m", "out.bin"] if mirrored else ["out.bin"])
+    assert not mirror.exists() and (not mirrored or os.listdir(mirror.parent) == [])
+
+
+def test_downloader_writes_the_mirror_with_the_same_bytes(tmp_path):
+    """The mirror gets every byte the target gets, as a separate file; a mirror that cannot be
+    made (its directory is a file) fails the download before any request, and the target's
+    temporary file goes with it."""
+    data = os.urandom(5 * MiB + 77)
+    info = ObjectInfo(len(data), f'"{multipart_of(data, MiB)}"')
+    log: list = []
+    d = Downloader(fake_get(data, log=log), info, etag_plan(info), tmp_path / "a" / "o",
+                   mirror=tmp_path / "b" / "o", range_size=2 * MiB)
+    d.plan.part_size = MiB
+    assert d.run() == "multipart MD5 verified (6 parts)"
+    a, b = (tmp_path / "a" / "o"), (tmp_path / "b" / "o")
+    assert a.read_bytes() == data == b.read_bytes() and a.stat().st_ino != b.stat().st_ino
+    (tmp_path / "file").write_bytes(b"")
+    calls = len(log)
+    with pytest.raises(FileExistsError):  # pathlib's mkdir(parents=True, exist_ok=True)
+        Downloader(fake_get(data, log=log), info, etag_plan(info), tmp_path / "c" / "o",
+                   mirror=tmp_path / "file" / "o").run()
+    assert len(log) == calls and os.listdir(tmp_path / "c") == []
 
 
 def test_downloader_ambiguous_part_size_verified_by_second_pass(tmp_path):

@@ -1,10 +1,13 @@
 """The shared cache of verified remote-dataset downloads: ``$KITOPS_HOME/cache/remote``.
 
 A notebook re-run, a second checkout of the same ModelKit or a colleague's kernel on the same
-machine unpacks the same S3 datasets again. The first download goes into this cache and is copied
-out to the unpack directory; every later unpack of the same object (same endpoint, bucket, key,
-version and ETag -- the HEAD with ``If-Match`` confirms the ETag is still the object's) costs that
-HEAD and a local copy, no GET.
+machine unpacks the same S3 datasets again. The first download goes into this cache and to the
+unpack directory: where the entry can be reflinked out (:func:`can_clone`), into the entry and
+cloned out; elsewhere (ext4, or two file systems) the one download writes both files as it goes,
+rather than a download and then a copy as long (1 GiB here: 6.6-7.2 s against 7.3-8.2 s, at the
+floor of this disk's 2 GiB of durable writes). Every later unpack of the same object (same
+endpoint, bucket, key, version and ETag -- the HEAD with ``If-Match`` confirms the ETag is still
+the object's) costs that HEAD and a local copy, no GET.
 
 What holds, and why:
 
@@ -52,6 +55,7 @@ from kit_jupyter._fs import (
     is_live,
     sweep_stale,
     syncing_file,
+    temp_name,
     write_bytes_atomic,
 )
 from kit_jupyter.errors import KitError
@@ -140,6 +144,23 @@ def clone_into(src_fd: int, dst_fd: int, size: int,
     if done < size:
         raise OSError(errno.EIO, "cache entry is shorter than expected")
     return copier.how
+
+
+def can_clone(src: Path, dst: Path) -> bool:
+    """Whether a file beside ``src`` can be reflinked to one beside ``dst`` (``FICLONE`` of
+    an empty probe file, both removed at once): a cache miss then downloads into the entry
+    and clones it out for free; elsewhere it writes both files from the one download."""
+    probes = [temp_name(src, ".probe"), temp_name(dst, ".probe")]
+    try:
+        with open(probes[0], "xb") as a, open(probes[1], "xb") as b:
+            fcntl.ioctl(b.fileno(), FICLONE, a.fileno())
+        return True
+    except OSError:
+        return False
+    finally:
+        for probe in probes:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
 
 
 def copy_out(src_fd: int, target: Path, size: int, mode: int = TARGET_MODE,
@@ -413,10 +434,17 @@ def _fetch_one(item: PreparedDownload, cache: RemoteCache, rep: Reporter, task: 
             if item.plan.mode == "none" or not cache.make_room(size, item.target.parent):
                 return download_prepared([item], reporter=rep, workers=workers,
                                          range_size=range_size, task=task)[0]
-            entry = dataclasses.replace(item, target=cache.path(key))
+            # where the entry cannot be reflinked out, the download writes the target too:
+            # one pass, not a download and then a copy as long (4.6 + 3.6 s for 1 GiB here)
+            mirror = None if can_clone(cache.path(key), item.target) else item.target
+            entry = dataclasses.replace(item, target=cache.path(key), mirror=mirror)
             got = download_prepared([entry], reporter=rep, workers=workers,
                                     range_size=range_size, task=task)[0]
             cache.commit(key, got.verification)
+            if mirror is not None:
+                got.cache = "stored, and written to its target in the same pass"
+                got.seconds = time.monotonic() - t0
+                return got
             fd = cache.open_entry(key, size)
             if fd is None:     # evicted at once: a limit smaller than this object
                 raise OSError(errno.ENOENT, "cache entry vanished", str(cache.path(key)))

@@ -473,6 +473,7 @@ class PreparedDownload:
     info: ObjectInfo
     plan: Plan
     parts_asked: bool = False       # HEAD ?partNumber=1 done (resolve_parts)
+    mirror: Path | None = None      # a second file that gets the same bytes (remote_cache)
 
     @property
     def remote_path(self) -> str:
@@ -574,7 +575,7 @@ def _fetch(item: PreparedDownload, task: Task | None, workers: int,
     kwargs: dict[str, Any] = {"workers": workers}
     if range_size:
         kwargs["range_size"] = range_size
-    d = Downloader(get, item.info, item.plan, item.target,
+    d = Downloader(get, item.info, item.plan, item.target, mirror=item.mirror,
                    advance=task.advance if task else None, **kwargs)
     try:
         d.run()

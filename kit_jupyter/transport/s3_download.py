@@ -384,19 +384,85 @@ class InOrderHasher:
         self.hashed = end
 
 
+class _Output:
+    """One file a download writes: a hidden temporary sibling of ``target`` (what a killed
+    download left there is swept first), its size set before any stream writes, written by the
+    streams one ``pwrite`` at a time (:class:`~kit_jupyter._fs.SharedFile`) and flushed as it
+    fills; renamed onto ``target`` only once the bytes are verified."""
+
+    def __init__(self, target: Path, size: int, mode: int) -> None:
+        self.target, self.mode = target, mode
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A killed download's temporary file (dead owner) goes. It is not resumed: its bytes
+        # cannot be verified until all of them are there, and which ranges it holds is unknown.
+        sweep_stale(target.parent, target.name)
+        self.tmp = temp_name(target)
+        # read and write: a plain MD5 is computed from what was written (InOrderHasher)
+        self.fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL
+                          | getattr(os, "O_CLOEXEC", 0), mode)
+        self.flushing: BackgroundSync | None = None
+        try:
+            if size:
+                os.ftruncate(self.fd, size)
+        except BaseException:
+            self.discard(close=True)
+            raise
+        self.file = SharedFile(self.fd)  # the streams' writes, one at a time
+
+    def start_flushing(self) -> None:
+        """Flushed as it arrives: the fsync in :meth:`publish` is short."""
+        self.flushing = syncing_file(self.fd)
+
+    def stop_flushing(self) -> None:
+        """The passes end; an error one of them met is raised."""
+        if self.flushing is not None:
+            self.flushing.stop()
+
+    def cancel_flushing(self) -> None:
+        """The passes end (after a failure: an error they met no longer matters)."""
+        if self.flushing is not None:
+            self.flushing.cancel()
+
+    def publish(self) -> None:
+        """Durable, then in place (after the verification)."""
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.chmod(self.tmp, self.mode)
+        os.replace(self.tmp, self.target)
+
+    def discard(self, close: bool) -> None:
+        """After a failure: no more flushing, the temporary file gone; its fd closed only when
+        ``close`` (no stream or hasher may still use it: a reused fd number would mix in some
+        other file)."""
+        try:
+            self.cancel_flushing()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            if close and self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
 class Downloader:
-    """One object -> one file. ``get`` is ``client.get_object`` with bucket/key/version/If-Match
-    already bound; it takes ``Range=``."""
+    """One object -> one file, and the same bytes into a ``mirror`` file too where one is
+    given (the shared remote cache on a file system that cannot reflink: its entry and the
+    unpacked file from one download, not a download and then a copy). ``get`` is
+    ``client.get_object`` with bucket/key/version/If-Match already bound; it takes
+    ``Range=``."""
 
     def __init__(self, get: Callable[..., dict], info: ObjectInfo, plan: Plan, target: Path, *,
                  advance: Callable[[int], object] | None = None, workers: int | None = None,
                  range_size: int = RANGE_TARGET, read_size: int = READ_SIZE,
-                 mode: int = 0o644, timeouts: Timeouts | None = None) -> None:
+                 mode: int = 0o644, timeouts: Timeouts | None = None,
+                 mirror: Path | None = None) -> None:
         self.get = get
         self.timeouts = timeouts or Timeouts.from_env()
         self.info = info
         self.plan = plan
         self.target = Path(target)
+        self.mirror = Path(mirror) if mirror is not None else None
         self.advance = advance or (lambda n: None)
         self.workers = workers or default_workers()
         self.range_size = range_size
@@ -431,10 +497,10 @@ class Downloader:
         return [RangeJob(s, min(s + step, size)) for s in range(0, size, step)]
 
     # --- one range, resumed from the last byte written on transient errors
-    def _fetch(self, out: SharedFile, job: RangeJob, index: int = 0) -> None:
+    def _fetch(self, outs: list[_Output], job: RangeJob, index: int = 0) -> None:
         clock = _PhaseClock()
         try:
-            self._fetch_range(out, job, index, clock)
+            self._fetch_range(outs, job, index, clock)
         finally:
             self._add_phases(clock)
 
@@ -443,7 +509,7 @@ class Downloader:
             for key, value in clock.totals.items():
                 self.timings[key] = self.timings.get(key, 0.0) + value
 
-    def _fetch_range(self, out: SharedFile, job: RangeJob, index: int,
+    def _fetch_range(self, outs: list[_Output], job: RangeJob, index: int,
                      clock: _PhaseClock) -> None:
         pos = job.start
         part = self.plan.part_size if (self.plan.mode == "multipart" and self.plan.part_size) \
@@ -452,7 +518,8 @@ class Downloader:
         hasher = self._hasher
         view = io_buffer(self.read_size)   # one buffer per stream, reused
         failures = 0
-        writeback = Writeback(out.fd, pos)
+        # each file: its pwrite, and the mark up to which its writeback was started
+        files = [(o.file.write_at, Writeback(o.fd, pos)) for o in outs]
         stall = Deadline(self.timeouts.total)  # restarted by every byte that arrives
         while pos < job.end:
             if self.cancel.is_set():
@@ -484,13 +551,15 @@ class Downloader:
                             with clock("md5"):
                                 h.update(chunk)
                         with clock("write"):  # and the wait for the other streams' writes
-                            out.write_at(chunk, pos)
+                            for write_at, _ in files:
+                                write_at(chunk, pos)
                         pos += n
                         if hasher is not None:
                             hasher.written(index, pos)
                         progressed = True
                         stall.progressed()
-                        writeback.wrote(pos, last=pos == job.end)
+                        for _, writeback in files:
+                            writeback.wrote(pos, last=pos == job.end)
                         if h is not None and part and (pos % part == 0
                                                        or pos == self.info.size):
                             self.digests[(pos - 1) // part] = h.digest()
@@ -529,32 +598,25 @@ class Downloader:
         """Download, verify, fsync, rename; return a description of the check done.
 
         On any exception (KeyboardInterrupt included) the workers are stopped, the temporary
-        file is removed and the target is left as it was.
+        files are removed and the target (and mirror) are left as they were.
         """
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        # A killed download's temporary file (dead owner) goes. It is not resumed: its bytes
-        # cannot be verified until all of them are there, and which ranges it holds is unknown.
-        sweep_stale(self.target.parent, self.target.name)
-        tmp = temp_name(self.target)
-        # read and write: a plain MD5 is computed from what was written (InOrderHasher)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                     self.mode)
+        outs: list[_Output] = []
         ex: cf.ThreadPoolExecutor | None = None
-        flushing: BackgroundSync | None = None
         started = time.perf_counter()
         try:
-            if self.info.size:
-                os.ftruncate(fd, self.info.size)
-            flushing = syncing_file(fd)  # flushed as it arrives: the fsync below is short
+            for target in (self.target, self.mirror):
+                if target is not None:
+                    outs.append(_Output(target, self.info.size, self.mode))
+            for out in outs:
+                out.start_flushing()
             jobs = self._jobs()
             if jobs:
                 if self.plan.mode == "md5":
-                    self._hasher = InOrderHasher(fd, jobs, self.md5, self.cancel)
+                    self._hasher = InOrderHasher(outs[0].fd, jobs, self.md5, self.cancel)
                     self._hasher.start()
                 ex = cf.ThreadPoolExecutor(min(self.workers, len(jobs)),
                                            thread_name_prefix="kit-s3")
-                shared = SharedFile(fd)  # the streams' writes, one at a time
-                futures = [ex.submit(self._fetch, shared, j, i) for i, j in enumerate(jobs)]
+                futures = [ex.submit(self._fetch, outs, j, i) for i, j in enumerate(jobs)]
                 pending = set(futures)
                 while pending:
                     done, pending = cf.wait(pending, timeout=0.2,
@@ -570,38 +632,35 @@ class Downloader:
             if self._hasher is not None:
                 self._hasher.wait()
                 self._add_phases(self._hasher.clock)
-            flushing.stop()
+            for out in outs:
+                out.stop_flushing()
             t0 = time.perf_counter()
-            description = self._verify(fd, tmp)
+            description = self._verify(outs[0].fd, outs[0].tmp)
             t1 = time.perf_counter()
             c1 = time.thread_time()
-            os.fsync(fd)
+            for out in outs:
+                out.publish()
             self.timings.update(transfer=t0 - started, verify=t1 - t0,
                                 fsync=time.perf_counter() - t1,
                                 fsync_cpu=time.thread_time() - c1)
-            os.close(fd)
-            fd = -1
-            os.chmod(tmp, self.mode)
-            os.replace(tmp, self.target)
             return description
         except BaseException:
             self.cancel.set()
             try:
-                if flushing is not None:
-                    flushing.cancel()
+                for out in outs:
+                    out.cancel_flushing()
                 if ex is not None:
                     ex.shutdown(wait=True, cancel_futures=True)
                     ex = None
                 if self._hasher is not None:
                     self._hasher.stop()
             finally:
-                # Even if a second Ctrl-C cuts the wait short, the temporary file goes. Its fd
-                # is then left open rather than closed under a worker that may still pwrite()
-                # or the hasher pread() (a reused fd number would mix in some other file).
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                if fd >= 0 and ex is None and (self._hasher is None or self._hasher.stopped):
-                    os.close(fd)
+                # Even if a second Ctrl-C cuts the wait short, the temporary files go. Their fds
+                # are then left open rather than closed under a worker that may still pwrite()
+                # or the hasher read (a reused fd number would mix in some other file).
+                idle = ex is None and (self._hasher is None or self._hasher.stopped)
+                for out in outs:
+                    out.discard(close=idle)
             raise
 
     def _verify(self, fd: int, tmp: Path) -> str:
