@@ -4,7 +4,9 @@ A benchmark's numbers only mean something next to the floor the machine sets: ho
 how busy they were (the load average, read at the start and at the end), and how fast this
 Python hashes -- SHA-256 (every blob is verified) and MD5 (every S3 download is checked against
 its ETag), measured in-process on 1 MiB buffers, plus whether the CPU has SHA extensions
-(``sha_ni``) and AVX2 (``/proc/cpuinfo``). Three more set the floor of anything that writes:
+(``sha_ni``) and AVX2 (``/proc/cpuinfo``); and what copying a cached file out of the page cache
+costs, into a page-aligned buffer and into one that starts 16 bytes into a page (the second was
+four times the first here). Three more set the floor of anything that writes:
 what first touching fresh memory costs (every copy into the page cache pays for its pages);
 whether a virtual machine hands the memory its guest frees back to the host (free page
 reporting: a page used again then costs a fault on the host as well -- on this project's VM,
@@ -123,6 +125,39 @@ def first_touch_rate(total: int = 256 * MiB, repeat: int = 3) -> float:
     return best * (1 << 30) / total
 
 
+def page_cache_read_rates(directory: str, total: int = 64 * MiB, chunk: int = 512 * 1024,
+                          repeat: int = 3) -> tuple[float, float]:
+    """CPU seconds per GiB to copy a cached file out of the page cache in ``chunk`` reads,
+    into a page-aligned buffer and into one that starts 16 bytes into a page (where a large
+    ``bytearray`` starts: glibc's chunk header), best of ``repeat``. Every reader of files and
+    sockets in kit_jupyter reads into page-aligned buffers (``_fs.io_buffer``) because on this
+    project's machine the second costs about four times the first."""
+    path = Path(directory) / f".page-cache-probe-{os.getpid()}"
+    buf = mmap.mmap(-1, chunk + 4096)
+    views = (memoryview(buf)[:chunk], memoryview(buf)[16:16 + chunk])
+    try:
+        path.write_bytes(os.urandom(total))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            rates = []
+            for view in views:
+                best = float("inf")
+                for _ in range(repeat + 1):  # the first pass reads what is not cached yet
+                    c0 = time.thread_time()
+                    for off in range(0, total, chunk):
+                        os.preadv(fd, [view], off)
+                    best = min(best, time.thread_time() - c0)
+                rates.append(best * (1 << 30) / total)
+        finally:
+            os.close(fd)
+    finally:
+        path.unlink(missing_ok=True)
+        for view in views:
+            view.release()
+        buf.close()
+    return rates[0], rates[1]
+
+
 def free_page_reporting() -> int | None:
     """The page order a virtio-balloon guest reports freed memory to its host in (Linux
     ``page_reporting``), or None where freed memory is not handed back (no such balloon)."""
@@ -190,13 +225,15 @@ class Facts:
     first_touch: float               # CPU seconds per GiB of fresh memory
     page_reporting: int | None       # order of free page reporting to a host, if any
     fsync: float                     # seconds of one 4 KiB fsync in the temp dir
+    cache_read: tuple[float, float]  # CPU-s per GiB out of the page cache: aligned, 16 bytes in
 
 
 def facts() -> Facts:
     return Facts(cpu_model(), usable_cores(), os.cpu_count() or 1, cpu_flags(), loadavg(),
                  hash_rate("sha256"), hash_rate("md5"), platform.python_version(), _openssl(),
                  platform.release(), _fs_type(tempfile.gettempdir()), first_touch_rate(),
-                 free_page_reporting(), fsync_latency(tempfile.gettempdir()))
+                 free_page_reporting(), fsync_latency(tempfile.gettempdir()),
+                 page_cache_read_rates(tempfile.gettempdir()))
 
 
 def _openssl() -> str:
@@ -258,7 +295,11 @@ def print_facts(title: str = "machine") -> Facts:
     print(f"  fresh memory, first touch (page faults and zeroing): {f.first_touch:.2f} CPU-s "
           f"per GiB; freed memory handed back to a host: {handed_back}")
     print(f"  one 4 KiB fsync in the temp dir: {f.fsync * 1000:.1f} ms (median of 5; every "
-          f"durable step pays at least this once)", flush=True)
+          f"durable step pays at least this once)")
+    print(f"  a cached file copied out of the page cache in 512 KiB reads: "
+          f"{f.cache_read[0]:.2f} CPU-s per GiB into a page-aligned buffer, "
+          f"{f.cache_read[1]:.2f} into one 16 bytes into a page (where a large bytearray "
+          f"starts; kit_jupyter reads into page-aligned ones)", flush=True)
     return f
 
 
