@@ -423,12 +423,15 @@ class _Output:
         if self.flushing is not None:
             self.flushing.cancel()
 
-    def publish(self) -> None:
-        """Durable, then in place (after the verification)."""
+    def seal(self) -> None:
+        """Durable, closed, its mode set (after the verification): all that can fail before
+        :meth:`publish`, so that several files are sealed first and renamed together."""
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
         os.chmod(self.tmp, self.mode)
+
+    def publish(self) -> None:
         os.replace(self.tmp, self.target)
 
     def discard(self, close: bool) -> None:
@@ -638,6 +641,8 @@ class Downloader:
             description = self._verify(outs[0].fd, outs[0].tmp)
             t1 = time.perf_counter()
             c1 = time.thread_time()
+            for out in outs:
+                out.seal()
             for out in outs:
                 out.publish()
             self.timings.update(transfer=t0 - started, verify=t1 - t0,
