@@ -189,8 +189,6 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, mode: int = 
         f.write(data)
 
 
-#: errno values that mean "this system cannot copy in the kernel between these files": switch
-#: to the next way, never an error for the user
 def io_buffer(size: int) -> memoryview:
     """A writable buffer of ``size`` bytes (zeros) that starts on a page boundary: what every
     loop that reads files or sockets into a buffer of its own reads into (pack's staging
@@ -208,6 +206,8 @@ def io_buffer(size: int) -> memoryview:
     return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
 
 
+#: errno values that mean "this system cannot copy in the kernel between these files": switch
+#: to the next way, never an error for the user
 _NO_KERNEL_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
                    errno.EBADF, errno.EPERM, errno.ETXTBSY)
 _READ_WRITE_STEP = 8 << 20

@@ -394,17 +394,17 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
     update each."""
     # to the blob's sink a full buffer is handed over, not copied, and filling goes on in a spare
     sink = out if isinstance(out, _HashingSink) and out.can_splice else None
-    buf = view = sink.spare() if sink is not None else io_buffer(CHUNK)
-    pos = 0  # bytes of buf waiting for out
+    view = sink.spare() if sink is not None else io_buffer(CHUNK)
+    pos = 0  # bytes of view waiting for out
     unreported = 0  # content bytes not yet given to the task
     written = 0
 
     def flush() -> None:
-        nonlocal buf, view, pos, unreported, written
+        nonlocal view, pos, unreported, written
         if pos:
             if sink is not None:
-                sink.hand_over(buf, pos)
-                buf = view = sink.spare()
+                sink.hand_over(view, pos)
+                view = sink.spare()
             else:
                 out.write(view[:pos])
             written += pos
@@ -426,7 +426,7 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
             size = 0 if is_dir else entry.size
             if pos > CHUNK - BLOCK:
                 flush()
-            n = put_header(buf, pos, name, mode & 0o7777, size, is_dir)
+            n = put_header(view, pos, name, mode & 0o7777, size, is_dir)
             if not n:  # a long or non-ASCII name: PAX header first
                 header = tar_header(name, mode & 0o7777, size, is_dir)
                 n = len(header)
@@ -442,14 +442,14 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
                 flush()
                 if size + pad + 1 > CHUNK:  # nor in an empty buffer: a large file
                     written += _copy_file(prefix + rel, rel, size, out, view, task)
-                    buf[:pad] = pads[pad]
+                    view[:pad] = pads[pad]
                     pos = pad
                     files += 1
                     content += size
                     continue
             read(prefix + rel, rel, size, view[pos:pos + size + 1])
             pos += size
-            buf[pos:pos + pad] = pads[pad]
+            view[pos:pos + pad] = pads[pad]
             pos += pad
             unreported += size
             files += 1

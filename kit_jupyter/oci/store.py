@@ -206,14 +206,14 @@ class BackgroundVerifier:
 
     def _hash(self) -> None:
         h = hashlib.sha256()
-        buf = view = io_buffer(self._chunk)
+        view = io_buffer(self._chunk)
         with open(self.path, "rb", buffering=0) as f:
             advise = getattr(os, "posix_fadvise", None)
             if advise is not None:
                 with contextlib.suppress(OSError):
                     advise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             while not self._stop.is_set():
-                n = f.readinto(buf)
+                n = f.readinto(view)
                 if not n:
                     break
                 h.update(view[:n])
@@ -284,9 +284,9 @@ class BlobWriter:
         return len(data)
 
     def copy_from(self, src: BinaryIO, task: Task | None = None) -> None:
-        buf = view = io_buffer(CHUNK)
+        view = io_buffer(CHUNK)
         while True:
-            n = src.readinto(buf) if hasattr(src, "readinto") else None
+            n = src.readinto(view) if hasattr(src, "readinto") else None
             if n is None:
                 chunk = src.read(CHUNK)
                 if not chunk:
