@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -71,12 +71,17 @@ def test_tampered_manifest_is_refused_by_pull_and_inspect(tampered, tmp_path):
     assert LocalStore(home).repositories() == []  # nothing was stored
 
 
+#: what a proxy may do to a successful answer: (request path, body) -> (body, extra headers)
+Rewrite = Callable[[str, bytes], tuple[bytes, dict[str, str]]]
+
+
 class _Proxy(http.server.ThreadingHTTPServer):
     """Forwards GET/HEAD to a real registry, changing its answers as a broken or hostile
-    registry would: without ``Docker-Content-Digest`` (``strip_digest``), or with ``pad``
-    bytes of whitespace appended to every manifest."""
+    registry would: without ``Docker-Content-Digest`` (``strip_digest``), with ``pad``
+    bytes of whitespace appended to every manifest, or as ``rewrite`` says."""
 
-    def __init__(self, upstream: str, *, strip_digest: bool = False, pad: int = 0) -> None:
+    def __init__(self, upstream: str, *, strip_digest: bool = False, pad: int = 0,
+                 rewrite: Rewrite | None = None) -> None:
         self.upstream = upstream
         proxy = self
 
@@ -91,6 +96,9 @@ class _Proxy(http.server.ThreadingHTTPServer):
                 body = resp.read()
                 if "/manifests/" in self.path and resp.status == 200:
                     body += b" " * pad
+                extra: dict[str, str] = {}
+                if rewrite is not None and resp.status == 200:
+                    body, extra = rewrite(self.path, body)
                 dropped = {"transfer-encoding", "content-length", "connection"}
                 if strip_digest:
                     dropped.add("docker-content-digest")
@@ -98,6 +106,8 @@ class _Proxy(http.server.ThreadingHTTPServer):
                 for k, v in resp.getheaders():
                     if k.lower() not in dropped:
                         self.send_header(k, v)
+                for k, v in extra.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":

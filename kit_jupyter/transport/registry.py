@@ -74,6 +74,10 @@ RANGE_SIZE = 64 * CHUNK  # the largest range one GET asks for
 RANGE_ATTEMPTS = 3  # tries in a row without a byte of progress before a range fails
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_TOKEN_BYTES = 1 << 20  # a token answer is a few KiB of JSON
+#: one page of a tags list (docker-registry sends every tag in one page unless asked for fewer:
+#: 16 MiB is some 500,000 tags), and the pages one listing follows
+MAX_TAGS_PAGE_BYTES = 16 * 1024 * 1024
+MAX_TAG_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -903,19 +907,8 @@ class RegistryClient:
             raise NotFoundError(f"{where} not found")
         if resp.status_code != 200:
             self._raise_for(resp, f"fetching manifest {where}")
-        try:
-            declared = int(resp.headers.get("Content-Length") or 0)
-            if declared > MAX_MANIFEST_BYTES:
-                raise RegistryError(f"manifest {where} is larger than 4 MiB ({declared} bytes)")
-            data = resp.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
-        except RegistryError:
-            raise
-        except Exception as exc:  # a broken or stalled body: one line
-            raise RegistryError(f"fetching manifest {where} failed: {_one_line(exc)}") from None
-        finally:
-            resp.close()
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise RegistryError(f"manifest {where} is larger than 4 MiB")
+        data = _read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {where}",
+                            f"fetching manifest {where}")
         digest = sha256_digest(data)
         sent = (resp.headers.get("Docker-Content-Digest") or "").strip()
         expected = ref if by_digest else sent
@@ -972,25 +965,72 @@ class RegistryClient:
         self._raise_for(resp, f"deleting {where}")
 
     def list_tags(self, repo: str) -> list[str]:
-        """All tags, following ``Link`` pagination."""
-        url: str | None = f"/v2/{repo}/tags/list"
+        """All tags, following ``Link`` pagination. What a registry sends is checked as any
+        answer from the outside is: each page is read up to ``MAX_TAGS_PAGE_BYTES`` and must be
+        a tags list (``{"tags": [strings] or null}``); a ``next`` link must stay on this
+        registry, must not lead back to a page already read, and at most ``MAX_TAG_PAGES`` are
+        followed -- a broken or hostile registry gets one line, not a traceback or a listing
+        that never ends."""
+        what = f"listing tags of {self.registry}/{repo}"
+        url: str | None = f"{self.base_url}/v2/{repo}/tags/list"
+        seen: set[str] = set()
         tags: list[str] = []
-        while url:
-            resp = self.request("GET", url)
+        while url is not None:
+            if url in seen:
+                raise RegistryError(f"{what}: the registry's next page is one it sent before")
+            if len(seen) >= MAX_TAG_PAGES:
+                raise RegistryError(f"{what}: more than {MAX_TAG_PAGES} pages")
+            seen.add(url)
+            resp = self.request("GET", url, stream=True)
             if resp.status_code == 404:
                 resp.close()
                 raise NotFoundError(f"repository {self.registry}/{repo} not found")
             if resp.status_code != 200:
-                self._raise_for(resp, f"listing tags of {self.registry}/{repo}")
-            try:
-                tags.extend(resp.json().get("tags") or [])
-            except ValueError:
-                raise RegistryError(f"listing tags of {self.registry}/{repo}: invalid "
-                                    "JSON") from None
+                self._raise_for(resp, what)
+            data = _read_capped(resp, MAX_TAGS_PAGE_BYTES,
+                                f"a tags page of {self.registry}/{repo}", what)
+            tags.extend(_tags_page(data, what))
             link = resp.links.get("next", {}).get("url")
-            resp.close()
-            url = urllib.parse.urljoin(self.base_url + "/", link) if link else None
+            url = urllib.parse.urljoin(url, link) if link else None
+            if url is not None and self._own(url) is None:
+                raise RegistryError(f"{what}: the registry's next page is on another host")
         return tags
+
+
+def _read_capped(resp: requests.Response, limit: int, thing: str, what: str) -> bytes:
+    """The body of ``resp`` (closed after), refused above ``limit`` bytes -- by its declared
+    length before a byte is read, else after ``limit + 1`` -- so a registry cannot make a
+    client hold more than ``limit``; a broken or stalled body is one line."""
+    limit_text = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
+    try:
+        declared = int(resp.headers.get("Content-Length") or 0)
+        if declared > limit:
+            raise RegistryError(f"{thing} is larger than {limit_text} ({declared} bytes)")
+        data: bytes = resp.raw.read(limit + 1, decode_content=True)
+    except RegistryError:
+        raise
+    except Exception as exc:  # a broken or stalled body, a Content-Length that is no number
+        raise RegistryError(f"{what} failed: {_one_line(exc)}") from None
+    finally:
+        resp.close()
+    if len(data) > limit:
+        raise RegistryError(f"{thing} is larger than {limit_text}")
+    return data
+
+
+def _tags_page(data: bytes, what: str) -> list[str]:
+    """The tags of one page of ``/tags/list``: a JSON object whose ``tags`` is a list of
+    strings, or null (a repository without tags); anything else is refused."""
+    try:
+        page = json.loads(data)
+    except (ValueError, RecursionError):
+        raise RegistryError(f"{what}: invalid JSON") from None
+    tags = page.get("tags") if isinstance(page, dict) else ()
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RegistryError(f"{what}: the registry's answer is not a list of tags")
+    return tags
 
 
 class _Transient(Exception):
