@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import KitfileError
-from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.gocompat.gojson import marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import go_format_g, go_json_float
 from kit_jupyter.kitfile.model import Docs, Kitfile, load_kitfile
 
@@ -177,3 +180,56 @@ def test_unsupported_values():
 def test_go_float_formats(value, g, j):
     assert go_format_g(value) == g
     assert go_json_float(value) == j
+
+
+# --------------------------------------------------------------------------------------------
+# JSON from outside: unmarshal, and a config too deep to be a Kitfile
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_json_values.map(json.dumps), st.text(max_size=40)),
+       st.integers(min_value=0, max_value=3000), st.sampled_from("[{"))
+def test_unmarshal_is_json_loads_or_a_value_error(text: str, depth: int, opener: str) -> None:
+    """Whatever the text and however deep it is wrapped, ``unmarshal`` answers what
+    ``json.loads`` answers, or a ValueError -- never a RecursionError (which ``json.loads``
+    raises past about a thousand levels)."""
+    wrapped = (opener if opener == "[" else '{"k":') * depth + text + \
+        ("]" if opener == "[" else "}") * depth
+    try:
+        expected = json.loads(wrapped)
+    except RecursionError:
+        with pytest.raises(ValueError, match="^JSON nested too deeply$"):
+            unmarshal(wrapped)
+    except ValueError:
+        with pytest.raises(ValueError):
+            unmarshal(wrapped)
+    else:
+        got = unmarshal(wrapped)
+        assert json.dumps(got) == json.dumps(expected)
+
+
+@pytest.mark.parametrize("depth, ok", [(10, True), (248, True), (249, False), (600, False),
+                                       (5000, False)])
+def test_a_config_nested_deeper_than_a_kitfile_may_be_is_one_line(depth: int, ok: bool) -> None:
+    """Parameters nested ``depth`` levels below ``model`` (two levels from the top): up to the
+    YAML decoder's bound the Kitfile reads back and writes out as YAML and as config JSON;
+    deeper, a KitfileError line -- not a RecursionError from the writers (nor, past about a
+    thousand levels, from the JSON decoder)."""
+    doc = ('{"manifestVersion":"1.0.0","model":{"path":"m","parameters":' + "[" * depth
+           + "]" * depth + "}}")
+    if ok:
+        kf = Kitfile.from_config_json(doc)
+        assert kf.to_yaml().count("-") >= depth - 1
+        assert Kitfile.from_config_json(kf.to_config_json()).to_config_json() == \
+            kf.to_config_json()
+    else:
+        with pytest.raises(KitfileError) as err:
+            Kitfile.from_config_json(doc)
+        assert str(err.value) in ("invalid config JSON: nested deeper than 250 levels",
+                                  "invalid config JSON: JSON nested too deeply")

@@ -8,10 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from kit_jupyter.commands.local import info
 from kit_jupyter.commands.pack import pack
-from kit_jupyter.commands.unpack import unpack
-from kit_jupyter.errors import FilterError, KitError, NotFoundError, StorageError, UnpackError
+from kit_jupyter.commands.unpack import _raw_mode, unpack
+from kit_jupyter.errors import (
+    FilterError,
+    KitError,
+    KitfileError,
+    NotFoundError,
+    StorageError,
+    UnpackError,
+)
 from kit_jupyter.oci.manifest import Manifest
+from kit_jupyter.oci.mediatypes import ANNOTATION_FILE_METADATA
 from kit_jupyter.oci.store import LocalStore
 from kit_jupyter.reporting import NullReporter
 from tests.test_pack import KITFILE, make_context, no_remote, write
@@ -194,6 +203,26 @@ def _store_variant(store: LocalStore, mutate) -> str:
     return "demo:variant"
 
 
+def test_a_config_too_deep_for_a_kitfile_is_one_line(packed, tmp_path):
+    """A stored ModelKit whose config nests its parameters 900 levels deep (a registry may
+    serve one; Python's json reads it, the Kitfile writers could not write it back out):
+    ``unpack`` and ``info`` answer one KitfileError line; nothing is written."""
+    def deep(manifest, config):
+        config["model"]["parameters"] = json.loads("[" * 900 + "]" * 900)  # json's own bound
+        return manifest, config
+
+    store = LocalStore()
+    ref = _store_variant(store, deep)
+    raw = store.read_blob(store.read_manifest(store.resolve_descriptor(
+        "localhost/demo", "variant")).config)
+    assert raw.count(b"[") >= 900
+    for run in (lambda: unpack(ref, dir=tmp_path / "out"), lambda: info(ref)):
+        with pytest.raises(KitfileError) as err:
+            run()
+        assert "\n" not in str(err.value) and "nested deeper than 250 levels" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_entry_whose_digest_no_layer_has(packed, tmp_path):
     """The newest kit finds each entry's layer by digest (``generateUnpackPlan``): an entry
     whose digest is in no layer fails the plan, before anything is written."""
@@ -357,3 +386,15 @@ def test_links_devices_and_absolute_names_are_refused(packed, tmp_path, kind, me
     assert not Path("/tmp/kit-jupyter-absolute-evil").exists()
     written = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert written == []
+
+
+@pytest.mark.parametrize("meta, mode", [
+    ('{"mode": 384}', 0o600),
+    ('{"mode": 0}', 0o644),
+    ('{"mode": "384"}', 0o644),
+    ("[]", 0o644),
+    ("not json", 0o644),
+    ("[" * 100_000, 0o644),  # past json's recursion bound: still the default, no traceback
+])
+def test_a_raw_layer_s_mode_comes_from_its_metadata_or_is_0644(meta, mode):
+    assert _raw_mode({ANNOTATION_FILE_METADATA: meta}) == mode

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import os
 import posixpath
 import stat
@@ -45,6 +44,7 @@ from kit_jupyter.errors import (
     RemoteDatasetError,
     UnpackError,
 )
+from kit_jupyter.gocompat.gojson import unmarshal
 from kit_jupyter.kitfile.filters import Filter, matches, parse_filter, restrict
 from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import (
@@ -616,7 +616,7 @@ def _raw_mode(annotations: Mapping[str, str]) -> int:
     meta = annotations.get(ANNOTATION_FILE_METADATA)
     if meta:
         with contextlib.suppress(ValueError, TypeError, AttributeError):
-            mode = json.loads(meta).get("mode")
+            mode = unmarshal(meta).get("mode")
             if isinstance(mode, int) and 0 < mode <= 0o7777:
                 return mode & 0o777
     return 0o644

@@ -1,4 +1,5 @@
-"""Byte-exact emulation of Go's ``encoding/json`` ``Marshal`` and ``MarshalIndent``.
+"""Byte-exact emulation of Go's ``encoding/json`` ``Marshal`` and ``MarshalIndent``; and
+:func:`unmarshal`, the one reader of JSON that comes from outside.
 
 The one Go-style JSON encoder of the package: the config blob, manifests, the storage index files
 and kit's ``--format json`` output all go through :func:`marshal`. Their digests (or the text kit
@@ -10,6 +11,7 @@ order, any other dict is a Go map and is written with its keys sorted by their U
 
 from __future__ import annotations
 
+import json
 import math
 from json.encoder import encode_basestring
 from typing import Any
@@ -19,6 +21,19 @@ from kit_jupyter.gocompat.goyaml import AnyKeyMap, Struct, go_json_float
 
 class UnsupportedValue(ValueError):
     """json.Marshal would fail; the message is Go's."""
+
+
+def unmarshal(data: bytes | str, **options: Any) -> Any:
+    """``json.loads`` (``options`` are its keywords) for JSON that comes from outside: a
+    registry's manifest or config, an annotation, a token answer, a file another tool wrote.
+    Nesting too deep for Python's recursive decoder (about a thousand levels: ``[[[[...``) is
+    the ``ValueError`` any other bad JSON is, instead of a ``RecursionError`` that would pass
+    every ``except ValueError`` and end as a traceback. Go's decoder refuses such input too
+    (beyond 10,000 levels)."""
+    try:
+        return json.loads(data, **options)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _clean_surrogates(s: str) -> str:

@@ -9,7 +9,6 @@ yaml.v3 types them; every field path remembers its YAML line so findings can poi
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import yaml
 
 from kit_jupyter.errors import KitfileError
 from kit_jupyter.gocompat import goyaml as _yaml
-from kit_jupyter.gocompat.gojson import UnsupportedValue, marshal
+from kit_jupyter.gocompat.gojson import UnsupportedValue, marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import AnyKeyMap, FlowList, MapKey, Struct
 from kit_jupyter.kitfile.finding import Finding
 from kit_jupyter.kitfile.reference import is_modelkit_reference
@@ -107,6 +106,19 @@ class _Entity:
             obj.digest = _json_str(d.get("digest", ""), "digest")  # type: ignore[attr-defined]
             obj.diff_id = _json_str(d.get("diffId", ""), "diffId")  # type: ignore[attr-defined]
         return obj
+
+
+def _nesting_over(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` levels in a decoded JSON value;
+    measured without recursion, so that a value too deep for the stack is measured too."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth == limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 def _json_kind(v: Any) -> str:
@@ -375,11 +387,17 @@ class Kitfile(_Entity):
 
     @classmethod
     def from_config_json(cls, data: bytes | str) -> Kitfile:
-        """A Kitfile read back from a config blob (digests kept; numbers become floats)."""
+        """A Kitfile read back from a config blob (digests kept; numbers become floats). A
+        config nested deeper than a Kitfile may be (``_Decoder.MAX_DEPTH``, counted from the
+        top) is refused here, as the YAML decoder refuses it: it could not be written back out
+        as a Kitfile (``info``, ``unpack``) without exhausting Python's stack."""
         try:
-            d = json.loads(data, parse_int=float)
+            d = unmarshal(data, parse_int=float)
         except (ValueError, UnicodeDecodeError) as exc:
             raise KitfileError(f"invalid config JSON: {exc}") from None
+        if _nesting_over(d, _Decoder.MAX_DEPTH):
+            raise KitfileError(f"invalid config JSON: nested deeper than {_Decoder.MAX_DEPTH} "
+                               "levels")
         return cls._from_json(d, "")
 
     # -- helpers ---------------------------------------------------------------------------

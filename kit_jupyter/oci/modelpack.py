@@ -11,13 +11,12 @@ fixtures). Both directions live here so the two stay each other's inverse.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from kit_jupyter.errors import KitError
-from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.gocompat.gojson import marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.kitfile.model import Code, DataSet, Docs, Kitfile, Model, ModelPart
 from kit_jupyter.oci.manifest import Manifest, NotAModelKitError
@@ -111,7 +110,7 @@ def parse_modelpack_config(data: bytes) -> ModelPackConfig:
     """A model-spec config blob, with the types Go's ``json.Unmarshal`` insists on for the
     fields kit reads; one line (ModelPackError) for anything else."""
     try:
-        doc = json.loads(data)
+        doc = unmarshal(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelPackError(f"invalid ModelPack config: {exc}") from None
     if not isinstance(doc, dict):

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from kit_jupyter._fs import SharedFile, Writeback, io_buffer
 from kit_jupyter.errors import AuthError, NotFoundError, RegistryError
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
+from kit_jupyter.gocompat.gojson import unmarshal
 from kit_jupyter.kitfile.reference import parse_reference
 from kit_jupyter.oci.manifest import Descriptor, Manifest
 from kit_jupyter.oci.mediatypes import (
@@ -928,7 +929,7 @@ class RegistryClient:
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if not media_type or media_type in ("application/json", "text/plain"):
             try:
-                media_type = json.loads(data).get("mediaType") or OCI_MANIFEST
+                media_type = unmarshal(data).get("mediaType") or OCI_MANIFEST
             except (ValueError, AttributeError):
                 media_type = OCI_MANIFEST
         return data, media_type, digest
@@ -1022,8 +1023,8 @@ def _tags_page(data: bytes, what: str) -> list[str]:
     """The tags of one page of ``/tags/list``: a JSON object whose ``tags`` is a list of
     strings, or null (a repository without tags); anything else is refused."""
     try:
-        page = json.loads(data)
-    except (ValueError, RecursionError):
+        page = unmarshal(data)
+    except ValueError:
         raise RegistryError(f"{what}: invalid JSON") from None
     tags = page.get("tags") if isinstance(page, dict) else ()
     if tags is None:
