@@ -7,18 +7,26 @@ docker-registry trusting a token server) is in test_registry_token.py."""
 from __future__ import annotations
 
 import json
+import math
+import time
+import urllib.parse
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from kit_jupyter.errors import AuthError
+from kit_jupyter.errors import AuthError, RegistryError
 from kit_jupyter.transport.bearer import (
     Challenge,
+    Scope,
     TokenAuth,
+    bearer_challenge,
     format_scope,
     parse_challenges,
     parse_scope,
     request_scope,
 )
+from kit_jupyter.transport.registry import RegistryClient
 
 
 @pytest.mark.parametrize("header,expected", [
@@ -137,3 +145,183 @@ def test_credentials_never_go_to_a_plain_http_token_service_of_an_https_registry
     auth = TokenAuth(Challenge("bearer", {"realm": "auth.example/token"}), None, Realm(),
                      registry="reg")
     assert auth.realm == "https://auth.example/token"
+
+
+# --------------------------------------------------------------------------------------------
+# hostile input, property-based: the header, the scope and the token answer are the registry's
+
+_SEPARATORS = ' \t,="'
+# RFC 9110 tchar: what a scheme or parameter name is made of
+_TCHAR_SET = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TCHAR = st.sampled_from(sorted(_TCHAR_SET))
+_HEADER = st.text(st.sampled_from(list(_SEPARATORS + "\\aZ=:é")) | st.characters(), max_size=120)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_HEADER)
+def test_any_header_gives_well_formed_challenges(header: str) -> None:
+    """Whatever the registry sends: a list of challenges (never an exception), each with a
+    lower-case token as scheme and parameter names; bearer_challenge is the first Bearer one."""
+    challenges = parse_challenges(header)
+    for c in challenges:
+        for name in (c.scheme, *c.params):
+            assert name and name == name.lower()
+            assert not any(ch in _SEPARATORS for ch in name)
+        assert all(isinstance(v, str) for v in c.params.values())
+    bearers = [c for c in challenges if c.scheme == "bearer"]
+    assert bearer_challenge(header) == (bearers[0] if bearers else None)
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_TOKEN = st.text(_TCHAR, min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_TOKEN, st.lists(st.tuples(_TOKEN, st.text(max_size=12),
+                                                     st.booleans(), st.sampled_from(["", " "])),
+                                           max_size=4)), max_size=3))
+def test_challenges_round_trip(spec: list[tuple[str, list[tuple[str, str, bool, str]]]]) -> None:
+    """A header written from schemes and parameters (quoted with escapes, or bare tokens, with
+    optional spaces around '=') parses back to those schemes and parameters."""
+    parts, expected = [], []
+    for scheme, params in spec:
+        want: dict[str, str] = {}
+        texts = []
+        for name, value, bare, space in params:
+            bare = bare and bool(value) and all(ch in _TCHAR_SET for ch in value)
+            texts.append(f"{name}{space}={space}{value if bare else _quoted(value)}")
+            want[name.lower()] = value
+        parts.append(f"{scheme} {', '.join(texts)}" if texts else scheme)
+        expected.append(Challenge(scheme.lower(), want))
+    assert parse_challenges(", ".join(parts)) == expected
+
+
+def test_a_huge_hostile_header_is_linear() -> None:
+    """Unterminated quotes, escapes, stray '=' and commas: parsed in one pass (a quadratic
+    parser would take hours here)."""
+    for unit in ('a="\\', "=,", 'x=y ', "Bearer ", '"', "a=" * 3):
+        header = unit * (200_000 // len(unit))
+        started = time.monotonic()
+        parse_challenges(header)
+        assert time.monotonic() - started < 5
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from(list(":,/ \tab")) | st.characters(), max_size=80))
+def test_any_scope_text_gives_well_formed_items(text: str) -> None:
+    """A scope from the registry is a set of (type, name, action) with a non-empty name and
+    action, no ':' in type or action, no ',' in an action -- so formatting it and parsing the
+    result gives the same set."""
+    scope = parse_scope(text)
+    for kind, name, action in scope:
+        assert ":" not in kind and ":" not in action and "," not in action
+        assert kind.split() == ([kind] if kind else [])  # no white space; name and action
+        assert name.split() == [name] and action.split() == [action]  # are never empty
+    assert parse_scope(" ".join(format_scope(scope))) == scope
+
+
+_SCOPE_PART = st.text(st.characters(blacklist_categories=("Zs", "Cc", "Zl", "Zp"),
+                                    blacklist_characters=":,\x1c\x1d\x1e\x1f\x85"),
+                      min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.frozensets(st.tuples(_SCOPE_PART, _SCOPE_PART, _SCOPE_PART), max_size=5))
+def test_scopes_round_trip(scope: Scope) -> None:
+    assert parse_scope(" ".join(format_scope(scope))) == scope
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40),
+                 st.builds("".join, st.lists(st.sampled_from(
+                     ["https://", "http://", "[", "]", "::1", "＃", "a", ":99999", "@", "/t",
+                      "\n", "\x85", "%", "?", "#"]), max_size=8))),
+       st.booleans())
+@example("https://[::1", False)  # urlsplit's ValueError escaped
+@example("https://a\uff03b/t", False)  # so did its NFKC check
+@example("https:///token", False)  # no host: requests' InvalidURL would have escaped
+def test_any_realm_is_a_token_service_or_one_line(realm: str, allow_http: bool) -> None:
+    """The realm is where credentials go: an https URL with a host (http only when allowed),
+    or one line saying why not."""
+    try:
+        auth = TokenAuth(Challenge("bearer", {"realm": realm}), "dTpw", Realm(),
+                         allow_http=allow_http, registry="reg")
+    except AuthError as err:
+        assert "\n" not in str(err) and "\r" not in str(err)
+    else:
+        parts = urllib.parse.urlsplit(auth.realm)
+        assert parts.netloc and parts.scheme in (("https", "http") if allow_http
+                                                 else ("https",))
+
+
+_EXPIRES = st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=6),
+                     st.sampled_from(["nan", "inf", "-inf", "1e400", 10 ** 400, -1, 0, True]))
+_TOKEN_VALUE = st.one_of(st.text(max_size=12), st.integers(), st.none(),
+                         st.sampled_from(["T", "a\nb", "a b", "€", "eyJ0.eyJ1.sig=="]))
+
+
+@st.composite
+def _token_answer(draw: st.DrawFn) -> tuple[bytes, object, object]:
+    """A token service's body, with the token and expiry it holds (None when it is not JSON
+    of an object)."""
+    kind = draw(st.sampled_from(["json", "bytes", "deep"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=40)), None, None
+    if kind == "deep":
+        return b"[" * 50_000 + b"]" * 50_000, None, None
+    token, expires = draw(_TOKEN_VALUE), draw(_EXPIRES)
+    doc: dict[str, object] = {draw(st.sampled_from(["token", "access_token"])): token}
+    if draw(st.booleans()):
+        doc["expires_in"] = expires
+    else:
+        expires = None
+    return json.dumps(doc).encode(), token, expires  # NaN and Infinity as Python writes them
+
+
+@settings(max_examples=400, deadline=None)
+@given(_token_answer())
+@example((b'{"token": "t", "expires_in": 1' + b"0" * 400 + b"}", "t", 10 ** 400))  # Overflow
+@example((b"[" * 50_000 + b"]" * 50_000, None, None))  # RecursionError
+@example((b'{"token": "a\\nb"}', "a\nb", None))  # header injection / InvalidHeader
+@example((b'{"token": "t", "expires_in": NaN}', "t", math.nan))  # never cached
+def test_any_token_answer_is_a_token_or_one_line(answer: tuple[bytes, object, object]) -> None:
+    """A token answer is a usable ``Authorization`` header (printable ASCII, so no header
+    injection and no encoding error in requests), re-used while the clock stands still unless
+    the answer says it has already expired; anything else is one line."""
+    body, token, expires = answer
+    auth = TokenAuth(CHALLENGE, None, Realm((200, body)), registry="reg", clock=lambda: 0.0)
+    try:
+        header = auth.header(frozenset())
+    except AuthError as err:
+        assert "\n" not in str(err) and str(err).startswith("could not get a token for reg")
+        return
+    assert isinstance(token, str) and header == {"Authorization": f"Bearer {token}"}
+    assert all("!" <= ch <= "~" for ch in token)
+    lifetime = float(expires or 60)  # what the service said (60 s when it said nothing)
+    assert math.isfinite(lifetime)
+    if lifetime > 0:
+        assert auth.cached_header(frozenset()) == header
+
+
+@pytest.mark.parametrize("url, headers", [
+    ("https://a..b/token", {}),            # a realm whose host has an empty label
+    ("ftp://registry.example/token", {}),  # a Location on a scheme requests has no adapter for
+    ("token", {}),                         # no scheme at all
+    ("http://\u2100/", {}),                # a host NFKC changes
+    ("http://127.0.0.1:9/", {"X-Echo": "a\r\nInjected: 1"}),
+    ("http://127.0.0.1:9/", {"X-Echo": "\u20ac"}),
+])
+def test_a_url_or_header_no_request_can_carry_is_one_line(url: str, headers: dict[str, str]):
+    """What a registry names (a token realm, an upload location) goes to requests; where no
+    request can be made of it, the client says so in one line, without the URL, before any
+    connection is tried."""
+    with RegistryClient("127.0.0.1:9", plain_http=True) as client:
+        with pytest.raises(RegistryError) as err:
+            client._send("GET", url, headers, timeout=(1, 1))
+    assert str(err.value).startswith("talking to 127.0.0.1:9: it named a URL or header no "
+                                     "request can carry (")
+    assert url not in str(err.value) and "\n" not in str(err.value)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import KitError
 from kit_jupyter.gocompat.godigest import (
@@ -242,3 +246,264 @@ def test_raw_layer_file_metadata_is_gos_json(tmp_path):
     assert meta == ('{"name":"données\\u003c\\u0026\\u003e.mcpb","mode":' + str(mode)
                     + ',"uid":0,"gid":0,"size":2,"mtime":"2023-11-14T22:13:20.5Z",'
                       '"typeflag":48}')
+
+
+# -- hostile input, property-based -------------------------------------------------------------
+# Manifests and tags come from registries, index files from storage anyone may have edited.
+
+_FIELDS = ["schemaVersion", "mediaType", "artifactType", "config", "layers", "manifests",
+           "subject", "annotations", "digest", "size", "urls", "data", "platform", "x"]
+# JSON text leaves kit's decoder would refuse, or that sit at the edge of what it accepts
+_EDGE_LEAVES = ["null", "true", "false", "NaN", "Infinity", "-Infinity", "1e400", "-1e400",
+                "-0", "1.0", "1E2", "-1", "0", str(MAX_SIZE), str(MAX_SIZE + 1), "9" * 5000,
+                '""', json.dumps(D1), '"sha512:' + "a" * 128 + '"', '"sha256:xyz"',
+                '"\\ud800"', '"a\\nb"', '"\\u2028"', "{}", "[]"]
+_LEAF_TEXT = (st.sampled_from(_EDGE_LEAVES) | st.integers().map(str)
+              | st.floats(allow_nan=False, allow_infinity=False).map(repr)
+              | st.text(max_size=8).map(json.dumps))
+
+
+def _object_text(pairs: list[tuple[str, str]]) -> str:
+    """An object that may name a key twice (Go and Python keep the last)."""
+    return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in pairs) + "}"
+
+
+_JSON_TEXT = st.recursive(
+    _LEAF_TEXT,
+    lambda inner: (st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]")
+                   | st.lists(st.tuples(st.sampled_from(_FIELDS), inner), max_size=6)
+                   .map(_object_text)),
+    max_leaves=16)
+
+
+_VALID_INDEX = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [{"mediaType": LAYER, "digest": D1, "size": 7,
+                               "annotations": {"org.opencontainers.image.ref.name": "v1"},
+                               "platform": {"os": "linux"}, "future": [1]}],
+                "subject": {"mediaType": LAYER, "digest": D3, "size": 0}, "annotations": {}}
+_VALID_TAGS = {"v1": {"mediaType": LAYER, "digest": D1, "size": 7}, "": {"digest": D2}}
+
+
+_SOMETIMES = st.sampled_from([False] * 11 + [True])  # True one time in 12 or so
+
+
+@st.composite
+def _mutated_text(draw: st.DrawFn, value: object) -> str:
+    """``value`` as JSON text with some subtrees replaced by hostile text and some objects
+    given an extra (possibly duplicate) field."""
+    if draw(_SOMETIMES):
+        return draw(_JSON_TEXT)
+    if isinstance(value, dict):
+        pairs = [(k, draw(_mutated_text(v))) for k, v in value.items()]
+        if draw(_SOMETIMES):
+            pairs.insert(draw(st.integers(0, len(pairs))),
+                         (draw(st.sampled_from(_FIELDS)), draw(_JSON_TEXT)))
+        return _object_text(pairs)
+    if isinstance(value, list):
+        return "[" + ",".join(draw(_mutated_text(v)) for v in value) + "]"
+    return json.dumps(value)
+
+
+@st.composite
+def _hostile_bytes(draw: st.DrawFn, valid: object) -> bytes:
+    """JSON text built from the fields a manifest has (or a valid document mutated), with wrong
+    types, edge numbers and duplicate keys; sometimes nested deep, cut short or with bytes that
+    are not UTF-8."""
+    text = draw(_mutated_text(valid) | _JSON_TEXT)
+    how = draw(st.sampled_from(["plain", "plain", "plain", "deep", "cut", "bytes", "binary"]))
+    if how == "deep":
+        depth = draw(st.sampled_from([10, 500, 5_000, 100_000]))
+        text = '{"layers":' + "[" * depth + text + "]" * depth + "}"
+    data = text.encode("utf-8", "surrogatepass")
+    if how == "cut":
+        data = data[:draw(st.integers(0, len(data)))]
+    elif how == "bytes":
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(min_size=1, max_size=4)) + data[at:]
+    elif how == "binary":
+        data = draw(st.binary(max_size=60))
+    return data
+
+
+def _well_formed(d: Descriptor) -> None:
+    """What a parsed descriptor promises: Go's types, a digest go-digest accepts, a size an
+    int64 holds."""
+    assert digest_error(d.digest) is None
+    assert type(d.size) is int and 0 <= d.size <= MAX_SIZE
+    assert isinstance(d.media_type, str) and isinstance(d.artifact_type, str)
+    assert isinstance(d.data, str) and all(isinstance(u, str) for u in d.urls)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in d.annotations.items())
+    assert d.platform is None or isinstance(d.platform, dict)
+    assert not set(d.extra) & {"mediaType", "digest", "size", "urls", "annotations", "data",
+                               "platform", "artifactType"}
+    json.loads(marshal(d.to_json()))  # what was read can be written again (no NaN, no inf)
+
+
+def _one_line(err: KitError, what: str) -> None:
+    message = str(err)
+    assert isinstance(err, ManifestError) and message.startswith(what)
+    assert "\n" not in message and "\r" not in message
+
+
+@settings(max_examples=300, deadline=None)
+@given(_hostile_bytes(json.loads(KIT_MANIFEST)))
+def test_any_bytes_are_a_manifest_or_one_line(data: bytes) -> None:
+    try:
+        m = Manifest.parse(data, "manifest")
+    except ManifestError as err:
+        _one_line(err, "manifest")
+        return
+    assert m.raw == data and m.digest == sha256_digest(data)
+    assert type(m.schema_version) is int and m.schema_version >= 0
+    if m.config != Descriptor("", "", 0):  # the zero descriptor of a manifest without config
+        _well_formed(m.config)
+    for d in (*m.layers, *([m.subject] if m.subject else [])):
+        _well_formed(d)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in m.annotations.items())
+    assert 0 <= m.size <= MAX_SIZE * len(m.layers)
+    m.is_modelkit  # noqa: B018 - answers, never raises
+
+
+@settings(max_examples=300, deadline=None)
+@given(_hostile_bytes(_VALID_INDEX))
+@example(b'{"x": NaN}')  # Go refuses it; kept, it failed when the index was written back
+@example(b'{"manifests": [{"digest": "' + D1.encode() + b'", "future": 1e400}]}')
+def test_any_bytes_are_an_index_or_one_line(data: bytes) -> None:
+    """An index that parses can be written back (storage rewrites them) and reads back the
+    same; a second write gives the same bytes. (Unknown fields compare as bytes: Go writes the
+    float 6.3e16 as 63217363774325820, which Python reads back as an int.)"""
+    try:
+        index = Index.parse(data, "index")
+    except ManifestError as err:
+        _one_line(err, "index")
+        return
+    for d in (*index.manifests, *([index.subject] if index.subject else [])):
+        _well_formed(d)
+    written = index.to_bytes()
+    again = Index.parse(written)
+    if not _may_hold_surrogates(data):
+        assert _typed_fields(again) == _typed_fields(index)
+    assert again.to_bytes() == written
+
+
+def _may_hold_surrogates(data: bytes) -> bool:
+    """json.loads keeps a lone surrogate (a ``\\ud800`` escape, or one encoded as UTF-8) as
+    itself; it is written as U+FFFD, as Go reads it, so it does not read back the same."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"\\ud" in data.lower()
+
+
+def _typed_fields(index: Index) -> tuple[object, ...]:
+    descriptors = (*index.manifests, *([index.subject] if index.subject else []))
+    return (index.media_type, index.artifact_type, dict(index.annotations), index.schema_version,
+            [(d.media_type, d.digest, d.size, dict(d.annotations), d.urls, d.data)
+             for d in descriptors])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_hostile_bytes(_VALID_TAGS)
+       | st.lists(st.tuples(st.text(max_size=6), _JSON_TEXT), max_size=4)
+       .map(lambda pairs: _object_text(pairs).encode("utf-8", "surrogatepass")))
+def test_any_bytes_are_a_tags_file_or_one_line(data: bytes) -> None:
+    try:
+        tags = parse_tags(data)
+    except ManifestError as err:
+        _one_line(err, "tags index")
+        return
+    for tag, d in tags.items():
+        assert isinstance(tag, str)
+        _well_formed(d)
+
+
+# Python values that json.loads never makes, for callers of Descriptor.from_json
+_PY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+    | st.sampled_from([D1, 10 ** 30, -(10 ** 30), b"bytes", (1, 2)]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(_FIELDS) | st.integers() | st.none(), inner, max_size=4),
+    max_leaves=10)
+
+
+@st.composite
+def _mutated_descriptor(draw: st.DrawFn) -> dict[Any, Any]:
+    """A valid descriptor with some fields replaced by anything at all."""
+    d: dict[Any, Any] = {"mediaType": LAYER, "digest": D2, "size": 3, "urls": ["u"],
+                         "annotations": {"a": "b"}, "platform": {"os": "linux"}}
+    for key in draw(st.lists(st.sampled_from([*d, "data", "artifactType", 7, None]),
+                             max_size=3)):
+        d[key] = draw(_PY_VALUE)
+    return d
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutated_descriptor() | _PY_VALUE)
+@example({"digest": D1, "annotations": {None: "x"}})  # was kept as an annotation key
+def test_any_value_is_a_descriptor_or_one_line(value: object) -> None:
+    try:
+        d = Descriptor.from_json(value)
+    except ManifestError as err:
+        _one_line(err, "descriptor")
+        return
+    assert digest_error(d.digest) is None and type(d.size) is int and 0 <= d.size <= MAX_SIZE
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in d.annotations.items())
+    assert all(isinstance(u, str) for u in d.urls)
+
+
+_TEXT = st.text(max_size=10)
+_DIGEST = st.sampled_from([("sha256", 64), ("sha384", 96), ("sha512", 128)]).flatmap(
+    lambda alg: st.text("0123456789abcdef", min_size=alg[1], max_size=alg[1])
+    .map(lambda hex_: f"{alg[0]}:{hex_}"))
+_STRINGS = st.dictionaries(_TEXT, _TEXT, max_size=3)
+# integral floats are left out: Go writes 6.3e16 as 63217363774325820, which reads back as an int
+_EXTRA_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2 ** 70), 2 ** 70) | _TEXT
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=6)
+_DESCRIPTOR = st.builds(
+    Descriptor, media_type=_TEXT, digest=_DIGEST, size=st.integers(0, MAX_SIZE),
+    annotations=_STRINGS, artifact_type=_TEXT, urls=st.lists(_TEXT, max_size=2).map(tuple),
+    data=_TEXT, platform=st.none() | st.dictionaries(_TEXT, _TEXT, min_size=1, max_size=2),
+    extra=st.dictionaries(_TEXT.filter(lambda k: k not in _FIELDS), _EXTRA_VALUE,
+                          max_size=2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_DESCRIPTOR, st.lists(_DESCRIPTOR, max_size=3), _STRINGS, _TEXT, _TEXT,
+       st.none() | _DESCRIPTOR, st.integers(0, MAX_SIZE))
+def test_built_manifests_and_indexes_read_back_equal(
+        config: Descriptor, layers: list[Descriptor], annotations: dict[str, str],
+        artifact_type: str, media_type: str, subject: Descriptor | None,
+        schema_version: int) -> None:
+    """What we write (Go's bytes of a manifest, an index or a tags file) parses back to the
+    same values."""
+    m = Manifest(config, tuple(layers), annotations, artifact_type, media_type, subject,
+                 schema_version)
+    back = Manifest.parse(m.raw)
+    assert back == m and back.raw == m.raw and back.digest == m.digest
+    index = Index(tuple(layers), media_type, artifact_type, annotations, subject,
+                  schema_version, {"future": [1, "x"]})
+    assert Index.parse(index.to_bytes()) == index
+    assert Index.parse(index.to_bytes()).to_bytes() == index.to_bytes()
+    tags = {f"v{i}": d.plain() for i, d in enumerate(layers)}
+    assert parse_tags(marshal({t: d.to_json() for t, d in tags.items()})) == tags
+
+
+@pytest.mark.parametrize("data", [
+    b'{"layers":[' + b'{"digest":"' + D2.encode() + b'","size":1},' * 200_000 + b'1]}',
+    b'{"config":{"digest":"' + b"a" * 2_000_000 + b'!:x"}}',
+    b'{"config":{"digest":"sha256:' + b"a" * 2_000_000 + b'"}}',
+    b'{"annotations":{' + b'"k":"v",' * 500_000 + b'"x":1}}',
+    b'{"x":' + b'-' + b"1" * 4_000 + b"}",
+], ids=["200k-layers", "long-algorithm", "long-hex", "duplicate-keys", "long-number"])
+def test_big_hostile_manifests_are_refused_quickly(data: bytes) -> None:
+    """Large hostile manifests are refused (or read) in one linear pass, with one line."""
+    started = time.monotonic()
+    try:
+        Manifest.parse(data)
+    except ManifestError as err:
+        assert "\n" not in str(err) and len(str(err)) < 5_000
+    assert time.monotonic() - started < 5

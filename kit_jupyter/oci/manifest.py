@@ -15,14 +15,14 @@ its digest is the digest of those bytes, never of a re-encoding.
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kit_jupyter.errors import KitError
 from kit_jupyter.gocompat.godigest import digest_error, sha256_digest
-from kit_jupyter.gocompat.gojson import marshal
+from kit_jupyter.gocompat.gojson import marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.oci.mediatypes import (
     KIT_CONFIG,
@@ -70,6 +70,9 @@ class _Reader:
     def obj(self, value: object, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(where, f"is {_kind(value)}, not an object")
+        # json.loads makes only string keys; a caller's dict may hold others (a Go map cannot)
+        if not all(isinstance(k, str) for k in value):
+            raise self.fail(where, "has a key that is not a string")
         return value
 
     def str_(self, value: object, where: str) -> str:
@@ -98,7 +101,8 @@ class _Reader:
     def string_map(self, value: object, where: str) -> dict[str, str]:
         if value is None:
             return {}
-        return {k: self.str_(v, f"{where}[{k!r}]") for k, v in self.obj(value, where).items()}
+        return {k: self.str_(v, f"{where}[{_quote(k)}]")
+                for k, v in self.obj(value, where).items()}
 
     def common(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The fields manifests and indexes share, as keyword arguments."""
@@ -119,6 +123,12 @@ class _Reader:
         return tuple(Descriptor.from_json(v, f"{where}[{i}]", self) for i, v in enumerate(value))
 
 
+def _quote(text: str) -> str:
+    """A registry's string in an error: quoted (so it stays on one line) and cut short (a
+    megabyte digest or key would not be one clear line)."""
+    return repr(text if len(text) <= 100 else text[:100] + "…")
+
+
 def _kind(value: object) -> str:
     if value is None:
         return "null"
@@ -133,13 +143,21 @@ def _kind(value: object) -> str:
     return "an object"
 
 
+def _finite(text: str) -> float:
+    """Go's decoder refuses ``NaN``, ``Infinity`` and a number no float64 holds (``1e400``);
+    Python's would keep them, and re-writing an index file (or a descriptor's unknown fields)
+    that holds one would then fail in :func:`marshal` instead of here, with one line."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
 def _load(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = unmarshal(data, parse_float=_finite, parse_constant=_finite)
+    except ValueError as exc:  # UnicodeDecodeError, and nesting too deep, among them
         raise ManifestError(f"{what} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ManifestError(f"{what} is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise ManifestError(f"{what} is not a JSON object")
     return value
@@ -178,7 +196,7 @@ class Descriptor:
         digest = r.str_(obj.get("digest"), f"{where}.digest")
         problem = digest_error(digest)
         if problem:
-            raise r.fail(f"{where}.digest", f"{digest!r}: {problem}")
+            raise r.fail(f"{where}.digest", f"{_quote(digest)}: {problem}")
         platform = obj.get("platform")
         return cls(
             media_type=r.str_(obj.get("mediaType"), f"{where}.mediaType"),
@@ -362,7 +380,8 @@ def parse_tags(data: bytes, what: str = "tags index") -> dict[str, Descriptor]:
     """A ``<repo>-tags.json`` file (a Go ``map[string]ocispec.Descriptor``): tag -> manifest
     descriptor."""
     r = _Reader(what)
-    return {tag: Descriptor.from_json(d, f"[{tag!r}]", r) for tag, d in _load(data, what).items()}
+    return {tag: Descriptor.from_json(d, f"[{_quote(tag)}]", r)
+            for tag, d in _load(data, what).items()}
 
 
 def empty_top_index() -> Index:

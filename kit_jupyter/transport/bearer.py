@@ -14,7 +14,7 @@ registry client, so every token request shares the client's session, timeouts an
 
 from __future__ import annotations
 
-import json
+import math
 import re
 import threading
 import time
@@ -23,12 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kit_jupyter.errors import AuthError
+from kit_jupyter.gocompat.gojson import unmarshal
 
 # A token without ``expires_in`` is valid for 60 s (distribution token spec); renew a little early.
 DEFAULT_EXPIRES_IN = 60.0
 EXPIRY_MARGIN = 5.0
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:blobs|manifests|tags|referrers)/")
 _PUSH_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What a token may hold: it goes into an ``Authorization`` header, where a CR/LF would be refused
+# by requests (with the token in its message) and a non-Latin-1 character would fail to encode.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 Scope = frozenset[tuple[str, str, str]]  # (resource type, name, action)
 
@@ -166,13 +170,19 @@ class TokenAuth:
             raise AuthError(f"registry {registry} asks for a token but names no realm")
         if "://" not in realm:
             realm = f"https://{realm}"
-        scheme = urllib.parse.urlsplit(realm).scheme.lower()
+        try:  # the registry's header: "https://[::1", an NFKC-unsafe host, no host at all ...
+            parts = urllib.parse.urlsplit(realm)
+            if not parts.netloc:
+                raise ValueError("no host")
+        except ValueError:
+            raise AuthError(f"registry {registry} names a token service that is not a URL: "
+                            f"{realm[:200]!r}") from None
+        scheme = parts.scheme.lower()
         if scheme not in ("https", "http") or (scheme == "http" and not allow_http):
             # Credentials are sent to the realm: never in clear text to an https registry's
             # token service.
             raise AuthError(f"registry {registry} names a token service that is not HTTPS "
-                            f"({urllib.parse.urlsplit(realm).netloc}); refusing to send "
-                            "credentials to it")
+                            f"({parts.netloc}); refusing to send credentials to it")
         self.realm = realm
         self.service = challenge.params.get("service", "")
         self.registry = registry
@@ -239,15 +249,23 @@ class TokenAuth:
         if status != 200:
             raise AuthError(f"could not get a token for {self.registry}: the token service "
                             f"answered {status}")
+        # The answer is the token service's: too deep a nesting, an ``expires_in`` no float holds
+        # (1e400, 10**400) or that is not finite (NaN would make the token never reusable) is
+        # no token rather than a traceback.
         try:
-            data = json.loads(body or b"{}")
+            data = unmarshal(body or b"{}")
             value = data.get("token") or data.get("access_token")
             expires_in = float(data.get("expires_in") or DEFAULT_EXPIRES_IN)
-        except (ValueError, TypeError, AttributeError):
+            if not math.isfinite(expires_in):
+                raise ValueError("expires_in is not finite")
+        except (ValueError, TypeError, AttributeError, OverflowError):
             value, expires_in = None, 0.0
         if not isinstance(value, str) or not value:
             raise AuthError(f"could not get a token for {self.registry}: the token service "
                             "sent no token")
+        if not _TOKEN_CHARS.fullmatch(value):
+            raise AuthError(f"could not get a token for {self.registry}: the token service "
+                            "sent a token with characters a header cannot carry")
         expires = started + max(expires_in - EXPIRY_MARGIN, expires_in / 2)
         token = _Token(value, scope, expires)
         self._tokens.append(token)

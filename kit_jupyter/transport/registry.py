@@ -435,6 +435,14 @@ class RegistryClient:
             raise RegistryError(
                 f"TLS error talking to {self.registry}: {_one_line(exc)} (use --plain-http for "
                 "an HTTP registry, or --tls-verify=false)") from None
+        except ValueError as exc:
+            # a URL the registry named (a token realm, an upload Location, a redirect) that no
+            # request can go to, such as https://a..b/, or a header value no request can carry:
+            # requests' InvalidURL, InvalidSchema, MissingSchema and InvalidHeader, urllib3's
+            # LocationParseError, UnicodeEncodeError are all ValueErrors. Said without the URL,
+            # which may be long or carry a signature
+            raise RegistryError(f"talking to {self.registry}: it named a URL or header no "
+                                f"request can carry ({type(exc).__name__})") from None
         except requests.exceptions.ConnectTimeout:
             raise _Transient(f"could not connect to registry {self.registry} within "
                              f"{timeout[0]:g}s", stalled=True) from None
