@@ -81,6 +81,13 @@ class KitError(Exception):
         return self
 
 
+def one_line(text: str) -> str:
+    """Text from outside -- a server's header, what a user pasted, a raw string of a template --
+    inside a message that must stay one line: each line break (any of ``str.splitlines``'s) is
+    a space; nothing else changes."""
+    return " ".join(text.splitlines())
+
+
 def error_line(err: KitError) -> str:
     """The one line an adapter shows for a user error: the text, then the next step."""
     text = " ".join(str(err).split())

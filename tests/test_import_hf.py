@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.commands.importer import import_repository
 from kit_jupyter.commands.local import info
@@ -179,3 +181,43 @@ def test_parse_repository(text, expected):
 def test_parse_repository_errors(text, message):
     with pytest.raises(KitError, match=message):
         parse_repository(text, env={})
+
+
+_REPO_PIECES = st.sampled_from([
+    "https://", "http://", "huggingface.co", "hf.co", "sub.huggingface.co", "example.com",
+    "datasets/", "datasets", "/", "//", "org", "name", "a.b", "-", ":", ":80", ":x", "@", "?q=1",
+    "#f", "%", "%zz", "%2F", "[", "]", "[::1]", " ", "\n", "\r", "\t", "\u2028", "\x00", "é",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_REPO_PIECES | st.text(max_size=3), max_size=10).map("".join))
+def test_any_repository_text_parses_or_is_one_line(text: str) -> None:
+    """Whatever is typed (or pasted: line breaks too): an ``org/name`` of a model or dataset,
+    or a KitError of one line -- never a URL parser's exception."""
+    try:
+        repo, kind = parse_repository(text, env={})
+    except KitError as err:
+        assert "\n" not in str(err) and len(str(err).splitlines()) == 1
+        return
+    assert kind in ("model", "dataset")
+    org, _, name = repo.partition("/")
+    assert org and name and "/" not in name
+
+
+_NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NAME, _NAME, st.sampled_from([
+    ("{}/{}", "model"), ("https://huggingface.co/{}/{}", "model"),
+    ("https://huggingface.co/{}/{}/", "model"), ("huggingface.co/{}/{}", "model"),
+    ("http://huggingface.co/{}/{}", "model"), ("datasets/{}/{}", "dataset"),
+    ("datasets/{}/{}/", "dataset"), ("https://huggingface.co/datasets/{}/{}", "dataset"),
+    ("https://huggingface.co/datasets/{}/{}/tree/main", "dataset"),
+]))
+def test_every_form_names_the_same_repository(org: str, name: str,
+                                              form: tuple[str, str]) -> None:
+    """``org/name``, ``datasets/org/name`` and the Hub's URLs of them all name ``org/name``."""
+    template, kind = form
+    assert parse_repository(template.format(org, name), env={}) == (f"{org}/{name}", kind)

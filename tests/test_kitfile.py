@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import KitfileError
+from kit_jupyter.gocompat.goyaml import (
+    BOOL,
+    FLOAT,
+    INT,
+    MERGE,
+    NULL,
+    STR,
+    TIMESTAMP,
+    parse_timestamp,
+    resolve_plain,
+)
 from kit_jupyter.kitfile.model import (
     Code,
     DataSet,
@@ -96,6 +112,9 @@ PARAMS = [
     ("1e400", "1e400"), ("2024-01-01", "2024-01-01T00:00:00Z"),
     ("2024-1-2T3:04:05.500+02:00", "2024-01-02T03:04:05.5+02:00"),
     ("2001-12-14 21:59:43.10", "2001-12-14T21:59:43.1Z"), ("2024-02-30", "2024-02-30"),
+    ("0000-02-29", "0000-02-29T00:00:00Z"),
+    ("2\u0660\u0662\u0664-01-01", "2\u0660\u0662\u0664-01-01"),
+    ("2024-01-01T00:00:00.123456789+24:60", "2024-01-01T00:00:00.123456789+25:00"),
     ("!!float 1", 1.0), ("!!str 1", "1"), ("!custom 12", "12"),
 ]
 
@@ -106,6 +125,105 @@ def test_parameter_scalar_types(scalar, value):
     got = kf.model.parameters["v"]
     assert got == value or (got != got and value != value)
     assert type(got) is type(value) or isinstance(got, str) and isinstance(value, str)
+
+
+# Go's time.Format(RFC3339Nano): zero-padded fields, a fraction without trailing zeros, Z or ±hh:mm
+_RFC3339_NANO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                           r"(\.[0-9]{0,8}[1-9])?(Z|[+-][0-9]{2}:[0-9]{2})")
+_TS_PIECES = st.sampled_from([
+    "2024", "0000", "9999", "-", ":", "T", "t", " ", "Z", "z", "+", ".", ",", "1", "01", "12", "13",
+    "29", "30", "31", "00", "23", "24", "59", "60", "٢", "1234567890", "\n", "_", "+24:60",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TS_PIECES, max_size=14).map("".join) | st.text(max_size=30))
+def test_any_text_is_a_timestamp_or_not(text: str) -> None:
+    """Never an exception; a timestamp is ASCII (Go reads ASCII digits only), keeps the year as
+    written, and is Go's RFC 3339 rendering -- which reads back as itself."""
+    got = parse_timestamp(text)
+    if got is None:
+        return
+    assert text.isascii() and got[:4] == text[:4]
+    assert _RFC3339_NANO.fullmatch(got), got
+    if not got.endswith("25:00"):  # Go writes a +24:60 offset as +25:00, which it cannot read
+        assert parse_timestamp(got) == got
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 1)), st.integers(0, 999_999_999),
+       st.text(alphabet="0123456789", max_size=4), st.sampled_from(["date", "T", "t", " "]),
+       st.none() | st.tuples(st.sampled_from("+-"), st.integers(0, 24), st.integers(0, 60)),
+       st.booleans(), st.data())
+def test_timestamps_read_as_yaml_v3_does(when: datetime, nanos: int, extra: str, layout: str,
+                                         zone: tuple[str, int, int] | None, pad: bool,
+                                         data: st.DataObject) -> None:
+    """yaml.v3's four layouts (date; ``T``/``t`` with a zone; space without one), with short or
+    padded fields, a fraction of up to nine digits and any zone Go accepts, read as Go renders
+    them; a tenth fraction digit (tests/data/kitfiles/yamlv3) or one digit from another script
+    and it is no timestamp."""
+    f = "{:02d}" if pad else "{}"
+    text = f"{when.year:04d}-" + f.format(when.month) + "-" + f.format(when.day)
+    zone_text, total = "Z", 0
+    if zone is not None and layout in "Tt":
+        zone_text = f"{zone[0]}{zone[1]:02d}:{zone[2]:02d}"
+        total = zone[1] * 60 + zone[2]
+    if layout != "date":
+        text += layout + ":".join(f.format(v) for v in (when.hour, when.minute, when.second))
+        if nanos or extra:
+            text += data.draw(st.sampled_from(".,")) + f"{nanos:09d}" + extra
+        text += "" if layout == " " else zone_text
+    fraction = f"{nanos:09d}".rstrip("0") if layout != "date" else ""
+    expected = (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T"
+                + (f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}" if layout != "date"
+                   else "00:00:00")
+                + ("." + fraction if fraction else "")
+                + (f"{zone[0]}{total // 60:02d}:{total % 60:02d}" if total and zone else "Z"))
+    assert parse_timestamp(text) == (expected if not extra or layout == "date" else None)
+    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    i = data.draw(st.sampled_from(digits))
+    assert parse_timestamp(text[:i] + chr(0x660 + int(text[i])) + text[i + 1:]) is None
+
+
+_SCALAR_PIECES = st.sampled_from([
+    "0x", "0o", "0b", "-", "+", "_", ".", "e", "E", "1", "9" * 25, "0", "7", "f", "inf", ".inf",
+    ".nan", "2024-01-01", "T", ":", "٣", "\n", " ", "true", "~", "<<", "1" * 5000,
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_SCALAR_PIECES, max_size=10).map("".join) | st.text(max_size=20))
+def test_any_plain_scalar_resolves_to_a_yaml_v3_type(text: str) -> None:
+    """Never an exception (nor int()'s 4300-digit ValueError); an int fits 64 bits, a float is
+    finite unless YAML spelled it .inf/.nan, a string is the text, a timestamp its rendering."""
+    tag, value = resolve_plain(text)
+    assert tag in (STR, INT, FLOAT, BOOL, NULL, TIMESTAMP, MERGE)
+    if tag == INT:
+        assert type(value) is int and -(2**63) <= value <= 2**64 - 1
+    elif tag == FLOAT:
+        assert math.isfinite(value) or text.lower().lstrip("+-") in (".inf", ".nan")
+    elif tag == STR:
+        assert value == text
+    elif tag == TIMESTAMP:
+        assert value == parse_timestamp(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(min_value=-(2**65), max_value=2**65)
+       | st.integers(min_value=-(10**30), max_value=10**30),
+       st.sampled_from(["dec", "0x", "0o", "0b", "octal", "underscores"]))
+def test_integers_resolve_as_yaml_v3_does(n: int, form: str) -> None:
+    """Go's ParseInt/ParseUint(s, 0, 64) after yaml.v3 drops underscores: every integer from
+    int64's minimum to uint64's maximum, in any base Go knows, is that int; beyond, not an int."""
+    sign, mag = "-" if n < 0 else "", abs(n)
+    text = {"dec": f"{n}", "0x": f"{sign}0x{mag:x}", "0o": f"{sign}0o{mag:o}",
+            "0b": f"{sign}0b{mag:b}", "octal": f"{sign}0{mag:o}",
+            "underscores": sign + "_".join(str(mag))}[form]
+    tag, value = resolve_plain(text)
+    if -(2**63) <= n <= 2**64 - 1:
+        assert (tag, value) == (INT, n)
+    else:
+        assert tag != INT
 
 
 def test_parameter_inf_nan_decode_then_fail_at_json():

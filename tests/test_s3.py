@@ -76,6 +76,14 @@ def test_pack_refuses_a_wrong_hash_with_kits_message(s3, data):
         f'ETag = "{data.small_etag}", hash = {wrong}')
 
 
+def test_a_hash_with_a_line_break_is_shown_on_one_line(s3, data):
+    """A remoteHash holding a line break (a quoted YAML string can) is shown on one line."""
+    kf = kitfile(("train.bin", "s3://data/small.bin", "abc\ndef"))
+    with pytest.raises(RemoteDatasetError) as e:
+        s3_verify(kf, NullReporter(), s3.env())
+    assert str(e.value).endswith(f'ETag = "{data.small_etag}", hash = abc def')
+
+
 def test_pack_multipart_hash_must_keep_its_suffix(s3, data):
     kf = kitfile(("big.bin", "s3://data/dir/multi.bin", data.multi_etag.split("-")[0]))
     with pytest.raises(RemoteDatasetError, match="does not match hash"):

@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.commands.unpack import WARN_NOT_INCLUDED, unpack_remote_datasets
 from kit_jupyter.commands.validate import check_remote_findings
@@ -21,8 +25,10 @@ from kit_jupyter.transport.s3_download import (
     Downloader,
     MiB,
     ObjectInfo,
+    RangeError,
     etag_plan,
     file_etag,
+    is_transient,
     multipart_etag,
     part_size_candidates,
     resolve_part_size,
@@ -103,6 +109,109 @@ def test_etag_plans():
     assert kms.mode == "none" and "aws:kms" in kms.reason
     assert etag_plan(ObjectInfo(1, f'"{md5}"', sse="AES256")).mode == "md5"
     assert etag_plan(ObjectInfo(1, '"W/xyz"')).mode == "none"
+
+
+_MD5 = "0123456789abcdef" * 2
+_ETAGS = st.builds(
+    lambda weak, quote, md5, count, junk: f"{weak}{quote}{md5}{count}{junk}{quote}",
+    st.sampled_from([""] * 4 + ["W/"]), st.sampled_from(['"', '"', ""]),
+    st.sampled_from([_MD5] * 3 + [_MD5.upper(), _MD5[:31], "g" * 32, "\u0663" * 32]),
+    st.sampled_from(["", "", "-1", "-12", "-10000", "-0", "-012", "--3", "-" + "9" * 12,
+                     "-" + "9" * 5000, "-\u0663"]),
+    st.sampled_from([""] * 6 + ["\n", "\r\n", " ", "x"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ETAGS | _ETAGS | st.text(max_size=40),
+       st.none() | st.sampled_from(["AES256", "aes256", "aws:kms", "aws:kms\nx", ""]),
+       st.integers(min_value=0, max_value=2**63))
+def test_any_etag_gives_an_honest_plan(etag: str, sse: str | None, size: int) -> None:
+    """Whatever ETag (and SSE header) a server sends: a plan, never an exception (a part count
+    of 5000 digits is int()'s ValueError), described in one line; an MD5 plan only for 32 hex
+    digits and a multipart one only for an ETag a download could reproduce exactly."""
+    info = ObjectInfo(size, etag, sse=sse)
+    plan = etag_plan(info)
+    assert len(plan.describe().splitlines()) == 1
+    value = info.etag_value.lower()
+    if plan.mode == "md5":
+        assert re.fullmatch("[0-9a-f]{32}", value)
+    elif plan.mode == "multipart":
+        assert value == value[:32] + f"-{plan.parts}" and re.fullmatch("[0-9a-f]{32}", value[:32])
+        resolve_part_size(plan, info, None)  # the next step takes any count the plan names
+    else:
+        assert plan.mode == "none" and plan.reason
+    if sse and sse.lower() != "aes256":
+        assert plan.mode == "none"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=64), min_size=1, max_size=40))
+def test_multipart_etag_is_s3s_definition(parts: list[bytes]) -> None:
+    """The MD5 of the parts' MD5s, in hex, then ``-`` and the number of parts (computed here
+    from hashlib alone) -- and its plan checks that many parts."""
+    digests = [hashlib.md5(p).digest() for p in parts]
+    reference = hashlib.md5()
+    for d in digests:
+        reference.update(d)
+    etag = multipart_etag(digests)
+    assert etag == f"{reference.hexdigest()}-{len(parts)}"
+    plan = etag_plan(ObjectInfo(sum(map(len, parts)), f'"{etag}"'))
+    assert (plan.mode, plan.parts) == ("multipart", len(parts))
+
+
+def _range_accepted(resp: dict, start: int, end: int) -> bool:
+    """RFC 9110's ``bytes first-last/total`` naming exactly the range asked for (ASCII digits,
+    leading zeros allowed); without one, only the whole object from byte 0."""
+    cr = resp.get("ContentRange")
+    if cr:
+        m = re.match(r"bytes ([0-9]+)-([0-9]+)/", cr, re.ASCII)
+        return bool(m) and (m[1].lstrip("0") or "0") == str(start) and \
+            (m[2].lstrip("0") or "0") == str(end - 1)
+    return start == 0 and resp.get("ContentLength", end) == end
+
+
+@st.composite
+def _ranged_answers(draw: st.DrawFn) -> tuple[dict, int, int]:
+    """(GetObject answer, start, end): the right Content-Range (leading zeros or not), one with
+    a wrong, huge or non-ASCII number, any text, or none (then maybe a Content-Length)."""
+    start = draw(st.just(0) | st.integers(min_value=0, max_value=2**64))
+    end = start + draw(st.integers(min_value=1, max_value=2**40))
+    zeros = draw(st.sampled_from(["", "0", "000"]))
+    first, last = str(start), str(end - 1)
+    kind = draw(st.sampled_from(["exact", "zeros", "wrong", "other script", "text", "none"]))
+    if kind == "zeros":
+        first, last = zeros + first, zeros + last
+    elif kind == "wrong":
+        bad = draw(st.sampled_from([str(end), str(start + 1), "0", str(2**64), "9" * 5000, ""]))
+        first, last = (bad, last) if draw(st.booleans()) else (first, bad)
+    elif kind == "other script":
+        first = first.translate({48 + i: 0x660 + i for i in range(10)})
+    tail = draw(st.sampled_from([str(end), "*", "x\n", ""]))
+    cr = {"text": draw(st.text(max_size=30)), "none": None}.get(kind,
+                                                                f"bytes {first}-{last}/{tail}")
+    resp: dict = {"ContentRange": cr} if cr is not None else {}
+    if draw(st.booleans()):
+        resp["ContentLength"] = draw(st.sampled_from([end, end - start, end + 1, 0, None]))
+    return resp, start, end
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ranged_answers())
+def test_any_content_range_is_accepted_or_a_range_error(answer: tuple[dict, int, int]) -> None:
+    """Whatever Content-Range a server answers a ranged GET with: accepted exactly when it
+    names the bytes asked for, else a RangeError -- retried, then worded in one line -- never
+    another exception (5000 digits are int()'s ValueError; other scripts' digits no digits)."""
+    resp, start, end = answer
+    info = ObjectInfo(end, f'"{_MD5}"')
+    downloader = Downloader(lambda **kw: {}, info, etag_plan(info), Path("unused"))
+    try:
+        downloader._check_range(resp, start, end)
+    except RangeError as err:
+        assert not _range_accepted(resp, start, end)
+        assert is_transient(err) and "\n" not in str(err)
+        assert len(s3.describe_error(err).splitlines()) == 1
+    else:
+        assert _range_accepted(resp, start, end)
 
 
 def test_part_size_candidates():

@@ -16,21 +16,43 @@ Values are Python objects: a mapping is a Go struct whose keys are its exported 
 (``type_name`` names the struct in errors), a list a slice, ``None`` a nil slice or interface.
 Printing follows ``fmt``'s ``%v``: ``[a b]`` for slices, ``<no value>`` for a missing value.
 Error texts are Go's, ``template: <name>:<line>: …`` for parse errors and
-``template: <name>:<line>:<col>: executing "<name>" at <node>: …`` for execution errors.
+``template: <name>:<line>:<col>: executing "<name>" at <node>: …`` for execution errors, on one
+line (a line break Go would print inside a quoted node or value is a space).
+
+Go has no bounds of its own; a template typed into a notebook must not exhaust the kernel, so
+this one has some no list format comes near (:data:`MAX_DEPTH`, :data:`MAX_STEPS`,
+:data:`MAX_OUTPUT`), each failing with a TemplateError that names it.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit_jupyter.errors import KitError
+from kit_jupyter.errors import KitError, one_line
+from kit_jupyter.gocompat.goyaml import go_format_g
 
 
 class TemplateError(KitError):
-    """A template Go would refuse to parse or fail to execute; Go's text."""
+    """A template Go would refuse to parse or fail to execute; Go's text, on one line: a line
+    break in it (a raw string or a value quoted in the error's context) becomes a space."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+#: Nesting of parentheses and {{if}}/{{range}}/{{with}} blocks (else-if chains count) the parser
+#: accepts: Go allows 10000 parentheses and any number of blocks, Python's stack far fewer.
+MAX_DEPTH = 100
+#: Nodes and range iterations one execution may run (``{{range 1000000000}}`` is valid Go).
+MAX_STEPS = 100_000
+#: Characters one execution may print, and may build with print/printf/println: Go streams
+#: whatever a template makes; here it is held in memory.
+MAX_OUTPUT = 1 << 24
 
 
 _BUILTINS = ("and", "or", "not", "len", "index", "print", "printf", "println",
@@ -94,7 +116,8 @@ _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<raw>`[^`]*`)
-  | (?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|\d[\d_]*(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+))
+  | (?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?
+                     |\.[0-9]+))
   | (?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+)
   | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<declare>:=)
@@ -105,28 +128,78 @@ _TOKEN = re.compile(r"""
 
 _TRIM_LEFT = re.compile(r"\{\{-[ \t\r\n]")
 _TRIM_RIGHT = re.compile(r"[ \t\r\n]-\}\}")
+_COMMENT_START = re.compile(r"[ \t\r\n]*/\*")
 _GO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b",
-               "f": "\f", "v": "\v", "'": "'"}
+               "f": "\f", "v": "\v"}
+_HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
 
 
 def _unquote(s: str) -> str:
-    out, i = [], 1
-    while i < len(s) - 1:
+    """Go's ``strconv.Unquote`` of a ``"…"`` token; ValueError where Go's is ``invalid syntax``:
+    an unknown escape (``\\'`` too), too few hex or octal digits, an octal value over 255, a
+    surrogate or a code point past U+10FFFF."""
+    out, i, end = [], 1, len(s) - 1
+    while i < end:
         c = s[i]
-        if c == "\\":
-            nxt = s[i + 1]
-            if nxt in _GO_ESCAPES:
-                out.append(_GO_ESCAPES[nxt])
-                i += 2
-                continue
-            if nxt in "xuU":
-                width = {"x": 2, "u": 4, "U": 8}[nxt]
-                out.append(chr(int(s[i + 2:i + 2 + width], 16)))
-                i += 2 + width
-                continue
-        out.append(c)
-        i += 1
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        nxt = s[i + 1]  # the lexer pairs every backslash with a character before the quote
+        if nxt in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[nxt])
+            i += 2
+            continue
+        if nxt in _HEX_WIDTH:
+            digits, octal = s[i + 2:min(i + 2 + _HEX_WIDTH[nxt], end)], False
+        else:
+            digits, octal = s[i + 1:min(i + 4, end)], True
+        allowed = "01234567" if octal else string.hexdigits
+        if len(digits) != (3 if octal else _HEX_WIDTH[nxt]) or \
+                not all(d in allowed for d in digits):
+            raise ValueError("invalid syntax")
+        code = int(digits, 8 if octal else 16)
+        if code > (0xFF if octal else 0x10FFFF) or 0xD800 <= code < 0xE000:
+            raise ValueError("invalid syntax")
+        out.append(chr(code))
+        i += 1 + len(digits) + (0 if octal else 1)
     return "".join(out)
+
+
+def _number(token: str) -> int | float:
+    """The value Go's parser gives a number token (``parse.newNumber``) and Go's errors: an
+    integer that fits int64 or uint64 (``0x`` hex, a leading ``0`` octal), else a float64
+    written as one; a whole number Go can only read as a float is ``integer overflow``, one it
+    cannot read at all (or past float64's range) ``illegal number syntax``. Digits are counted
+    before ``int()``, which refuses more than 4300 of them."""
+    text = token.replace("_", "")
+    body = text.lstrip("+-")
+    quoted = f'"{token}"'  # Go's %q: the token is ASCII without quotes or backslashes
+    if body[:2] in ("0x", "0X"):
+        digits, base = body[2:], 16
+    elif any(c in body for c in ".eE"):
+        digits, base = "", 0
+    elif len(body) > 1 and body[0] == "0":
+        digits, base = body[1:], 8
+    else:
+        digits, base = body, 10
+    if base:
+        allowed = string.hexdigits if base == 16 else "0123456789"[:base]
+        if digits and all(d in allowed for d in digits) and len(digits.lstrip("0")) <= 22:
+            num = int(digits, base) * (-1 if text.startswith("-") else 1)
+            if -(1 << 63) <= num < (1 << 64):
+                return num
+        if base == 16:  # Go's ParseFloat wants a 'p' exponent in hex
+            raise ValueError(f"illegal number syntax: {quoted}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"illegal number syntax: {quoted}") from None
+    if math.isinf(value):
+        raise ValueError(f"illegal number syntax: {quoted}")
+    if base:
+        raise ValueError(f"integer overflow: {quoted}")
+    return value
 
 
 class _Parser:
@@ -162,9 +235,9 @@ class _Parser:
 
     def _action_end(self, start: int) -> tuple[int, bool]:
         src, i = self.src, start
-        stripped = src[start:].lstrip(" \t\r\n")
-        if stripped.startswith("/*"):
-            close = src.find("*/", start)
+        comment = _COMMENT_START.match(src, start)  # not a copy of the rest: many actions
+        if comment:
+            close = src.find("*/", comment.end())
             if close < 0:
                 raise self.fail(start, "unclosed comment")
             i = close + 2
@@ -193,6 +266,7 @@ class _Parser:
     def parse(self) -> list[Any]:
         self._items = self.items()
         self._at = 0
+        self._depth = 0
         body, stop = self._list(())
         if stop is not None:
             kind, _, pos = stop
@@ -228,9 +302,17 @@ class _Parser:
             raise self.fail(len(self.src), "unexpected EOF")
         return out, None
 
+    def _nest(self, pos: int, by: int) -> None:
+        """One level deeper (``by`` 1) or back (-1); the parser and the executor recurse per
+        level, so Python's stack sets the bound (:data:`MAX_DEPTH`), in Go's words."""
+        self._depth += by
+        if self._depth > MAX_DEPTH:
+            raise self.fail(pos, "max expression depth exceeded")
+
     def _branch(self, kind: str, rest: str, pos: int) -> _Branch:
         if not rest.strip():
             raise self.fail(pos, f"missing value for {kind}")
+        self._nest(pos, 1)
         node = _Branch(kind, self._pipe(rest, pos, allow_decl=True, in_range=kind == "range"))
         node.body, stop = self._list(("end", "else"))
         assert stop is not None
@@ -239,11 +321,13 @@ class _Parser:
             if tail.startswith("if") and kind == "if" and (len(tail) == 2 or not tail[2].isalnum()):
                 # {{else if …}} is {{else}}{{if …}}…{{end}} sharing the one {{end}}
                 node.otherwise = [self._branch("if", tail[2:], stop[2])]
+                self._nest(pos, -1)
                 return node
             if tail:
                 raise self.fail(stop[2], f"unexpected {tail.split()[0]!r} in else")
             node.otherwise, stop = self._list(("end",))
             assert stop is not None
+        self._nest(pos, -1)
         return node
 
     # -- pipelines ------------------------------------------------------------------------------
@@ -314,17 +398,14 @@ class _Parser:
         if kind == "var":
             name, *fields = value.split(".")
             return _Arg("var", (name, fields), pos, value)
-        if kind == "string":
-            return _Arg("string", _unquote(value), pos, value)
+        if kind in ("string", "number"):
+            try:
+                literal = _unquote(value) if kind == "string" else _number(value)
+            except ValueError as exc:
+                raise self.fail(pos, str(exc)) from None
+            return _Arg(kind, literal, pos, value)
         if kind == "raw":
             return _Arg("string", value[1:-1], pos, value)
-        if kind == "number":
-            text = value.replace("_", "")
-            try:
-                num: int | float = int(text, 0)
-            except ValueError:
-                num = float(text)
-            return _Arg("number", num, pos, value)
         if kind == "ident":
             if value in ("true", "false"):
                 return _Arg("bool", value == "true", pos, value)
@@ -334,10 +415,12 @@ class _Parser:
                 raise self.fail(pos, f'function "{value}" not defined')
             return _Arg("func", value, pos, value)
         if value == "(":
+            self._nest(pos, 1)
             inner = self._pipeline(pos, [])
             if self._k >= len(self._toks) or self._toks[self._k][1] != ")":
                 raise self.fail(pos, "unclosed left paren")
             self._k += 1
+            self._nest(pos, -1)
             return _Arg("pipe", inner, pos, f"({inner.text})")
         raise self.fail(pos, f"unexpected {value!r} in operand")
 
@@ -375,9 +458,10 @@ def go_sprint(value: Any) -> str:
         return "<nil>"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, float):  # %v is strconv's 'g', shortest: 1e+06, not 1000000
+        if math.isnan(value) or math.isinf(value):
+            return "NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf"
+        return go_format_g(value)
     if isinstance(value, (list, tuple)):
         return "[" + " ".join(go_sprint(x) for x in value) + "]"
     if isinstance(value, Mapping):
@@ -393,12 +477,18 @@ def _truth(value: Any) -> bool:
     return bool(value)
 
 
+def _bounded(size: int) -> None:
+    """A string a function builds stays within :data:`MAX_OUTPUT` (checked before it is)."""
+    if size > MAX_OUTPUT:
+        raise ValueError(f"result longer than {MAX_OUTPUT} characters")
+
+
 def _printf(fmt: str, args: Sequence[Any]) -> str:
     """Go's ``fmt.Sprintf`` for the verbs templates use: %v %s %d %q %t %x %%, with widths."""
-    out, n = [], 0
+    out, n, built = [], 0, len(fmt)
 
     def conv(m: re.Match[str]) -> str:
-        nonlocal n
+        nonlocal n, built
         flags, width, verb = m.group(1), m.group(2), m.group(3)
         if verb == "%":
             return "%"
@@ -421,10 +511,13 @@ def _printf(fmt: str, args: Sequence[Any]) -> str:
         else:
             return f"%!{verb}({_type_name(value, 'struct')}={go_sprint(value)})"
         if width:
+            _bounded(built + (int(width) if len(width) < 10 else MAX_OUTPUT + 1))
             text = text.ljust(int(width)) if "-" in flags else text.rjust(int(width))
+        built += len(text)
+        _bounded(built)
         return text
 
-    out.append(re.sub(r"%([-+# 0]*)(\d*)([a-zA-Z%])", conv, fmt))
+    out.append(re.sub(r"%([-+# 0]*)([0-9]*)([a-zA-Z%])", conv, fmt))
     if n < len(args):
         out.append("%!(EXTRA " + ", ".join(f"{_type_name(a, 'struct')}={go_sprint(a)}"
                                            for a in args[n:]) + ")")
@@ -433,12 +526,20 @@ def _printf(fmt: str, args: Sequence[Any]) -> str:
 
 def _sprint(args: Sequence[Any]) -> str:
     """``fmt.Sprint``: a space between operands when neither is a string."""
-    out = ""
+    out: list[str] = []
     for i, a in enumerate(args):
         if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
-            out += " "
-        out += go_sprint(a)
-    return out
+            out.append(" ")
+        out.append(go_sprint(a))
+    _bounded(sum(map(len, out)))
+    return "".join(out)
+
+
+def _sprintln(args: Sequence[Any]) -> str:
+    """``fmt.Sprintln``: operands separated by spaces, and a newline."""
+    out = [go_sprint(a) for a in args]
+    _bounded(sum(map(len, out)) + len(out))
+    return " ".join(out) + "\n"
 
 
 def _compare(op: str, a: Any, b: Any) -> bool:
@@ -489,7 +590,7 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "len": _len,
     "index": _index,
     "print": lambda *a: _sprint(a),
-    "println": lambda *a: " ".join(go_sprint(x) for x in a) + "\n",
+    "println": lambda *a: _sprintln(a),
     "printf": lambda f, *a: _printf(f, a),
     "not": lambda v: not _truth(v),
 }
@@ -507,8 +608,22 @@ class GoTemplate:
 
     def execute(self, data: Any) -> str:
         out: list[str] = []
+        self._steps = self._printed = self._built = 0
         self._run(self._tree, data, {"$": data}, out)
         return "".join(out)
+
+    def _step(self) -> None:
+        self._steps += 1
+        if self._steps > MAX_STEPS:
+            raise TemplateError(f"template: {self.name}: more than {MAX_STEPS} steps "
+                                "(kit-jupyter's bound on a template)")
+
+    def _print(self, text: str, out: list[str]) -> None:
+        self._printed += len(text)
+        if self._printed > MAX_OUTPUT:
+            raise TemplateError(f"template: {self.name}: more than {MAX_OUTPUT} characters of "
+                                "output (kit-jupyter's bound on a template)")
+        out.append(text)
 
     # -- walking ---------------------------------------------------------------------------------
 
@@ -521,12 +636,13 @@ class GoTemplate:
 
     def _run(self, nodes: list[Any], dot: Any, scope: dict[str, Any], out: list[str]) -> None:
         for node in nodes:
+            self._step()
             if isinstance(node, _Text):
-                out.append(node.text)
+                self._print(node.text, out)
             elif isinstance(node, _Action):
                 value = self._pipe(node.pipe, dot, scope)
                 if not node.pipe.decl:
-                    out.append(go_sprint(value))
+                    self._print(go_sprint(value), out)
             elif node.kind == "range":
                 self._range(node, dot, scope, out)
             else:
@@ -538,21 +654,22 @@ class GoTemplate:
 
     def _range(self, node: _Branch, dot: Any, scope: dict[str, Any], out: list[str]) -> None:
         value = self._pipe(node.pipe, dot, scope, declare=False)
+        items: Iterable[tuple[Any, Any]]
         if value is None or value is NO_VALUE:
-            items: list[tuple[Any, Any]] = []
+            items = []
         elif isinstance(value, (list, tuple)):
             items = list(enumerate(value))
         elif isinstance(value, Mapping):
             items = sorted(value.items())
         elif isinstance(value, int) and not isinstance(value, bool):
-            items = [(i, i) for i in range(value)]
+            items = ((i, i) for i in range(value))  # lazily: MAX_STEPS ends a huge count
         else:
             raise self._fail(node.pipe.pos, node.pipe.text,
                              f"range can't iterate over {go_sprint(value)}")
-        if not items:
-            self._run(node.otherwise, dot, dict(scope), out)
-            return
+        empty = True
         for key, elem in items:
+            empty = False
+            self._step()
             inner = dict(scope)
             names = node.pipe.decl
             if len(names) == 1:
@@ -560,6 +677,8 @@ class GoTemplate:
             elif len(names) == 2:
                 inner[names[0]], inner[names[1]] = key, elem
             self._run(node.body, elem, inner, out)
+        if empty:
+            self._run(node.otherwise, dot, dict(scope), out)
 
     def _pipe(self, pipe: _Pipe, dot: Any, scope: dict[str, Any], declare: bool = True) -> Any:
         value: Any = NO_VALUE
@@ -631,8 +750,13 @@ class GoTemplate:
                 if name == "eq":
                     return any(_compare("eq", args[0], b) for b in args[1:])
                 return _compare(name, args[0], args[1])
-            fn = _FUNCS[name]
-            return fn(*args)
+            result = _FUNCS[name](*args)
+            if isinstance(result, str) and name.startswith("print"):
+                self._built += len(result)
+                if self._built > MAX_OUTPUT:
+                    raise ValueError(f"more than {MAX_OUTPUT} characters built in all "
+                                     "(kit-jupyter's bound on a template)")
+            return result
         except TypeError:
             raise self._fail(cmd.pos, cmd.text, f"wrong number of args for {name}: "
                                                 f"got {len(args)}") from None

@@ -186,13 +186,18 @@ def _go_float(s: str) -> float | None:
     return f
 
 
+# ASCII digits only (``\d`` would take any script's), as Go's time.Parse.
 _TS_RE = re.compile(
-    r"(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:(?P<sep>[Tt ])(\d{1,2}):(\d{1,2}):(\d{1,2})(?:[.,](\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})?)?"
+    r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    r"(?:(?P<sep>[Tt ])([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:[.,]([0-9]{1,9}))?"
+    r"(?P<tz>Z|[+-][0-9]{2}:[0-9]{2})?)?"
 )
 
 
 def parse_timestamp(s: str) -> Timestamp | None:
+    """yaml.v3's timestamp (Go's time.Parse with its four layouts), rendered as RFC 3339 nano;
+    None if Go would not read ``s`` as one. As Go: year 0 exists (a leap year), a zone offset
+    may reach 24:60 (and is then written as Go writes it, +25:00)."""
     m = _TS_RE.fullmatch(s)
     if not m:
         return None
@@ -203,7 +208,7 @@ def parse_timestamp(s: str) -> Timestamp | None:
         return None
     year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
     try:
-        _dt.date(year, month, day)
+        _dt.date(year or 2000, month, day)  # year 0 is a leap year, as 2000
     except ValueError:
         return None
     hh = mm = ss = 0
@@ -216,10 +221,13 @@ def parse_timestamp(s: str) -> Timestamp | None:
     out = f"{year:04d}-{month:02d}-{day:02d}T{hh:02d}:{mm:02d}:{ss:02d}"
     if frac:
         out += "." + frac
-    if tz is None or tz == "Z" or tz[1:] == "00:00":
-        out += "Z"
-    else:
-        out += tz
+    sign, offset = "+", 0
+    if tz and tz != "Z":
+        hours, minutes = int(tz[1:3]), int(tz[4:6])
+        if hours > 24 or minutes > 60:
+            return None
+        sign, offset = tz[0], hours * 60 + minutes
+    out += f"{sign}{offset // 60:02d}:{offset % 60:02d}" if offset else "Z"
     return Timestamp(out)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter.errors import KitError
+from kit_jupyter.errors import KitError, one_line
 from kit_jupyter.gocompat.gourl import URLError
 from kit_jupyter.gocompat.gourl import parse as parse_url
 from kit_jupyter.kitfile.generate import DirectoryListing, FileListing
@@ -59,31 +59,34 @@ def _valid_pair(s: str) -> bool:
 def parse_repository(text: str, *, env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """``(org/name, "model" | "dataset")`` for what a user typed: ``org/name``,
     ``datasets/org/name``, or a URL of the Hub (``https://huggingface.co/org/name``,
-    ``.../datasets/org/name``; a trailing ``/`` is fine). Raises KitError with kit's texts."""
+    ``.../datasets/org/name``; a trailing ``/`` is fine). Raises KitError with kit's texts, on
+    one line."""
     if text.startswith("datasets/"):
         repo = text[len("datasets/"):].strip("/")
         if not _valid_pair(repo):
-            raise KitError(f"invalid dataset repository format: {text}")
+            raise KitError(f"invalid dataset repository format: {one_line(text)}")
         return repo, DATASET
     if "://" in text or text.startswith("huggingface.co/"):
         try:
             url = parse_url(text if "://" in text else "https://" + text)
         except URLError as exc:
-            raise KitError(f"invalid URL format: {exc}") from None
+            raise KitError(f"invalid URL format: {one_line(str(exc))}") from None
         hostname = url.host.rsplit(":", 1)[0] if not url.host.startswith("[") else url.host
         if not _hub_host(url.host, endpoint(env)) and not _hub_host(hostname, endpoint(env)):
-            raise KitError(f"unsupported hostname: {hostname} (only huggingface.co is supported)")
+            raise KitError(f"unsupported hostname: {one_line(hostname)} "
+                           "(only huggingface.co is supported)")
         segments = url.path.strip("/").split("/")
         if segments and segments[0] == "datasets":
             if len(segments) >= 3 and segments[1] and segments[2]:
                 return "/".join(segments[1:3]), DATASET
-            raise KitError(f"invalid dataset URL: expected datasets/org/repo, got '{url.path}'")
+            raise KitError("invalid dataset URL: expected datasets/org/repo, got "
+                           f"'{one_line(url.path)}'")
         if len(segments) == 2 and all(segments):
             return "/".join(segments), MODEL
-        raise KitError(f"unrecognized HuggingFace URL pattern: {text}")
+        raise KitError(f"unrecognized HuggingFace URL pattern: {one_line(text)}")
     if _valid_pair(text):
         return text, MODEL
-    raise KitError(f"invalid repository format: {text}")
+    raise KitError(f"invalid repository format: {one_line(text)}")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kit_jupyter.errors import RemoteDatasetError, UnpackError
+from kit_jupyter.errors import RemoteDatasetError, UnpackError, one_line
 from kit_jupyter.gocompat import gourl
 from kit_jupyter.kitfile.model import RemoteDataset
 from kit_jupyter.reporting import NullReporter, Reporter, Task, positioned
@@ -363,8 +363,8 @@ def verify_remote(client: S3Client, dataset_path: str, obj: S3Object, remote_has
         raise RemoteDatasetError(f"{prefix}: missing ETag on object")
     if etag.strip('"') != remote_hash:
         raise RemoteDatasetError(
-            f"{prefix}: object in s3 bucket does not match hash: ETag = {etag}, "
-            f"hash = {remote_hash}")
+            f"{prefix}: object in s3 bucket does not match hash: ETag = {one_line(etag)}, "
+            f"hash = {one_line(remote_hash)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,7 +582,7 @@ def _fetch(item: PreparedDownload, task: Task | None, workers: int,
     except DigestMismatch:
         raise RemoteDatasetError(
             f"failed to download remote dataset for path {item.path}: downloaded data does not "
-            f"match ETag {item.info.etag}") from None
+            f"match ETag {one_line(item.info.etag)}") from None
     except OSError as e:
         if _is_s3_error(e):
             raise _download_error(item.path, item.obj, item.remote_hash, e, item.clients) from None

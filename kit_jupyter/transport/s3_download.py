@@ -54,6 +54,7 @@ from kit_jupyter._fs import (
     syncing_file,
     temp_name,
 )
+from kit_jupyter.errors import one_line
 from kit_jupyter.transport.deadline import Deadline, Timeouts
 from kit_jupyter.transport.redact import redact
 
@@ -64,8 +65,13 @@ MIN_RANGE = 8 * MiB             # below this an extra request costs more than it
 MAX_ATTEMPTS = 5                # per range, counted only for failures that made no progress
 BACKOFF = (0.1, 0.3, 0.7, 1.5)
 
-_MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-_MULTIPART_RE = re.compile(r"^([0-9a-fA-F]{32})-([0-9]+)$")
+# Matched whole (fullmatch: ``$`` would let a trailing newline in). A part count is written as
+# S3 writes it -- one that no download could reproduce (``-0``, ``-012``) or of more than nine
+# digits (S3 allows 10000 parts; int() refuses 4300 digits) leaves the object unverified.
+_MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
+_MULTIPART_RE = re.compile(r"([0-9a-fA-F]{32})-([1-9][0-9]{0,8})")
+# What a ranged GET must answer; bounded digits, ASCII only (``\d`` takes any script's).
+_CONTENT_RANGE_RE = re.compile(r"bytes 0*([0-9]{1,20})-0*([0-9]{1,20})/")
 
 
 def default_workers() -> int:
@@ -119,13 +125,15 @@ def etag_plan(info: ObjectInfo) -> Plan:
     """Which check the ETag allows (part size still unknown for multipart)."""
     value = info.etag_value
     if info.sse and info.sse.lower() not in ("aes256",):
-        return Plan("none", reason=f"ETag of an object encrypted with {info.sse} is not an MD5")
-    if _MD5_RE.match(value):
+        return Plan("none", reason=f"ETag of an object encrypted with {one_line(info.sse)} is "
+                                   "not an MD5")
+    if _MD5_RE.fullmatch(value):
         return Plan("md5")
-    m = _MULTIPART_RE.match(value)
-    if m and int(m.group(2)) >= 1:
+    m = _MULTIPART_RE.fullmatch(value)
+    if m:
         return Plan("multipart", parts=int(m.group(2)))
-    return Plan("none", reason=f"ETag {info.etag} is neither an MD5 nor a multipart MD5")
+    return Plan("none", reason=f"ETag {one_line(info.etag)} is neither an MD5 nor a multipart "
+                               "MD5")
 
 
 def part_size_candidates(size: int, parts: int) -> list[int]:
@@ -590,9 +598,9 @@ class Downloader:
     def _check_range(self, resp: dict, start: int, end: int) -> None:
         cr = resp.get("ContentRange")
         if cr:
-            m = re.match(r"bytes (\d+)-(\d+)/", cr)
+            m = _CONTENT_RANGE_RE.match(cr)
             if not m or int(m.group(1)) != start or int(m.group(2)) != end - 1:
-                raise RangeError(f"asked for bytes {start}-{end - 1}, got {cr}")
+                raise RangeError(f"asked for bytes {start}-{end - 1}, got {one_line(cr)}")
         elif start != 0 or resp.get("ContentLength", end) != end:
             raise RangeError(f"asked for bytes {start}-{end - 1}, got the whole object")
 
