@@ -5,14 +5,23 @@ requests."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import tempfile
 import urllib.request
+from types import SimpleNamespace as NS
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.commands.remote import login, pull, push
+from kit_jupyter.transport import blobinfo
 from kit_jupyter.transport.blobinfo import MAX_REPOS, BlobLocations
 from tests.test_registry import make_modelkit
+from tests.test_storage import corrupted, dumps, hostile_values
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_config")]
 
@@ -164,3 +173,89 @@ def test_a_blob_info_cache_that_cannot_be_written_does_not_fail_a_push(registry,
     res = push("ro:v1", f"{registry.host}/team/ro:v1", home=home, plain_http=True)
     assert len(res.uploaded) == 5
     assert BlobLocations(home).sources(registry.host, res.blobs[0].digest) == []
+
+
+# --------------------------------------------------------------------------------------------
+# a hostile locations file, property-based
+
+_DIGESTS = ["sha256:" + c * 64 for c in "abc"]
+_times = (st.integers() | st.integers(10**300, 10**400) | st.floats() | st.booleans()
+          | st.text(max_size=4) | st.none())
+_locations_docs = st.fixed_dictionaries({
+    "version": st.just(1) | hostile_values,
+    "blobs": st.dictionaries(
+        st.sampled_from(_DIGESTS) | st.text(max_size=4),
+        st.dictionaries(st.sampled_from(["r.example", "q.example"]),
+                        st.dictionaries(st.text(max_size=6), _times, max_size=6)
+                        | hostile_values, max_size=2) | hostile_values,
+        max_size=3) | hostile_values})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_locations_docs, st.data())
+def test_any_locations_file_is_read_or_treated_as_empty(doc, data):
+    """A hint cache: whatever is in the file (wrong types, times no float holds, NaN, deep
+    nesting, broken bytes) gives repositories or nothing, never an exception, and recording
+    over it works."""
+    raw = data.draw(corrupted(dumps(doc)))
+    with tempfile.TemporaryDirectory() as tmp:
+        loc = BlobLocations(tmp)
+        loc.dir.mkdir(parents=True)
+        loc.path.write_bytes(raw)
+        loaded = loc._load()
+        assert all(isinstance(t, float) and math.isfinite(t) for regs in loaded.values()
+                   for repos in regs.values() for t in repos.values())
+        for digest in _DIGESTS:
+            got = loc.sources("r.example", digest)
+            assert len(got) <= MAX_REPOS and all(isinstance(r, str) for r in got)
+            assert set(got) <= set(loaded.get(digest, {}).get("r.example", {}))
+        loc.record("r.example", "new", _DIGESTS[:1])
+        again = BlobLocations(tmp)._load()
+        assert set(again.get(_DIGESTS[0], {}).get("r.example", {})) <= {
+            "new", *loaded.get(_DIGESTS[0], {}).get("r.example", {})}
+        loc.forget("r.example", "new", _DIGESTS[0])
+        assert "new" not in loc.sources("r.example", _DIGESTS[0])
+
+
+_ops = st.lists(st.tuples(st.sampled_from(["record", "forget"]),
+                          st.sampled_from(["r.example", "q.example"]),
+                          st.sampled_from([f"repo{i}" for i in range(6)]),
+                          st.lists(st.sampled_from(_DIGESTS), min_size=1, max_size=3)),
+                max_size=15)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ops)
+def test_recorded_locations_read_back_as_recorded(ops):
+    """What ``record`` and ``forget`` write, a fresh reader reads: the most recent
+    :data:`MAX_REPOS` repositories per blob and registry, newest first (a model of the rules
+    with a clock that ticks once per call)."""
+    clock = itertools.count(1_700_000_000)
+    model: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(
+            blobinfo, "time", NS(time=lambda: float(next(clock)))):
+        loc = BlobLocations(tmp)
+        for op, registry, repo, digests in ops:
+            if op == "record":
+                loc.record(registry, repo, digests)
+                now = float(next(clock) - 1)
+                for digest in digests:
+                    repos = model.setdefault(digest, {}).setdefault(registry, {})
+                    repos[repo] = now
+                    for old in sorted(repos, key=repos.__getitem__)[:-MAX_REPOS]:
+                        del repos[old]
+            else:
+                loc.forget(registry, repo, digests[0])
+                regs = model.get(digests[0], {})
+                regs.get(registry, {}).pop(repo, None)
+                if not regs.get(registry, True):
+                    del regs[registry]
+                if not model.get(digests[0], True):
+                    del model[digests[0]]
+        fresh = BlobLocations(tmp)
+        assert fresh._load() == model
+        for digest in _DIGESTS:
+            for registry in ("r.example", "q.example"):
+                repos = model.get(digest, {}).get(registry, {})
+                assert fresh.sources(registry, digest, exclude="repo0") == [
+                    r for r in sorted(repos, key=lambda r: -repos[r]) if r != "repo0"]

@@ -233,3 +233,23 @@ def test_a_config_nested_deeper_than_a_kitfile_may_be_is_one_line(depth: int, ok
             Kitfile.from_config_json(doc)
         assert str(err.value) in ("invalid config JSON: nested deeper than 250 levels",
                                   "invalid config JSON: JSON nested too deeply")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=3), st.integers(0xD800, 0xDFFF).map(
+    lambda c: f"\\u{c:04x}")), max_size=6), st.booleans(), st.booleans())
+def test_unmarshal_reads_a_lone_surrogate_as_go_does(pieces: list[str], as_key: bool,
+                                                     as_bytes: bool) -> None:
+    """Escapes of surrogates, paired or lone, in a value or a key: a pair is its character, a
+    lone one U+FFFD (Go's reading); no string that comes back fails to encode as UTF-8."""
+    text = json.dumps("".join(pieces))[1:-1].replace("\\\\u", "\\u")
+    doc = f'{{"{text}": 1}}' if as_key else f'["{text}"]'
+    try:
+        expected = json.loads(doc)
+    except ValueError:
+        return  # the pieces made an escape json refuses
+    got = unmarshal(doc.encode() if as_bytes else doc)
+    (value,) = list(got) if as_key else got
+    (raw,) = list(expected) if as_key else expected
+    value.encode("utf-8")
+    assert value == "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in raw)

@@ -7,16 +7,24 @@ import json
 import os
 import shutil
 import stat
+import string
 import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.commands.remote import login, logout, pull, push
 from kit_jupyter.errors import AuthError
 from kit_jupyter.reporting import NullReporter
+from kit_jupyter.transport import credentials
 from kit_jupyter.transport.credentials import Credentials, lookup
 from kit_jupyter.transport.registry import RegistryClient
 from tests.test_registry import make_modelkit
+from tests.test_storage import assert_one_line, corrupted, dumps, hostile_values
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_docker_config")]
 
@@ -182,3 +190,81 @@ def test_credential_helper_failures(tmp_path, monkeypatch, isolated_docker_confi
     with pytest.raises(AuthError) as info:
         lookup("r.example.com", home=home)
     assert str(info.value) == "credential helper docker-credential-slow did not answer within 2s"
+
+
+# --------------------------------------------------------------------------------------------
+# hostile credentials files, property-based
+
+_REGISTRY = "r.example.com"
+# long enough that it cannot be part of a temporary path by chance
+_secrets = st.text(string.ascii_letters + string.digits, min_size=16, max_size=24)
+_users = st.text(max_size=8).filter(lambda u: ":" not in u)
+
+
+@st.composite
+def _config_files(draw: st.DrawFn) -> tuple[str, str, bytes, bool]:
+    """(secret, base64 auth, file bytes, whether the entry for the registry is intact): a
+    config.json whose fields may have the wrong JSON types, then maybe broken as bytes."""
+    user, secret = draw(_users), draw(_secrets)
+    auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    entry = {"auth": auth, "username": user, "password": secret, "identitytoken": secret}
+    entry = {k: draw(st.just(v) | hostile_values) for k, v in entry.items() if draw(st.booleans())}
+    key = draw(st.sampled_from([_REGISTRY, f"https://{_REGISTRY}", "other.example"]))
+    config = {"auths": draw(st.just({key: entry}) | hostile_values),
+              "credHelpers": draw(st.just({_REGISTRY: "none"}) | hostile_values),
+              "credsStore": draw(st.just("none") | hostile_values)}
+    config = {k: v for k, v in config.items() if draw(st.booleans())}
+    raw = draw(corrupted(dumps(config)))
+    intact = (raw == json.dumps(config).encode() and config.get("auths") == {key: entry}
+              and key != "other.example" and entry.get("auth") == auth)
+    return secret, auth, raw, intact
+
+
+@settings(max_examples=200, deadline=None)
+@given(_config_files(), st.sampled_from(["credentials.json", "config.json"]))
+def test_any_credentials_file_gives_credentials_nothing_or_one_line(config, name):
+    """kit's credentials.json or Docker's config.json, whatever they hold: credentials of
+    strings, none, or one line that shows neither the password nor the ``auth`` value."""
+    secret, auth, raw, intact = config
+    with tempfile.TemporaryDirectory() as tmp, \
+            mock.patch.dict(os.environ, {"DOCKER_CONFIG": tmp}), \
+            mock.patch.object(credentials, "run_helper", return_value=None) as helper:
+        (Path(tmp) / name).write_bytes(raw)
+        try:
+            creds = lookup(_REGISTRY, home=tmp)
+        except AuthError as err:
+            assert_one_line(err)
+            assert secret not in str(err) and auth not in str(err)
+            assert str(err).startswith("cannot read credentials file ")
+        else:
+            if creds is not None:
+                assert isinstance(creds.username, str) and isinstance(creds.password, str)
+                assert creds.source == str(Path(tmp) / name)
+            if intact:
+                assert creds is not None and creds.password == secret
+        assert all(isinstance(c.args[0], str) and c.args[0] for c in helper.call_args_list)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_users, st.text(), st.sampled_from([_REGISTRY, "localhost:5000", "docker.io"]),
+       _config_files())
+def test_stored_credentials_read_back_equal_or_the_file_is_kept(user, password, registry,
+                                                                 existing):
+    """``store`` over any existing credentials file: what it writes reads back equal (and
+    ``remove`` forgets it), or it refuses in one line and leaves the file as it was."""
+    path_bytes = existing[2]
+    with tempfile.TemporaryDirectory() as tmp, \
+            mock.patch.dict(os.environ, {"DOCKER_CONFIG": tmp}), \
+            mock.patch.object(credentials, "run_helper", return_value=None):
+        path = credentials.credentials_path(tmp)
+        path.write_bytes(path_bytes)
+        try:
+            credentials.store(registry, Credentials(user, password), home=tmp)
+        except AuthError as err:
+            assert_one_line(err)
+            assert path.read_bytes() == path_bytes
+            return
+        got = lookup(registry, home=tmp)
+        assert got is not None and (got.username, got.password) == (user, password)
+        assert credentials.remove(registry, home=tmp)
+        assert credentials._store_key(registry) not in json.loads(path.read_text())["auths"]

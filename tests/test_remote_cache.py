@@ -3,17 +3,21 @@ HTTP) behind the request-logging TCP proxy, so "only the HEAD" is counted, not a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.commands.cache import cache_clear, cache_info
 from kit_jupyter.commands.unpack import unpack_remote_datasets
@@ -21,6 +25,7 @@ from kit_jupyter.errors import KitError
 from kit_jupyter.reporting import NullReporter
 from kit_jupyter.transport import remote_cache as rc
 from tests.test_s3 import kitfile, no_litter
+from tests.test_storage import assert_one_line, corrupted, dumps, hostile_values
 
 KiB = 1024
 MiB = 1 << 20
@@ -441,3 +446,83 @@ def test_downloads_and_copies_out_are_flushed_while_written(objs, tmp_path, flus
         [cache_root() / "objects"] + [tmp_path / "a" / "d"] * mirrored)
     assert flush_spy.all_ended
     assert no_litter(tmp_path) == [] and no_litter(cache_root()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# hostile sizes and side files, property-based
+
+#: every spelling of a unit that parse_size takes, and its factor
+_SPELLINGS = {"": 1, "b": 1, "B": 1, **{
+    u + s: 1 << (10 * (i + 1)) for i, letter in enumerate("kmgt")
+    for u in (letter, letter.upper()) for s in ("", "b", "B", "ib", "iB")}}
+
+
+def _reference_size(text: str) -> int | None:
+    """A size computed another way: a decimal number, blanks, one spelling of a unit, blanks
+    around; None for anything else."""
+    body = text.strip()
+    for spelling, factor in _SPELLINGS.items():
+        number = body[:len(body) - len(spelling)].rstrip() if body.endswith(spelling) else ""
+        if number.isdecimal():
+            try:
+                return int(number) * factor
+            except ValueError:  # more digits than int() converts
+                return None
+    return None
+
+
+_blank = st.sampled_from(["", " ", "\t", "  "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("0123456789", min_size=1, max_size=40) | st.integers(4290, 4310).map("9".__mul__),
+       st.sampled_from(sorted(_SPELLINGS)), _blank, _blank, _blank)
+def test_sizes_agree_with_a_reference(digits, spelling, before, between, after):
+    text = f"{before}{digits}{between}{spelling}{after}"
+    expected = int(digits) * _SPELLINGS[spelling] if len(digits) <= 4300 else None
+    assert _reference_size(text) == expected
+    try:
+        got = rc.parse_size(text)
+    except rc.CacheConfigError as err:
+        assert expected is None and len(digits) > 4300
+        assert_one_line(err)
+    else:
+        assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12) | st.from_regex(r"\s*\d+\s*[kmgtKMGTibB]{0,3}\s*", fullmatch=True))
+@example("10iB")
+@example("1 K iB")
+@example("\u0661\u0660G")
+@example("10\u212a")
+def test_anything_else_is_no_size_in_one_line(text):
+    """Any text (unit letters in any order, other digits and blanks, control characters) is the
+    reference's size or a one-line CacheConfigError naming the setting."""
+    expected = _reference_size(text)
+    try:
+        got = rc.parse_size(text)
+    except rc.CacheConfigError as err:
+        assert expected is None, text
+        assert_one_line(err)
+        assert str(err).startswith(f"{rc.ENV_MAX}=")
+    else:
+        assert got == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.fixed_dictionaries({"verification": st.text(max_size=8) | hostile_values,
+                              "entered": hostile_values}) | hostile_values, st.data())
+def test_any_side_file_describes_something_or_nothing(doc, data):
+    """``describe`` of any side file (a hand edit, a crash, deep nesting) is a string, and the
+    note itself when the file is whole."""
+    raw = data.draw(corrupted(dumps(doc)))
+    key = rc.CacheKey("", "bucket", "key", "", "0123456789abcdef0123456789abcdef")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = rc.RemoteCache(Path(tmp) / "remote")
+        cache.objects.mkdir(parents=True)
+        (cache.objects / f"{key.id}.json").write_bytes(raw)
+        got = cache.describe(key)
+    assert isinstance(got, str)
+    if raw == json.dumps(doc).encode() and isinstance(doc, dict):
+        assert got == str(doc.get("verification") or "")

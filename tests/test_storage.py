@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kit_jupyter.errors import NotFoundError, StorageError
+from kit_jupyter.gocompat.godigest import is_digest
+from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.kitfile.reference import Reference
-from kit_jupyter.oci.manifest import Descriptor, Manifest
+from kit_jupyter.oci.manifest import MAX_SIZE, Descriptor, Index, Manifest
+from kit_jupyter.oci.mediatypes import OCI_INDEX
 from kit_jupyter.oci.store import (
     LocalStore,
     repo_index_name,
@@ -289,3 +297,198 @@ def test_storage_paths_are_under_home(tmp_path):
     store = LocalStore(tmp_path / "x")
     assert store.root == Path(tmp_path / "x" / "storage")
     assert store.repositories() == []
+
+
+# --------------------------------------------------------------------------------------------
+# hostile index files, property-based (the strategies serve the other local parsers' tests too)
+
+#: strings a generated document may hold that stand for JSON ``json.dumps`` never writes
+RAW_TOKENS = {
+    "@@huge-float@@": b"1e400",
+    "@@too-many-digits@@": b"9" * 5000,
+    "@@deep@@": b"[" * 5000 + b"]" * 5000,
+    "@@nan@@": b"NaN",
+}
+
+
+_HOSTILE_KEYS = ("x", "mediaType", "digest", "size", "manifests", "auths", "auth", "password",
+                 "blobs", "version", "verification")
+#: any JSON value: wrong types, huge numbers, NaN, deep nesting (see :func:`dumps`)
+hostile_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-10**400, 10**400) | st.floats()
+    | st.text(max_size=8) | st.sampled_from(sorted(RAW_TOKENS)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(_HOSTILE_KEYS) | st.text(max_size=4), inner, max_size=3),
+    max_leaves=8)
+
+
+def dumps(value: object) -> bytes:
+    data = json.dumps(value).encode()
+    for token, raw in RAW_TOKENS.items():
+        data = data.replace(json.dumps(token).encode(), raw)
+    return data
+
+
+@st.composite
+def mutated(draw: st.DrawFn, valid: object) -> object:
+    """``valid`` with some of its values, at any depth, dropped or replaced by hostile ones."""
+    if draw(st.integers(0, 5)) == 0:
+        return draw(hostile_values)
+    if isinstance(valid, dict):
+        return {k: draw(mutated(v)) for k, v in valid.items() if draw(st.integers(0, 7))}
+    if isinstance(valid, list):
+        return [draw(mutated(v)) for v in valid]
+    return valid
+
+
+@st.composite
+def corrupted(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` whole, truncated (a crash), with bytes overwritten or inserted (a bad disk, an
+    editor), or in another encoding."""
+    i = draw(st.integers(0, len(data)))
+    junk = draw(st.binary(min_size=1, max_size=4) | st.sampled_from(
+        [b"\xff", b"\xc3", b"\x00", b"\\ud800", *RAW_TOKENS.values()]))
+    return draw(st.sampled_from([
+        data, data[:i], data[:i] + junk + data[i + len(junk):], data[:i] + junk + data[i:],
+        b"\xef\xbb\xbf" + data, data.decode("utf-8").encode("utf-16")]))
+
+
+def assert_one_line(err: BaseException) -> None:
+    text = str(err)
+    assert text and "\n" not in text and len(text.splitlines()) == 1, repr(text)
+
+
+_REPO = "localhost/acme/model"
+
+
+def _descriptor_json(i: int) -> dict[str, object]:
+    return {"mediaType": MANIFEST_MT, "digest": sha(bytes([i])), "size": 100 + i,
+            "urls": ["https://example.com/x"], "annotations": {"org.example": f"v{i}"},
+            "data": "AA==", "platform": {"os": "linux"}, "artifactType": LAYER_MT}
+
+
+_VALID_INDEX = {"schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": LAYER_MT,
+                "manifests": [_descriptor_json(0), _descriptor_json(1)],
+                "subject": _descriptor_json(2), "annotations": {"a": "b"}, "future": [1]}
+_VALID_TAGS = {"v1": _descriptor_json(0), "latest": _descriptor_json(1)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["index", "repo-index", "tags"]), st.data())
+def test_any_index_file_reads_or_is_one_line(which, data):
+    """A corrupt or hand-edited index, repository index or tags file is one line and is never
+    rewritten; what reads is well-formed and reads back equal once written."""
+    raw = data.draw(corrupted(dumps(data.draw(mutated(
+        _VALID_TAGS if which == "tags" else _VALID_INDEX)))))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(tmp)
+        store.root.mkdir(parents=True)
+        path = {"index": store.index_path, "repo-index": store.root / repo_index_name(_REPO),
+                "tags": store.root / repo_tags_name(_REPO)}[which]
+        path.write_bytes(raw)
+        try:
+            if which == "index":
+                index = store._read_top_index()
+                got = list(index.manifests)
+            elif which == "repo-index":
+                got = store.manifests(_REPO)
+            else:
+                tags = store.tags(_REPO)
+                got = list(tags.values())
+                assert store.tags_for(_REPO, sha(b"\x00")) == sorted(
+                    t for t, d in tags.items() if d.digest == sha(b"\x00"))
+        except StorageError as err:
+            assert_one_line(err)
+            assert str(err).startswith("failed to parse ") and str(path) in str(err)
+            assert path.read_bytes() == raw
+            return
+        assert all(is_digest(d.digest) and isinstance(d.size, int) and 0 <= d.size
+                   for d in got)
+        # compared as written: a read ``"platform": {}`` is written without it, as Go omits it
+        if which == "index":
+            store._write_top_index(index)
+            again = store._read_top_index()
+            assert again.to_bytes() == dataclasses.replace(
+                index, media_type=index.media_type or OCI_INDEX).to_bytes()
+        elif which == "repo-index":
+            store._write_repo_index(_REPO, got)
+            assert [_go(d) for d in store.manifests(_REPO)] == [
+                _go(d) for d in _first_per_digest(got)]
+        else:
+            store._write_tags(_REPO, tags)
+            assert {t: _go(d) for t, d in store.tags(_REPO).items()} == {
+                t: _go(d) for t, d in tags.items()}
+
+
+_text = st.text(max_size=6)
+# (not -0.0: Go writes it ``-0``, which Python's json reads as the integer 0)
+_json_leaf = (st.none() | st.booleans() | st.integers() | _text
+              | st.floats(allow_nan=False, allow_infinity=False)
+              .filter(lambda f: math.copysign(1, f) > 0 or f != 0))
+_json_any = st.recursive(_json_leaf, lambda inner: st.lists(inner, max_size=3)
+                         | st.dictionaries(_text, inner, max_size=3), max_leaves=6)
+_descriptors = st.builds(
+    Descriptor, media_type=_text, digest=st.binary(max_size=2).map(sha),
+    size=st.integers(0, MAX_SIZE), annotations=st.dictionaries(_text, _text, max_size=2),
+    artifact_type=_text, urls=st.lists(_text, max_size=2).map(tuple), data=_text,
+    platform=st.none() | st.dictionaries(_text, _json_any, min_size=1, max_size=2),
+    extra=st.dictionaries(st.sampled_from(["future", "x-new"]), _json_any, max_size=2))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _descriptors, max_size=3),
+       st.lists(_descriptors, max_size=3),
+       st.builds(Index, manifests=st.lists(_descriptors, max_size=2).map(tuple),
+                 media_type=st.just(OCI_INDEX), artifact_type=_text,
+                 annotations=st.dictionaries(_text, _text, max_size=2),
+                 subject=st.none() | _descriptors, schema_version=st.integers(0, MAX_SIZE),
+                 extra=st.dictionaries(st.sampled_from(["future", "x-new"]), _json_any,
+                                       max_size=2)))
+def test_what_storage_writes_it_reads_back_equal(tags, manifests, top):
+    """Compared as Go writes them: ``1e16`` in an unknown field is written ``10000000000000000``
+    (Go's float format) and read back as that integer, the same number to Go."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(tmp)
+        store._write_tags(_REPO, tags)
+        assert {t: _go(d) for t, d in store.tags(_REPO).items()} == {
+            t: _go(d) for t, d in tags.items()}
+        store._write_repo_index(_REPO, manifests)
+        assert [_go(d) for d in store.manifests(_REPO)] == [
+            _go(d) for d in _first_per_digest(manifests)]
+        store._write_top_index(top)
+        assert store._read_top_index().to_bytes() == top.to_bytes()
+
+
+def _go(d: Descriptor) -> bytes:
+    return marshal(d.to_json())
+
+
+def _first_per_digest(descriptors: list[Descriptor]) -> list[Descriptor]:
+    first: dict[str, Descriptor] = {}
+    for d in descriptors:
+        first.setdefault(d.digest, d)
+    return list(first.values())
+
+
+def test_an_index_path_that_is_no_file_is_one_line(kitops_home):
+    store = LocalStore()
+    store.index_path.mkdir(parents=True)
+    with pytest.raises(StorageError) as info:
+        store._read_top_index()
+    assert_one_line(info.value)
+    assert str(store.index_path) in str(info.value)
+
+
+def test_a_tag_with_a_lone_surrogate_lists_as_go_reads_it(kitops_home):
+    """A tags file naming a tag ``"x\\ud800"`` (an escape Go reads as U+FFFD; another tool or a
+    hand edit may write one): ``list`` shows the tag as Go would, instead of a
+    UnicodeEncodeError traceback where it is printed."""
+    store = LocalStore()
+    store.add_manifest("localhost/acme/m", make_manifest(store, [b"w"]), ["v1"])
+    tags = kitops_home / "storage" / repo_tags_name("localhost/acme/m")
+    tags.write_bytes(tags.read_bytes().replace(b'"v1"', b'"x\\ud800"'))
+    proc = subprocess.run([sys.executable, "-m", "kit_jupyter", "list"], capture_output=True,
+                          env={**os.environ, "KITOPS_HOME": str(kitops_home),
+                               "PYTHONIOENCODING": "utf-8"}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "x\ufffd".encode() in proc.stdout

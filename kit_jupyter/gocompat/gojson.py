@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -29,11 +30,33 @@ def unmarshal(data: bytes | str, **options: Any) -> Any:
     Nesting too deep for Python's recursive decoder (about a thousand levels: ``[[[[...``) is
     the ``ValueError`` any other bad JSON is, instead of a ``RecursionError`` that would pass
     every ``except ValueError`` and end as a traceback. Go's decoder refuses such input too
-    (beyond 10,000 levels)."""
+    (beyond 10,000 levels). A lone surrogate is U+FFFD, as Go reads it: Python would keep it,
+    and a str holding one fails later, wherever it is encoded (a tag printed, a path made)."""
+    if isinstance(data, bytes) and (b"\\u" in data or b"\xed" in data):
+        try:  # json.loads would decode so too; a lone surrogate's UTF-8 form starts with ED
+            data = data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            pass  # not UTF-8: json.loads refuses it, or reads it as UTF-16/32, as before
+    if isinstance(data, str):
+        if "\\u" in data:
+            data = _ESCAPE.sub(_lone_escape, data)
+        data = _SURROGATE.sub("\ufffd", data)
     try:
         return json.loads(data, **options)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+#: an escape, left to right (so ``\\\\ud800`` is a backslash, then text): a high surrogate and the
+#: low one after it (a pair: kept), a high or low one alone (group 1 or 3 without 2), or any other
+_ESCAPE = re.compile(r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?"
+                     r"|u([dD][c-fC-F][0-9a-fA-F]{2})|.)", re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_escape(m: re.Match[str]) -> str:
+    lone = (m.group(1) and not m.group(2)) or m.group(3)
+    return "\\ufffd" if lone else m.group(0)
 
 
 def _clean_surrogates(s: str) -> str:

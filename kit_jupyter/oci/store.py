@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kit_jupyter._fs import io_buffer, sweep_stale, temp_path, write_bytes_atomic
-from kit_jupyter.errors import NotFoundError, StorageError
+from kit_jupyter.errors import NotFoundError, StorageError, system_problem
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.gocompat.gojson import marshal
 from kit_jupyter.kitfile.reference import Reference
@@ -103,10 +103,17 @@ def _digest_hex(digest: str) -> str:
 
 
 def _read_file(path: Path) -> bytes | None:
+    """An index or tags file's bytes; None when there is none. A directory (or anything else
+    the OS refuses) where the file belongs is one line; permission and the like stay the
+    OSError the adapters turn into their one line (:func:`~kit_jupyter.errors.system_problem`)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if system_problem(exc) is not None:
+            raise
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _storage_error(exc: ManifestError) -> StorageError:

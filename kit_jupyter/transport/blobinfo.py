@@ -20,11 +20,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
 
 from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter.gocompat.gojson import unmarshal
 from kit_jupyter.oci.store import resolve_home
 
 DIR_NAME = "blobinfo"
@@ -45,7 +47,7 @@ class BlobLocations:
         """``{digest: {registry: {repository: last seen}}}``; an unreadable file is empty (it
         is a cache: the next push uploads instead of mounting)."""
         try:
-            data = json.loads(self.path.read_bytes())
+            data = unmarshal(self.path.read_bytes())   # deep nesting is a ValueError too
         except (OSError, ValueError):
             return {}
         if not isinstance(data, dict) or data.get("version") != _VERSION:
@@ -59,8 +61,8 @@ class BlobLocations:
         for digest, registries in blobs.items():
             if not isinstance(registries, dict):
                 continue
-            kept = {registry: {repo: float(t) for repo, t in repos.items()
-                               if isinstance(t, (int, float)) and not isinstance(t, bool)}
+            kept = {registry: {repo: t for repo, t in ((r, _seen(v)) for r, v in repos.items())
+                               if t is not None}
                     for registry, repos in registries.items() if isinstance(repos, dict)}
             kept = {registry: repos for registry, repos in kept.items() if repos}
             if kept:
@@ -115,6 +117,19 @@ class BlobLocations:
                 blobs.get(digest, {}).pop(registry, None)
             if not blobs.get(digest, True):
                 blobs.pop(digest, None)
+
+
+def _seen(value: object) -> float | None:
+    """A last-seen time as a float; None for what is not one: a bool, a string, NaN or an
+    infinity (which would sort first, or never, for good), an integer no float holds
+    (``float()`` raises OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seen = float(value)
+    except OverflowError:
+        return None
+    return seen if math.isfinite(seen) else None
 
 
 def _latest(by_registry: dict[str, dict[str, float]]) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 
 from kit_jupyter._fs import write_bytes_atomic
 from kit_jupyter.errors import AuthError
+from kit_jupyter.gocompat.gojson import unmarshal
 from kit_jupyter.oci.store import resolve_home as storage_resolve_home
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -90,8 +91,11 @@ def _store_key(registry: str) -> str:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when there is none. An unreadable file is an AuthError
+    naming the file and what is wrong, never its content (it holds secrets)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        # unmarshal: nesting too deep is a ValueError too, not a RecursionError
+        data = unmarshal(path.read_text(encoding="utf-8") or "{}")
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -113,20 +117,27 @@ def _decode_auth(value: str, source: str) -> Credentials | None:
 
 
 def _from_auths(config: dict[str, Any], registry: str, source: str) -> Credentials | None:
-    auths = config.get("auths") or {}
+    """The inline credentials for ``registry``. A value of the wrong JSON type (a hand edit,
+    another tool) is skipped like a missing one -- as ``credHelpers`` are -- instead of a
+    TypeError or AttributeError in the middle of a push."""
+    auths = config.get("auths")
+    if not isinstance(auths, dict):
+        return None
     for key in server_keys(registry):
         entry = auths.get(key)
         if not isinstance(entry, dict):
             continue
-        if entry.get("auth"):
-            creds = _decode_auth(entry["auth"], source)
+        auth, user, password, token = (entry.get(k) for k in ("auth", "username", "password",
+                                                             "identitytoken"))
+        if isinstance(auth, str) and auth:
+            creds = _decode_auth(auth, source)
             if creds:
                 return creds
-        if entry.get("username") and entry.get("password"):
-            return Credentials(entry["username"], entry["password"], source)
-        if entry.get("identitytoken"):
+        if isinstance(user, str) and user and isinstance(password, str) and password:
+            return Credentials(user, password, source)
+        if isinstance(token, str) and token:
             # oras-go stores a refresh token with an empty user; Docker uses "<token>".
-            return Credentials("<token>", entry["identitytoken"], source)
+            return Credentials("<token>", token, source)
     return None
 
 
@@ -151,7 +162,7 @@ def run_helper(name: str, server: str, source: str) -> Credentials | None:
     if proc.returncode != 0:
         return None
     try:
-        payload = json.loads(proc.stdout)
+        payload = unmarshal(proc.stdout)   # too deep is a ValueError too
         user, secret = payload["Username"], payload["Secret"]
     except (ValueError, KeyError, TypeError):
         raise AuthError(f"credential helper {binary} returned an unreadable answer for "

@@ -59,6 +59,7 @@ from kit_jupyter._fs import (
     write_bytes_atomic,
 )
 from kit_jupyter.errors import KitError
+from kit_jupyter.gocompat.gojson import unmarshal
 from kit_jupyter.oci.store import resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, Task
 from kit_jupyter.transport.s3 import (
@@ -93,12 +94,15 @@ class CacheConfigError(KitError):
 # configuration
 
 def parse_size(text: str) -> int:
-    """``10G``, ``512MiB``, ``1073741824`` -> bytes (powers of 1024)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([kmgtKMGT]?)(?:i?[bB])?\s*", text)
-    if m is None:
-        raise CacheConfigError(f"{ENV_MAX}={text!r} is not a size: use bytes, or a number with "
-                               f"K, M, G or T (e.g. 20G)")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+    """``10G``, ``512MiB``, ``1073741824`` -> bytes (powers of 1024). No ``i`` without a unit
+    (``10iB``), and more digits than ``int()`` converts (4300) is no size either, not a
+    ValueError."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:([kmgtKMGT])(?:i?[bB])?|[bB])?\s*", text)
+    if m is not None:
+        with contextlib.suppress(ValueError):
+            return int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    raise CacheConfigError(f"{ENV_MAX}={text!r} is not a size: use bytes, or a number with "
+                           f"K, M, G or T (e.g. 20G)")
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -299,7 +303,8 @@ class RemoteCache:
     def describe(self, key: CacheKey) -> str:
         """How the entry was verified when it entered (from its side file)."""
         try:
-            meta = json.loads((self.objects / f"{key.id}.json").read_text())
+            # unmarshal: deep nesting is a ValueError too
+            meta = unmarshal((self.objects / f"{key.id}.json").read_text())
         except (OSError, ValueError):
             return ""
         return str(meta.get("verification") or "") if isinstance(meta, dict) else ""
