@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import urllib.parse
 
 import pytest
@@ -202,12 +201,12 @@ def test_challenges_round_trip(spec: list[tuple[str, list[tuple[str, str, bool, 
 
 def test_a_huge_hostile_header_is_linear() -> None:
     """Unterminated quotes, escapes, stray '=' and commas: parsed in one pass (a quadratic
-    parser would take hours here)."""
+    parser would take hours here, and the suite's per-test timeout would end it: no timing is
+    asserted), each giving well-formed challenges."""
     for unit in ('a="\\', "=,", 'x=y ', "Bearer ", '"', "a=" * 3):
         header = unit * (200_000 // len(unit))
-        started = time.monotonic()
-        parse_challenges(header)
-        assert time.monotonic() - started < 5
+        for challenge in parse_challenges(header):
+            assert challenge.scheme == challenge.scheme.lower() and " " not in challenge.scheme
 
 
 @settings(max_examples=400, deadline=None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import pytest
@@ -500,10 +499,9 @@ def test_built_manifests_and_indexes_read_back_equal(
     b'{"x":' + b'-' + b"1" * 4_000 + b"}",
 ], ids=["200k-layers", "long-algorithm", "long-hex", "duplicate-keys", "long-number"])
 def test_big_hostile_manifests_are_refused_quickly(data: bytes) -> None:
-    """Large hostile manifests are refused (or read) in one linear pass, with one line."""
-    started = time.monotonic()
+    """Large hostile manifests are refused (or read) with one short line (in one linear pass:
+    a quadratic one would run into the suite's per-test timeout; no timing is asserted)."""
     try:
         Manifest.parse(data)
     except ManifestError as err:
         assert "\n" not in str(err) and len(str(err)) < 5_000
-    assert time.monotonic() - started < 5
