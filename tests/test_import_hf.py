@@ -6,6 +6,7 @@ checksums are verified, kit's texts, and nothing left in ``$KITOPS_HOME/cache/im
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from kit_jupyter.errors import KitError
 from kit_jupyter.kitfile.model import load_kitfile
 from kit_jupyter.reporting import NullReporter
 from kit_jupyter.transport.hf import parse_repository
+from tests.test_manifest_verify import _Proxy
 
 WEIGHTS = os.urandom(1_500_000)
 FILES = {
@@ -140,6 +142,37 @@ def test_corrupt_file_on_the_server_is_refused(hf_hub, tmp_path):
     assert proc.returncode == 1
     assert "error downloading repository: w.safetensors does not match its sha256" \
         in out(proc).lower()
+    assert list((home / "cache" / "import").iterdir()) == []
+
+
+@pytest.mark.parametrize("hostile", ["../escape.txt", "/etc/escape.txt", "a/../../escape.txt"])
+def test_a_listing_naming_a_path_outside_the_repository_is_refused(tiny, hf_hub, tmp_path,
+                                                                   hostile):
+    """A Hub (here the real one's stand-in behind a proxy that rewrites its tree listing) that
+    names a file outside the repository: the import stops at the listing with one line, before
+    anything is downloaded, whatever the installed huggingface_hub would do with the name."""
+    def rename(path: str, body: bytes) -> tuple[bytes, dict[str, str]]:
+        if "/tree/" not in path:
+            return body, {}
+        entries = json.loads(body)
+        for entry in entries:
+            if entry.get("path") == "config.json":
+                entry["path"] = hostile
+        return json.dumps(entries).encode(), {}
+
+    proxy = _Proxy(hf_hub.endpoint.removeprefix("http://"), rewrite=rename)
+    try:
+        home = tmp_path / "home"
+        proc = run("import", "acme/tiny", "-t", "a/t:v1", home=home, endpoint=f"http://{proxy.host}")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proc.returncode == 1, out(proc)
+    assert proc.stderr.endswith(
+        f"[ERROR] Failed to list files from HuggingFace API: the listing names {hostile!r}, not "
+        "a path inside the repository\n"), out(proc)
+    assert "Downloading file" not in out(proc) and "Traceback" not in out(proc)
+    assert not (tmp_path / "escape.txt").exists()
     assert list((home / "cache" / "import").iterdir()) == []
 
 

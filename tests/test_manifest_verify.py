@@ -76,8 +76,8 @@ Rewrite = Callable[[str, bytes], tuple[bytes, dict[str, str]]]
 
 
 class _Proxy(http.server.ThreadingHTTPServer):
-    """Forwards GET/HEAD to a real registry, changing its answers as a broken or hostile
-    registry would: without ``Docker-Content-Digest`` (``strip_digest``), with ``pad``
+    """Forwards GET/HEAD to a real server (a registry, a Hub), changing its answers as a hostile
+    server would: without ``Docker-Content-Digest`` (``strip_digest``), with ``pad``
     bytes of whitespace appended to every manifest, or as ``rewrite`` says."""
 
     def __init__(self, upstream: str, *, strip_digest: bool = False, pad: int = 0,
@@ -99,16 +99,21 @@ class _Proxy(http.server.ThreadingHTTPServer):
                 extra: dict[str, str] = {}
                 if rewrite is not None and resp.status == 200:
                     body, extra = rewrite(self.path, body)
-                dropped = {"transfer-encoding", "content-length", "connection"}
+                dropped = {"transfer-encoding", "connection"}
+                if self.command != "HEAD":  # a HEAD's length is the upstream's: it sent no body
+                    dropped.add("content-length")
                 if strip_digest:
                     dropped.add("docker-content-digest")
                 self.send_response(resp.status, resp.reason)
                 for k, v in resp.getheaders():
+                    if k.lower() == "location":  # as a reverse proxy does: back through it
+                        v = v.replace(f"//{proxy.upstream}/", f"//{proxy.host}/", 1)
                     if k.lower() not in dropped:
                         self.send_header(k, v)
                 for k, v in extra.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter.errors import KitError, one_line
+from kit_jupyter.gocompat.gopath import is_clean
 from kit_jupyter.gocompat.gourl import URLError
 from kit_jupyter.gocompat.gourl import parse as parse_url
 from kit_jupyter.kitfile.generate import DirectoryListing, FileListing
@@ -146,6 +147,11 @@ def list_files(repo: str, commit: str, *, repo_type: str = MODEL, token: str | N
     try:
         for entry in api.list_repo_tree(repo, revision=commit, recursive=True,
                                         repo_type=repo_type):
+            if not is_clean(entry.path) or entry.path.startswith("/"):
+                # a Hub (or HF_ENDPOINT's mirror) naming "../x" or "/x": not ours to write,
+                # whatever the huggingface_hub installed would do with it
+                raise KitError("failed to list files from HuggingFace API: the listing names "
+                               f"{one_line(repr(entry.path))}, not a path inside the repository")
             if not isinstance(entry, RepoFile):
                 dirs.add(entry.path)
                 continue
