@@ -121,6 +121,9 @@ def test_kit_var_expansion_and_silencing(ip, tmp_path):
     ("pack . --compression gzp", "maybe you meant 'gzip'?"),
     ("unpack x --overwite", "--overwite (maybe you meant --overwrite?)"),
     ("list --formt json", "--formt (maybe you meant --format?)"),
+    ('pack "my dir', "cannot split the line into arguments: No closing quotation (close the "
+                     "quote, or put a backslash before it)"),
+    ("pack my\\", "No escaped character"),
 ])
 def test_kit_usage_errors_are_plain_usage_errors(ip, line, needle):
     with pytest.raises(UsageError) as info:
@@ -134,6 +137,12 @@ def test_kit_help_does_not_exit(ip):
     assert "--include-remote" in cap.stdout
     doc = ip.find_line_magic("kit").__doc__
     assert "unpack" in doc and "validate" in doc and "push" in doc
+
+
+def test_kitfile_line_with_an_open_quote_is_a_usage_error(ip):
+    with pytest.raises(UsageError, match="^cannot split the line into arguments: No closing "
+                                         "quotation"):
+        ip.run_cell_magic("kitfile", "-o 'Kitfile", "manifestVersion: 1.0.0\n")
 
 
 def test_kit_run_cell_usage_error_is_one_line(ip, capsys):

@@ -198,9 +198,15 @@ def _expand(line: str, namespace: dict[str, Any]) -> str:
 
 
 def _split(line: str) -> list[str]:
+    """The words of a magic's line, as a shell splits them; a quote left open or a backslash
+    at the end is the one-line error the shell would give, not shlex's ValueError."""
     from IPython.utils.process import arg_split
 
-    return arg_split(line, posix=True)
+    try:
+        return arg_split(line, posix=True)
+    except ValueError as exc:
+        raise cli.CommandLineError(f"cannot split the line into arguments: {exc} (close the "
+                                   "quote, or put a backslash before it)") from None
 
 
 # -- tab completion ----------------------------------------------------------------------------
