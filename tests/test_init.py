@@ -16,6 +16,8 @@ from IPython.core.error import UsageError
 
 from kit_jupyter.__main__ import main
 from kit_jupyter.commands.init import init, listing_from_fs
+from kit_jupyter.commands.pack import pack
+from kit_jupyter.commands.unpack import unpack
 from kit_jupyter.errors import KitError
 from kit_jupyter.kitfile.generate import (
     DirectoryListing,
@@ -113,6 +115,28 @@ def test_existing_kitfile_is_kept_without_force(tmp_path):
     assert (tmp_path / "Kitfile").read_text() == "mine\n"
     res = init(tmp_path, force=True)
     assert res.written and "path: model.gguf" in (tmp_path / "Kitfile").read_text()
+
+
+def test_a_file_name_that_is_not_utf8_is_written_as_kit_writes_it_and_packs(
+        tmp_path, kitops_home):
+    """A file whose name is not valid UTF-8: init writes its path as yaml.v3 would,
+    ``!!binary``; the Kitfile reads back to the same bytes, packs, and unpacks the file under
+    its own name. (Before, the path was written as ``"bad\\uDCFF.txt"``, an escape our own
+    reader -- and yaml.v3 -- refuse.)"""
+    name = b"bad\xff.bin"
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "model.safetensors").write_bytes(b"w")
+    with open(os.path.join(os.fsencode(proj), name), "wb") as f:
+        f.write(b"\x00\x01")
+    init(proj)
+    text = (proj / "Kitfile").read_text()
+    assert text.endswith("code:\n  - path: !!binary YmFk/y5iaW4=\n")
+    assert [os.fsencode(c.path) for c in load_kitfile(text).code] == [name]
+    pack(proj, tag="bin/name:v1")
+    out = tmp_path / "out"
+    unpack("bin/name:v1", dir=out)
+    assert open(os.path.join(os.fsencode(out), name), "rb").read() == b"\x00\x01"
 
 
 def test_output_flag_and_stdout(tmp_path, capsys):

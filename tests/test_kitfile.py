@@ -23,6 +23,8 @@ from kit_jupyter.gocompat.goyaml import (
     NULL,
     STR,
     TIMESTAMP,
+    Struct,
+    dump_document,
     parse_timestamp,
     resolve_plain,
 )
@@ -698,3 +700,22 @@ def test_null_key_in_struct_is_ignored_and_collection_key_is_fatal():
     err = _err(MV + "model:\n  parameters:\n    ? [a, b]\n    : x\n")
     assert err.kit_text.startswith("yaml: invalid map key: ")
     assert err.line == 4 and err.field == "model.parameters"
+
+
+def test_yamlv3_binary_golden():
+    """A string that is not valid UTF-8 (a file name's bytes, held as ``os.fsdecode`` holds
+    them) is written as yaml.v3 writes it -- ``!!binary``, byte for byte, as a value, a sequence
+    item's value and a key -- and reads back to the same bytes (see README)."""
+    cases = json.loads((DATA / "yamlv3" / "binary.json").read_text(encoding="utf-8"))
+    assert len(cases) == 13
+    for case in cases:
+        raw = bytes.fromhex(case["in"])
+        assert case["back"] == case["in"]  # Go reads its own text back to the bytes
+        s = os.fsdecode(raw)
+        doc = Struct([("path", s), ("parts", [Struct([("path", s)])]), ("keys", {s: s})])
+        assert dump_document(doc) == case["yaml"], raw
+        kf = load_kitfile("manifestVersion: 1.0.0\ncode:\n  - path: x\n")
+        kf.code[0].path = s  # what init writes for a file of that name
+        text = kf.to_yaml()
+        assert "  - path: !!binary " in text
+        assert [os.fsencode(c.path) for c in load_kitfile(text).code] == [raw]

@@ -292,7 +292,9 @@ def resolve_scalar(node: yaml.ScalarNode) -> tuple[str, Any]:
             # validate=True: Go's StdEncoding rejects characters outside the alphabet, where
             # Python would silently skip them.
             data = value.replace("\n", "").replace(" ", "")
-            return STR, base64.b64decode(data, validate=True).decode("utf-8", "replace")
+            # the bytes, as Go keeps them in a string: invalid UTF-8 (a file name) survives as
+            # surrogate escapes, the way os.fsdecode holds such a name
+            return STR, base64.b64decode(data, validate=True).decode("utf-8", "surrogateescape")
         except (ValueError, TypeError):
             raise TagError("!!binary value contains invalid base64 data") from None
     if st in (BOOL, INT, FLOAT, NULL, TIMESTAMP, MERGE):
@@ -577,10 +579,38 @@ def _literal(value: str, indent: int) -> str:
     return text
 
 
+def _binary(s: str) -> str | None:
+    """yaml.v3's ``!!binary`` text for a string that is not valid UTF-8 (a file name's bytes,
+    held as ``os.fsdecode`` holds them), else None: the base64 of the bytes, in lines of 70
+    characters each ended by a line break when there is more than one (``encodeBase64``)."""
+    if s.isascii():
+        return None
+    try:
+        s.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte stands for: U+FFFD, as Go has it
+        raw = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s).encode()
+    text = base64.b64encode(raw).decode()
+    if len(text) < 70:
+        return text
+    return "".join(text[i:i + 70] + "\n" for i in range(0, len(text), 70))
+
+
 def format_string(
     s: str, *, indent: int, flow: bool = False, key: bool = False, force_plain: bool = False
 ) -> str:
-    """A string scalar in yaml.v3's style; block scalars end with a newline, others do not."""
+    """A string scalar in yaml.v3's style; block scalars end with a newline, others do not.
+    A string that is not valid UTF-8 is written as yaml.v3 writes it, ``!!binary``: plain on
+    one line, a literal block (double-quoted in flow) on several."""
+    binary = _binary(s)
+    if binary is not None:
+        if "\n" not in binary:
+            return f"{BINARY} {binary}"
+        return f"{BINARY} " + (_double_quoted(binary) if flow else _literal(binary, indent))
     a = _Analysis(s)
     if force_plain:
         style = "plain"
@@ -757,12 +787,15 @@ def _items(d: dict) -> list:
 
 def _line_end(text: str) -> str:
     """A scalar followed by the end of its line; block scalars already end their lines."""
-    return text if text.startswith("|") else text + "\n"
+    return text if text.startswith(("|", f"{BINARY} |")) else text + "\n"
 
 
 def _simple_key(k: Any, indent: int) -> str | None:
     """``key`` as a simple key, or None when libyaml needs the complex ``? key`` form
     (more than 128 bytes, or a line break in the key)."""
+    binary = _binary(k) if isinstance(k, str) else None
+    if binary is not None:  # one line of base64 is short enough; several are never simple
+        return None if "\n" in binary else f"{BINARY} {binary}"
     raw = k if isinstance(k, str) else format_scalar(k, indent=indent)
     if isinstance(k, str) and any(c in _BREAKS for c in k):
         return None
