@@ -108,6 +108,22 @@ def test_tokens_are_cached_per_scope_and_renewed_before_expiry():
     assert set(auth.secrets()) == {"T-pull-3"}
 
 
+@pytest.mark.parametrize("expires_in", [0, -30, 10])
+def test_a_lifetime_under_a_minute_counts_as_one(expires_in: int) -> None:
+    """As Docker's client: a token said to live 0, -30 or 10 s is used for 60 s (renewed 5 s
+    early), not fetched again for every request."""
+    now = [0.0]
+    realm = Realm((200, {"token": "T1", "expires_in": expires_in}), (200, {"token": "T2"}))
+    auth = TokenAuth(CHALLENGE, None, realm, registry="reg", clock=lambda: now[0])
+    pull = request_scope("GET", "/v2/r/manifests/v1")
+    assert auth.header(pull) == {"Authorization": "Bearer T1"}
+    now[0] = 54
+    assert auth.header(pull) == {"Authorization": "Bearer T1"}
+    now[0] = 56
+    assert auth.header(pull) == {"Authorization": "Bearer T2"}
+    assert len(realm.calls) == 2
+
+
 def test_renew_asks_for_what_the_challenge_names():
     realm = Realm((200, {"token": "A"}), (200, {"token": "B"}))
     auth = TokenAuth(CHALLENGE, None, realm, registry="reg")
@@ -289,8 +305,8 @@ def _token_answer(draw: st.DrawFn) -> tuple[bytes, object, object]:
 @example((b'{"token": "t", "expires_in": NaN}', "t", math.nan))  # never cached
 def test_any_token_answer_is_a_token_or_one_line(answer: tuple[bytes, object, object]) -> None:
     """A token answer is a usable ``Authorization`` header (printable ASCII, so no header
-    injection and no encoding error in requests), re-used while the clock stands still unless
-    the answer says it has already expired; anything else is one line."""
+    injection and no encoding error in requests), re-used while the clock stands still (a
+    lifetime under 60 s counts as 60 s, as in Docker's client); anything else is one line."""
     body, token, expires = answer
     auth = TokenAuth(CHALLENGE, None, Realm((200, body)), registry="reg", clock=lambda: 0.0)
     try:
@@ -302,8 +318,8 @@ def test_any_token_answer_is_a_token_or_one_line(answer: tuple[bytes, object, ob
     assert all("!" <= ch <= "~" for ch in token)
     lifetime = float(expires or 60)  # what the service said (60 s when it said nothing)
     assert math.isfinite(lifetime)
-    if lifetime > 0:
-        assert auth.cached_header(frozenset()) == header
+    # reused whatever the lifetime: under 60 s (0 or negative too) it counts as 60, as Docker's
+    assert auth.cached_header(frozenset()) == header
 
 
 @pytest.mark.parametrize("url, headers", [

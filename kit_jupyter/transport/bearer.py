@@ -266,6 +266,10 @@ class TokenAuth:
         if not _TOKEN_CHARS.fullmatch(value):
             raise AuthError(f"could not get a token for {self.registry}: the token service "
                             "sent a token with characters a header cannot carry")
+        # as Docker's client: a lifetime under 60 s (0, or negative) is taken as 60 s, else
+        # every request would fetch a token of its own; a token the registry expires sooner is
+        # refused with a 401, and the request renews it then
+        expires_in = max(expires_in, DEFAULT_EXPIRES_IN)
         expires = started + max(expires_in - EXPIRY_MARGIN, expires_in / 2)
         token = _Token(value, scope, expires)
         self._tokens.append(token)
