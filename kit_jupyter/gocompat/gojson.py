@@ -17,7 +17,7 @@ import re
 from json.encoder import encode_basestring
 from typing import Any
 
-from kit_jupyter.gocompat.goyaml import AnyKeyMap, Struct, go_json_float
+from kit_jupyter.gocompat.goyaml import AnyKeyMap, Struct, go_json_float, replace_surrogates
 
 
 class UnsupportedValue(ValueError):
@@ -40,7 +40,7 @@ def unmarshal(data: bytes | str, **options: Any) -> Any:
     if isinstance(data, str):
         if "\\u" in data:
             data = _ESCAPE.sub(_lone_escape, data)
-        data = _SURROGATE.sub("\ufffd", data)
+        data = replace_surrogates(data)
     try:
         return json.loads(data, **options)
     except RecursionError:
@@ -51,7 +51,6 @@ def unmarshal(data: bytes | str, **options: Any) -> Any:
 #: low one after it (a pair: kept), a high or low one alone (group 1 or 3 without 2), or any other
 _ESCAPE = re.compile(r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?"
                      r"|u([dD][c-fC-F][0-9a-fA-F]{2})|.)", re.DOTALL)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _lone_escape(m: re.Match[str]) -> str:
@@ -59,17 +58,8 @@ def _lone_escape(m: re.Match[str]) -> str:
     return "\\ufffd" if lone else m.group(0)
 
 
-def _clean_surrogates(s: str) -> str:
-    """Lone surrogates stand for invalid UTF-8; Go writes U+FFFD for those."""
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-
-
 def encode_string(s: str) -> str:
-    out = encode_basestring(_clean_surrogates(s))
+    out = encode_basestring(replace_surrogates(s))
     if any(c in out for c in "<>&\u2028\u2029"):
         out = (
             out.replace("<", "\\u003c")
@@ -82,7 +72,7 @@ def encode_string(s: str) -> str:
 
 
 def _utf8_key(k: str) -> bytes:
-    return _clean_surrogates(k).encode("utf-8")
+    return replace_surrogates(k).encode("utf-8")
 
 
 def _encode(v: Any, out: list[str], indent: str, depth: int) -> None:

@@ -579,6 +579,17 @@ def _literal(value: str, indent: int) -> str:
     return text
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(s: str) -> str:
+    """``s`` with U+FFFD for each lone surrogate -- the escape of a byte that is not UTF-8
+    (``os.fsdecode``), or a ``\\ud800`` read from JSON -- which is what Go's encoders and
+    decoders give for invalid UTF-8. The one copy of that rule: the JSON writer and reader and
+    the ``!!binary`` writer all use it."""
+    return s if s.isascii() else _SURROGATE.sub("\ufffd", s)
+
+
 def _binary(s: str) -> str | None:
     """yaml.v3's ``!!binary`` text for a string that is not valid UTF-8 (a file name's bytes,
     held as ``os.fsdecode`` holds them), else None: the base64 of the bytes, in lines of 70
@@ -593,7 +604,7 @@ def _binary(s: str) -> str | None:
     try:
         raw = s.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a surrogate no byte stands for: U+FFFD, as Go has it
-        raw = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s).encode()
+        raw = replace_surrogates(s).encode()
     text = base64.b64encode(raw).decode()
     if len(text) < 70:
         return text
