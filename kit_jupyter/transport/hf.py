@@ -151,7 +151,7 @@ def list_files(repo: str, commit: str, *, repo_type: str = MODEL, token: str | N
                 # a Hub (or HF_ENDPOINT's mirror) naming "../x" or "/x": not ours to write,
                 # whatever the huggingface_hub installed would do with it
                 raise KitError("failed to list files from HuggingFace API: the listing names "
-                               f"{one_line(repr(entry.path))}, not a path inside the repository")
+                               f"{entry.path!r}, not a path inside the repository")
             if not isinstance(entry, RepoFile):
                 dirs.add(entry.path)
                 continue
