@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -210,8 +211,73 @@ def test_unmarshal_is_json_loads_or_a_value_error(text: str, depth: int, opener:
         with pytest.raises(ValueError):
             unmarshal(wrapped)
     else:
+        if not _all_finite(expected):   # NaN, Infinity, 1e400: not JSON to Go
+            with pytest.raises(ValueError, match="^(invalid character|cannot unmarshal)"):
+                unmarshal(wrapped)
+            return
         got = unmarshal(wrapped)
         assert json.dumps(got) == json.dumps(expected)
+
+
+def _all_finite(value: object) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:  # NaN or an infinity somewhere
+        return False
+    return True
+
+
+@pytest.mark.parametrize("text, message", [
+    ("NaN", "invalid character 'N' looking for beginning of value"),
+    ('{"a": [1, Infinity]}', "invalid character 'I' looking for beginning of value"),
+    ("-Infinity", "invalid character 'I' in numeric literal"),
+    ('{"size": 1e400}', "cannot unmarshal number 1e400 into Go value of type float64"),
+    ("[-1e309]", "cannot unmarshal number -1e309 into Go value of type float64"),
+])
+def test_unmarshal_refuses_numbers_go_refuses(text: str, message: str) -> None:
+    """Go's decoder refuses what is not a JSON number, or what no float64 holds, in any
+    document; Python's would keep them, to fail later wherever they are written back."""
+    for data in (text, text.encode()):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            unmarshal(data)
+
+
+def test_unmarshal_refuses_a_long_integer_read_as_a_float_and_keeps_it_as_an_int() -> None:
+    """``parse_int=float`` (a config's numbers are Go's float64) refuses what no float64
+    holds; Python's own ints are exact, and stay so."""
+    big = "1" + "0" * 400
+    with pytest.raises(ValueError, match="^cannot unmarshal number 1000"):
+        unmarshal(f"[{big}]", parse_int=float)
+    assert unmarshal(f"[{big}]") == [10 ** 400]
+    assert unmarshal("[1.5, 2]", parse_int=float) == [1.5, 2.0]
+
+
+@pytest.mark.parametrize("data", [
+    b'\xef\xbb\xbf{"a": 1}',                        # a UTF-8 byte order mark
+    '{"a": 1}'.encode("utf-16"),                       # UTF-16 with its BOM
+    '{"a": 1}'.encode("utf-16-le"),                    # and without
+    '{"a": 1}'.encode("utf-32"),
+])
+def test_unmarshal_reads_utf8_only(data: bytes) -> None:
+    """json.loads detects UTF-16 and UTF-32 and skips a BOM in bytes; Go reads UTF-8 and
+    refuses all of these ("invalid character"), and so does ``unmarshal``."""
+    assert json.loads(data) == {"a": 1}
+    with pytest.raises(ValueError):
+        unmarshal(data)
+
+
+@pytest.mark.parametrize("data, value", [
+    (b'["a\xffb"]', "a\ufffdb"),                     # a byte no UTF-8 has
+    (b'["\xe2\x82x"]', "\ufffd\ufffdx"),               # a cut sequence: one U+FFFD a byte
+    (b'["\xed\xa0\x80"]', "\ufffd" * 3),            # a surrogate's UTF-8 form
+    (b'{"k\xc0": 1}', "k\ufffd"),                     # in a key
+    ('["\u00e9\u20ac"]'.encode(), "\u00e9\u20ac"),  # valid UTF-8 is kept
+])
+def test_unmarshal_reads_a_byte_that_is_not_utf8_as_go_does(data: bytes, value: str) -> None:
+    """Go's decoder puts U+FFFD for each byte of a string that is not UTF-8 (``utf8.DecodeRune``
+    takes one byte at a time then); Python's would refuse the whole document."""
+    got = unmarshal(data)
+    assert (got if isinstance(got, list) else list(got)) == [value]
 
 
 @pytest.mark.parametrize("depth, ok", [(10, True), (248, True), (249, False), (600, False),

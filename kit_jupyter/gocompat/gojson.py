@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -27,24 +28,51 @@ class UnsupportedValue(ValueError):
 def unmarshal(data: bytes | str, **options: Any) -> Any:
     """``json.loads`` (``options`` are its keywords) for JSON that comes from outside: a
     registry's manifest or config, an annotation, a token answer, a file another tool wrote.
-    Nesting too deep for Python's recursive decoder (about a thousand levels: ``[[[[...``) is
-    the ``ValueError`` any other bad JSON is, instead of a ``RecursionError`` that would pass
-    every ``except ValueError`` and end as a traceback. Go's decoder refuses such input too
-    (beyond 10,000 levels). A lone surrogate is U+FFFD, as Go reads it: Python would keep it,
-    and a str holding one fails later, wherever it is encoded (a tag printed, a path made)."""
-    if isinstance(data, bytes) and (b"\\u" in data or b"\xed" in data):
-        try:  # json.loads would decode so too; a lone surrogate's UTF-8 form starts with ED
-            data = data.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            pass  # not UTF-8: json.loads refuses it, or reads it as UTF-16/32, as before
-    if isinstance(data, str):
-        if "\\u" in data:
-            data = _ESCAPE.sub(_lone_escape, data)
-        data = replace_surrogates(data)
+    It reads what Go's ``encoding/json`` reads, so that what one tool accepts the other does:
+
+    * Nesting too deep for Python's recursive decoder (about a thousand levels: ``[[[[...``)
+      is the ``ValueError`` any other bad JSON is, instead of a ``RecursionError`` that would
+      pass every ``except ValueError`` and end as a traceback. Go refuses it too (beyond
+      10,000 levels).
+    * ``NaN``, ``Infinity`` and a number no float64 holds (``1e400``, or a long integer read
+      with ``parse_int=float``) are refused, as Go refuses them. Python would keep them, and
+      the value would fail later, wherever it is written back (an index file, a config).
+    * Bytes are UTF-8 and nothing else: a byte order mark, or UTF-16 and UTF-32 (which
+      ``json.loads`` would detect), are not JSON to Go. A byte that is not UTF-8, and a lone
+      surrogate (an escape, or its UTF-8 form), is U+FFFD, one for each byte as Go reads it:
+      Python would keep a surrogate, and a str holding one fails later, wherever it is encoded
+      (a tag printed, a path made)."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "surrogateescape")   # each bad byte a surrogate, then U+FFFD
+    if "\\u" in data:
+        data = _ESCAPE.sub(_lone_escape, data)
+    data = replace_surrogates(data)
+    options["parse_float"] = _finite(options.get("parse_float", float))
+    if "parse_int" in options:   # Python's own int() never gives a float
+        options["parse_int"] = _finite(options["parse_int"])
+    options["parse_constant"] = _constant
     try:
         return json.loads(data, **options)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _finite(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, refusing a float that is not finite (what no float64 holds), in Go's words."""
+    def number(text: str) -> Any:
+        value = parse(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"cannot unmarshal number {text[:40]} into Go value of type "
+                             "float64")
+        return value
+    return number
+
+
+def _constant(name: str) -> Any:
+    """Go's message for ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON."""
+    if name.startswith("-"):
+        raise ValueError("invalid character 'I' in numeric literal")
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
 #: an escape, left to right (so ``\\\\ud800`` is a backslash, then text): a high surrogate and the

@@ -15,7 +15,6 @@ its digest is the digest of those bytes, never of a re-encoding.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,19 +142,9 @@ def _kind(value: object) -> str:
     return "an object"
 
 
-def _finite(text: str) -> float:
-    """Go's decoder refuses ``NaN``, ``Infinity`` and a number no float64 holds (``1e400``);
-    Python's would keep them, and re-writing an index file (or a descriptor's unknown fields)
-    that holds one would then fail in :func:`marshal` instead of here, with one line."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} is not a finite number")
-    return value
-
-
 def _load(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = unmarshal(data, parse_float=_finite, parse_constant=_finite)
+        value = unmarshal(data)   # refuses NaN, Infinity and 1e400, as Go does
     except ValueError as exc:  # UnicodeDecodeError, and nesting too deep, among them
         raise ManifestError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -14,7 +14,6 @@ registry client, so every token request shares the client's session, timeouts an
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -249,15 +248,16 @@ class TokenAuth:
         if status != 200:
             raise AuthError(f"could not get a token for {self.registry}: the token service "
                             f"answered {status}")
-        # The answer is the token service's: too deep a nesting, an ``expires_in`` no float holds
-        # (1e400, 10**400) or that is not finite (NaN would make the token never reusable) is
-        # no token rather than a traceback.
+        # The answer is the token service's: too deep a nesting, NaN or a number no float
+        # holds (1e400 in ``unmarshal``; 10**400 in ``float``), an ``expires_in`` that is not a
+        # number (Docker's client decodes it into an int) is no token rather than a traceback.
         try:
             data = unmarshal(body or b"{}")
             value = data.get("token") or data.get("access_token")
-            expires_in = float(data.get("expires_in") or DEFAULT_EXPIRES_IN)
-            if not math.isfinite(expires_in):
-                raise ValueError("expires_in is not finite")
+            lifetime = data.get("expires_in") or DEFAULT_EXPIRES_IN
+            if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+                raise TypeError("expires_in is not a number")
+            expires_in = float(lifetime)
         except (ValueError, TypeError, AttributeError, OverflowError):
             value, expires_in = None, 0.0
         if not isinstance(value, str) or not value:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -120,16 +119,15 @@ class BlobLocations:
 
 
 def _seen(value: object) -> float | None:
-    """A last-seen time as a float; None for what is not one: a bool, a string, NaN or an
-    infinity (which would sort first, or never, for good), an integer no float holds
-    (``float()`` raises OverflowError)."""
+    """A last-seen time as a float; None for what is not one: a bool, a string, an integer no
+    float holds (``float()`` raises OverflowError). NaN and the infinities, which would sort
+    first, or never, for good, do not get this far: ``unmarshal`` refuses the file."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
-        seen = float(value)
+        return float(value)
     except OverflowError:
         return None
-    return seen if math.isfinite(seen) else None
 
 
 def _latest(by_registry: dict[str, dict[str, float]]) -> float:
