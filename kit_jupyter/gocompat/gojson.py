@@ -75,6 +75,21 @@ def _constant(name: str) -> Any:
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
+def json_kind(value: object) -> str:
+    """The JSON type of a decoded value in Go's words, as its ``UnmarshalTypeError`` names it
+    ("cannot unmarshal number into ..."): ``null``, ``bool``, ``number``, ``string``,
+    ``array`` or ``object``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 #: an escape, left to right (so ``\\\\ud800`` is a backslash, then text): a high surrogate and the
 #: low one after it (a pair: kept), a high or low one alone (group 1 or 3 without 2), or any other
 _ESCAPE = re.compile(r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?"

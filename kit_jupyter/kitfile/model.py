@@ -19,7 +19,7 @@ import yaml
 
 from kit_jupyter.errors import KitfileError
 from kit_jupyter.gocompat import goyaml as _yaml
-from kit_jupyter.gocompat.gojson import UnsupportedValue, marshal, unmarshal
+from kit_jupyter.gocompat.gojson import UnsupportedValue, json_kind, marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import AnyKeyMap, FlowList, MapKey, Struct
 from kit_jupyter.kitfile.finding import Finding
 from kit_jupyter.kitfile.reference import is_modelkit_reference
@@ -72,7 +72,7 @@ class _Entity:
         if d is None:
             return cls()
         if not isinstance(d, dict):
-            raise KitfileError(f"json: cannot unmarshal {_json_kind(d)} into Go value of type "
+            raise KitfileError(f"json: cannot unmarshal {json_kind(d)} into Go value of type "
                                f"artifact.{cls._go_name}", field=where or None)
         obj = cls()
         for key, attr, kind in cls._schema:
@@ -85,7 +85,7 @@ class _Entity:
                 if v is None:
                     v = []
                 if not isinstance(v, list):
-                    raise KitfileError(f"json: cannot unmarshal {_json_kind(v)} into Go struct "
+                    raise KitfileError(f"json: cannot unmarshal {json_kind(v)} into Go struct "
                                        f"field {cls._go_name}.{key} of type []string")
                 setattr(obj, attr, [_json_str(x, key) for x in v])
             elif kind == _ANY:
@@ -98,7 +98,7 @@ class _Entity:
                 if v is None:
                     v = []
                 if not isinstance(v, list):
-                    raise KitfileError(f"json: cannot unmarshal {_json_kind(v)} into Go struct "
+                    raise KitfileError(f"json: cannot unmarshal {json_kind(v)} into Go struct "
                                        f"field {cls._go_name}.{key}")
                 setattr(obj, attr, [kind._from_json(x, f"{where}.{key}[{i}]".lstrip("."))
                                     for i, x in enumerate(v)])
@@ -121,23 +121,11 @@ def _nesting_over(value: Any, limit: int) -> bool:
     return False
 
 
-def _json_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
 def _json_str(v: Any, where: str) -> str:
     if v is None:
         return ""
     if not isinstance(v, str):
-        raise KitfileError(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
+        raise KitfileError(f"json: cannot unmarshal {json_kind(v)} into Go struct field "
                            f"{where} of type string", field=where)
     return v
 

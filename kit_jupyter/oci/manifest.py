@@ -21,7 +21,7 @@ from typing import Any
 
 from kit_jupyter.errors import KitError
 from kit_jupyter.gocompat.godigest import digest_error, sha256_digest
-from kit_jupyter.gocompat.gojson import marshal, unmarshal
+from kit_jupyter.gocompat.gojson import json_kind, marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import Struct
 from kit_jupyter.oci.mediatypes import (
     KIT_CONFIG,
@@ -129,17 +129,9 @@ def _quote(text: str) -> str:
 
 
 def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+    kind = json_kind(value)
+    return {"null": "null", "bool": "a boolean", "array": "an array",
+            "object": "an object"}.get(kind, f"a {kind}")
 
 
 def _load(data: bytes, what: str) -> dict[str, Any]:
