@@ -505,3 +505,13 @@ def test_big_hostile_manifests_are_refused_quickly(data: bytes) -> None:
         Manifest.parse(data)
     except ManifestError as err:
         assert "\n" not in str(err) and len(str(err)) < 5_000
+
+
+@pytest.mark.parametrize("platform", [{}, {"os": "linux"}])
+def test_a_platform_is_written_back_even_when_empty(platform: dict[str, str]) -> None:
+    """Go's ``Descriptor.Platform`` is a pointer: ``omitempty`` leaves out a missing one, and
+    writes back an empty one (it was dropped, so a rewritten index lost it)."""
+    raw = json.dumps({"mediaType": LAYER, "digest": D1, "size": 7, "platform": platform})
+    d = Descriptor.from_json(json.loads(raw))
+    assert json.loads(marshal(d.to_json()))["platform"] == platform
+    assert "platform" not in json.loads(marshal(Descriptor(LAYER, D1, 7).to_json()))

@@ -209,7 +209,7 @@ class Descriptor:
             out["annotations"] = dict(self.annotations)  # a Go map: written sorted
         if self.data:
             out["data"] = self.data
-        if self.platform:
+        if self.platform is not None:  # a pointer in Go: omitempty leaves out nil, not {}
             out["platform"] = dict(self.platform)
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
