@@ -458,12 +458,12 @@ _SPELLINGS = {"": 1, "b": 1, "B": 1, **{
 
 
 def _reference_size(text: str) -> int | None:
-    """A size computed another way: a decimal number, blanks, one spelling of a unit, blanks
-    around; None for anything else."""
+    """A size computed another way: a decimal number in ASCII digits, blanks, one spelling of
+    a unit, blanks around; None for anything else."""
     body = text.strip()
     for spelling, factor in _SPELLINGS.items():
         number = body[:len(body) - len(spelling)].rstrip() if body.endswith(spelling) else ""
-        if number.isdecimal():
+        if number.isascii() and number.isdecimal():
             try:
                 return int(number) * factor
             except ValueError:  # more digits than int() converts

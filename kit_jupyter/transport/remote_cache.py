@@ -95,9 +95,9 @@ class CacheConfigError(KitError):
 
 def parse_size(text: str) -> int:
     """``10G``, ``512MiB``, ``1073741824`` -> bytes (powers of 1024). No ``i`` without a unit
-    (``10iB``), and more digits than ``int()`` converts (4300) is no size either, not a
-    ValueError."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:([kmgtKMGT])(?:i?[bB])?|[bB])?\s*", text)
+    (``10iB``), digits other than ASCII's (Arabic-Indic ``10G``, which ``int()`` would take), and
+    more digits than ``int()`` converts (4300) are no size either, not a ValueError."""
+    m = re.fullmatch(r"\s*([0-9]+)\s*(?:([kmgtKMGT])(?:i?[bB])?|[bB])?\s*", text)
     if m is not None:
         with contextlib.suppress(ValueError):
             return int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
