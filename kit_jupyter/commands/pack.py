@@ -99,6 +99,28 @@ def created_annotation() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _save_config(kf: Kitfile, model_format: str, annotations: dict[str, str],
+                 store: LocalStore, rep: Reporter) -> tuple[Descriptor, str]:
+    """Store the config blob (kit's Kitfile JSON, or model-spec's for ModelPack) unless it is
+    there already; its descriptor and the manifest's artifact type. For ModelPack, the Kitfile
+    goes into ``annotations``, as kit's SaveModel puts it: the config is model-spec's, so the
+    Kitfile (with the layers' digests and diffIds) would be lost without it."""
+    if model_format == MODELPACK_FORMAT:
+        config_bytes = modelpack_config(kf, [e.entity.diff_id for e in kf.layer_entries()])
+        config_type, artifact_type = MODELPACK_CONFIG, MODELPACK_MANIFEST_ARTIFACT
+        annotations[ANNOTATION_KITFILE] = kf.to_config_json().decode("utf-8")
+    else:
+        config_bytes = kf.to_config_json()
+        config_type, artifact_type = KIT_CONFIG, KIT_MANIFEST_ARTIFACT
+    digest = sha256_digest(config_bytes)
+    if store.has_blob(digest):
+        rep.info(f"Configuration already exists in storage: {digest}")
+        return Descriptor(config_type, digest, len(config_bytes)), artifact_type
+    desc = store.put_bytes(config_bytes, config_type)
+    rep.info(f"Saved configuration: {digest}")
+    return desc, artifact_type
+
+
 def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
          tag: str | None = None, compression: str = "none", layer_format: str = "tar",
          home: str | os.PathLike[str] | None = None,
@@ -170,23 +192,7 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
                                model_format=model_format)
         annotations = {ANNOTATION_CLI_VERSION: cli_version(),
                        ANNOTATION_CREATED: created_annotation()}
-        if model_format == MODELPACK_FORMAT:
-            # kit's SaveModel: the config is model-spec's, so the Kitfile (with the layers'
-            # digests and diffIds) would be lost without this annotation
-            config_bytes = modelpack_config(
-                kf, [e.entity.diff_id for e in kf.layer_entries()])
-            config_type, artifact_type = MODELPACK_CONFIG, MODELPACK_MANIFEST_ARTIFACT
-            annotations[ANNOTATION_KITFILE] = kf.to_config_json().decode("utf-8")
-        else:
-            config_bytes = kf.to_config_json()
-            config_type, artifact_type = KIT_CONFIG, KIT_MANIFEST_ARTIFACT
-        config_digest = sha256_digest(config_bytes)
-        if store.has_blob(config_digest):
-            config_desc = Descriptor(config_type, config_digest, len(config_bytes))
-            rep.info(f"Configuration already exists in storage: {config_digest}")
-        else:
-            config_desc = store.put_bytes(config_bytes, config_type)
-            rep.info(f"Saved configuration: {config_digest}")
+        config_desc, artifact_type = _save_config(kf, model_format, annotations, store, rep)
         # ocispec.Manifest as the newest kit's pack writes it (spec §7.1, docs/KIT-COMPAT.md):
         # with the mediaType field
         manifest = Manifest(config=config_desc, layers=tuple(d for d, _ in layers),
