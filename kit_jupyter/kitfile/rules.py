@@ -57,10 +57,16 @@ def _is_local(cleaned: str) -> bool:
 # Validation (spec §5.3)
 
 
-class _Collector:
+class _Checks:
+    """kit's rules, one method per part of the Kitfile. Findings are collected in the order
+    the parts come; every path a layer uses is registered on the way, for the rules between
+    paths (:meth:`paths`) that run last."""
+
     def __init__(self, kf: Kitfile):
         self.kf = kf
         self.findings: list[Finding] = []
+        self.registry: dict[str, list[tuple[str, str]]] = {}   # clean path -> (label, field)
+        self.remote_paths: list[str] = []   # the paths of ModelKit-reference datasets
 
     def add(self, severity, message: str, field: str | None, related: tuple[str, ...] = ()):
         line = self.kf.line_of(field) if field else None
@@ -72,134 +78,143 @@ class _Collector:
     def warning(self, message: str, field: str | None):
         self.add("warning", message, field)
 
+    def register(self, path: str, label: str, field: str) -> None:
+        self.registry.setdefault(go_clean(path or "."), []).append((label, field))
+
+    def local_only(self, path: str, noun: str, field: str) -> bool:
+        """The two B-rule errors for components that only take local paths (spec §5.3 B);
+        an HTTP URL gets both."""
+        cls, err = classify_path(path)
+        if err:
+            self.error(f"invalid path for {noun} ({path}): {err}", field)
+        if cls != "local":
+            self.error(f"invalid path for {noun} ({path}): only local paths are permitted",
+                       field)
+        return cls == "local"
+
+    def manifest_version(self) -> None:
+        if self.kf.manifest_version != MANIFEST_VERSION:
+            self.warning(f"Unrecognized manifestVersion {self.kf.manifest_version}: treating "
+                         "Kitfile as 1.0.0", "manifestVersion")
+
+    def model(self) -> None:
+        m = self.kf.model
+        if m is None:
+            return
+        self.register(m.path, f"model {m.name}", "model.path")
+        cls, err = classify_path(m.path)
+        if err:
+            self.error(f"invalid path for model: {err}", "model.path")
+        if cls not in ("local", "reference"):
+            self.error("invalid path for model: only local paths and ModelKit references are "
+                       "permitted", "model.path")
+        for i, part in enumerate(m.parts):
+            f = f"model.parts[{i}].path"
+            self.register(part.path, f"modelpart {part.name}", f)
+            self.local_only(part.path, "model part", f)
+            if part.type:
+                tf = f"model.parts[{i}].type"
+                if not _PART_TYPE_RE.fullmatch(part.type):
+                    self.error(f"modelpart {part.name} has invalid type (must be alphanumeric "
+                               "with dots, dashes, and underscores)", tf)
+                if len(part.type.encode("utf-8")) > 64:
+                    self.error(f"modelpart {part.name} type is too long (must be fewer than "
+                               "64 characters)", tf)
+
+    def simple(self, items, key: str, label: str, noun: str) -> None:
+        """code, docs and prompts: a local path each."""
+        for i, e in enumerate(items):
+            f = f"{key}[{i}].path"
+            self.register(e.path, f"{label} {i}", f)
+            self.local_only(e.path, noun, f)
+
+    def datasets(self) -> None:
+        for i, ds in enumerate(self.kf.datasets):
+            f = f"datasets[{i}].path"
+            self.register(ds.path, f"dataset layer {i}", f)
+            self.local_only(ds.path, "dataset", f)
+            rp_field, rh_field = f"datasets[{i}].remotePath", f"datasets[{i}].remoteHash"
+            if not ds.remote_path:
+                if ds.remote_hash:
+                    self.error("remote hash is only applicable when remotePath is set",
+                               rh_field)
+                continue
+            rcls, rerr = classify_path(ds.remote_path)
+            if rerr:
+                self.error(f"invalid remote path for dataset ({ds.remote_path}): {rerr}",
+                           rp_field)
+            if rcls == "s3":
+                if not ds.remote_hash:
+                    self.error("remoteHash is required when remote dataset paths are used "
+                               f"({ds.remote_path})", rh_field)
+            elif rcls == "reference":
+                if ds.remote_hash:
+                    self.warning("remoteHash is ignored for ModelKit references in datasets "
+                                 f"({ds.path})", rh_field)
+                self.remote_paths.append(go_clean(ds.path or "."))
+            else:
+                self.error("only S3 URLs and ModelKit references are supported for remote "
+                           f"dataset paths ({ds.remote_path})", rp_field)
+
+    def mcp_servers(self) -> None:
+        names: set[str] = set()
+        for i, s in enumerate(self.kf.mcp_servers):
+            f = f"mcpServers[{i}].path"
+            self.register(s.path, f"mcpServer layer {i}", f)
+            if self.local_only(s.path, "mcpServer", f) and not s.path.endswith(".mcpb"):
+                self.error(f"invalid path for mcpServer ({s.path}): path must point to a "
+                           "single .mcpb file", f)
+            nf = f"mcpServers[{i}].name"
+            if not s.name:
+                self.error(f"mcpServer with path {s.path} must have a name", nf)
+            elif s.name in names:
+                self.error(f"duplicate mcpServer name {s.name}: names must be unique", nf)
+            else:
+                names.add(s.name)
+
+    def paths(self) -> None:
+        """Between the registered paths: shared, absolute, outside the context, inside a
+        ModelKit-reference dataset's directory."""
+        for p, regs in self.registry.items():
+            labels = [lab for lab, _ in regs]
+            first_label, first_field = regs[0]
+            if len(regs) > 1:
+                text = ", ".join(labels[:-1]) + " and " + labels[-1]
+                self.error(f"{text} use the same path {p}", regs[-1][1],
+                           tuple(fld for _, fld in regs[:-1]))
+            if p.startswith("/"):
+                self.error("absolute paths are not supported in a Kitfile (path "
+                           f"{p} in {first_label})", first_field)
+            elif classify_path(p)[0] == "local" and not _is_local(p):
+                self.error("paths outside the context directory are not supported in a "
+                           f"Kitfile (path {p} in {first_label})", first_field)
+            for r in self.remote_paths:
+                if r == p:
+                    continue
+                if r.startswith("/") != p.startswith("/"):
+                    self.error("error calculating relative path for remote dataset: "
+                               f"Rel: can't make {p} relative to {r}", first_field)
+                    continue
+                rel = posixpath.relpath(p, r)
+                if rel != ".." and not rel.startswith("../"):
+                    self.error(f"{first_label} uses a path ({p}) that is within the path for a "
+                               "remote dataset", first_field)
+
 
 def validate(kf: Kitfile) -> list[Finding]:
     """Warnings and errors for a decoded Kitfile, with kit's exact texts.
 
     Warnings come first, then errors in kit's (sorted) order.
     """
-    c = _Collector(kf)
-    registry: dict[str, list[tuple[str, str]]] = {}
-    remote_paths: list[str] = []
-
-    def register(path: str, label: str, field: str) -> None:
-        registry.setdefault(go_clean(path or "."), []).append((label, field))
-
-    def local_only(path: str, noun: str, field: str) -> bool:
-        """The two B-rule errors for components that only take local paths (spec §5.3 B);
-        an HTTP URL gets both."""
-        cls, err = classify_path(path)
-        if err:
-            c.error(f"invalid path for {noun} ({path}): {err}", field)
-        if cls != "local":
-            c.error(f"invalid path for {noun} ({path}): only local paths are permitted", field)
-        return cls == "local"
-
-    if kf.manifest_version != MANIFEST_VERSION:
-        c.warning(
-            f"Unrecognized manifestVersion {kf.manifest_version}: treating Kitfile as 1.0.0",
-            "manifestVersion",
-        )
-
-    m = kf.model
-    if m is not None:
-        register(m.path, f"model {m.name}", "model.path")
-        cls, err = classify_path(m.path)
-        if err:
-            c.error(f"invalid path for model: {err}", "model.path")
-        if cls not in ("local", "reference"):
-            c.error(
-                "invalid path for model: only local paths and ModelKit references are permitted",
-                "model.path",
-            )
-        for i, part in enumerate(m.parts):
-            f = f"model.parts[{i}].path"
-            register(part.path, f"modelpart {part.name}", f)
-            local_only(part.path, "model part", f)
-            if part.type:
-                tf = f"model.parts[{i}].type"
-                if not _PART_TYPE_RE.fullmatch(part.type):
-                    c.error(f"modelpart {part.name} has invalid type (must be alphanumeric with "
-                            "dots, dashes, and underscores)", tf)
-                if len(part.type.encode("utf-8")) > 64:
-                    c.error(f"modelpart {part.name} type is too long (must be fewer than 64 "
-                            "characters)", tf)
-
-    def simple(items, key: str, label: str, noun: str) -> None:
-        for i, e in enumerate(items):
-            f = f"{key}[{i}].path"
-            register(e.path, f"{label} {i}", f)
-            local_only(e.path, noun, f)
-
-    simple(kf.code, "code", "code layer", "code")
-
-    for i, ds in enumerate(kf.datasets):
-        f = f"datasets[{i}].path"
-        register(ds.path, f"dataset layer {i}", f)
-        local_only(ds.path, "dataset", f)
-        rp_field, rh_field = f"datasets[{i}].remotePath", f"datasets[{i}].remoteHash"
-        if ds.remote_path:
-            rcls, rerr = classify_path(ds.remote_path)
-            if rerr:
-                c.error(f"invalid remote path for dataset ({ds.remote_path}): {rerr}", rp_field)
-            if rcls == "s3":
-                if not ds.remote_hash:
-                    c.error("remoteHash is required when remote dataset paths are used "
-                            f"({ds.remote_path})", rh_field)
-            elif rcls == "reference":
-                if ds.remote_hash:
-                    c.warning("remoteHash is ignored for ModelKit references in datasets "
-                              f"({ds.path})", rh_field)
-                remote_paths.append(go_clean(ds.path or "."))
-            else:
-                c.error("only S3 URLs and ModelKit references are supported for remote dataset "
-                        f"paths ({ds.remote_path})", rp_field)
-        elif ds.remote_hash:
-            c.error("remote hash is only applicable when remotePath is set", rh_field)
-
-    simple(kf.docs, "docs", "docs layer", "doc")
-    simple(kf.prompts, "prompts", "prompt layer", "prompt")
-
-    names: set[str] = set()
-    for i, s in enumerate(kf.mcp_servers):
-        f = f"mcpServers[{i}].path"
-        register(s.path, f"mcpServer layer {i}", f)
-        if local_only(s.path, "mcpServer", f) and not s.path.endswith(".mcpb"):
-            c.error(f"invalid path for mcpServer ({s.path}): path must point to a single .mcpb "
-                    "file", f)
-        nf = f"mcpServers[{i}].name"
-        if not s.name:
-            c.error(f"mcpServer with path {s.path} must have a name", nf)
-        elif s.name in names:
-            c.error(f"duplicate mcpServer name {s.name}: names must be unique", nf)
-        else:
-            names.add(s.name)
-
-    for p, regs in registry.items():
-        labels = [lab for lab, _ in regs]
-        first_label, first_field = regs[0]
-        if len(regs) > 1:
-            text = ", ".join(labels[:-1]) + " and " + labels[-1]
-            c.error(f"{text} use the same path {p}", regs[-1][1],
-                    tuple(fld for _, fld in regs[:-1]))
-        if p.startswith("/"):
-            c.error(f"absolute paths are not supported in a Kitfile (path {p} in {first_label})",
-                    first_field)
-        elif classify_path(p)[0] == "local" and not _is_local(p):
-            c.error("paths outside the context directory are not supported in a Kitfile "
-                    f"(path {p} in {first_label})", first_field)
-        for r in remote_paths:
-            if r == p:
-                continue
-            if r.startswith("/") != p.startswith("/"):
-                c.error("error calculating relative path for remote dataset: "
-                        f"Rel: can't make {p} relative to {r}", first_field)
-                continue
-            rel = posixpath.relpath(p, r)
-            if rel != ".." and not rel.startswith("../"):
-                c.error(f"{first_label} uses a path ({p}) that is within the path for a remote "
-                        "dataset", first_field)
-
+    c = _Checks(kf)
+    c.manifest_version()
+    c.model()
+    c.simple(kf.code, "code", "code layer", "code")
+    c.datasets()
+    c.simple(kf.docs, "docs", "docs layer", "doc")
+    c.simple(kf.prompts, "prompts", "prompt layer", "prompt")
+    c.mcp_servers()
+    c.paths()
     warnings = [x for x in c.findings if x.severity == "warning"]
     errors = sorted((x for x in c.findings if x.severity == "error"), key=lambda x: x.message)
     return warnings + errors
