@@ -307,6 +307,28 @@ def _open_local(store: LocalStore, blob: Descriptor) -> BinaryIO:
     return f
 
 
+def _push_references(source_ref: str, dest_ref: str | None,
+                     reporter: Reporter) -> tuple[Reference, Reference]:
+    """``push``'s source and destination with kit's checks and its default tag (``latest``,
+    with kit's line saying so); the destination is the source when none is given."""
+    src = parse_reference(source_ref)
+    if src.extra_tags:
+        raise ReferenceError_("reference cannot include multiple tags")
+    src = Reference(src.registry, src.repository,
+                    _default_tag(src, source_ref, "push", reporter))
+    if dest_ref is None:
+        dest = src
+    else:
+        dest = parse_reference(dest_ref)
+        if dest.extra_tags:
+            raise ReferenceError_("target reference cannot include multiple tags")
+        dest = Reference(dest.registry, dest.repository,
+                         _default_tag(dest, dest_ref, "push target", reporter))
+    if dest.registry == "localhost":
+        raise ReferenceError_("registry is required when pushing")
+    return src, dest
+
+
 def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PushResult:
@@ -332,22 +354,7 @@ def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
 
     reporter = reporter or NullReporter()
     start = len(reporter.messages)
-    src = parse_reference(source_ref)
-    if src.extra_tags:
-        raise ReferenceError_("reference cannot include multiple tags")
-    src = Reference(src.registry, src.repository,
-                    _default_tag(src, source_ref, "push", reporter))
-    if dest_ref is None:
-        dest = src
-    else:
-        dest = parse_reference(dest_ref)
-        if dest.extra_tags:
-            raise ReferenceError_("target reference cannot include multiple tags")
-        dest = Reference(dest.registry, dest.repository,
-                         _default_tag(dest, dest_ref, "push target", reporter))
-    if dest.registry == "localhost":
-        raise ReferenceError_("registry is required when pushing")
-
+    src, dest = _push_references(source_ref, dest_ref, reporter)
     store = LocalStore(home)
     desc = store.resolve_descriptor(src.repo_key, src.reference)
     if desc is None:
