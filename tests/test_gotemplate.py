@@ -72,6 +72,181 @@ def test_errors_are_gos(template, message):
     assert str(err.value) == message
 
 
+def _at(node: str, msg: str, col: int = 3) -> str:
+    """Go's execution error for the one-line template ``{{ <node> … }}``."""
+    return f'template: list:1:{col}: executing "list" at <{node}>: {msg}'
+
+
+# printf's %q is fmt's (print.go fmtString/fmtInteger, format.go fmtQ/fmtQc) over strconv's
+# Quote, QuoteToASCII, QuoteRune and CanBackquote (strconv/quote.go appendEscapedRune):
+# printable runes as they are, \a…\v, \xNN below a space and for DEL, \u / \U past it.
+PRINTF_Q = [
+    (r'{{ printf "%q" "a\nb\u2028\x7f\t\"\\" }}', r'"a\nb\u2028\x7f\t\"\\"'),
+    (r'{{ printf "%q" "é😀\u00ad\u00a0 \U000e0001\x00" }}', r'"é😀\u00ad\u00a0 \U000e0001\x00"'),
+    ("""{{ printf "%q" "'" }}""", "\"'\""),
+    (r'{{ printf "%+q" "é\u2028😀" }}', r'"\u00e9\u2028\U0001f600"'),
+    (r'{{ printf "%#q|%#q|%#q|%#q" "é\tb" "a\nb" "a`b" "\ufeff" }}',
+     '`é\tb`|"a\\nb"|"a`b"|"\\ufeff"'),
+    (r'{{ printf "%q %+q %q %q %q %q" 97 233 10 39 34 -1 }}',
+     r"""'a' '\u00e9' '\n' '\'' '"' '�'"""),
+    (r'{{ printf "%q|%q|%+q" 55296 1114112 128512 }}', r"'�'|'�'|'\U0001f600'"),
+    (r'{{ printf "%q" (index "abc" 1) }}', "'b'"),
+    (r'{{ .Repo | printf "%-8q|" }}', '"test"  |'),
+    (r'{{ printf "%q" .Tags }}', '["first" "x"]'),
+    (r'{{ printf "%5q|%-4v|" .Tags .Tags }}', '["first"   "x"]|[first x   ]|'),
+    (r'{{ printf "%q|%q|%q" 1.5 true nil }}', "%!q(float64=1.5)|%!q(bool=true)|%!q(<nil>)"),
+    (r'{{ printf "%5s|%d" 1 .Tags }}', "%!s(int=    1)|[%!d(string=first) %!d(string=x)]"),
+    (r'{{ printf "%d" 1 2 nil . }}', "1%!(EXTRA int=2, <nil>, list.modelInfo={test sha256:ab "
+                                     "[first x] m 1.00 KiB <none>})"),
+]
+
+
+@pytest.mark.parametrize("template,expected", PRINTF_Q)
+def test_printf_q_quotes_as_gos_fmt(template, expected):
+    """%q of a string is strconv.Quote (%+q QuoteToASCII, %#q a raw string where
+    CanBackquote), of an integer QuoteRune; slices and structs element by element, each
+    padded; a verb the type has not is %!verb(type=value), the value padded."""
+    assert GoTemplate(template).execute(INFO) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"])), st.sampled_from(["%q", "%+q", "%#q"]))
+def test_printf_q_reads_back_as_the_string(text: str, verb: str) -> None:
+    """What %q writes is a Go string literal of the text -- the template's own literal gives it
+    back -- with nothing unprintable left in it (%+q: nothing past ASCII); %#q is a raw
+    string exactly where Go's CanBackquote allows one."""
+    quoted = GoTemplate('{{ printf "' + verb + '" .S }}').execute({"S": text})
+    assert GoTemplate("{{ " + quoted + " }}").execute({}) == text
+    assert quoted.isprintable() or (verb == "%#q" and quoted.startswith("`"))
+    if verb == "%+q":
+        assert quoted.isascii()
+    can_backquote = not re.search("[\x00-\x08\x0a-\x1f\x7f`\ufeff]", text)
+    assert quoted.startswith("`") == (verb == "%#q" and can_backquote)
+
+
+# funcs.go index and length: a string is bytes; indexArg lets the length itself by, and
+# reflect's Index panics (safeCall's error)
+INDEX = [
+    ('{{ index "abc" 0 }}|{{ index "é" 1 }}|{{ len "é" }}|{{ len "日本" }}', "97|169|2|6"),
+    ('{{ index "abc" 5 }}', _at('index "abc" 5', "error calling index: index out of range: 5")),
+    ('{{ index "abc" -1 }}', _at('index "abc" -1', "error calling index: index out of range: -1")),
+    ('{{ index "abc" 3 }}', _at('index "abc" 3', "error calling index: reflect: string index "
+                                                 "out of range")),
+    ("{{ index .Tags 2 }}", _at("index .Tags 2", "error calling index: reflect: slice index "
+                                                 "out of range")),
+    ('{{ index "abc" 0 1 }}', _at('index "abc" 0 1', "error calling index: can't index item of "
+                                                     "type uint8")),
+    ('{{ index "abc" nil }}', _at('index "abc" nil', "error calling index: cannot index "
+                                                     "slice/array with nil")),
+]
+
+
+@pytest.mark.parametrize("template,expected", INDEX)
+def test_index_of_a_string_is_a_byte(template, expected):
+    """``index "abc" 0`` is the byte 97 (a uint8), not "a"; ``len`` counts bytes."""
+    try:
+        out = GoTemplate(template).execute(INFO)
+    except TemplateError as err:
+        out = str(err)
+    assert out == expected
+
+
+# funcs.go eq/lt (and ne le gt ge built on them): basicKind sets int, float, string and bool
+# apart; errBadComparison, errBadComparisonType, errNoComparison; exec.go evalCall counts
+COMPARISONS = [
+    ("{{ eq 1 1.0 }}", _at("eq 1 1.0", "error calling eq: incompatible types for comparison")),
+    ("{{ lt 1 1.5 }}", _at("lt 1 1.5", "error calling lt: incompatible types for comparison")),
+    ("{{ ge 1.5 1 }}", _at("ge 1.5 1", "error calling ge: incompatible types for comparison")),
+    ("{{ eq true 1 }}", _at("eq true 1", "error calling eq: incompatible types for comparison")),
+    ("{{ lt true false }}", _at("lt true false", "error calling lt: invalid type for comparison")),
+    ("{{ lt nil 1 }}", _at("lt nil 1", "error calling lt: invalid type for comparison")),
+    ("{{ eq 1 }}", _at("eq 1", "error calling eq: missing argument for comparison")),
+    ("{{ eq }}", _at("eq", "wrong number of args for eq: want at least 1 got 0")),
+    ("{{ ne 1 }}", _at("ne", "wrong number of args for ne: want 2 got 1")),
+    ("{{ eq .Tags .Tags }}", _at("eq .Tags .Tags", "error calling eq: non-comparable type "
+                                                   "[first x]: []string")),
+    ("{{ eq .Tags . }}", _at("eq .Tags .", "error calling eq: non-comparable types [first x]: "
+                                           "[]string, list.modelInfo: {test sha256:ab "
+                                           "[first x] m 1.00 KiB <none>}")),
+    ('{{ eq 1 1 "a" }} {{ eq 1.5 1.5 }} {{ eq "a" nil }} {{ eq nil nil }} {{ eq .Tags nil }} '
+     '{{ ge 2 1 }} {{ lt "a" "b" }} {{ eq true true }} {{ ne true false }} {{ le 1 1 }} '
+     "{{ gt 1.5 2.5 }}", "true true false true false true true true true true false"),
+]
+
+
+@pytest.mark.parametrize("template,expected", COMPARISONS)
+def test_comparisons_are_gos(template, expected):
+    """An int equals no float (``eq 1 1.0`` is Go's error); lt/le/gt/ge take ints, floats or
+    strings of one kind; bools compare only with eq/ne."""
+    try:
+        out = GoTemplate(template).execute(INFO)
+    except TemplateError as err:
+        out = str(err)
+    assert out == expected
+
+
+def test_comparisons_of_json_numbers_keep_their_kinds():
+    """Data read from JSON holds Python ints, floats and bools: each is its own Go kind."""
+    data = {"N": 1, "F": 1.0, "B": True}
+    assert GoTemplate("{{ eq .N 1 }} {{ lt .N 2 }} {{ eq .F 1.0 }} {{ eq .B true }}").execute(
+        data) == "true true true true"
+    for template in ("{{ eq .N .F }}", "{{ eq .B .N }}", "{{ lt .F .N }}"):
+        with pytest.raises(TemplateError, match="incompatible types for comparison$"):
+            GoTemplate(template).execute(data)
+
+
+def test_builtins_are_called_as_go_calls_them():
+    """exec.go evalCall: the operands counted before any is evaluated (Go's words, at the
+    function's name), and/or evaluating only up to their answer, printf's format a string;
+    exec.go evalCommand: nil is no command."""
+    cases = [
+        ("{{ not 1 2 }}", _at("not", "wrong number of args for not: want 1 got 2")),
+        ("{{ not .Nope 2 }}", _at("not", "wrong number of args for not: want 1 got 2")),
+        ("{{ 1 | ne }}", _at("ne", "wrong number of args for ne: want 2 got 1", col=7)),
+        ("{{ and }}", _at("and", "wrong number of args for and: want at least 1 got 0")),
+        ("{{ print not }}", _at("not", "wrong number of args for not: want 1 got 0", col=9)),
+        ("{{ or 1 .Nope }}|{{ and 0 .Nope }}", "1|0"),
+        ("{{ nil }}", _at("nil", "nil is not a command")),
+        ("{{ printf 1 }}", _at("1", "expected string; found 1", col=10)),
+        ("{{ printf nil }}", _at("nil", "cannot assign nil to string", col=10)),
+        ("{{ printf .Tags }}", _at(".Tags", "wrong type for value; expected string; got []string",
+                                   col=10)),
+        ("{{ 1 | printf }}", _at("printf", "wrong type for value; expected string; got int",
+                                 col=7)),
+    ]
+    for template, expected in cases:
+        try:
+            out = GoTemplate(template).execute(INFO)
+        except TemplateError as err:
+            out = str(err)
+        assert out == expected, template
+
+
+def test_error_columns_count_utf8_bytes():
+    """parse.Tree.ErrorContext: the column is the byte offset in the line, UTF-8 bytes."""
+    for template, where in [("é{{ .Nope }}", "1:5"), ("é\n  éé{{ .Nope }}", "2:9"),
+                            ("日本{{ .Nope }}", "1:9"), ("😀{{ .Nope }}", "1:7")]:
+        with pytest.raises(TemplateError) as err:
+            GoTemplate(template).execute(INFO)
+        assert str(err.value) == (f'template: list:{where}: executing "list" at <.Nope>: '
+                                  "can't evaluate field Nope in type list.modelInfo")
+
+
+def test_byte_escapes_are_utf8_or_fffd():
+    """strconv.Unquote: \\x and octal escapes are bytes -- a run of them that is UTF-8 is its
+    rune, as Go prints it; a byte no rune takes (a raw byte in Go) is U+FFFD here, one per
+    byte, as Go's utf8.DecodeRune reads them."""
+    cases = [
+        (r"\xc3\xa9", "é"), (r"\303\251", "é"), (r"\xc3\251", "é"), (r"a\x41\xc3\xa9b", "aAéb"),
+        (r"\xf0\x9f\x98\x80", "😀"), (r"\x80", "\ufffd"), (r"\xe2\x82", "\ufffd\ufffd"),
+        (r"\xc3é", "\ufffdé"), (r"\xed\xa0\x80", "\ufffd" * 3), (r"\xc3\n\xa9", "\ufffd\n\ufffd"),
+        (r"\xe2\u00e9\x82", "\ufffdé\ufffd"),
+    ]
+    for literal, expected in cases:
+        assert GoTemplate('{{ "' + literal + '" }}').execute(INFO) == expected, literal
+    assert GoTemplate(r'{{ len "\xc3\xa9" }}|{{ index "\xc3\xa9" 1 }}').execute(INFO) == "2|169"
+
+
 def test_no_python_attribute_is_reachable():
     """Only mapping keys are fields: a template cannot reach into Python objects."""
     with pytest.raises(TemplateError, match="can't evaluate field __class__"):
@@ -98,7 +273,8 @@ _PIECES = st.sampled_from([
     ":=", "|", "(", ")", ",", "=", "if ", "else", "else if ", "end", "range ", "with ", "index ",
     "len ", "printf ", "print ", "println ", "and ", "or ", "not ", "eq ", "lt ", "nil", "true",
     "foo", '"', "`", "\\", "\\x4", "\\u12", "\\U0011ffff", "\\'", "\\101", "/*", "*/", "0x", "_",
-    "1", "-1", "08", "9" * 30, "1e999", "1.5", ".5", "%", '"%5d"', '"%q"', "@", "é", "٣", "\n",
+    "1", "-1", "08", "9" * 30, "1e999", "1.5", ".5", "%", '"%5d"', '"%q"', '"%+q"', '"%#q"',
+    "\\xc3", "\\xa9", "\\x80", "1.0", "eq 1 ", "ne ", "ge ", "@", "é", "٣", "\n",
     "\r", "\u2028", "\x85", "{", "}",
 ])
 _TEMPLATES = st.lists(_PIECES | st.text(max_size=3), max_size=30).map("".join)
@@ -240,6 +416,12 @@ def test_string_literals_unquote_as_go(chars: list[tuple[str, int]]) -> None:
     assert _render("{{ `" + raw + "` }}") == raw
 
 
+def _byte(code: int) -> str:
+    """One byte alone, as text: Go's \\x and octal escapes are bytes, and a lone byte past
+    ASCII is no UTF-8 -- U+FFFD here."""
+    return chr(code) if code < 0x80 else "\ufffd"
+
+
 def _go_unquoted(escape: str, rest: str) -> str | None:
     """What Go's strconv.Unquote makes of ``"\\<escape><rest>"`` (None: invalid syntax), for the
     escapes the test below writes; ``rest`` holds no quote or backslash."""
@@ -253,12 +435,12 @@ def _go_unquoted(escape: str, rest: str) -> str | None:
         code = int(digits, 16)
         if escape != "x" and (code > 0x10FFFF or 0xD800 <= code <= 0xDFFF):
             return None
-        return chr(code) + rest[width:]
+        return _byte(code) + rest[width:] if escape == "x" else chr(code) + rest[width:]
     if escape in "01234567":
         digits = (escape + rest)[:3]
         if len(digits) < 3 or any(d not in "01234567" for d in digits) or int(digits, 8) > 255:
             return None
-        return chr(int(digits, 8)) + rest[2:]
+        return _byte(int(digits, 8)) + rest[2:]
     return None  # \' is for rune literals only; \q \z \e \8 are no escapes
 
 

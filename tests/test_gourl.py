@@ -96,16 +96,6 @@ def test_parts_and_query():
         gourl.parse_request_uri("a/b")
 
 
-@pytest.mark.parametrize("s,quoted", [
-    ("plain", '"plain"'), ('q"b\\', '"q\\"b\\\\"'), ("\a\b\f\n\r\t\v", '"\\a\\b\\f\\n\\r\\t\\v"'),
-    ("\x00\x1f\x7f", '"\\x00\\x1f\\x7f"'), ("\u00e9\u4e2d", '"\u00e9\u4e2d"'),
-    ("\u00a0\u200b", '"\\u00a0\\u200b"'), ("\U000e0001", '"\\U000e0001"'),
-    (b"\xff\xc3", '"\\xff\\xc3"'),
-])
-def test_go_quote(s, quoted):
-    assert gourl.go_quote(s) == quoted
-
-
 # -- properties: arbitrary text never escapes as anything but our error types ----------------
 
 # URL-ish alphabet plus anything else: the structure characters are frequent enough to reach

@@ -13,11 +13,21 @@ message. This is a safe subset, evaluated without ``eval`` and without touching 
   and ``{{else}}``) and ``{{with}}``.
 
 Values are Python objects: a mapping is a Go struct whose keys are its exported field names
-(``type_name`` names the struct in errors), a list a slice, ``None`` a nil slice or interface.
+(``type_name`` names the struct in errors), a list a slice, ``None`` a nil slice or interface;
+an int is Go's int, a float a float64 and a bool a bool, three kinds ``eq``/``lt`` keep apart
+(``eq 1 1.0`` is Go's error). A string is Go's UTF-8 bytes where Go counts them: ``len`` and
+``index`` (an element is a byte, a number) and the column of an error.
 Printing follows ``fmt``'s ``%v``: ``[a b]`` for slices, ``<no value>`` for a missing value.
 Error texts are Go's, ``template: <name>:<line>: …`` for parse errors and
 ``template: <name>:<line>:<col>: executing "<name>" at <node>: …`` for execution errors, on one
 line (a line break Go would print inside a quoted node or value is a space).
+
+Two known differences. A ``"\\x80"`` literal (``\\x`` or octal escapes whose bytes are no
+UTF-8) is a raw byte in Go; a Python string holds none, so it is U+FFFD here, one per byte --
+what Go's output shows read as UTF-8 -- and ``len``/``index``/``%q``/``lt`` of it see U+FFFD's
+three bytes where Go sees the one. And ``%q`` escapes what Go's ``unicode.IsPrint`` refuses on
+Python's Unicode version (Go 1.24 has Unicode 15.0, as Python 3.12 does): a code point assigned
+in only one of the two versions is printed by one and escaped by the other.
 
 Go has no bounds of its own; a template typed into a notebook must not exhaust the kernel, so
 this one has some no list format comes near (:data:`MAX_DEPTH`, :data:`MAX_STEPS`,
@@ -34,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kit_jupyter.errors import KitError, one_line
+from kit_jupyter.gocompat.gostrconv import can_backquote, go_bytes, quote, quote_rune
 from kit_jupyter.gocompat.goyaml import go_format_g
 
 
@@ -137,33 +148,58 @@ _HEX_WIDTH = {"x": 2, "u": 4, "U": 8}
 def _unquote(s: str) -> str:
     """Go's ``strconv.Unquote`` of a ``"…"`` token; ValueError where Go's is ``invalid syntax``:
     an unknown escape (``\\'`` too), too few hex or octal digits, an octal value over 255, a
-    surrogate or a code point past U+10FFFF."""
-    out, i, end = [], 1, len(s) - 1
+    surrogate or a code point past U+10FFFF.
+
+    ``\\xNN`` and octal escapes are bytes in Go, not runes: a run of them is read as UTF-8
+    (``"\\xc3\\xa9"`` is ``é``), and each byte Go's ``utf8.DecodeRune`` would refuse there is
+    U+FFFD -- a Python string holds no raw byte (see :func:`_go_text`)."""
+    out: list[str] = []
+    raw = bytearray()  # the run of byte escapes under way
+    i, end = 1, len(s) - 1
     while i < end:
         c = s[i]
-        if c != "\\":
-            out.append(c)
-            i += 1
-            continue
-        nxt = s[i + 1]  # the lexer pairs every backslash with a character before the quote
-        if nxt in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[nxt])
+        nxt = s[i + 1] if c == "\\" else ""  # the lexer pairs each backslash with a character
+        if nxt and (nxt in _HEX_WIDTH or nxt not in _GO_ESCAPES):
+            if nxt in _HEX_WIDTH:
+                digits, octal = s[i + 2:min(i + 2 + _HEX_WIDTH[nxt], end)], False
+            else:
+                digits, octal = s[i + 1:min(i + 4, end)], True
+            allowed = "01234567" if octal else string.hexdigits
+            if len(digits) != (3 if octal else _HEX_WIDTH[nxt]) or \
+                    not all(d in allowed for d in digits):
+                raise ValueError("invalid syntax")
+            code = int(digits, 8 if octal else 16)
+            if code > (0xFF if octal else 0x10FFFF) or 0xD800 <= code < 0xE000:
+                raise ValueError("invalid syntax")
+            i += 1 + len(digits) + (0 if octal else 1)
+            if octal or nxt == "x":
+                raw.append(code)
+                continue
+            piece = chr(code)
+        elif nxt:
+            piece = _GO_ESCAPES[nxt]
             i += 2
-            continue
-        if nxt in _HEX_WIDTH:
-            digits, octal = s[i + 2:min(i + 2 + _HEX_WIDTH[nxt], end)], False
         else:
-            digits, octal = s[i + 1:min(i + 4, end)], True
-        allowed = "01234567" if octal else string.hexdigits
-        if len(digits) != (3 if octal else _HEX_WIDTH[nxt]) or \
-                not all(d in allowed for d in digits):
-            raise ValueError("invalid syntax")
-        code = int(digits, 8 if octal else 16)
-        if code > (0xFF if octal else 0x10FFFF) or 0xD800 <= code < 0xE000:
-            raise ValueError("invalid syntax")
-        out.append(chr(code))
-        i += 1 + len(digits) + (0 if octal else 1)
+            piece = c
+            i += 1
+        if raw:  # no rune's first byte continues a byte run, so the run ends here
+            out.append(_go_text(bytes(raw)))
+            raw.clear()
+        out.append(piece)
+    if raw:
+        out.append(_go_text(bytes(raw)))
     return "".join(out)
+
+
+#: The lone surrogates ``surrogateescape`` gives bytes that are not UTF-8, each to U+FFFD.
+_BAD_BYTES = {0xDC80 + b: "\ufffd" for b in range(0x80)}
+
+
+def _go_text(data: bytes) -> str:
+    """Go bytes as text: UTF-8, with U+FFFD for each byte ``utf8.DecodeRune`` refuses (one
+    per byte, as ranging over the string in Go gives them). Go keeps the bytes themselves, so
+    ``len``/``index``/``%q`` of such a string see three bytes of U+FFFD where Go sees one."""
+    return data.decode("utf-8", "surrogateescape").translate(_BAD_BYTES)
 
 
 def _number(token: str) -> int | float:
@@ -434,11 +470,18 @@ class _Missing:
 NO_VALUE = _Missing()
 
 
+class _Byte(int):
+    """An element of a string (``index "abc" 0``): Go's byte, a uint8 -- a number, which
+    errors name by its type."""
+
+
 def _type_name(value: Any, struct_name: str) -> str:
     if isinstance(value, Mapping):
         return struct_name
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, _Byte):
+        return "uint8"
     if isinstance(value, int):
         return "int"
     if isinstance(value, float):
@@ -483,8 +526,61 @@ def _bounded(size: int) -> None:
         raise ValueError(f"result longer than {MAX_OUTPUT} characters")
 
 
-def _printf(fmt: str, args: Sequence[Any]) -> str:
-    """Go's ``fmt.Sprintf`` for the verbs templates use: %v %s %d %q %t %x %%, with widths."""
+def _leaves(value: Any) -> int:
+    """How many values ``fmt`` pads in ``value``: each element of a slice or struct has the
+    width, not the whole."""
+    if isinstance(value, (list, tuple)):
+        return sum(map(_leaves, value))
+    if isinstance(value, Mapping):
+        return sum(map(_leaves, value.values()))
+    return 1
+
+
+def _verb(value: Any, verb: str, flags: str) -> str | None:
+    """One value as ``fmt`` writes it for ``verb`` (before padding); None for a verb the
+    value's type has not (``%!d(string=a)``)."""
+    if verb == "v":
+        return go_sprint(value)
+    if isinstance(value, bool):
+        return go_sprint(value) if verb == "t" else None
+    if isinstance(value, int):
+        if verb == "q":
+            return quote_rune(value, ascii_only="+" in flags)
+        return str(value) if verb == "d" else format(value, "x") if verb == "x" else None
+    if isinstance(value, str):
+        if verb == "q":  # fmtQ: a raw string for %#q where Go can write one
+            if "#" in flags and can_backquote(value):
+                return f"`{value}`"
+            return quote(value, ascii_only="+" in flags)
+        return value if verb == "s" else go_bytes(value).hex() if verb == "x" else None
+    return None
+
+
+def _format(value: Any, verb: str, flags: str, width: int, nested: bool = False) -> str:
+    """``fmt``'s ``printArg``/``printValue`` of one operand: slices and structs element by
+    element (each padded), nil as ``<nil>`` inside them and ``%!q(<nil>)`` for a verb
+    other than %v at the top, a wrong verb as ``%!verb(type=value)`` with the value padded."""
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(_format(x, verb, flags, width, True) for x in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + " ".join(_format(x, verb, flags, width, True) for x in value.values()) + "}"
+    if value is None and nested:
+        return "<nil>"
+    if (value is None or value is NO_VALUE) and verb != "v":
+        return f"%!{verb}(<nil>)"
+
+    def pad(text: str) -> str:
+        return text.ljust(width) if "-" in flags else text.rjust(width)
+
+    text = _verb(value, verb, flags)
+    if text is None:
+        return f"%!{verb}({_type_name(value, 'struct')}={pad(go_sprint(value))})"
+    return pad(text)
+
+
+def _printf(fmt: str, args: Sequence[Any], struct_name: str = "struct") -> str:
+    """Go's ``fmt.Sprintf`` for the verbs templates use: %v %s %d %q (with ``+`` and ``#``)
+    %t %x %%, with widths and ``-``; ``struct_name`` names a mapping's type in ``%!(EXTRA …)``."""
     out, n, built = [], 0, len(fmt)
 
     def conv(m: re.Match[str]) -> str:
@@ -496,30 +592,17 @@ def _printf(fmt: str, args: Sequence[Any]) -> str:
             return f"%!{verb}(MISSING)"
         value = args[n]
         n += 1
-        if verb in "vs":
-            text = go_sprint(value)
-        elif verb == "d" and isinstance(value, int) and not isinstance(value, bool):
-            text = str(value)
-        elif verb == "q" and isinstance(value, str):
-            text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        elif verb == "t" and isinstance(value, bool):
-            text = go_sprint(value)
-        elif verb == "x" and isinstance(value, str):
-            text = value.encode().hex()
-        elif verb == "x" and isinstance(value, int):
-            text = format(value, "x")
-        else:
-            return f"%!{verb}({_type_name(value, 'struct')}={go_sprint(value)})"
-        if width:
-            _bounded(built + (int(width) if len(width) < 10 else MAX_OUTPUT + 1))
-            text = text.ljust(int(width)) if "-" in flags else text.rjust(int(width))
+        if width:  # each padded value is at least the width long: bounded before it is built
+            _bounded(built + (int(width) * _leaves(value) if len(width) < 10 else MAX_OUTPUT + 1))
+        text = _format(value, verb, flags, int(width or 0))
         built += len(text)
         _bounded(built)
         return text
 
     out.append(re.sub(r"%([-+# 0]*)([0-9]*)([a-zA-Z%])", conv, fmt))
     if n < len(args):
-        out.append("%!(EXTRA " + ", ".join(f"{_type_name(a, 'struct')}={go_sprint(a)}"
+        out.append("%!(EXTRA " + ", ".join("<nil>" if _is_nil(a) else
+                                           f"{_type_name(a, struct_name)}={go_sprint(a)}"
                                            for a in args[n:]) + ")")
     return "".join(out)
 
@@ -542,56 +625,153 @@ def _sprintln(args: Sequence[Any]) -> str:
     return " ".join(out) + "\n"
 
 
-def _compare(op: str, a: Any, b: Any) -> bool:
-    def kind(v: Any) -> str:
-        if isinstance(v, bool):
-            return "bool"
-        if isinstance(v, (int, float)):
-            return "number"
-        if isinstance(v, str):
-            return "string"
-        return "other"
-    if kind(a) != kind(b) or kind(a) == "other":
-        if op in ("eq", "ne") and kind(a) == "other" and kind(b) == "other":
-            raise ValueError("non-comparable types")
-        if kind(a) != kind(b):
-            raise ValueError("incompatible types for comparison")
-        raise ValueError("invalid type for comparison")
-    if op in ("lt", "le", "gt", "ge") and kind(a) == "bool":
-        raise ValueError("invalid type for comparison")
-    return {"eq": a == b, "ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b,
-            "ge": a >= b}[op]
+def _basic_kind(value: Any) -> str | None:
+    """Go's ``basicKind`` (funcs.go): the kinds comparisons know, None (``invalidKind``) for
+    nil, slices and structs. A Python int is Go's int or uint -- Go compares those two across
+    signs -- a float a float64: ``eq 1 1.0`` is two kinds, as in Go."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return None
 
 
-def _index(item: Any, *keys: Any) -> Any:
+def _is_nil(value: Any) -> bool:
+    return value is None or value is NO_VALUE
+
+
+def _reflect_kind(value: Any) -> str:
+    """reflect's Kind, as ``canCompare`` tells nil, slices and structs apart."""
+    if _is_nil(value):
+        return "invalid"
+    if isinstance(value, (list, tuple)):
+        return "slice"
+    return "struct" if isinstance(value, Mapping) else _basic_kind(value) or "interface"
+
+
+def _comparable(value: Any) -> bool:
+    """Go's ``Type.Comparable``: not a slice, nor a struct holding one."""
+    if isinstance(value, (list, tuple)):
+        return False
+    return not isinstance(value, Mapping) or all(map(_comparable, value.values()))
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Go's ``==`` of two comparable interface values: the same kind and equal."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return list(a) == list(b) and all(_identical(a[k], b[k]) for k in a)
+    return _reflect_kind(a) == _reflect_kind(b) and bool(a == b)
+
+
+def _eq(a: Any, b: Any, struct_name: str) -> bool:
+    """One comparison of Go's ``eq`` (funcs.go): basic kinds compare only with their own kind
+    (an error otherwise, unless one side is nil, which equals nothing else); nil, slices and
+    structs as Go's ``==`` compares interfaces, refusing what Go cannot compare."""
+    ka, kb = _basic_kind(a), _basic_kind(b)
+    if ka != kb:
+        if _is_nil(a) or _is_nil(b):
+            return False
+        raise ValueError("incompatible types for comparison")
+    if ka is not None:
+        return bool(a == b)
+    if _reflect_kind(a) != _reflect_kind(b) and not _is_nil(a) and not _is_nil(b):
+        raise ValueError(f"non-comparable types {go_sprint(a)}: {_type_name(a, struct_name)}, "
+                         f"{_type_name(b, struct_name)}: {go_sprint(b)}")
+    if _is_nil(a) or _is_nil(b):
+        return _is_nil(a) and _is_nil(b)
+    if not _comparable(b):
+        raise ValueError(f"non-comparable type {go_sprint(b)}: {_type_name(b, struct_name)}")
+    return _identical(a, b)
+
+
+def _lt(a: Any, b: Any) -> bool:
+    """Go's ``lt`` (funcs.go): ints, floats or strings, each with its own kind."""
+    ka, kb = _basic_kind(a), _basic_kind(b)
+    if ka is None or kb is None:
+        raise ValueError("invalid type for comparison")
+    if ka != kb:
+        raise ValueError("incompatible types for comparison")
+    if ka == "bool":
+        raise ValueError("invalid type for comparison")
+    return bool(a < b)
+
+
+def _compare(op: str, args: Sequence[Any], struct_name: str) -> bool:
+    """Go's ``eq ne lt le gt ge``, built as Go builds them: ``eq`` is true at the first equal
+    operand (an error after it is not reached), ``le`` is ``lt`` or ``eq``, ``gt`` not ``le``,
+    ``ge`` not ``lt``."""
+    if op == "eq":
+        if len(args) < 2:
+            raise ValueError("missing argument for comparison")
+        return any(_eq(args[0], b, struct_name) for b in args[1:])
+    a, b = args
+    if op == "ne":
+        return not _eq(a, b, struct_name)
+    if op == "lt":
+        return _lt(a, b)
+    if op == "ge":
+        return not _lt(a, b)
+    le = _lt(a, b) or _eq(a, b, struct_name)
+    return le if op == "le" else not le
+
+
+def _index(item: Any, keys: Sequence[Any], struct_name: str) -> Any:
+    """Go's ``index`` (funcs.go): a string's element is a byte (``index "abc" 0`` is 97), a
+    key out of range or of another type is Go's error -- the length itself gets past Go's
+    ``indexArg`` and is reflect's panic, which Go's ``safeCall`` turns into the error."""
+    if _is_nil(item):
+        raise ValueError("index of untyped nil")
     for key in keys:
         if isinstance(item, (list, tuple, str)):
+            if _is_nil(key):
+                raise ValueError("cannot index slice/array with nil")
             if not isinstance(key, int) or isinstance(key, bool):
-                raise ValueError(f"cannot index slice/array with type {_type_name(key, '')}")
-            if not 0 <= key < len(item):
+                raise ValueError("cannot index slice/array with type "
+                                 f"{_type_name(key, struct_name)}")
+            if (1 << 63) <= key < (1 << 64):  # Go's int64() of a uint64
+                key -= 1 << 64
+            seq = go_bytes(item) if isinstance(item, str) else item
+            if key == len(seq):  # Go's check lets it by; reflect's Index panics
+                kind = "string" if isinstance(seq, bytes) else "slice"
+                raise ValueError(f"reflect: {kind} index out of range")
+            if not 0 <= key < len(seq):
                 raise ValueError(f"index out of range: {key}")
-            item = item[key]
+            item = _Byte(seq[key]) if isinstance(seq, bytes) else seq[key]
         elif isinstance(item, Mapping):
             item = item.get(key, NO_VALUE)
-        elif item is None:
-            raise ValueError("index of untyped nil")
+        elif _is_nil(item):
+            raise ValueError("index of nil pointer")
         else:
-            raise ValueError(f"can't index item of type {_type_name(item, 'struct')}")
+            raise ValueError(f"can't index item of type {_type_name(item, struct_name)}")
     return item
 
 
 def _len(value: Any) -> int:
-    if isinstance(value, (str, list, tuple, Mapping)):
+    """Go's ``len``: a string's is its UTF-8 bytes (``len "é"`` is 2)."""
+    if isinstance(value, str):
+        return len(go_bytes(value))
+    if isinstance(value, (list, tuple, Mapping)):
         return len(value)
     raise ValueError(f"len of type {_type_name(value, 'struct')}")
 
 
+#: Go's signatures of the builtins (funcs.go): how many operands are fixed, and whether more
+#: may follow (``eq`` takes one and more, so ``eq 1`` is its own error, not a count's).
+_ARITY: dict[str, tuple[int, bool]] = {
+    "and": (1, True), "or": (1, True), "not": (1, False), "len": (1, False),
+    "index": (1, True), "print": (0, True), "printf": (1, True), "println": (0, True),
+    "eq": (1, True), "ne": (2, False), "lt": (2, False), "le": (2, False), "gt": (2, False),
+    "ge": (2, False),
+}
+
 _FUNCS: dict[str, Callable[..., Any]] = {
     "len": _len,
-    "index": _index,
     "print": lambda *a: _sprint(a),
     "println": lambda *a: _sprintln(a),
-    "printf": lambda f, *a: _printf(f, a),
     "not": lambda v: not _truth(v),
 }
 
@@ -628,9 +808,9 @@ class GoTemplate:
     # -- walking ---------------------------------------------------------------------------------
 
     def _fail(self, pos: int, node: str, msg: str) -> TemplateError:
-        src = self.text
+        src = self.text  # Go counts the column in bytes of UTF-8, from the line's start
         line = 1 + src.count("\n", 0, pos)
-        col = pos - (src.rfind("\n", 0, pos) + 1)
+        col = len(go_bytes(src[src.rfind("\n", 0, pos) + 1:pos]))
         return TemplateError(f"template: {self.name}:{line}:{col}: executing \"{self.name}\" "
                              f"at <{node}>: {msg}")
 
@@ -693,16 +873,56 @@ class GoTemplate:
                  has_piped: bool) -> Any:
         first = cmd.args[0]
         if first.kind == "func":
-            args = [self._arg(a, dot, scope) for a in cmd.args[1:]]
+            name, operands = first.value, cmd.args[1:]
+            self._arity(name, len(operands), has_piped, first)
+            if name in ("and", "or"):  # Go evaluates their operands only up to the answer
+                value = None
+                for a in operands:
+                    value = self._arg(a, dot, scope)
+                    if _truth(value) is (name == "or"):
+                        return value
+                return piped if has_piped else value
+            args: list[Any] = []
+            for i, a in enumerate(operands):
+                args.append(self._arg(a, dot, scope))
+                if i == 0 and name == "printf":
+                    self._format_arg(args[0], a)
             if has_piped:
+                if not operands and name == "printf":
+                    self._format_arg(piped, first)
                 args.append(piped)
-            return self._call(first.value, args, cmd)
+            return self._call(name, args, cmd)
+        if first.kind == "nil":
+            raise self._fail(first.pos, "nil", "nil is not a command")
         if len(cmd.args) > 1 or has_piped:
             what = first.text if first.kind in ("field", "var") else first.text
             if first.kind in ("field", "var"):
                 raise self._fail(first.pos, what, f"{what} has arguments but cannot take any")
             raise self._fail(first.pos, cmd.text, f"can't give argument to non-function {what}")
         return self._arg(first, dot, scope)
+
+    def _arity(self, name: str, given: int, has_piped: bool, ident: _Arg) -> None:
+        """Go's count of a builtin's operands (exec.go ``evalCall``), before any is evaluated;
+        "at least" counts them without the piped value, Go's quirk."""
+        fixed, variadic = _ARITY[name]
+        if variadic and given + has_piped < fixed:
+            raise self._fail(ident.pos, name, f"wrong number of args for {name}: want at least "
+                                              f"{fixed} got {given}")
+        if not variadic and given + has_piped != fixed:
+            raise self._fail(ident.pos, name, f"wrong number of args for {name}: want {fixed} "
+                                              f"got {given + has_piped}")
+
+    def _format_arg(self, value: Any, arg: _Arg) -> None:
+        """printf's format must be a string (exec.go ``evalArg``): a literal is refused by its
+        node, a computed value by its type."""
+        if isinstance(value, str):
+            return
+        if arg.kind == "nil":
+            raise self._fail(arg.pos, arg.text, "cannot assign nil to string")
+        if arg.kind in ("number", "bool"):
+            raise self._fail(arg.pos, arg.text, f"expected string; found {arg.text}")
+        raise self._fail(arg.pos, arg.text, "wrong type for value; expected string; got "
+                                            f"{_type_name(value, self.type_name)}")
 
     def _arg(self, arg: _Arg, dot: Any, scope: dict[str, Any]) -> Any:
         if arg.kind == "dot":
@@ -717,6 +937,7 @@ class GoTemplate:
         if arg.kind == "pipe":
             return self._pipe(arg.value, dot, dict(scope))
         if arg.kind == "func":
+            self._arity(arg.value, 0, False, arg)
             return self._call(arg.value, [], _Command([arg], arg.pos))
         return arg.value
 
@@ -736,29 +957,20 @@ class GoTemplate:
         return value
 
     def _call(self, name: str, args: list[Any], cmd: _Command) -> Any:
+        """A builtin on evaluated operands (their count checked by :meth:`_arity`); a Go
+        error it returns is ``error calling <name>: …`` at the command."""
         try:
-            if name in ("and", "or"):
-                if not args:
-                    raise TypeError
-                for a in args:
-                    if _truth(a) is (name == "or"):
-                        return a
-                return args[-1]
             if name in ("eq", "ne", "lt", "le", "gt", "ge"):
-                if len(args) < 2 or (name != "eq" and len(args) != 2):
-                    raise TypeError
-                if name == "eq":
-                    return any(_compare("eq", args[0], b) for b in args[1:])
-                return _compare(name, args[0], args[1])
-            result = _FUNCS[name](*args)
+                return _compare(name, args, self.type_name)
+            if name == "index":
+                return _index(args[0], args[1:], self.type_name)
+            result = (_printf(args[0], args[1:], self.type_name) if name == "printf"
+                      else _FUNCS[name](*args))
             if isinstance(result, str) and name.startswith("print"):
                 self._built += len(result)
                 if self._built > MAX_OUTPUT:
                     raise ValueError(f"more than {MAX_OUTPUT} characters built in all "
                                      "(kit-jupyter's bound on a template)")
             return result
-        except TypeError:
-            raise self._fail(cmd.pos, cmd.text, f"wrong number of args for {name}: "
-                                                f"got {len(args)}") from None
         except ValueError as exc:
             raise self._fail(cmd.pos, cmd.text, f"error calling {name}: {exc}") from None

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from kit_jupyter.gocompat import gostrconv
+
 _ALPHA = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DIGIT = frozenset(b"0123456789")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -34,7 +36,7 @@ class URLError(ValueError):
         self.op = op
         self.url = _text(url) if isinstance(url, bytes) else url
         self.reason = reason
-        super().__init__(f"{op} {go_quote(url)}: {reason}")
+        super().__init__(f"{op} {gostrconv.quote(url)}: {reason}")
 
 
 class _Invalid(Exception):
@@ -104,51 +106,6 @@ def get_scheme(raw: str) -> str:
         return _text(_scheme(_bytes(raw))[0]).lower()
     except _Invalid:
         return ""
-
-
-def go_quote(s: str | bytes) -> str:
-    """Go's ``strconv.Quote``: double quotes; ``\\"`` and ``\\\\``; printable runes as they are;
-    ``\\a\\b\\f\\n\\r\\t\\v``; other control bytes and invalid UTF-8 as ``\\xNN``; other
-    non-printable runes as ``\\uNNNN`` / ``\\UNNNNNNNN``."""
-    data = _bytes(s) if isinstance(s, str) else s
-    out = ['"']
-    i = 0
-    while i < len(data):
-        ch, width = _decode_rune(data, i)
-        if ch is None:
-            out.append(f"\\x{data[i]:02x}")
-        elif ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _C_ESCAPES:
-            out.append(_C_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-        i += width
-    out.append('"')
-    return "".join(out)
-
-
-_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-              "\v": "\\v"}
-
-
-def _decode_rune(data: bytes, i: int) -> tuple[str | None, int]:
-    """The UTF-8 rune at ``data[i]`` and its width; (None, 1) for an invalid byte, as Go's
-    ``utf8.DecodeRuneInString`` reports ``RuneError`` with width 1."""
-    if data[i] < 0x80:
-        return chr(data[i]), 1
-    for width in (2, 3, 4):
-        try:
-            return data[i:i + width].decode("utf-8"), width
-        except UnicodeDecodeError:
-            continue
-    return None, 1
 
 
 def _bytes(s: str) -> bytes:
@@ -232,7 +189,7 @@ def _host(host: bytes) -> bytes:
             raise _Invalid("missing ']' in host")
         colon_port = host[i + 1:]
         if not _valid_optional_port(colon_port):
-            raise _Invalid(f"invalid port {go_quote(colon_port)} after host")
+            raise _Invalid(f"invalid port {gostrconv.quote(colon_port)} after host")
         zone = host[:i].find(b"%25")
         if zone >= 0:
             return (_unescape(host[:zone], _HOST) + _unescape(host[zone:i], _ZONE)
@@ -240,7 +197,7 @@ def _host(host: bytes) -> bytes:
     else:
         i = host.rfind(b":")
         if i != -1 and not _valid_optional_port(host[i:]):
-            raise _Invalid(f"invalid port {go_quote(host[i:])} after host")
+            raise _Invalid(f"invalid port {gostrconv.quote(host[i:])} after host")
     return _unescape(host, _HOST)
 
 
@@ -255,18 +212,18 @@ def _unescape(s: bytes, mode: int) -> bytes:
         c = s[i]
         if c == 0x25:  # '%'
             if i + 2 >= n or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
-                raise _Invalid(f"invalid URL escape {go_quote(s[i:i + 3])}")
+                raise _Invalid(f"invalid URL escape {gostrconv.quote(s[i:i + 3])}")
             value = int(s[i + 1:i + 3], 16)
             if mode == _HOST and value < 0x80 and s[i:i + 3] != b"%25":
                 # a host may escape only non-ASCII bytes (RFC 3986), and % itself (RFC 6874)
-                raise _Invalid(f"invalid URL escape {go_quote(s[i:i + 3])}")
+                raise _Invalid(f"invalid URL escape {gostrconv.quote(s[i:i + 3])}")
             if (mode == _ZONE and s[i:i + 3] != b"%25" and value != 0x20
                     and value not in _HOST_OK):
-                raise _Invalid(f"invalid URL escape {go_quote(s[i:i + 3])}")
+                raise _Invalid(f"invalid URL escape {gostrconv.quote(s[i:i + 3])}")
             i += 3
             continue
         if mode in (_HOST, _ZONE) and c < 0x80 and c not in _HOST_OK:
-            raise _Invalid(f"invalid character {go_quote(s[i:i + 1])} in host name")
+            raise _Invalid(f"invalid character {gostrconv.quote(s[i:i + 1])} in host name")
         i += 1
     if b"%" not in s and not (mode == _QUERY and b"+" in s):
         return s
@@ -283,4 +240,4 @@ def _unescape(s: bytes, mode: int) -> bytes:
     return bytes(out)
 
 
-__all__ = ["URL", "URLError", "get_scheme", "go_quote", "parse", "parse_request_uri"]
+__all__ = ["URL", "URLError", "get_scheme", "parse", "parse_request_uri"]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import yaml
 
 from kit_jupyter.errors import KitfileError
+from kit_jupyter.gocompat import gostrconv
 from kit_jupyter.gocompat import goyaml as _yaml
 from kit_jupyter.gocompat.gojson import UnsupportedValue, json_kind, marshal, unmarshal
 from kit_jupyter.gocompat.goyaml import AnyKeyMap, FlowList, MapKey, Struct
@@ -625,7 +626,7 @@ class _Decoder:
         pairs.sort(key=lambda ab: (order[id(ab[0])], order[id(ab[1])]))
         for a, b in pairs:
             key = a.value if isinstance(a, yaml.ScalarNode) else ""
-            kit = (f'mapping key "{_go_quote(key)}" already defined at line '
+            kit = (f'mapping key {gostrconv.quote(key)} already defined at line '
                    f"{a.start_mark.line + 1}")
             where = f" in {path}" if path else ""
             ours = f"{kit}{where}" if path else kit
@@ -830,10 +831,6 @@ class _Decoder:
             return out
         finally:
             self._leave(node)
-
-
-def _go_quote(s: str) -> str:
-    return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def closest_key(name: str, candidates: list[str]) -> str | None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kit_jupyter.errors import ReferenceError_
-from kit_jupyter.gocompat import gourl
+from kit_jupyter.gocompat import gostrconv, gourl
 from kit_jupyter.gocompat.godigest import digest_error, is_digest
 
 DEFAULT_REGISTRY = "localhost"
@@ -135,15 +135,16 @@ def parse_reference(s: str) -> Reference:
     if not re.search(r"[a-z0-9]", repo):
         raise ReferenceError_(f"repository ({repo}) must start and end with a letter or number")
     if not _registry_ok(registry):
-        raise ReferenceError_(f"invalid reference: invalid registry {gourl.go_quote(registry)}")
+        raise ReferenceError_(f"invalid reference: invalid registry {gostrconv.quote(registry)}")
     if not _REPOSITORY_RE.fullmatch(repo):
-        raise ReferenceError_(f"invalid reference: invalid repository {gourl.go_quote(repo)}")
+        raise ReferenceError_(f"invalid reference: invalid repository {gostrconv.quote(repo)}")
     if has_tag and not _TAG_RE.fullmatch(ref):
-        raise ReferenceError_(f"invalid reference: invalid tag {gourl.go_quote(ref)}")
+        raise ReferenceError_(f"invalid reference: invalid tag {gostrconv.quote(ref)}")
     if has_digest:
         err = digest_error(ref)
         if err:
-            raise ReferenceError_(f"invalid reference: invalid digest {gourl.go_quote(ref)}: {err}")
+            raise ReferenceError_(
+                f"invalid reference: invalid digest {gostrconv.quote(ref)}: {err}")
     return Reference(registry, repo, ref, extra)
 
 

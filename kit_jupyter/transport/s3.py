@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kit_jupyter.errors import RemoteDatasetError, UnpackError, one_line
-from kit_jupyter.gocompat import gourl
+from kit_jupyter.gocompat import gostrconv, gourl
 from kit_jupyter.kitfile.model import RemoteDataset
 from kit_jupyter.reporting import NullReporter, Reporter, Task, positioned
 from kit_jupyter.transport.deadline import Timeouts, retry
@@ -98,7 +98,7 @@ def parse_s3_url(remote_path: str, remote_hash: str) -> S3Object:
             part.encode("utf-8")
         except UnicodeEncodeError:  # %-escapes that are not UTF-8: S3 names are UTF-8
             raise RemoteDatasetError(
-                f"failed to parse s3 reference: {gourl.go_quote(remote_path)} names a bucket, "
+                f"failed to parse s3 reference: {gostrconv.quote(remote_path)} names a bucket, "
                 f"key or version that is not valid UTF-8") from None
     return S3Object(u.host, key, version or None)
 
