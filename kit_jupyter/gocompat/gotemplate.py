@@ -629,15 +629,12 @@ def _basic_kind(value: Any) -> str | None:
     """Go's ``basicKind`` (funcs.go): the kinds comparisons know, None (``invalidKind``) for
     nil, slices and structs. A Python int is Go's int or uint -- Go compares those two across
     signs -- a float a float64: ``eq 1 1.0`` is two kinds, as in Go."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return None
+    return _BASIC_KINDS.get(_type_name(value, "struct"))
+
+
+#: Go's types by their ``basicKind``; a byte (uint8) compares with ints
+_BASIC_KINDS = {"bool": "bool", "int": "int", "uint8": "int", "float64": "float",
+                "string": "string"}
 
 
 def _is_nil(value: Any) -> bool:
