@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from kit_jupyter.errors import AuthError, RegistryError
 from kit_jupyter.transport.bearer import (
+    DEFAULT_EXPIRES_IN,
+    EXPIRY_MARGIN,
     Challenge,
     Scope,
     TokenAuth,
@@ -303,10 +305,12 @@ def _token_answer(draw: st.DrawFn) -> tuple[bytes, object, object]:
 @example((b"[" * 50_000 + b"]" * 50_000, None, None))  # RecursionError
 @example((b'{"token": "a\\nb"}', "a\nb", None))  # header injection / InvalidHeader
 @example((b'{"token": "t", "expires_in": NaN}', "t", math.nan))  # never cached
+@example((b'{"token": "t", "expires_in": "soon"}', "t", "soon"))  # kit reads only the token
 def test_any_token_answer_is_a_token_or_one_line(answer: tuple[bytes, object, object]) -> None:
     """A token answer is a usable ``Authorization`` header (printable ASCII, so no header
     injection and no encoding error in requests), re-used while the clock stands still (a
-    lifetime under 60 s counts as 60 s, as in Docker's client); anything else is one line."""
+    lifetime under 60 s counts as 60 s, as in Docker's client, and an ``expires_in`` that is no
+    usable number is the default); anything else is one line."""
     body, token, expires = answer
     auth = TokenAuth(CHALLENGE, None, Realm((200, body)), registry="reg", clock=lambda: 0.0)
     try:
@@ -316,10 +320,20 @@ def test_any_token_answer_is_a_token_or_one_line(answer: tuple[bytes, object, ob
         return
     assert isinstance(token, str) and header == {"Authorization": f"Bearer {token}"}
     assert all("!" <= ch <= "~" for ch in token)
-    lifetime = float(expires or 60)  # what the service said (60 s when it said nothing)
-    assert math.isfinite(lifetime)
-    # reused whatever the lifetime: under 60 s (0 or negative too) it counts as 60, as Docker's
+    # reused whatever the lifetime: under 60 s (0 or negative too) it counts as 60, as Docker's;
+    # one that is no number, or that no float holds, is the default (kit reads only the token)
     assert auth.cached_header(frozenset()) == header
+    assert auth._tokens[-1].expires > 0
+
+
+@pytest.mark.parametrize("expires_in", ['"soon"', '"3600"', "true", "[1]", "1" + "0" * 400])
+def test_a_token_with_an_unusable_lifetime_is_still_a_token(expires_in: str) -> None:
+    """kit (oras-go) reads only ``token``/``access_token`` from the answer: a lifetime that is
+    no number, or that no float holds, gives the default lifetime, not a failed pull."""
+    body = b'{"token": "T", "expires_in": ' + expires_in.encode() + b"}"
+    auth = TokenAuth(CHALLENGE, None, Realm((200, body)), registry="reg", clock=lambda: 0.0)
+    assert auth.header(frozenset()) == {"Authorization": "Bearer T"}
+    assert auth._tokens[-1].expires == DEFAULT_EXPIRES_IN - EXPIRY_MARGIN
 
 
 @pytest.mark.parametrize("url, headers", [

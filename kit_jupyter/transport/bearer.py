@@ -154,6 +154,18 @@ class _Token:
 FetchFn = Callable[[str, list[tuple[str, str]], dict[str, str]], tuple[int, bytes]]
 
 
+def _lifetime(value: object) -> float:
+    """A token's lifetime in seconds from the answer's ``expires_in``. kit (oras-go) reads only
+    the token from the answer, so an ``expires_in`` that is no number (``"soon"``, ``true``) or
+    that no float holds (10**400) is the default lifetime, not a failure."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value:
+        return DEFAULT_EXPIRES_IN
+    try:
+        return float(value)
+    except OverflowError:
+        return DEFAULT_EXPIRES_IN
+
+
 class TokenAuth:
     """Bearer tokens for one registry, fetched from the challenge's realm and cached by scope.
 
@@ -248,18 +260,15 @@ class TokenAuth:
         if status != 200:
             raise AuthError(f"could not get a token for {self.registry}: the token service "
                             f"answered {status}")
-        # The answer is the token service's: too deep a nesting, NaN or a number no float
-        # holds (1e400 in ``unmarshal``; 10**400 in ``float``), an ``expires_in`` that is not a
-        # number (Docker's client decodes it into an int) is no token rather than a traceback.
+        # The answer is the token service's. Not JSON (too deep, NaN or 1e400, which
+        # ``unmarshal`` refuses), or not an object, is no token: one line, not a traceback.
         try:
             data = unmarshal(body or b"{}")
-            value = data.get("token") or data.get("access_token")
-            lifetime = data.get("expires_in") or DEFAULT_EXPIRES_IN
-            if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
-                raise TypeError("expires_in is not a number")
-            expires_in = float(lifetime)
-        except (ValueError, TypeError, AttributeError, OverflowError):
-            value, expires_in = None, 0.0
+        except ValueError:
+            data = None
+        data = data if isinstance(data, dict) else {}
+        value = data.get("token") or data.get("access_token")
+        expires_in = _lifetime(data.get("expires_in"))
         if not isinstance(value, str) or not value:
             raise AuthError(f"could not get a token for {self.registry}: the token service "
                             "sent no token")
