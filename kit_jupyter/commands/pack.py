@@ -113,11 +113,10 @@ def _save_config(kf: Kitfile, model_format: str, annotations: dict[str, str],
         config_bytes = kf.to_config_json()
         config_type, artifact_type = KIT_CONFIG, KIT_MANIFEST_ARTIFACT
     digest = sha256_digest(config_bytes)
-    if store.has_blob(digest):
-        rep.info(f"Configuration already exists in storage: {digest}")
-        return Descriptor(config_type, digest, len(config_bytes)), artifact_type
-    desc = store.put_bytes(config_bytes, config_type)
-    rep.info(f"Saved configuration: {digest}")
+    existed = store.has_blob(digest)
+    desc = store.put_bytes(config_bytes, config_type)  # pins it, stored or not
+    rep.info(f"Configuration already exists in storage: {digest}" if existed
+             else f"Saved configuration: {digest}")
     return desc, artifact_type
 
 
@@ -187,19 +186,23 @@ def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | 
     store = LocalStore(home_dir)
     try:
         check_save_options(model_format, layer_format, compression)
-        layers = _build_layers(kf, context, store, home_dir, compression, rep,
-                               start=_chain_start(repo, tags), layer_format=layer_format,
-                               model_format=model_format)
-        annotations = {ANNOTATION_CLI_VERSION: cli_version(),
-                       ANNOTATION_CREATED: created_annotation()}
-        config_desc, artifact_type = _save_config(kf, model_format, annotations, store, rep)
-        # ocispec.Manifest as the newest kit's pack writes it (spec §7.1, docs/KIT-COMPAT.md):
-        # with the mediaType field
-        manifest = Manifest(config=config_desc, layers=tuple(d for d, _ in layers),
-                            annotations=annotations, artifact_type=artifact_type,
-                            media_type=OCI_MANIFEST)
-        existed = store.has_blob(manifest.digest)
-        digest = store.add_manifest(repo, manifest, tags)
+        # every blob found or stored is pinned until the manifest is listed: a remove in
+        # another process meanwhile keeps them (LocalStore.pinning)
+        with store.pinning():
+            layers = _build_layers(kf, context, store, home_dir, compression, rep,
+                                   start=_chain_start(repo, tags), layer_format=layer_format,
+                                   model_format=model_format)
+            annotations = {ANNOTATION_CLI_VERSION: cli_version(),
+                           ANNOTATION_CREATED: created_annotation()}
+            config_desc, artifact_type = _save_config(kf, model_format, annotations, store,
+                                                      rep)
+            # ocispec.Manifest as the newest kit's pack writes it (spec §7.1,
+            # docs/KIT-COMPAT.md): with the mediaType field
+            manifest = Manifest(config=config_desc, layers=tuple(d for d, _ in layers),
+                                annotations=annotations, artifact_type=artifact_type,
+                                media_type=OCI_MANIFEST)
+            existed = store.has_blob(manifest.digest)
+            digest = store.add_manifest(repo, manifest, tags)
     except KitError as exc:  # every failure from here on is a failed pack, in kit's words
         raise PackError(f"Failed to pack model kit: {exc}") from None
     if existed:

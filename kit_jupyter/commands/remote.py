@@ -569,27 +569,32 @@ def _fetch_modelkit(client: RegistryClient, ref: Reference) -> Manifest:
 def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter, store: LocalStore
               ) -> tuple[PullResult, Manifest]:
     """One ModelKit into storage: every missing blob downloaded and verified, then the
-    manifest recorded (with its tag)."""
-    with make_client(ref.registry, opts, warn=reporter.warning) as client:
-        manifest = _fetch_modelkit(client, ref)
-        blobs = manifest.blobs()
-        missing = [b for b in blobs if not store.has_blob(b.digest)]
-        tasks = _tasks(reporter, missing)
-        if missing:
-            sweep_stale(store.ingest_dir)  # what a killed pull or pack left there
+    manifest recorded (with its tag). The blobs found stored and those downloaded are pinned
+    until the manifest is listed (:meth:`LocalStore.pinning`): a remove in another process
+    meanwhile keeps them."""
+    with store.pinning():
+        with make_client(ref.registry, opts, warn=reporter.warning) as client:
+            manifest = _fetch_modelkit(client, ref)
+            blobs = manifest.blobs()
+            present = store.hold(b.digest for b in blobs)
+            missing = [b for b in blobs if b.digest not in present]
+            tasks = _tasks(reporter, missing)
+            if missing:
+                sweep_stale(store.ingest_dir)  # what a killed pull or pack left there
 
-        def download(blob: Descriptor) -> None:
-            with tasks[blob.digest] as task:
-                _download(client, store, ref.repository, blob, task)
+            def download(blob: Descriptor) -> None:
+                with tasks[blob.digest] as task:
+                    _download(client, store, ref.repository, blob, task)
 
-        _run_tasks(opts.concurrency, missing, download, tasks, client)
-    BlobLocations(opts.home).record(ref.registry, ref.repository, [b.digest for b in blobs])
-    fetched = {b.digest for b in missing}
-    transfers = [BlobTransfer(b.digest, b.media_type or "application/octet-stream", b.size,
-                              "downloaded" if b.digest in fetched else "present")
-                 for b in blobs]
-    tags = [] if ref.digest else [ref.reference]
-    stored = store.add_manifest(ref.repo_key, manifest, tags)
+            _run_tasks(opts.concurrency, missing, download, tasks, client)
+        BlobLocations(opts.home).record(ref.registry, ref.repository,
+                                        [b.digest for b in blobs])
+        fetched = {b.digest for b in missing}
+        transfers = [BlobTransfer(b.digest, b.media_type or "application/octet-stream",
+                                  b.size, "downloaded" if b.digest in fetched else "present")
+                     for b in blobs]
+        tags = [] if ref.digest else [ref.reference]
+        stored = store.add_manifest(ref.repo_key, manifest, tags)
     if stored != manifest.digest:  # pragma: no cover - the same bytes, hashed twice
         raise RegistryError(f"stored manifest digest {stored} differs from {manifest.digest}")
     return PullResult(str(ref), manifest.digest, ref.repo_key, tags, transfers), manifest

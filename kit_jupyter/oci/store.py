@@ -14,6 +14,9 @@ Two things kit does not do and we do:
 * read-modify-write of the JSON files happens under an ``flock`` on
   ``storage/.kit-jupyter.lock``, so two notebooks packing at once do not lose each other's tags.
   (kit itself does not lock; running kit and kit_jupyter writes concurrently is not supported.)
+* a pack or pull pins every blob it finds in storage or stores there (:meth:`LocalStore.pinning`)
+  until its manifest is listed, so a ``remove`` in another notebook, collecting the blobs of the
+  ModelKit it removes, does not delete a layer the pack is about to reference.
 
 Every manifest we store is also listed in the top-level ``index.json``: kit's ``remove``
 garbage-collects blobs that no listed manifest references, so an unlisted manifest of ours would
@@ -36,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kit_jupyter._fs import io_buffer, sweep_stale, temp_path, write_bytes_atomic
+from kit_jupyter._fs import io_buffer, is_live, sweep_stale, temp_path, write_bytes_atomic
 from kit_jupyter.errors import NotFoundError, StorageError, system_problem
 from kit_jupyter.gocompat.godigest import is_sha256_digest, sha256_digest
 from kit_jupyter.gocompat.gojson import marshal
@@ -54,6 +57,9 @@ from kit_jupyter.reporting import Task
 
 OCI_LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 LOCK_NAME = ".kit-jupyter.lock"
+#: ``storage/ingest/kitjupyter-pins-<owner>``: the blobs a running pack or pull will reference
+#: (see :meth:`LocalStore.pinning`)
+PINS_PREFIX = "kitjupyter-pins-"
 CHUNK = 1 << 20  # 1 MiB: large enough that hashing, not syscalls, dominates
 
 _LOCAL_INDEX_RE = re.compile(r"^([-A-Za-z0-9_-]*={0,3})-index\.json$")
@@ -367,6 +373,8 @@ class LocalStore:
         self._lock_depth = 0
         self._lock_fd: int | None = None
         self._thread_lock = threading.RLock()
+        self._pinning = False
+        self._pins: Path | None = None
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -394,6 +402,13 @@ class LocalStore:
                     os.close(fd)
                     raise
                 self._lock_fd = fd
+                # what a killed writer left: an index or tags file's temporary sibling is
+                # otherwise swept only when the same file is written again (never, once its
+                # repository is gone), a killed pack's pins only when a blob is next stored.
+                # Only ``.part`` names in the root: a repository's index file is named by
+                # its base64 name, which a hostile name can make look like one of ours
+                sweep_stale(self.root, suffix=".part")
+                sweep_stale(self.ingest_dir)
             self._lock_depth += 1
             try:
                 yield
@@ -405,6 +420,64 @@ class LocalStore:
                         fcntl.flock(fd, fcntl.LOCK_UN)
                     finally:
                         os.close(fd)
+
+    @contextlib.contextmanager
+    def pinning(self) -> Iterator[None]:
+        """While the block runs, every blob this store object finds already stored or stores
+        (:meth:`hold`, through :meth:`put_bytes` and :meth:`adopt_file`) is pinned: a
+        ``remove`` in another process keeps it (:meth:`_collect`) although no listed manifest
+        references it yet.
+
+        Why: a pack reuses the layers storage holds (an unchanged dataset is "Already saved")
+        and lists its manifest only at the end, minutes later for a large model. A remove of
+        the previous version in between collected those layers as unreferenced, and the pack
+        then failed with "blob ... is missing from local storage" (or, had it not checked,
+        would have listed a manifest whose layers are gone). The pins are a file in
+        ``storage/ingest`` named after its owner (:func:`~kit_jupyter._fs.temp_path`): a
+        killed pack's pins count no more (:func:`~kit_jupyter._fs.is_live`), and the next
+        writer there sweeps them."""
+        if self._pinning:  # nested: the outer block's pins last longer
+            yield
+            return
+        self._pinning = True
+        try:
+            yield
+        finally:
+            self._pinning = False
+            path, self._pins = self._pins, None
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def hold(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` storage holds; inside :meth:`pinning` all of them are pinned
+        first, under the lock, so a collect either ran before (and what it deleted is reported
+        missing, to be stored anew) or runs after and keeps them. (The pins file is made on
+        the first call: a pull that fails before it writes nothing.)"""
+        wanted = list(digests)
+        if not self._pinning:
+            return {d for d in wanted if self.has_blob(d)}
+        with self.locked():
+            if self._pins is None:
+                self._ensure_layout()
+                self._pins = temp_path(self.ingest_dir, PINS_PREFIX)
+            with open(self._pins, "a", encoding="ascii") as f:
+                f.write("".join(f"{d}\n" for d in wanted))
+            return {d for d in wanted if self.has_blob(d)}
+
+    def _pinned(self) -> set[str]:
+        """The blobs the running packs and pulls pinned (a dead one's pins are ignored)."""
+        try:
+            names = os.listdir(self.ingest_dir)
+        except OSError:
+            return set()
+        pinned: set[str] = set()
+        for name in names:
+            if not name.startswith(PINS_PREFIX) or not is_live(name):
+                continue
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                pinned.update((self.ingest_dir / name).read_text("ascii").split())
+        return pinned
 
     # -- blobs -----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:
@@ -455,7 +528,7 @@ class LocalStore:
 
     def put_bytes(self, data: bytes, media_type: str) -> Descriptor:
         digest = sha256_digest(data)
-        if self.has_blob(digest):
+        if digest in self.hold([digest]):
             return Descriptor(media_type, digest, len(data))
         with self.ingest() as w:
             w.write(data)
@@ -467,7 +540,7 @@ class LocalStore:
         into ``blobs/`` without copying it: fsync, then rename (copy if across devices)."""
         path = Path(path)
         self._ensure_layout()
-        if self.has_blob(digest):
+        if digest in self.hold([digest]):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return Descriptor(media_type, digest, size)
@@ -621,9 +694,12 @@ class LocalStore:
         index and tags.
 
         The manifest blob is written first and every blob it references must already exist, so
-        no index ever names something missing. Returns the manifest digest."""
-        desc = self.put_bytes(manifest.raw, OCI_MANIFEST)
+        no index ever names something missing. Both happen under the lock: a manifest blob
+        found stored before it could be collected by a remove before the indexes are written
+        (the same ModelKit packed twice within a second has the same manifest), which then
+        listed a manifest whose blob was gone. Returns the manifest digest."""
         with self.locked():
+            desc = self.put_bytes(manifest.raw, OCI_MANIFEST)
             for ref in manifest.blobs():
                 if not self.has_blob(ref.digest):
                     raise StorageError(f"cannot store manifest {desc.digest}: blob "
@@ -708,9 +784,10 @@ class LocalStore:
         """Delete a removed manifest's blobs unless a manifest still listed in ``index.json``
         (or in any repository index) references them. Only the removed manifest's own blobs
         are candidates, never "everything unreferenced": another process may be packing and
-        have layers in ``blobs/`` whose manifest does not exist yet."""
+        have layers in ``blobs/`` whose manifest does not exist yet; and a candidate that a
+        running pack or pull pinned (:meth:`pinning`) is kept for the same reason."""
         candidates = [manifest_digest, *self._referenced(manifest_digest)]
-        keep: set[str] = set()
+        keep = self._pinned()
         listed = {d.digest for d in self._read_top_index().manifests}
         for repo in self.repositories():
             listed.update(d.digest for d in self._read_repo_index(repo))
