@@ -21,7 +21,9 @@ one large file has its data flushed as it goes, so the final sync finds little l
 "copy a byte
 range in the kernel where the system can" (:class:`RangeCopier`: unpack of a stored blob, the
 remote cache's copy out, pack of a large file), and of the buffers every reader of files and
-sockets reads into (:func:`io_buffer`: page-aligned, see there why).
+sockets reads into (:func:`io_buffer`: page-aligned, see there why), and of "open a file
+someone else controls for reading, refusing anything but a regular file"
+(:func:`open_regular`: a FIFO would block the open for ever, a device never ends).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -204,6 +207,60 @@ def io_buffer(size: int) -> memoryview:
     such a buffer cost the same either way. An anonymous mapping is page-aligned everywhere
     and, like a bytearray, is freed when the last view of it goes."""
     return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
+
+
+class NotRegularFile(OSError):
+    """What :func:`open_regular` raises for a FIFO, a socket, a device or a directory: an
+    ``OSError`` whose ``strerror`` is Go's wording (``is a directory``, else ``not a regular
+    file``), so a caller's one line for any failed open needs no case of its own; ``mode`` is
+    the file's ``st_mode``."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        is_dir = stat.S_ISDIR(mode)
+        super().__init__(errno.EISDIR if is_dir else errno.EINVAL,
+                         "is a directory" if is_dir else "not a regular file", os.fspath(path))
+        self.mode = mode
+
+
+#: ``O_NONBLOCK``: opening a FIFO returns at once instead of waiting for a writer that may never
+#: come (for a regular file the flag changes nothing, see open(2))
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_regular(path: str | os.PathLike[str], *,
+                 follow_symlinks: bool = True) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading if it is a regular file; its descriptor (the caller closes it)
+    and its ``fstat``. Everything that reads a file of the user's directory goes through here
+    (pack's layers, ``.kitignore``, ``init``'s licence and skill files): a check made before
+    the open (``lstat``, a directory listing) says nothing about what is opened, since the
+    file can be replaced in between, and a FIFO opened without ``O_NONBLOCK`` blocks until
+    some process writes to it, a device reads for ever. Without ``follow_symlinks`` a symlink
+    is refused by the open itself (``ELOOP``).
+
+    Raises:
+        NotRegularFile: the path is something else (a directory, FIFO, socket or device).
+        OSError: the open failed (missing, permission denied ...).
+    """
+    fd = os.open(path, _READ_FLAGS | (0 if follow_symlinks else _NOFOLLOW))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path, st.st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, *,
+                 follow_symlinks: bool = True) -> bytes:
+    """Up to ``limit + 1`` bytes of the regular file ``path`` (:func:`open_regular`): a caller
+    that gets more than ``limit`` knows the file is too large without having read it all (a
+    file can grow after any ``stat``)."""
+    fd, _ = open_regular(path, follow_symlinks=follow_symlinks)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit + 1)
 
 
 #: errno values that mean "this system cannot copy in the kernel between these files": switch

@@ -185,6 +185,8 @@ class SystemProblem(KitError):
 _SYSTEM_ERRNOS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
+    # a file system's size limit (FAT32's 4 GiB for a model on a USB disk), or ulimit -f
+    errno.EFBIG: "file too large",
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",

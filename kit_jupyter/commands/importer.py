@@ -232,10 +232,7 @@ def files_to_download(files: list[hf.HubFile], kitfile: Kitfile) -> list[hf.HubF
 
 
 def _listing_files(listing: DirectoryListing) -> list[tuple[str, int]]:
-    out = [(f.path, f.size) for f in listing.files]
-    for sub in listing.subdirs:
-        out.extend(_listing_files(sub))
-    return out
+    return [(f.path, f.size) for f in listing.all_files()]
 
 
 # -- the command -------------------------------------------------------------------------------

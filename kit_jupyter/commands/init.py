@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit_jupyter._fs import write_bytes_atomic
+from kit_jupyter._fs import read_regular, write_bytes_atomic
 from kit_jupyter.commands.results import Result
 from kit_jupyter.errors import KitError
 from kit_jupyter.gocompat.gojson import marshal
@@ -40,14 +40,24 @@ def _go_error(op: str, path: str, exc: OSError) -> str:
 
 
 def listing_from_fs(context_dir: PathLike) -> DirectoryListing:
-    """The directory as kit's ``DirectoryListingFromFS`` sees it (paths relative, with ``/``)."""
+    """The directory as kit's ``DirectoryListingFromFS`` sees it (paths relative, with ``/``).
+
+    Listed depth-first in name order as kit's recursion lists it, but from a stack of its own:
+    a tree deeper than Python's recursion limit (a path of 4096 bytes holds 2048 levels) is
+    listed, as kit lists it, instead of ending in a RecursionError."""
     root = os.fspath(context_dir) or "."
-    return _list_dir(root, ".")
+    top = DirectoryListing(name=".", path=".")
+    todo = [top]
+    while todo:
+        subdirs = _list_dir(root, todo.pop())
+        todo.extend(reversed(subdirs))  # the first subdirectory is listed next
+    return top
 
 
-def _list_dir(root: str, rel: str) -> DirectoryListing:
+def _list_dir(root: str, result: DirectoryListing) -> list[DirectoryListing]:
+    """Fill ``result`` with its regular files and (still empty) subdirectories."""
+    rel = result.path
     full = go_clean(f"{root}/{rel}") if rel != "." else go_clean(root)
-    result = DirectoryListing(name=rel.rsplit("/", 1)[-1], path=rel)
     try:
         with os.scandir(full) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -63,7 +73,7 @@ def _list_dir(root: str, rel: str) -> DirectoryListing:
         child = entry.name if rel == "." else f"{rel}/{entry.name}"
         # like Go's DirEntry.Type(): a symlink is neither a directory nor a regular file
         if entry.is_dir(follow_symlinks=False):
-            result.subdirs.append(_list_dir(root, child))
+            result.subdirs.append(DirectoryListing(name=entry.name, path=child))
         elif entry.is_file(follow_symlinks=False):
             try:
                 size = entry.stat(follow_symlinks=False).st_size
@@ -71,18 +81,24 @@ def _list_dir(root: str, rel: str) -> DirectoryListing:
                 raise KitError(f"failed to stat file {go_clean(root + '/' + child)}: "
                                f"{exc.strerror}") from None
             result.files.append(FileListing(name=entry.name, path=child, size=size))
-    return result
+    return result.subdirs
+
+
+#: LICENSE and SKILL.md are small; anything larger is not a licence text
+_MAX_READ = 1 << 20
 
 
 def _reader(root: PathLike) -> Any:
     base = Path(root)
 
     def read(rel: str) -> str | None:
-        path = base / rel
-        # LICENSE and SKILL.md are small; anything large is not a licence text
-        if path.stat().st_size > (1 << 20):
+        # listed as a regular file, but it may have been replaced since: a FIFO would block
+        # for ever (an error here is "cannot read", which the generator takes as no text)
+        data = read_regular(base / rel, _MAX_READ, follow_symlinks=False)
+        if len(data) > _MAX_READ:
             return None
-        return path.read_text(encoding="utf-8", errors="replace")
+        # line ends as text mode reads them (universal newlines), as the rules always got them
+        return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
     return read
 

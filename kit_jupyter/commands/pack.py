@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._fs import NotRegularFile, open_regular
 from kit_jupyter._version import __version__
 from kit_jupyter.commands.chain import CYCLE_AT_PACK, parent_path, walk_parents
 from kit_jupyter.commands.remote import push as push_modelkit
@@ -297,8 +298,11 @@ def check_mcp_bundle(context: Path, path: str) -> None:
     if not stat_mod.S_ISREG(st.st_mode):
         raise PackError(f"MCP bundle path {path} must be a single .mcpb file")
     try:
-        with zipfile.ZipFile(full) as zf:
+        fd, _ = open_regular(full)  # still regular: it may have been replaced by a FIFO
+        with os.fdopen(fd, "rb") as fh, zipfile.ZipFile(fh) as zf:
             names = zf.namelist()
+    except NotRegularFile:
+        raise PackError(f"MCP bundle path {path} must be a single .mcpb file") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise PackError(f"MCP bundle {path} is not a valid ZIP archive: zip: not a valid zip "
                         "file") from None

@@ -26,10 +26,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit_jupyter._fs import read_regular
 from kit_jupyter.errors import PackError
 from kit_jupyter.gocompat.gopath import go_clean, is_clean
 
 IGNORE_FILE_NAME = ".kitignore"
+#: A larger ``.kitignore`` is refused rather than read into memory (and every path of a pack
+#: matched against its patterns): the limit the Kitfile has.
+MAX_IGNORE_FILE_BYTES = 4 << 20
 KITFILE_NAMES = ("Kitfile", "kitfile", ".kitfile")
 ALWAYS_IGNORED = (*KITFILE_NAMES, IGNORE_FILE_NAME)
 
@@ -381,11 +385,16 @@ class IgnoreRules:
         :func:`layer_paths_from_kitfile`) plus a parent ModelKit's layer paths."""
         path = Path(context_dir) / IGNORE_FILE_NAME
         try:
-            data = path.read_bytes()
+            # a regular file only: a FIFO would block for ever, /dev/zero never end (kit opens
+            # anything, and hangs on the one, reads a 64 KiB line of the other and fails)
+            data = read_regular(path, MAX_IGNORE_FILE_BYTES)
         except FileNotFoundError:
             data = b""
         except OSError as err:
             raise PackError(f"failed to open {IGNORE_FILE_NAME} file: {err.strerror}") from None
+        if len(data) > MAX_IGNORE_FILE_BYTES:
+            raise PackError(f"failed to read {IGNORE_FILE_NAME} file: larger than "
+                            f"{MAX_IGNORE_FILE_BYTES >> 20} MiB")
         return cls([*read_ignore_file(data), *extra_excludes], layer_paths)
 
     @property

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 import yaml
@@ -71,6 +71,16 @@ class DirectoryListing:
     path: str  # "." for the listed directory itself
     files: list[FileListing] = field(default_factory=list)
     subdirs: list[DirectoryListing] = field(default_factory=list)
+
+    def all_files(self) -> Iterator[FileListing]:
+        """Every file below, each directory's files before its subdirectories' (depth first,
+        in name order), from a stack rather than by recursion: a listing may be deeper than
+        Python's recursion limit."""
+        todo: list[DirectoryListing] = [self]
+        while todo:
+            d = todo.pop()
+            yield from d.files
+            todo.extend(reversed(d.subdirs))
 
 
 # -- file types -------------------------------------------------------------------------------
@@ -243,6 +253,10 @@ def parse_skill_front_matter(text: str, *, warn: Warn | None = None,
 
 # -- generation -------------------------------------------------------------------------------
 
+#: A directory's model files, metadata files and unknown files, and the licence found in it.
+_Classified = tuple[list[FileListing], list[FileListing], list[FileListing], str]
+
+
 class _Generator:
     def __init__(self, kitfile: Kitfile, read_text: ReadText | None, warn: Warn | None):
         self.kf = kitfile
@@ -282,10 +296,32 @@ class _Generator:
             self.warn("Unable to determine license type")
         return spdx
 
-    def files(self, d: DirectoryListing, depth: int
-              ) -> tuple[list[FileListing], list[FileListing], list[FileListing], str]:
+    def files(self, d: DirectoryListing, depth: int) -> _Classified:
         """Classify ``d``'s files one by one (kit's ``processSubdirFiles``): returns model files,
-        metadata files and unknown files for the caller, and the licence found."""
+        metadata files and unknown files for the caller, and the licence found.
+
+        kit recurses into every level ``depth`` asks for (``-1``: all of them); so does
+        :meth:`_files`, but as a generator that yields each call it would make, run here from
+        a stack of its own, so a tree deeper than Python's recursion limit gives kit's Kitfile,
+        not a RecursionError. Everything is appended in the order the recursion appends it."""
+        stack = [self._files(d, depth)]
+        result: _Classified | None = None
+        while True:
+            try:
+                sub, sub_depth = stack[-1].send(result)
+            except StopIteration as done:
+                stack.pop()
+                if not stack:
+                    return done.value
+                result = done.value
+                continue
+            stack.append(self._files(sub, sub_depth))
+            result = None
+
+    def _files(self, d: DirectoryListing, depth: int
+               ) -> Generator[tuple[DirectoryListing, int], _Classified | None, _Classified]:
+        """:meth:`files`' work; ``yield (sub, depth)`` is the recursive call, answered with its
+        result."""
         kf = self.kf
         models: list[FileListing] = []
         metadata: list[FileListing] = []
@@ -326,7 +362,9 @@ class _Generator:
         else:
             for sub in d.subdirs:
                 # licences in subdirectories are not attached: it is unclear what they cover
-                sub_models, sub_meta, sub_unknown, _ = self.files(sub, depth - 1)
+                sub_result = yield sub, depth - 1
+                assert sub_result is not None
+                sub_models, sub_meta, sub_unknown, _ = sub_result
                 models.extend(sub_models)
                 metadata.extend(sub_meta)
                 kf.code.extend(Code(path=f.path) for f in sub_unknown)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
+from kit_jupyter._fs import NotRegularFile, open_regular
 from kit_jupyter.errors import KitfileError
 from kit_jupyter.gocompat import gostrconv
 from kit_jupyter.gocompat import goyaml as _yaml
@@ -982,17 +982,14 @@ def read_kitfile_text(path: str | os.PathLike) -> str:
     """
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd, _ = open_regular(p)
+    except NotRegularFile as exc:  # "is a directory", "not a regular file"
+        raise KitfileError(f"read {p}: {exc.strerror}") from None
     except FileNotFoundError:
         raise KitfileError(f"open {p}: no such file or directory") from None
     except OSError as exc:
         raise KitfileError(f"open {p}: {(exc.strerror or str(exc)).lower()}") from None
     with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise KitfileError(f"read {p}: is a directory")
-        if not stat.S_ISREG(mode):
-            raise KitfileError(f"read {p}: not a regular file")
         try:
             data = fh.read(MAX_KITFILE_BYTES + 1)
         except OSError as exc:

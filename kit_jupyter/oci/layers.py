@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from kit_jupyter._fs import (
+    NotRegularFile,
     RangeCopier,
     Writeback,
     io_buffer,
+    open_regular,
     sweep_stale,
     syncing_file,
     temp_path,
@@ -469,17 +471,25 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
 
 #: write errors of the blob file (reading a file never gives these)
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_member(path: str, rel: str) -> int:
+    """The file the walk found regular, opened without following a symlink; if it is now
+    something else (replaced since its ``lstat``: a FIFO would block the open for ever), the
+    pack fails as for any file that changed."""
+    try:
+        return open_regular(path, follow_symlinks=False)[0]
+    except NotRegularFile:
+        raise PackError(f"file {rel} changed while it was being packed") from None
+    except OSError as err:
+        raise PackError(f"failed to open file for archiving: {rel}: {err.strerror}") from None
 
 
 def _read_small(path: str, rel: str, size: int, into: memoryview) -> None:
     """Read the ``size`` bytes of a file into ``into``, which is one byte longer: a file that
     grew fills it; one that shrank or kept its size reads short (a regular file reads short
     only at its end), so one ``readv`` does it all."""
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as err:
-        raise PackError(f"failed to open file for archiving: {rel}: {err.strerror}") from None
+    fd = _open_member(path, rel)
     try:
         got = 0
         while True:
@@ -502,10 +512,7 @@ def _copy_file(path: str, rel: str, size: int, out: BinaryIO, view: memoryview,
     that shrank or grew while it was read is refused."""
     if isinstance(out, _HashingSink):
         out.writes_done()  # the buffers before this file: their errors are the blob's, not its
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as err:
-        raise PackError(f"failed to open file for archiving: {rel}: {err.strerror}") from None
+    fd = _open_member(path, rel)
     try:
         if isinstance(out, _HashingSink) and out.can_splice:
             done = out.splice(fd, size, task)
