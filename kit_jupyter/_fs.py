@@ -23,7 +23,9 @@ range in the kernel where the system can" (:class:`RangeCopier`: unpack of a sto
 remote cache's copy out, pack of a large file), and of the buffers every reader of files and
 sockets reads into (:func:`io_buffer`: page-aligned, see there why), and of "open a file
 someone else controls for reading, refusing anything but a regular file"
-(:func:`open_regular`: a FIFO would block the open for ever, a device never ends).
+(:func:`open_regular`: a FIFO would block the open for ever, a device never ends), and of
+"``mkdir -p`` that a failed command can take back" (:func:`make_dirs`, :func:`remove_dirs`:
+the unpack target, the directories of remote datasets).
 """
 
 from __future__ import annotations
@@ -184,6 +186,48 @@ def atomic_write(target: str | os.PathLike[str], mode: int = 0o644) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def make_dirs(path: str | os.PathLike[str], mode: int = 0o755) -> list[str]:
+    """``mkdir -p path`` that returns the directories it made (top first), so that a command
+    that fails later can take them away again (:func:`remove_dirs`) and leave the tree as it
+    found it. Something on the way that is not a directory (a file, a FIFO, a dangling symlink)
+    is ``NotADirectoryError`` naming it, as Go's ``os.MkdirAll`` reports it (``mkdir <it>: not a
+    directory``), not the "File exists" that ``mkdir`` says of a dangling symlink; a symlink to
+    a directory is followed, as ``mkdir -p`` follows it. On an error, what this call made is
+    removed before the ``OSError`` is raised."""
+    missing = []
+    here = os.path.abspath(path)
+    while not os.path.lexists(here):
+        missing.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    if not os.path.isdir(here):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), here)
+    made: list[str] = []
+    try:
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, mode)
+            except FileExistsError:
+                if not os.path.isdir(directory):
+                    raise
+                continue  # another process made it meanwhile: not ours to take back
+            made.append(directory)
+    except OSError:
+        remove_dirs(made)
+        raise
+    return made
+
+
+def remove_dirs(made: Iterable[str]) -> None:
+    """Remove the directories :func:`make_dirs` made, deepest first, each only if it is empty
+    (what something else put there since stays, and so do its parents)."""
+    for directory in reversed(list(made)):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:

@@ -213,5 +213,4 @@ def test_stopped_s3_server_unpack_head_and_download(moto_factory, tmp_path):
     assert str(info.value) == (
         "failed to download remote dataset for path data/d.bin: failed to get object from S3 "
         f"bucket: s3://data/d.bin: {server.endpoint} {S3_STALL}")
-    assert not (out / "data" / "d.bin").exists()
-    assert [p.name for p in (out / "data").iterdir()] == []
+    assert not (out / "data").exists()  # no temporary file; the directory made for it gone

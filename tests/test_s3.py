@@ -311,7 +311,7 @@ def test_server_killed_mid_download(moto_factory, tmp_path):
                           "object from S3 bucket: s3://data/k.bin: ")
     assert "cannot reach" in msg or "connection" in msg.lower()
     assert time.monotonic() - t0 < 60
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # made for the dataset, and taken back
     print(msg)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._fs import make_dirs, remove_dirs
 from kit_jupyter.commands.chain import (
     DatasetModelKit,
     parent_path,
@@ -239,12 +240,29 @@ def unpack_remote_datasets(kf: Kitfile | None, target: Path, *, include_remote: 
                 raise ExistingPathError(
                     f"failed to unpack remote dataset: path '{d.path}' already exists")
         todo.append((n, item))
-    if journal is not None and todo:
-        journal.record([it.target for _, it in todo])
-    fetched = download_through_cache([it for _, it in todo], cache=shared, reporter=rep,
-                                     workers=workers, range_size=range_size)
+    made: list[str] = []  # directories made for the datasets: gone again if they fail
+    try:
+        for _, it in todo:
+            made += _dataset_dirs(it.target.parent, target)
+        if journal is not None and todo:
+            journal.record([it.target for _, it in todo])
+        fetched = download_through_cache([it for _, it in todo], cache=shared, reporter=rep,
+                                         workers=workers, range_size=range_size)
+    except BaseException:
+        remove_dirs(made)
+        raise
     done.update(zip([n for n, _ in todo], fetched, strict=True))
     return [done[n] for n in sorted(done)]
+
+
+def _dataset_dirs(directory: Path, target: Path) -> list[str]:
+    """Make the directory a remote dataset goes to (before any download starts: something in
+    the way fails the unpack with one line naming it); returns what was made."""
+    try:
+        return make_dirs(directory)
+    except OSError as exc:
+        where = os.path.relpath(exc.filename, target) if exc.filename else str(directory)
+        raise UnpackError(f"failed to create directory {where}: {exc.strerror}") from None
 
 
 def _existing_file(target: Path, path: str) -> bool:
@@ -253,6 +271,9 @@ def _existing_file(target: Path, path: str) -> bool:
         st = target.lstat()
     except FileNotFoundError:
         return False
+    except NotADirectoryError:
+        raise UnpackError(f"failed to unpack remote dataset: path '{path}': a parent already "
+                          "exists and is not a directory") from None
     if not stat.S_ISREG(st.st_mode):
         raise UnpackError(f"failed to unpack remote dataset: path '{path}' already exists and is "
                           f"not a regular file")

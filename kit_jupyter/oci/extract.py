@@ -70,6 +70,7 @@ from kit_jupyter._fs import (
     RangeCopier,
     Writeback,
     io_buffer,
+    make_dirs,
     run_token,
     stale_names,
     sweep_stale,
@@ -523,23 +524,15 @@ class Extraction:
 
     def open(self) -> None:
         """Create the target (mode 0755, like kit) and remember which directories that took."""
-        missing = []
-        path = self.target
-        while not os.path.lexists(path) and path != path.parent:
-            missing.append(str(path))
-            path = path.parent
         try:
-            self.target.mkdir(mode=0o755, parents=True, exist_ok=True)
-        except OSError as exc:
-            for made in missing:  # deepest first: whatever part of it was made
-                with contextlib.suppress(OSError):
-                    os.rmdir(made)
-            raise UnpackError(f"failed to create directory {self.target}: "
+            made = make_dirs(self.target)
+        except OSError as exc:  # what it made is gone; names what is in the way, if anything
+            raise UnpackError(f"failed to create directory {exc.filename or self.target}: "
                               f"{exc.strerror}") from None
         self._root = os.path.realpath(self.target)
-        self._created = dict.fromkeys(os.path.realpath(made) for made in reversed(missing))
+        self._created = dict.fromkeys(os.path.realpath(d) for d in made)
         self._pending = _PendingFiles(self._root)
-        if not missing:
+        if not made:
             self._adopt_journals()
 
     # -- journals (module docstring) -------------------------------------------------------
@@ -579,12 +572,17 @@ class Extraction:
         journal = str(temp_path(self._root, JOURNAL_PREFIX, _JOURNAL_SUFFIX))
         self._journals.append(journal)
         fd = os.open(journal, _OPEN_FLAGS, 0o600)
-        with open(fd, "wb", buffering=CHUNK) as f:
-            for rel in sorted(self.replaceable) if len(self._journals) == 1 else ():
-                f.write(os.fsencode(rel) + b"\0")
-            relative, encode, write = self._relative, os.fsencode, f.write
-            for path in paths:
-                write(encode(relative(path, real)) + b"\0")
+        try:
+            with open(fd, "wb", buffering=CHUNK) as f:
+                for rel in sorted(self.replaceable) if len(self._journals) == 1 else ():
+                    f.write(os.fsencode(rel) + b"\0")
+                relative, encode, write = self._relative, os.fsencode, f.write
+                for path in paths:
+                    write(encode(relative(path, real)) + b"\0")
+        except OSError as exc:  # a write says nothing of where: the error names the journal
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, journal) from None
+            raise
         for path in self._adopted:
             with contextlib.suppress(OSError):
                 os.unlink(path)

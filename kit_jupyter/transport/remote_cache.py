@@ -67,6 +67,7 @@ from kit_jupyter.transport.s3 import (
     PreparedDownload,
     download_each,
     download_prepared,
+    write_error,
 )
 
 REMOTE_DIR = "remote"
@@ -455,7 +456,7 @@ def _fetch_one(item: PreparedDownload, cache: RemoteCache, rep: Reporter, task: 
                 raise OSError(errno.ENOENT, "cache entry vanished", str(cache.path(key)))
             try:
                 t1 = time.monotonic()
-                how = copy_out(fd, item.target, size)
+                how = _copy_out(fd, item, size)
             finally:
                 os.close(fd)
             got.timings = {**got.timings, "copy": time.monotonic() - t1}
@@ -463,7 +464,7 @@ def _fetch_one(item: PreparedDownload, cache: RemoteCache, rep: Reporter, task: 
             got.seconds = time.monotonic() - t0
             return got
         try:
-            how = copy_out(fd, item.target, size, advance=task.advance)
+            how = _copy_out(fd, item, size, advance=task.advance)
         finally:
             os.close(fd)
     verification = cache.describe(key) or item.plan.describe()
@@ -473,6 +474,16 @@ def _fetch_one(item: PreparedDownload, cache: RemoteCache, rep: Reporter, task: 
     return DownloadResult(item.path, item.remote_path, "from-cache", size, item.info.etag_value,
                           verification, seconds, timings={"copy": seconds},
                           cache=f"hit, copied out by {how}")
+
+
+def _copy_out(fd: int, item: PreparedDownload, size: int,
+              advance: Callable[[int], object] | None = None) -> str:
+    """:func:`copy_out` into a dataset's target; a target that cannot be written (full, over
+    a quota or a file-size limit) is the one line a download into it would give."""
+    try:
+        return copy_out(fd, item.target, size, advance=advance)
+    except OSError as exc:
+        raise write_error(item.path, exc) from None
 
 
 def clear(home: str | os.PathLike[str] | None = None) -> tuple[int, int, list[str]]:

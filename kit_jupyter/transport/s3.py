@@ -563,6 +563,14 @@ def prepare_download(clients: S3Clients, obj: S3Object, remote_hash: str, target
     return item.resolve_parts(ask_server=head_part)
 
 
+def write_error(path: str, exc: OSError) -> UnpackError:
+    """The one line for a remote dataset that could not be written (a full disk, a quota, a
+    file-size limit, permissions), however it was being written (downloaded, or copied out of
+    the shared cache): the dataset's path and the system's reason, without ``[Errno N]`` and
+    the hidden temporary file's name."""
+    return UnpackError(f"failed to write file {path}: {exc.strerror or exc}")
+
+
 def _fetch(item: PreparedDownload, task: Task | None, workers: int,
            range_size: int | None) -> Downloader:
     params: dict[str, str | int] = dict(item.obj.params())
@@ -586,7 +594,7 @@ def _fetch(item: PreparedDownload, task: Task | None, workers: int,
     except OSError as e:
         if _is_s3_error(e):
             raise _download_error(item.path, item.obj, item.remote_hash, e, item.clients) from None
-        raise UnpackError(f"failed to write file {item.path}: {e}") from None
+        raise write_error(item.path, e) from None
     except Exception as e:
         if not _is_s3_error(e):
             raise
@@ -660,4 +668,5 @@ __all__ = [
     "check_unpack_path", "current_etag", "describe_error", "download_clients",
     "download_each", "download_prepared", "head_etag", "if_match_value", "is_s3_path",
     "make_client", "parse_s3_url", "prepare_download", "verify_remote", "verify_remote_datasets",
+    "write_error",
 ]

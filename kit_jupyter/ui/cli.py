@@ -146,7 +146,7 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("-d", "--dir", default=".", help="target directory (default .)")
     p.add_argument("-o", "--overwrite", action="store_true", help="overwrite existing files")
     p.add_argument("-i", "--ignore-existing", action="store_true", help="skip existing files")
-    p.add_argument("--filter", action="append", default=[], metavar="TYPES[:IDS]",
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="TYPES[:IDS]",
                    help="e.g. model,datasets:events (repeatable)")
     p.add_argument("--include-remote", action="store_true",
                    help="also download remote (S3) datasets and unpack the datasets of "
