@@ -141,10 +141,13 @@ def _make_root(root: str | os.PathLike[str] | None, prefix: str) -> tuple[Path, 
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base)).resolve(), True
 
 
-def _tail(path: Path, lines: int = 3) -> str:
-    """Why a server died, from its log: a Go panic or fatal line, else the last lines."""
+def _tail(path: Path, start: int = 0, lines: int = 3) -> str:
+    """Why a server died, from its log after ``start``: a Go panic or fatal line, else the
+    last lines."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with open(path, "rb") as log:
+            log.seek(start)
+            text = log.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return "(no log)"
     for line in text:
@@ -156,22 +159,30 @@ def _tail(path: Path, lines: int = 3) -> str:
 def _launch(argv: list[str], *, root: Path, log_name: str, port_pattern: re.Pattern[str],
             env: Mapping[str, str], deadline: float, what: str
             ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """Start ``argv`` with its output in ``root/log_name`` and wait for the port it reports."""
+    """Start ``argv`` with its output in ``root/log_name`` and wait for the port it reports.
+
+    The log is appended to (a root given again keeps its earlier runs' lines), so the port is
+    looked for only in what this run wrote: an earlier run's "Running on" line named a port
+    nobody listens on any more, and the start then failed a minute later."""
     log_path = root / log_name
     with open(log_path, "ab") as log:
+        start = log.seek(0, os.SEEK_END)
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=dict(env),
                                    start_new_session=True)
     while True:
-        found = port_pattern.search(log_path.read_text(errors="replace"))
+        with open(log_path, "rb") as log:
+            log.seek(start)
+            found = port_pattern.search(log.read().decode(errors="replace"))
         if found:
             return process, int(found.group(1)), log_path
         if process.poll() is not None:
-            raise ServiceError(f"{what} exited at start: {_tail(log_path)}")
+            raise ServiceError(f"{what} exited at start: {_tail(log_path, start)}")
         if time.monotonic() > deadline:
             process.kill()
             process.wait()
-            raise ServiceError(f"{what} did not report its port in time: {_tail(log_path)}")
+            raise ServiceError(f"{what} did not report its port in time: "
+                               f"{_tail(log_path, start)}")
         time.sleep(0.02)
 
 

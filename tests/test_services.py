@@ -73,3 +73,16 @@ def test_env_patch_restores_set_and_unset(monkeypatch):
     assert (os.environ["KIT_T_SET"], os.environ["KIT_T_UNSET"]) == ("c", "b")
     patch.restore()
     assert os.environ["KIT_T_SET"] == "before" and "KIT_T_UNSET" not in os.environ
+
+
+def test_a_root_given_again_starts_on_the_new_port(tmp_path):
+    """The log is appended to; the second start must read its own "Running on" line, not the
+    first run's, whose port nobody listens on any more (the start then failed after 60 s)."""
+    first = services.start_s3(tmp_path / "s3")
+    first.stop()
+    second = services.start_s3(tmp_path / "s3", timeout=20)
+    try:
+        second.client().create_bucket(Bucket="again")  # it answers on the port it reported
+        assert second.log().count("Running on") == 2
+    finally:
+        second.stop()
