@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kit_jupyter.__main__ import main
 from kit_jupyter.commands.local import info
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.unpack import _raw_mode, unpack
@@ -398,3 +399,20 @@ def test_links_devices_and_absolute_names_are_refused(packed, tmp_path, kind, me
 ])
 def test_a_raw_layer_s_mode_comes_from_its_metadata_or_is_0644(meta, mode):
     assert _raw_mode({ANNOTATION_FILE_METADATA: meta}) == mode
+
+
+def test_kits_deprecated_flags_filter_unless_filter_is_given(packed, tmp_path):
+    """kit unpack still takes ``--kitfile --model --code --datasets --docs`` (one filter of
+    those types) and ignores them when ``-f/--filter`` is given (kit's unpackOptions.complete);
+    ``-f`` is ``--filter``'s short form."""
+    def run(*flags: str) -> list[str]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        assert main(["unpack", "demo:v1", "-d", str(out), "--progress", "none", *flags]) == 0
+        return sorted(tree(out))
+
+    assert run("--model", "--kitfile") == ["Kitfile", "model.bin"]
+    assert run("--datasets", "--docs") == ["README.md", "data/train/a.csv"]
+    assert run("--code") == ["src/train.py"]
+    assert run("--model", "-f", "code") == ["src/train.py"]
+    assert run("--model", "--filter", "docs", "-f", "prompts") == ["README.md",
+                                                                   "prompts/system.txt"]

@@ -46,7 +46,7 @@ from kit_jupyter.errors import (
     UnpackError,
 )
 from kit_jupyter.gocompat.gojson import unmarshal
-from kit_jupyter.kitfile.filters import Filter, matches, parse_filter, restrict
+from kit_jupyter.kitfile.filters import Filter, matches, parse_filters, restrict
 from kit_jupyter.kitfile.model import Kitfile, RemoteDataset
 from kit_jupyter.kitfile.reference import (
     Reference,
@@ -126,7 +126,7 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
         rep.info(default_tag_message("unpack", parsed))
     if parsed.extra_tags:
         raise KitError("can not unpack multiple tags")
-    flts = _parse_filters(filters)
+    flts = parse_filters(filters)
     target = Path(dir).expanduser().absolute()
     with Extraction(target, overwrite=overwrite, ignore_existing=ignore_existing,
                     keep_journal=True) as tx:
@@ -156,12 +156,6 @@ def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's
 
 # --------------------------------------------------------------------------------------------
 # filters and the remote-dataset hook (other modules; imported lazily)
-
-
-def _parse_filters(filters: Sequence[str | Filter]) -> list[Filter]:
-    """kit's ``--filter`` strings parsed (a bad one is kit's one-line FilterError); filters
-    already parsed (the Python API may pass them) are taken as they are."""
-    return [f if isinstance(f, Filter) else parse_filter(f) for f in filters or ()]
 
 
 def _in_kitfile_order(kf: Kitfile, results: list[DownloadResult]) -> list[DownloadResult]:

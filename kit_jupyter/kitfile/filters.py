@@ -79,17 +79,20 @@ def parse_filter(text: str) -> Filter:
     return Filter(tuple(types), ids)
 
 
-def parse_filters(values: Iterable[str] | None) -> list[Filter]:
-    return [parse_filter(v) for v in values or ()]
+def parse_filters(values: Iterable[str | Filter] | None) -> list[Filter]:
+    """kit's ``--filter`` strings parsed (a bad one is kit's one-line FilterError); filters
+    already parsed (the Python API may pass them) are taken as they are."""
+    return [v if isinstance(v, Filter) else parse_filter(v) for v in values or ()]
 
 
 def filters_from_flags(
     *, kitfile: bool = False, model: bool = False, code: bool = False, datasets: bool = False,
     docs: bool = False,
 ) -> list[Filter]:
-    """kit's deprecated ``--kitfile --model --code --datasets --docs`` flags as one filter.
+    """kit's deprecated ``--kitfile --model --code --datasets --docs`` flags as one filter,
+    which ``unpack`` uses when no ``--filter`` is given (kit's ``unpackOptions.complete``).
 
-    An empty list means no deprecated flag was set (then ``--filter`` values apply).
+    An empty list means no deprecated flag was set: everything is unpacked.
     """
     chosen = [
         word for word, on in (("kitfile", kitfile), ("model", model), ("docs", docs),

@@ -94,6 +94,11 @@ class Context:
     next_cell: Callable[[str], None] | None = None
 
 
+#: kit unpack's flags from before --filter (still accepted, ignored when --filter is given)
+_DEPRECATED_FILTERS = (("kitfile", "Kitfile"), ("model", "model"), ("code", "code"),
+                       ("datasets", "datasets"), ("docs", "docs"))
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="DIR",
                    help="storage root (default: $KITOPS_HOME, else the OS default)")
@@ -148,6 +153,9 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("-i", "--ignore-existing", action="store_true", help="skip existing files")
     p.add_argument("-f", "--filter", action="append", default=[], metavar="TYPES[:IDS]",
                    help="e.g. model,datasets:events (repeatable)")
+    for word, what in _DEPRECATED_FILTERS:
+        p.add_argument(f"--{word}", action="store_true",
+                       help=f"unpack only {what} (deprecated: use --filter={word})")
     p.add_argument("--include-remote", action="store_true",
                    help="also download remote (S3) datasets and unpack the datasets of "
                         "ModelKits that datasets refer to")
@@ -323,8 +331,14 @@ def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
+    # kit: --filter values when given, else the deprecated flags as one filter. Imported here,
+    # not at the top: the Kitfile package is not to be paid for by every %kit and --help
+    from kit_jupyter.kitfile.filters import filters_from_flags
+
+    filters = args.filter or filters_from_flags(
+        **{word: getattr(args, word) for word, _ in _DEPRECATED_FILTERS})
     return api.load("unpack")(args.ref, dir=args.dir, overwrite=args.overwrite,
-                              ignore_existing=args.ignore_existing, filters=args.filter,
+                              ignore_existing=args.ignore_existing, filters=filters,
                               include_remote=args.include_remote, home=args.config,
                               remote_cache=not args.no_cache, reporter=reporter, **_net(args))
 
