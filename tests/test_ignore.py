@@ -16,7 +16,6 @@ from kit_jupyter.gocompat.gopath import is_clean
 from kit_jupyter.gocompat.ignore import (
     IgnoreRules,
     go_clean,
-    in_other_layer,
     layer_paths_from_kitfile,
     read_ignore_file,
 )
@@ -94,6 +93,12 @@ def test_load_missing_file_and_extra_excludes(tmp_path: Path) -> None:
     assert rules.matches("x.py") and not rules.matches("keep.py") and rules.has_exceptions
 
 
+def in_other_layer(path: str, layer_path: str, other_layer_paths: list[str]) -> bool:
+    """The cross-layer rule: what ``excludes`` says with no ignore patterns (and so also for a
+    name kit always ignores, ``Kitfile`` and ``.kitignore``)."""
+    return IgnoreRules([], other_layer_paths).excludes(path, layer_path)
+
+
 def test_paths_are_cleaned_before_matching() -> None:
     rules = IgnoreRules(["data/raw"])
     assert rules.matches("./data/raw/") and rules.matches(" data//raw/x ")
@@ -119,7 +124,7 @@ def test_excludes_combines_ignore_file_and_layers() -> None:
     assert rules.excludes("code/vendor/lib.py", "code")
     assert not rules.excludes("code/main.py", "code")
     assert not rules.excludes("code/vendor/lib.py", "code/vendor")
-    extended = rules.with_layer_paths(["code/gen"])
+    extended = IgnoreRules(["**/*.tmp"], layer_paths=["code", "code/vendor", "code/gen"])
     assert extended.excludes("code/gen/x", "code") and not rules.excludes("code/gen/x", "code")
 
 

@@ -38,7 +38,7 @@ from kit_jupyter.kitfile.model import (
     ModelPart,
     Package,
     Prompt,
-    decode_errors,
+    decode_kitfile,
     find_kitfile,
     load_kitfile,
     load_kitfile_file,
@@ -98,7 +98,7 @@ def test_empty_document_and_null_model():
 def test_empty_input_is_eof(text):
     err = _err(text)
     assert str(err) == "EOF"
-    assert decode_errors(text)[0].message == "EOF"
+    assert decode_kitfile(text)[1][0].message == "EOF"
 
 
 # -- parameters typing (spec §3.4) ----------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_anchors_aliases_and_merge_keys():
 
 
 def test_recursive_alias_is_an_error_not_a_crash():
-    findings = decode_errors(MV + "model:\n  parameters: &a\n    self: *a\n")
+    findings = decode_kitfile(MV + "model:\n  parameters: &a\n    self: *a\n")[1]
     assert findings and "contains itself" in findings[0].message
 
 
@@ -292,7 +292,7 @@ def test_unknown_keys_all_reported_with_hints():
         "  line 7: field modle not found in type artifact.KitFile"
     )
     assert err.line == 5 and err.field == "datasets[0].remotepath"
-    findings = decode_errors(text)
+    findings = decode_kitfile(text)[1]
     assert [(f.severity, f.field, f.line) for f in findings] == [
         ("error", "datasets[0].remotepath", 5), ("error", "datasets[0].digest", 6),
         ("error", "modle", 7),
@@ -324,16 +324,16 @@ def test_unknown_key_hint_uses_keys_of_that_type(where, key, hint):
         "prompts[0]": f"prompts:\n  - {key}: x\n",
         "mcpServers[0]": f"mcpServers:\n  - {key}: x\n",
     }
-    (f,) = decode_errors(MV + snippets[where])
+    (f,) = decode_kitfile(MV + snippets[where])[1]
     assert f.message.startswith(f"field {key} not found in type artifact.")
     assert f.hint == f'did you mean "{hint}"?' and f.fix == (key, hint)
     assert f.field == f"{where}.{key}"
 
 
 def test_no_fix_when_the_suggestion_is_ambiguous_or_already_set():
-    (f,) = decode_errors(MV + "package:\n  name: a\n  nme: b\n")
+    (f,) = decode_kitfile(MV + "package:\n  name: a\n  nme: b\n")[1]
     assert f.hint == 'did you mean "name"?' and f.fix is None  # "name" is already there
-    (g,) = decode_errors(MV + "datasets:\n  - pat: x\n")  # path? parameters?
+    (g,) = decode_kitfile(MV + "datasets:\n  - pat: x\n")[1]  # path? parameters?
     assert g.hint is not None
     from kit_jupyter.kitfile.model import DataSet, key_suggestions
 
@@ -408,14 +408,14 @@ def test_malformed_yaml_is_one_line_with_line_number(text, line):
     if line is not None:
         assert str(err).startswith(f"yaml: line {line}: ")
         assert err.line == line
-    (f,) = decode_errors(text)
+    (f,) = decode_kitfile(text)[1]
     assert f.severity == "error" and f.line == err.line
     assert str(f) == (f"line {f.line}: " if f.line else "") + f.message
     assert f.message == str(err).replace(f"line {line}: ", "") if line else str(err)
 
 
 def test_decode_errors_empty_for_good_kitfile():
-    assert decode_errors(MV + "model:\n  path: m\n") == []
+    assert decode_kitfile(MV + "model:\n  path: m\n")[1] == []
 
 
 # -- lines ----------------------------------------------------------------------------------------
@@ -628,7 +628,7 @@ def test_layer_entries_order_and_skips():
     ids=["bad-utf8", "nul", "deep-600", "deep-5000"],
 )
 def test_hostile_input_gives_one_error_not_a_crash(text):
-    (f,) = decode_errors(text)
+    (f,) = decode_kitfile(text)[1]
     assert f.severity == "error" and f.message.startswith("yaml: ")
     with pytest.raises(KitfileError):
         load_kitfile(text)

@@ -21,7 +21,6 @@ from kit_jupyter.gocompat.gotar import tar_header
 from kit_jupyter.gocompat.ignore import IgnoreRules
 from kit_jupyter.oci.extract import Extraction, StreamInput
 from kit_jupyter.oci.layers import (
-    EMPTY_LAYER_DIGEST,
     LayerStats,
     go_rel,
     layer_size,
@@ -41,6 +40,9 @@ from kit_jupyter.oci.mediatypes import (
 from kit_jupyter.reporting import NullReporter
 from tests.test_extract import entries
 from tests.test_fs import address_of
+
+#: the digest of an empty tar stream: two 512-byte zero blocks, what kit writes for an empty layer
+EMPTY_LAYER_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 
 def mkfile(path: Path, data: bytes, mode: int = 0o644) -> None:

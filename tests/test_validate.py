@@ -13,7 +13,6 @@ from kit_jupyter.kitfile.model import load_kitfile
 from kit_jupyter.kitfile.rules import (
     Finding,
     check_kitfile,
-    check_kitfile_text,
     classify_path,
     ensure_valid,
     error_text,
@@ -244,7 +243,7 @@ EXTRA = [
 
 
 def _check(text, errors, warnings):
-    findings = check_kitfile_text(text)
+    findings = check_kitfile(text)[1]
     got_err = [(f.message, f.field, f.line) for f in findings if f.severity == "error"]
     got_warn = [(f.message, f.field, f.line) for f in findings if f.severity == "warning"]
     assert got_err == sorted(errors)
@@ -272,14 +271,14 @@ def test_fixture_count_is_44():
 
 def test_duplicate_related_locations():
     text = MV + "code:\n  - path: a\ndatasets:\n  - path: ./a\ndocs:\n  - path: a/\n"
-    (f,) = [f for f in check_kitfile_text(text) if f.severity == "error"]
+    (f,) = [f for f in check_kitfile(text)[1] if f.severity == "error"]
     assert f.field == "docs[0].path"
     assert f.related == ("code[0].path", "datasets[0].path")
 
 
 def test_error_wrapper_exact_text():
     text = MV + "model:\n  path: https://example.com\n"
-    assert error_text(check_kitfile_text(text)) == (
+    assert error_text(check_kitfile(text)[1]) == (
         "errors while validating Kitfile: \n"
         "  * invalid path for model: HTTP urls are not supported in paths (https://example.com)\n"
         "  * invalid path for model: only local paths and ModelKit references are permitted"
@@ -290,7 +289,7 @@ def test_decode_errors_do_not_stop_validation():
     """kit stops at the first decode error; a notebook shows everything at once: kit's decode
     text first (its line said in ``line`` only), then the findings on what did decode."""
     text = "manifestVersion: 2\nmodel:\n  path: https://x\n  pth: y\n"
-    findings = check_kitfile_text(text)
+    findings = check_kitfile(text)[1]
     assert [(f.line, f.message) for f in findings] == [
         (4, "field pth not found in type artifact.Model"),
         (1, "Unrecognized manifestVersion 2: treating Kitfile as 1.0.0"),
@@ -312,7 +311,7 @@ def test_type_error_keeps_kit_text_and_adds_a_hint():
 
 def test_check_kitfile_text_never_raises():
     for text in ["", "{", ":\n:", "- a\n- b", "model: [", "\t\tx: y", "a: *nope"]:
-        findings = check_kitfile_text(text)
+        findings = check_kitfile(text)[1]
         assert findings and all(f.severity == "error" for f in findings)
 
 
@@ -384,9 +383,9 @@ def test_go_clean(path, cleaned):
 
 
 def test_finding_str_names_the_line_once():
-    (f,) = check_kitfile_text(MV + "model:\n  pth: x\n")
+    (f,) = check_kitfile(MV + "model:\n  pth: x\n")[1]
     assert str(f) == 'line 3: field pth not found in type artifact.Model; did you mean "path"?'
-    (g,) = check_kitfile_text(MV + "code:\n  - path: /abs\n")
+    (g,) = check_kitfile(MV + "code:\n  - path: /abs\n")[1]
     assert str(g) == (
         "line 3: absolute paths are not supported in a Kitfile (path /abs in code layer 0)"
     )

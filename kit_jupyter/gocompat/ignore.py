@@ -405,12 +405,6 @@ class IgnoreRules:
     def matches(self, rel_path: str) -> bool:
         return self._matcher.matches_or_parent_matches(_clean_arg(rel_path))
 
-    def with_layer_paths(self, layer_paths: Iterable[str]) -> IgnoreRules:
-        clone = object.__new__(IgnoreRules)
-        clone.__dict__.update(self.__dict__)
-        clone.layer_paths = [*self.layer_paths, *(_clean_arg(p) for p in layer_paths)]
-        return clone
-
     def excludes(self, rel_path: str, layer_path: str) -> bool:
         """kit's ``ignore.Paths.Matches(path, layerPath)``."""
         path = _clean_arg(rel_path)
@@ -420,7 +414,7 @@ class IgnoreRules:
 
     def excluder(self, layer_path: str, other_layer_paths: Iterable[str] = (), *,
                  clean: bool = False) -> Callable[[str], bool]:
-        """``excludes(path, layer_path) or in_other_layer(path, layer_path,
+        """``excludes(path, layer_path) or _in_other_layer(path, layer_path,
         other_layer_paths)`` as one function of ``path``, for every name of one layer's walk
         (``other_layer_paths``: a parent ModelKit's layers).
 
@@ -457,17 +451,12 @@ class IgnoreRules:
         return excludes_clean if clean else excludes
 
 
-def in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
+def _in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
     """Cross-layer exclusion (spec §8.6, newest kit): ``path`` belongs to another layer M if it
     is M or lies within it by whole path elements, unless the current layer's own path lies
-    within M (parents of the current layer are not excluded)."""
-    return _in_other_layer(_clean_arg(path), _clean_arg(layer_path),
-                           [_clean_arg(other) for other in other_layer_paths])
-
-
-def _in_other_layer(path: str, layer_path: str, other_layer_paths: Iterable[str]) -> bool:
-    """:func:`in_other_layer` for arguments that are clean already (``IgnoreRules`` cleans
-    its layer paths once, not on each of the thousands of calls a walk makes)."""
+    within M (parents of the current layer are not excluded). Arguments are clean already
+    (``IgnoreRules`` cleans its layer paths once, not on each of the thousands of calls a walk
+    makes)."""
     within = _is_within
     for other in other_layer_paths:
         if within(layer_path, other):

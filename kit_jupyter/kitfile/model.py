@@ -65,9 +65,6 @@ class _Entity:
                 out["diffId"] = self.diff_id  # type: ignore[attr-defined]
         return out
 
-    def is_empty(self) -> bool:
-        return not self._to_struct(json_mode=True)
-
     @classmethod
     def _from_json(cls, d: Any, where: str):
         if d is None:
@@ -218,10 +215,6 @@ class DataSet(_Entity):
         ("remoteHash", "remote_hash", _S), ("description", "description", _S),
         ("license", "license", _S), ("parameters", "parameters", _ANY),
     )
-
-    @property
-    def is_remote(self) -> bool:
-        return bool(self.remote_path)
 
 
 @dataclass
@@ -1023,9 +1016,12 @@ def load_kitfile_file(path: str | os.PathLike) -> Kitfile:
     return load_kitfile(read_kitfile_text(path))
 
 
-def decode_errors(text: str | bytes) -> list[Finding]:
-    """Every decoding problem as an error finding (empty when the Kitfile decodes)."""
-    return _findings(_decode(text).problems)
+def decode_kitfile(text: str | bytes) -> tuple[Kitfile | None, list[Finding]]:
+    """Decode without raising: what decoded (None only when nothing did; else ``partial``
+    when there were problems) and every decoding problem as an error finding (none when the
+    Kitfile decodes). What :func:`~kit_jupyter.kitfile.rules.check_kitfile` validates."""
+    res = _decode(text)
+    return res.kitfile, _findings(res.problems)
 
 
 def find_kitfile(context_dir: str | os.PathLike, file: str | os.PathLike | None = None) -> Path:

@@ -14,7 +14,7 @@ from kit_jupyter.errors import ValidationError
 from kit_jupyter.gocompat import gourl
 from kit_jupyter.gocompat.gopath import go_clean
 from kit_jupyter.kitfile.finding import Finding
-from kit_jupyter.kitfile.model import _decode, _findings
+from kit_jupyter.kitfile.model import decode_kitfile
 from kit_jupyter.kitfile.reference import is_modelkit_reference
 
 if TYPE_CHECKING:
@@ -233,16 +233,10 @@ def check_kitfile(text: str | bytes) -> tuple[Kitfile | None, list[Finding]]:
     errors, we list them first and then validate what decoded (the Kitfile is then
     ``partial``). The Kitfile is None only when nothing decoded. Never raises."""
 
-    res = _decode(text)
-    findings = _findings(res.problems)
-    if res.kitfile is None:
+    kf, findings = decode_kitfile(text)
+    if kf is None:
         return None, findings
-    return res.kitfile, findings + validate(res.kitfile)
-
-
-def check_kitfile_text(text: str | bytes) -> list[Finding]:
-    """Decode and validate (see :func:`check_kitfile`). Never raises."""
-    return check_kitfile(text)[1]
+    return kf, findings + validate(kf)
 
 
 def ensure_valid(kf: Kitfile, *, reporter: Reporter | None = None) -> list[Finding]:

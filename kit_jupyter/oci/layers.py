@@ -55,7 +55,6 @@ CHUNK = 1 << 20
 #: Entries of one layer's walk kept to give kit's size total without a second walk (about 200
 #: bytes each); a larger layer keeps this many and walks a second time for the total.
 WALK_KEEP = 1 << 16
-EMPTY_LAYER_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 #: Names later kit versions leave out of layers (compared case-insensitively).
 OS_JUNK_FILES = frozenset(n.lower() for n in (
@@ -119,7 +118,6 @@ class LayerStats:
     entries: int = 0
     files: int = 0
     dirs: int = 0
-    content_bytes: int = 0
     tar_bytes: int = 0
     size_total: int = 0
     skipped_symlinks: list[str] = field(default_factory=list)
@@ -419,7 +417,7 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
     encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # fsencode
     # per entry, names looked up once here (20,000 entries in a code layer)
     put_header, read, pads, ifmt, ifdir = header_into, _read_small, _PADS, _S_IFMT, _S_IFDIR
-    files = dirs = content = 0
+    files = dirs = 0
     try:
         for entry in entries:
             rel, mode = entry.rel, entry.mode
@@ -447,7 +445,6 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
                     view[:pad] = pads[pad]
                     pos = pad
                     files += 1
-                    content += size
                     continue
             read(prefix + rel, rel, size, view[pos:pos + size + 1])
             pos += size
@@ -455,12 +452,10 @@ def _write_entries(ctx: str, out: BinaryIO, entries: Iterable[WalkEntry], stats:
             pos += pad
             unreported += size
             files += 1
-            content += size
     finally:
         stats.entries += files + dirs
         stats.files += files
         stats.dirs += dirs
-        stats.content_bytes += content
     if pos + len(END_OF_ARCHIVE) > CHUNK:
         flush()
     view[pos:pos + len(END_OF_ARCHIVE)] = END_OF_ARCHIVE

@@ -23,7 +23,6 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 KIT_MANIFEST_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
 MODELPACK_MANIFEST_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
-KIT_INDEX_ARTIFACT = "application/vnd.kitops.modelkit.index.v1+json"
 KIT_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
 MODELPACK_CONFIG = "application/vnd.cncf.model.config.v1+json"
 
@@ -124,7 +123,7 @@ class MediaType:
 
     def __str__(self) -> str:
         if self.model_format == MODELPACK_FORMAT:
-            if self.base == "config":
+            if self.is_config:
                 return MODELPACK_CONFIG
             base = _MODELPACK_BASE[self.base]
             if self.format == "raw":
@@ -132,7 +131,7 @@ class MediaType:
             suffix = {"none": "", "gzip": "+gzip", "gzip-fastest": "+gzip",
                       "zstd": "+zstd"}[self.compression]
             return f"application/vnd.cncf.model.{base}.v1.tar{suffix}"
-        if self.base == "config":
+        if self.is_config:
             return KIT_CONFIG
         suffix = {"none": "", "gzip": "+gzip", "gzip-fastest": "+gzip",
                   "zstd": "+zstd"}[self.compression]

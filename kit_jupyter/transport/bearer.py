@@ -223,11 +223,6 @@ class TokenAuth:
             token = self._cached(scope) or self._get(scope)
         return {"Authorization": f"Bearer {token.value}"}
 
-    def cached_header(self, scope: Scope) -> dict[str, str] | None:
-        with self._lock:
-            token = self._cached(scope)
-        return None if token is None else {"Authorization": f"Bearer {token.value}"}
-
     def renew(self, scope: Scope, challenge_header: str) -> dict[str, str]:
         """After a 401/403 with a token: forget the tokens for ``scope`` and fetch one for it
         plus whatever the new challenge asks for (``insufficient_scope`` names it)."""

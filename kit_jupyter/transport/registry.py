@@ -395,7 +395,6 @@ class RegistryClient:
         self._ping_error: RegistryError | None = None
         self._basic_header: str | None = None
         self._lock = threading.RLock()
-        self.request_count = 0
         self.cancelled = threading.Event()  # set() stops running transfers at the next MiB
         self.warnings: list[str] = []  # what a result should say (an unverifiable manifest)
         self._warn_to = warn
@@ -426,7 +425,6 @@ class RegistryClient:
         """One HTTP exchange; transport errors become one-line :class:`RegistryError`."""
         import requests
 
-        self.request_count += 1
         try:
             return self.session.request(method, url, headers=headers, data=data, stream=stream,
                                         verify=self.tls_verify, timeout=timeout,
