@@ -12,7 +12,8 @@ notebook and carry the data as attributes)::
     kit.push("churn:v1", "registry.example.com/acme/churn:v1")
 
 Every option is a keyword argument with kit's flag name (``--plain-http`` is ``plain_http``); a
-misspelt one is a ``TypeError``. Errors you can fix are :class:`KitError` subclasses with one line
+misspelt one is a ``TypeError``, and so is an argument of the wrong type (``unpack() argument
+'ref' must be str, not int``). Errors you can fix are :class:`KitError` subclasses with one line
 of text. Progress is shown only when asked: ``reporter=kit.make_reporter()`` (widgets in a
 notebook, text in a terminal). ``help(kit.unpack)`` or ``kit.unpack?`` documents each function.
 

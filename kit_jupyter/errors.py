@@ -193,6 +193,12 @@ _SYSTEM_ERRNOS = {
     errno.EMFILE: "too many open files",
     errno.ENAMETOOLONG: "file name too long",
 }
+# a path the user gave where a file stands for a directory, or the other way round (--config
+# FILE): one line in the adapters; the commands' own code may still tell these apart
+_PATH_ERRNOS = {
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+}
 
 
 def system_problem(exc: BaseException) -> SystemProblem | None:
@@ -202,3 +208,13 @@ def system_problem(exc: BaseException) -> SystemProblem | None:
         return None
     where = f": {exc.filename}" if exc.filename else ""
     return SystemProblem(f"{_SYSTEM_ERRNOS[exc.errno]}{where}")
+
+
+def path_problem(exc: BaseException) -> SystemProblem | None:
+    """Like :func:`system_problem`, for a path of the wrong kind (a file where a directory must
+    be, or a directory where a file must): what an adapter says instead of a traceback when a
+    command let the OSError through."""
+    if not isinstance(exc, OSError) or exc.errno not in _PATH_ERRNOS:
+        return None
+    where = f": {exc.filename}" if exc.filename else ""
+    return SystemProblem(f"{_PATH_ERRNOS[exc.errno]}{where}")

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "kit_jupyter.reporting": 0,
     "kit_jupyter._fs": 0,
     "kit_jupyter._version": 0,
+    "kit_jupyter._arguments": 1,  # beside gocompat: above errors, below every user
 }
 
 # Libraries that may be imported inside functions: slow to import, and not needed by

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._arguments import OPT_PATH, arguments
 from kit_jupyter._fs import is_live, sweep_stale
 from kit_jupyter.commands.results import Result, html_table, tabwriter
 from kit_jupyter.oci.store import resolve_home
@@ -101,6 +102,7 @@ class CacheClearResult(Result):
         return html_table(None, [[line] for line in self.text().splitlines()], caption=self.path)
 
 
+@arguments(home=OPT_PATH)
 def cache_info(*, home: str | os.PathLike[str] | None = None) -> CacheInfoResult:
     """The size of the cache and of each entry in it (``kit cache info``).
 
@@ -127,6 +129,7 @@ def _in_use(path: Path) -> bool:
     return any(is_live(n) for n in names)
 
 
+@arguments(home=OPT_PATH)
 def cache_clear(*, home: str | os.PathLike[str] | None = None,
                 reporter: Reporter | None = None) -> CacheClearResult:
     """Empty the cache (``kit cache clear``).

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit_jupyter._arguments import COUNT, OPT_PATH, TEXT, arguments
 from kit_jupyter.commands.render import Cell, html_table
 from kit_jupyter.commands.results import Result
 from kit_jupyter.commands.sources import BlobSource, close_source, open_source, remote_source
@@ -289,6 +290,7 @@ def _read(arg: str, ref: Reference, *, home: PathLike,
     return Side(reference=str(ref), digest=manifest.digest, manifest=json.loads(manifest.raw))
 
 
+@arguments(ref1=TEXT, ref2=TEXT, home=OPT_PATH, concurrency=COUNT)
 def diff(ref1: str, ref2: str, *, home: PathLike = None, reporter: Reporter | None = None,
          plain_http: bool = False, tls_verify: bool | str = True,
          concurrency: int = 5) -> DiffResult:

@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._arguments import COUNT, OPT_PATH, OPT_TEXT, TEXT, arguments
 from kit_jupyter._fs import sweep_stale, temp_path
 from kit_jupyter.commands.init import _reader, listing_from_fs
 from kit_jupyter.commands.pack import pack
 from kit_jupyter.commands.results import PackResult, Result, html_table
 from kit_jupyter.errors import KitError, PackError, ReferenceError_
+from kit_jupyter.gocompat import gostrconv
 from kit_jupyter.gocompat.gourl import URLError
 from kit_jupyter.gocompat.gourl import parse as parse_url
 from kit_jupyter.gocompat.ignore import IgnoreRules, layer_paths_from_kitfile
@@ -55,7 +57,7 @@ from kit_jupyter.kitfile.model import (
     load_kitfile,
     read_kitfile_text,
 )
-from kit_jupyter.kitfile.reference import DEFAULT_TAG, parse_reference
+from kit_jupyter.kitfile.reference import DEFAULT_TAG, parse_reference, without_password
 from kit_jupyter.kitfile.rules import ensure_valid
 from kit_jupyter.oci.store import resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, format_bytes
@@ -122,8 +124,9 @@ def extract_repo_from_url(raw: str) -> str:
     """kit's ``extractRepoFromURL``: the last two path segments of a URL or ``org/repo``."""
     try:
         url = parse_url(raw)
-    except URLError as exc:
-        raise KitError(f"failed to parse url: {exc}") from None
+    except URLError as exc:  # Go's text quotes the URL: a password in it is not shown
+        text = str(exc).replace(gostrconv.quote(raw), gostrconv.quote(without_password(raw)))
+        raise KitError(f"failed to parse url: {text}") from None
     path = url.path.strip("/")
     if len(path.split("/")) != 2:
         raise KitError(f"could not extract organization and repository from '{path}'")
@@ -257,6 +260,8 @@ def _pack(workdir: Path, kitfile_path: Path, tag: str, home: Path, rep: Reporter
     return result
 
 
+@arguments(repository=TEXT, ref=TEXT, token=OPT_TEXT, tag=OPT_TEXT, file=OPT_PATH,
+           tool=OPT_TEXT, concurrency=COUNT, home=OPT_PATH)
 def import_repository(repository: str, *, ref: str = DEFAULT_GIT_REF, token: str | None = None,
                       tag: str | None = None, file: str | None = None, tool: str | None = None,
                       concurrency: int = DEFAULT_CONCURRENCY,

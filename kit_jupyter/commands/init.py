@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._arguments import INT, OPT_PATH, PATH, TEXT, arguments
 from kit_jupyter._fs import read_regular, write_bytes_atomic
 from kit_jupyter.commands.results import Result
 from kit_jupyter.errors import KitError
@@ -159,6 +160,7 @@ class InitResult(Result):
         return note
 
 
+@arguments(directory=PATH, name=TEXT, desc=TEXT, author=TEXT, output=OPT_PATH, depth=INT)
 def init(directory: PathLike = ".", *, name: str = "", desc: str = "", author: str = "",
          force: bool = False, output: str | None = None, write: bool = True, depth: int = 0,
          reporter: Reporter | None = None) -> InitResult:

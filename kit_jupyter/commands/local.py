@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from kit_jupyter._arguments import COUNT, OPT_PATH, OPT_TEXT, TEXT, arguments
 from kit_jupyter.commands.results import (
     InfoResult,
     InspectResult,
@@ -106,6 +107,7 @@ def _read_modelkit(ref: Reference, *, home: PathLike, source: BlobSource | None,
 # list
 
 
+@arguments(home=OPT_PATH)
 def list_modelkits(*, home: PathLike = None, reporter: Reporter | None = None) -> ListResult:
     """The ModelKits in local storage (``kit list``).
 
@@ -145,6 +147,7 @@ def list_modelkits(*, home: PathLike = None, reporter: Reporter | None = None) -
 # inspect
 
 
+@arguments(ref=TEXT, home=OPT_PATH, concurrency=COUNT)
 def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None,
             remote: bool = False, reporter: Reporter | None = None,
             plain_http: bool = False, tls_verify: bool | str = True,
@@ -182,6 +185,7 @@ def inspect(ref: str, *, home: PathLike = None, source: BlobSource | None = None
 # info
 
 
+@arguments(ref=TEXT, home=OPT_PATH, filter=OPT_TEXT, concurrency=COUNT)
 def info(ref: str, *, home: PathLike = None, filter: str | None = None,  # noqa: A002
          remote: bool = False, source: BlobSource | None = None,
          reporter: Reporter | None = None, plain_http: bool = False,
@@ -316,6 +320,7 @@ def _dedent(lines: list[str]) -> list[str]:
 # tag
 
 
+@arguments(source=TEXT, target=TEXT, home=OPT_PATH)
 def tag(source: str, target: str, *, home: PathLike = None,
         reporter: Reporter | None = None) -> TagResult:
     """Give a local ModelKit another tag (``kit tag SOURCE TARGET``).
@@ -371,6 +376,7 @@ def _ref_with_tag(s: str, missing: str) -> Reference:
 # remove
 
 
+@arguments(ref=OPT_TEXT, home=OPT_PATH)
 def remove(ref: str | None = None, *, force: bool = False, all: bool = False,  # noqa: A002
            home: PathLike = None, reporter: Reporter | None = None) -> RemoveResult:
     """Remove a ModelKit or a tag from local storage (``kit remove REF``).

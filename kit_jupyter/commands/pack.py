@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._arguments import COUNT, OPT_PATH, OPT_TEXT, PATH, TEXT, arguments
 from kit_jupyter._fs import NotRegularFile, open_regular
 from kit_jupyter._version import __version__
 from kit_jupyter.commands.chain import CYCLE_AT_PACK, parent_path, walk_parents
@@ -121,6 +122,8 @@ def _save_config(kf: Kitfile, model_format: str, annotations: dict[str, str],
     return desc, artifact_type
 
 
+@arguments(context_dir=PATH, file=OPT_PATH, tag=OPT_TEXT, compression=TEXT,
+           layer_format=TEXT, home=OPT_PATH, concurrency=COUNT)
 def pack(context_dir: str | os.PathLike[str], *, file: str | os.PathLike[str] | None = None,
          tag: str | None = None, compression: str = "none", layer_format: str = "tar",
          home: str | os.PathLike[str] | None = None,

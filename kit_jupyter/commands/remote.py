@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
+from kit_jupyter._arguments import COUNT, OPT_PATH, OPT_TEXT, TEXT, arguments
 from kit_jupyter._fs import Writeback, sweep_stale, syncing_file, temp_path
 from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
@@ -32,7 +33,12 @@ from kit_jupyter.errors import (
 )
 from kit_jupyter.gocompat.godigest import is_digest
 from kit_jupyter.kitfile.model import Kitfile
-from kit_jupyter.kitfile.reference import Reference, parse_reference
+from kit_jupyter.kitfile.reference import (
+    Reference,
+    check_registry,
+    parse_reference,
+    without_password,
+)
 from kit_jupyter.oci.manifest import Descriptor, Manifest, ManifestError
 from kit_jupyter.oci.mediatypes import OCI_MANIFEST, format_for_user
 from kit_jupyter.oci.store import LocalStore
@@ -56,7 +62,7 @@ _U = TypeVar("_U")
 def _network(home: Home, plain_http: bool, tls_verify: bool | str,
              concurrency: int) -> RegistryOptions:
     return RegistryOptions(plain_http=plain_http, tls_verify=tls_verify,
-                           concurrency=max(1, int(concurrency)), home=home)
+                           concurrency=concurrency, home=home)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -329,6 +335,7 @@ def _push_references(source_ref: str, dest_ref: str | None,
     return src, dest
 
 
+@arguments(source_ref=TEXT, dest_ref=OPT_TEXT, home=OPT_PATH, concurrency=COUNT)
 def push(source_ref: str, dest_ref: str | None = None, *, home: Home = None,
          plain_http: bool = False, tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PushResult:
@@ -428,6 +435,7 @@ def _mount(client: RegistryClient, locations: BlobLocations, dest: Reference, di
 
 # -- pull -------------------------------------------------------------------------------------
 
+@arguments(ref=TEXT, home=OPT_PATH, concurrency=COUNT)
 def pull(ref: str, *, home: Home = None, plain_http: bool = False,
          tls_verify: bool | str = True, concurrency: int = 5,
          reporter: Reporter | None = None) -> PullResult:
@@ -614,6 +622,7 @@ def _remote_modelkit(client: RegistryClient, ref: Reference
     return manifest, read_kitfile(RemoteSource(ref, client=client), manifest)
 
 
+@arguments(repository=TEXT, home=OPT_PATH, concurrency=COUNT)
 def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
                 tls_verify: bool | str = True, concurrency: int = 5,
                 reporter: Reporter | None = None) -> ListResult:
@@ -668,6 +677,7 @@ def list_remote(repository: str, *, home: Home = None, plain_http: bool = False,
     return ListResult(models, list(reporter.messages))
 
 
+@arguments(ref=TEXT, home=OPT_PATH, concurrency=COUNT)
 def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
                    tls_verify: bool | str = True, concurrency: int = 5,
                    reporter: Reporter | None = None) -> InspectResult:
@@ -693,6 +703,7 @@ def inspect_remote(ref: str, *, home: Home = None, plain_http: bool = False,
 
 # -- login / logout ---------------------------------------------------------------------------
 
+@arguments(registry=TEXT, username=TEXT, password=TEXT, home=OPT_PATH)
 def login(registry: str, username: str, password: str, *, home: Home = None,
           plain_http: bool = False, tls_verify: bool | str = True,
           reporter: Reporter | None = None) -> LoginResult:
@@ -715,6 +726,8 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
 
     Raises:
         AuthError: the registry refused the credentials.
+        RegistryError: ``registry`` is no host[:port] (kit's ``could not resolve registry``),
+            or the registry could not be reached.
     """
 
     reporter = reporter or NullReporter()
@@ -723,6 +736,11 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
         raise AuthError("login: a username is required")
     if not password:
         raise AuthError("login: a password is required")
+    try:
+        check_registry(registry)  # oras NewRegistry, before anything is sent
+    except ReferenceError_ as exc:
+        raise RegistryError(f"could not resolve registry {without_password(registry)}: "
+                            f"{exc}") from None
     creds = credentials.Credentials(username, password)
     with RegistryClient(registry, plain_http=plain_http, tls_verify=tls_verify,
                         credentials=creds, lookup_credentials=False) as client:
@@ -732,6 +750,7 @@ def login(registry: str, username: str, password: str, *, home: Home = None,
     return LoginResult(registry, username, str(path), list(reporter.messages[start:]))
 
 
+@arguments(registry=TEXT, home=OPT_PATH)
 def logout(registry: str, *, home: Home = None,
            reporter: Reporter | None = None) -> LogoutResult:
     """Forget the credentials stored for a registry (``kit logout REGISTRY``).
@@ -748,14 +767,16 @@ def logout(registry: str, *, home: Home = None,
     """
 
     removed = credentials.remove(registry, home=home)
-    message = f"Successfully logged out from {registry}"
+    shown = without_password(registry)  # the result is shown and kept in the notebook
+    message = f"Successfully logged out from {shown}"
     if reporter is not None:
         reporter.info(message)
-    return LogoutResult(registry, removed, [("info", message)], reported=reporter is not None)
+    return LogoutResult(shown, removed, [("info", message)], reported=reporter is not None)
 
 
 # -- remove --remote ------------------------------------------------------------------------
 
+@arguments(ref=TEXT, home=OPT_PATH)
 def remove_remote(ref: str, *, force: bool = False, home: Home = None,
                   plain_http: bool = False, tls_verify: bool | str = True,
                   reporter: Reporter | None = None) -> results.RemoveResult:

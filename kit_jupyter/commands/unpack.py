@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kit_jupyter._arguments import COUNT, OPT_PATH, PATH, TEXT, VALUES, arguments
 from kit_jupyter._fs import make_dirs, remove_dirs
 from kit_jupyter.commands.chain import (
     DatasetModelKit,
@@ -79,6 +80,7 @@ from kit_jupyter.transport.s3 import (
 )
 
 
+@arguments(ref=TEXT, dir=PATH, filters=VALUES, home=OPT_PATH, concurrency=COUNT)
 def unpack(ref: str, *, dir: str | os.PathLike[str] = ".",  # noqa: A002 - kit's flag name
            overwrite: bool = False, ignore_existing: bool = False,
            filters: Sequence[str | Filter] = (), include_remote: bool = False,

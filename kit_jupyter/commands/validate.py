@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from kit_jupyter._arguments import PATH, TEXT, TEXT_OR_BYTES, arguments
 from kit_jupyter.commands.findings import ValidationReport
 from kit_jupyter.errors import KitError, KitfileError, RemoteDatasetError
 from kit_jupyter.kitfile.finding import Finding
@@ -35,6 +36,7 @@ def locate_kitfile(path: str | os.PathLike[str] = ".") -> Path:
     return p
 
 
+@arguments(text=TEXT_OR_BYTES, source=TEXT)
 def validate_text(text: str, *, source: str = "Kitfile", check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
     """Validate a Kitfile given as text, as ``%%kitfile`` does (never raises for a bad one).
@@ -98,6 +100,7 @@ def check_remote_findings(kf: Kitfile, *, env: Mapping[str, str] | None = None) 
     return findings
 
 
+@arguments(path=PATH)
 def validate_path(path: str | os.PathLike[str] = ".", *, check_remote: bool = False,
                   env: Mapping[str, str] | None = None) -> ValidationReport:
     """Validate a Kitfile on disk with kit's rules and messages (``kit-jupyter validate PATH``).

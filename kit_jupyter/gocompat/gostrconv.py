@@ -1,4 +1,5 @@
-"""Go's ``strconv`` quoting: the one copy of how Go writes a string or a rune between quotes.
+"""Go's ``strconv``: the one copy of how Go writes a string or a rune between quotes, and of
+how it reads an integer (:func:`parse_int`: kit's integer flags, yaml.v3's ints).
 
 Go's messages quote what they name (``%q``, ``%#v``: ``invalid reference: invalid tag "a b"``,
 ``parse "s3://…": invalid port``, yaml.v3's ``mapping key "k" already defined``), and ``list
@@ -81,3 +82,34 @@ def can_backquote(s: str) -> bool:
 
 
 __all__ = ["can_backquote", "go_bytes", "quote", "quote_rune"]
+
+
+#: what ``strconv.ParseInt(s, 0, 64)`` reads: a sign, then decimal, ``0x``/``0o``/``0b`` or a
+#: leading ``0`` (octal), with ``_`` only between digits or after the prefix (``underscoreOK``)
+_GO_INT = re.compile(r"[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[bB](?:_?[01])+|0[oO](?:_?[0-7])+"
+                     r"|0(?:_?[0-7])*|[1-9](?:_?[0-9])*)", re.ASCII)
+#: digits of the largest uint64 in each base: a longer number is out of range whatever it is
+_MAX_DIGITS = {2: 64, 8: 22, 10: 20, 16: 16}
+
+
+def parse_int(text: str) -> int:
+    """Go's ``strconv.ParseInt(text, 0, 64)``: raises ValueError for anything it refuses,
+    including a value outside int64 (counted by its digits before ``int()``, which would
+    refuse more than 4300 of them with another message)."""
+    if not _GO_INT.fullmatch(text):
+        raise ValueError(f"invalid syntax: {text!r}")
+    negative = text[:1] == "-"
+    body = text.lstrip("+-").replace("_", "")
+    if body[:2].lower() in ("0x", "0o", "0b"):
+        base, digits = {"x": 16, "o": 8, "b": 2}[body[1].lower()], body[2:]
+    elif len(body) > 1:
+        base, digits = (8, body[1:]) if body[0] == "0" else (10, body)
+    else:
+        base, digits = 10, body
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_DIGITS[base]:
+        raise ValueError(f"value out of range: {text!r}")
+    value = (-1 if negative else 1) * (int(significant, base) if significant else 0)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(f"value out of range: {text!r}")
+    return value

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from kit_jupyter.gocompat import gostrconv
+
 # Sentinel tags our resolver gives untagged scalars, so explicit tags can be told apart.
 PLAIN = "?plain"
 QUOTED = "?quoted"
@@ -160,13 +162,10 @@ def _bounded_int(digits: str, base: int) -> int:
 
 
 def _go_parse_int(s: str) -> int | None:
-    neg = s.startswith("-")
-    body = s[1:] if s[:1] in "+-" and s else s
-    v = _go_parse_unsigned_base0(body)
-    if v is None:
+    try:
+        return gostrconv.parse_int(s)
+    except ValueError:
         return None
-    v = -v if neg else v
-    return v if _INT64_MIN <= v <= _INT64_MAX else None
 
 
 def _go_parse_uint(s: str) -> int | None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from kit_jupyter._arguments import PATH, TEXT_OR_BYTES, arguments
 from kit_jupyter._fs import NotRegularFile, open_regular
 from kit_jupyter.errors import KitfileError
 from kit_jupyter.gocompat import gostrconv
@@ -940,6 +941,7 @@ def _unlocated(text: str, line: int | None) -> str:
     return text
 
 
+@arguments(text=TEXT_OR_BYTES)
 def load_kitfile(text: str | bytes) -> Kitfile:
     """Decode a Kitfile from its YAML text, strictly, as kit does.
 
@@ -982,6 +984,8 @@ def read_kitfile_text(path: str | os.PathLike) -> str:
         raise KitfileError(f"open {p}: no such file or directory") from None
     except OSError as exc:
         raise KitfileError(f"open {p}: {(exc.strerror or str(exc)).lower()}") from None
+    except ValueError:  # a NUL in the path: what Go's open says of one
+        raise KitfileError(f"open {p}: invalid argument") from None
     with os.fdopen(fd, "rb") as fh:
         try:
             data = fh.read(MAX_KITFILE_BYTES + 1)
@@ -1001,6 +1005,7 @@ def decode_kitfile_bytes(data: bytes, source: str) -> str:
         raise KitfileError(f"Kitfile {source} is not UTF-8: {exc.reason}") from None
 
 
+@arguments(path=PATH)
 def load_kitfile_file(path: str | os.PathLike) -> Kitfile:
     """Read and decode the Kitfile at ``path`` (see ``load_kitfile``).
 

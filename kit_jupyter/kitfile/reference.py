@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kit_jupyter._arguments import TEXT, arguments
 from kit_jupyter.errors import ReferenceError_
 from kit_jupyter.gocompat import gostrconv, gourl
 from kit_jupyter.gocompat.godigest import digest_error, is_digest
@@ -86,6 +87,40 @@ def default_tag_message(command: str, ref: Reference | str) -> str:
     return f"No tag specified for {command}. Using '{DEFAULT_TAG}' as default ('{shown}')"
 
 
+# user[:password]@ at the start of what stands for a registry (scheme:// allowed before it)
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<user>[^/:]*)"
+                       r"(?P<password>:[^/]*)?@")
+
+
+def without_password(registry: str) -> str:
+    """``registry`` as a message may show it: a password typed into it (``user:secret@host``,
+    ``https://user:secret@host``, as in an URL) is ``***``, and a lone ``token@host``'s token.
+    kit shows them as typed; a notebook output or a CI log must not."""
+
+    def mask(m: re.Match[str]) -> str:
+        scheme = m.group("scheme") or ""
+        return f"{scheme}{m.group('user')}:***@" if m.group("password") else f"{scheme}***@"
+
+    return _USERINFO.sub(mask, registry, count=1)
+
+
+def password_in(text: str) -> str | None:
+    """The password (or lone token) typed into ``text`` the way :func:`without_password`
+    hides it; None when there is none."""
+    m = _USERINFO.match(text)
+    if m is None:
+        return None
+    return (m.group("password") or "")[1:] or (None if m.group("password") else m.group("user"))
+
+
+def check_registry(registry: str) -> None:
+    """oras ``ValidateRegistry``: raises ReferenceError_ with its text (``invalid reference:
+    invalid registry "…"``, the password hidden) unless ``registry`` is a host[:port]."""
+    if not _registry_ok(registry):
+        shown = gostrconv.quote(without_password(registry))
+        raise ReferenceError_(f"invalid reference: invalid registry {shown}")
+
+
 def _registry_ok(registry: str) -> bool:
     """oras ValidateRegistry: ``dummy://<registry>`` must parse with exactly that host."""
     try:
@@ -95,6 +130,7 @@ def _registry_ok(registry: str) -> bool:
     return host != "" and host == registry
 
 
+@arguments(s=TEXT)
 def parse_reference(s: str) -> Reference:
     """Parse a ModelKit reference exactly as kit does (``ParseReference``).
 
@@ -134,8 +170,7 @@ def parse_reference(s: str) -> Reference:
         raise ReferenceError_(f"repository ({repo}) name must be lowercase")
     if not re.search(r"[a-z0-9]", repo):
         raise ReferenceError_(f"repository ({repo}) must start and end with a letter or number")
-    if not _registry_ok(registry):
-        raise ReferenceError_(f"invalid reference: invalid registry {gostrconv.quote(registry)}")
+    check_registry(registry)
     if not _REPOSITORY_RE.fullmatch(repo):
         raise ReferenceError_(f"invalid reference: invalid repository {gostrconv.quote(repo)}")
     if has_tag and not _TAG_RE.fullmatch(ref):

@@ -112,9 +112,15 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
+    """What ``huggingface_hub`` raises for a Hub that cannot be reached or answers badly: its
+    HTTP error and every base of it, which include the HTTP library's own base error
+    (``requests``' is an OSError; ``httpx``'s, whose ``ConnectError`` an offline machine meets,
+    is not)."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    return (HfHubHTTPError, OSError, ValueError)
+    bases = tuple(c for c in HfHubHTTPError.__mro__
+                  if issubclass(c, Exception) and c is not Exception)
+    return (*bases, OSError, ValueError)
 
 
 def pin_commit(repo: str, ref: str, *, repo_type: str = MODEL, token: str | None = None,

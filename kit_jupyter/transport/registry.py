@@ -79,6 +79,8 @@ MAX_TOKEN_BYTES = 1 << 20  # a token answer is a few KiB of JSON
 #: 16 MiB is some 500,000 tags), and the pages one listing follows
 MAX_TAGS_PAGE_BYTES = 16 * 1024 * 1024
 MAX_TAG_PAGES = 10_000
+#: connections a registry client keeps open for reuse, whatever --concurrency says
+MAX_POOL = 256
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,9 @@ def _make_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     session.headers["Accept-Encoding"] = "identity"
-    adapter = _Adapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
+    # urllib3 fills a pool with maxsize placeholders when it makes one: --concurrency 10**12
+    # must not mean a list of 10**12 (connections beyond the pool are opened, used and closed)
+    adapter = _Adapter(pool_connections=4, pool_maxsize=min(max(pool_size, 10), MAX_POOL))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from kit_jupyter._version import __version__
-from kit_jupyter.errors import KitError, system_problem
+from kit_jupyter.errors import KitError, one_line, path_problem, system_problem
+from kit_jupyter.gocompat import gostrconv
+from kit_jupyter.kitfile.reference import password_in, without_password
 from kit_jupyter.oci.mediatypes import COMPRESSIONS, FORMATS
 from kit_jupyter.reporting import Reporter
+from kit_jupyter.transport.redact import redact
 from kit_jupyter.ui import api
 from kit_jupyter.ui.progress import make_reporter
 
@@ -49,7 +52,7 @@ class KitArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CommandLineError(f"{self.prog}: {message}")
+        raise CommandLineError(f"{self.prog}: {one_line(message)}")
 
     if sys.version_info < (3, 14):
         def _check_value(self, action: argparse.Action, value: Any) -> None:
@@ -62,6 +65,10 @@ class KitArgumentParser(argparse.ArgumentParser):
             super()._check_value(action, value)
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        for arg in args if args is not None else sys.argv[1:]:
+            if "\0" in arg:  # only a magic's $var can hold one: no command line can
+                self.error(f"an argument holds a NUL character, which no command line can "
+                           f"carry: {arg!r}")
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
             # the flags of the command that was given, which the top parser does not know
@@ -69,8 +76,11 @@ class KitArgumentParser(argparse.ArgumentParser):
             flags = option_strings(parser)
             said = []
             for extra in extras:
-                close = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1) \
-                    if extra.startswith("-") else []
+                close = [f for f in difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1)
+                         if f != extra] if extra.startswith("-") else []  # after --: itself
+                extra = without_password(extra)  # a reference typed once too often
+                if not extra.isprintable() or any(c.isspace() for c in extra) or not extra:
+                    extra = repr(extra)  # one word, on one line
                 said.append(f"{extra} (maybe you meant {close[0]}?)" if close else extra)
             self.error(f"unrecognized arguments: {' '.join(said)}")
         return ns
@@ -99,6 +109,17 @@ _DEPRECATED_FILTERS = (("kitfile", "Kitfile"), ("model", "model"), ("code", "cod
                        ("datasets", "datasets"), ("docs", "docs"))
 
 
+def go_int(text: str) -> int:
+    """An integer flag's value as kit's flag library reads it (pflag: ``strconv.ParseInt(s, 0,
+    64)``, :func:`~kit_jupyter.gocompat.gostrconv.parse_int`). Python's ``int`` would also
+    take `` 5``, ``٣`` (an Arabic-Indic digit) and numbers of any length, and a count of
+    10**21 parallel transfers is not one to try."""
+    return gostrconv.parse_int(text)
+
+
+go_int.__name__ = "int"  # argparse names the type in its message: "invalid int value: 'x'"
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="DIR",
                    help="storage root (default: $KITOPS_HOME, else the OS default)")
@@ -113,7 +134,8 @@ def _add_network(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plain-http", action="store_true", help="use plain HTTP for the registry")
     p.add_argument("--tls-verify", default="true", choices=("true", "false"),
                    help="verify the registry's TLS certificate (default true)")
-    p.add_argument("--concurrency", type=int, default=5, help="parallel transfers (default 5)")
+    p.add_argument("--concurrency", type=go_int, default=5,
+                   help="parallel transfers (default 5)")
 
 
 def build_parser(prog: str = "kit") -> KitArgumentParser:
@@ -237,7 +259,7 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("-o", "--output", nargs="?", const="", metavar="PATH",
                    help="write the Kitfile (default PATH: DIR/Kitfile; '-' prints it); in a "
                         "terminal it is always written")
-    p.add_argument("--depth", type=int, default=0,
+    p.add_argument("--depth", type=go_int, default=0,
                    help="subdirectory levels examined file by file (default 0; -1: all)")
 
     p = sub.add_parser("diff", help="compare two ModelKits (prefix local:// or remote:// to "
@@ -264,7 +286,7 @@ def build_parser(prog: str = "kit") -> KitArgumentParser:
     p.add_argument("-f", "--file", help="Kitfile to use for packing ('-' reads standard input)")
     p.add_argument("--tool", help="tool for downloading: 'git' or 'hf' (default: detect from "
                                   "the repository)")
-    p.add_argument("--concurrency", type=int, default=5,
+    p.add_argument("--concurrency", type=go_int, default=5,
                    help="maximum simultaneous downloads, for Hugging Face (default 5)")
     _add_config(p)
     _add_progress(p)
@@ -299,14 +321,21 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
     """Run one parsed command; returns its result object (never prints itself)."""
     ctx = ctx or Context()
     handler = _HANDLERS[args.command]
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None and concurrency < 1:  # kit's NetworkOptions.Complete, before all
+        text = f"invalid argument for concurrency ({concurrency}): must be at least 1"
+        raise KitError(text if args.command == "import" else f"Invalid arguments: {text}")
     mode = _progress_mode(getattr(args, "progress", ctx.progress) or ctx.progress)
     if mode == "auto" and ctx.progress != "auto":
         mode = ctx.progress
     reporter = ctx.reporter_factory(mode)
     try:
         result = handler(args, ctx, reporter)
+    except KitError as exc:
+        reporter.close(error=exc)
+        raise _without_passwords(exc, args) from None
     except OSError as exc:
-        problem = system_problem(exc)
+        problem = system_problem(exc) or path_problem(exc)
         reporter.close(error=problem or exc)  # the display ends as failed, not half-done
         if problem is None:
             raise
@@ -316,6 +345,18 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
         raise
     reporter.close()
     return result
+
+
+def _without_passwords(exc: KitError, args: argparse.Namespace) -> KitError:
+    """``exc``, or a KitError of the same text with every password typed into an argument
+    (``user:secret@host/...``) shown as ``***``: a message may quote what it could not use,
+    and the adapters print it into a notebook or a CI log."""
+    secrets = [p for v in vars(args).values() if isinstance(v, str)
+               for p in [password_in(v)] if p]
+    text = redact(str(exc), secrets) if secrets else str(exc)
+    if text == str(exc):
+        return exc
+    return KitError(text).with_hint(exc.hint) if exc.hint else KitError(text)
 
 
 def _validate(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
@@ -379,7 +420,8 @@ def _tag(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     if not args.ref and not args.all:
-        raise CommandLineError("remove: a reference is required unless --all is given")
+        raise CommandLineError("remove: modelkit is required for remove unless --all is "
+                               "specified")  # kit's (cobra's Args) text
     if args.remote:
         if args.all or args.force:  # kit's command refuses both (its library takes force)
             raise KitError("Invalid arguments: cannot use --all or --force with --remote")
@@ -392,8 +434,13 @@ def _remove(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 def _login(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
     password = args.password
     if args.password_stdin:
+        if password:
+            raise KitError("Invalid arguments: cannot use both --password and --password-stdin")
         stream = ctx.stdin or sys.stdin
         password = stream.readline().rstrip("\r\n")
+        if not password:
+            raise KitError("Invalid arguments: failed to read password from stdin: got empty "
+                           "string")
     username = args.username
     if username is None:
         if ctx.getpass is None:

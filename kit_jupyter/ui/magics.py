@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import keyword
 import os
 import re
 from typing import Any
@@ -20,7 +21,6 @@ from IPython.core.magic import (
     line_magic,
     magics_class,
     no_var_expand,
-    output_can_be_silenced,
 )
 from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Float
@@ -61,10 +61,14 @@ def _kitfile_parser() -> cli.KitArgumentParser:
 _KITFILE_PARSER = _kitfile_parser()
 
 
-def _strip_silencer(line: str) -> str:
-    """``@output_can_be_silenced`` hides the result but still passes the ``;`` to us."""
+def _silenced(line: str) -> tuple[str, bool]:
+    """The line without a trailing ``;``, and whether it had one (the result is then not shown,
+    as for a Python expression). Done here rather than with IPython's
+    ``@output_can_be_silenced``, which tokenizes the line as Python after the command has run:
+    an unclosed bracket in an argument (``--format {{``, ``data(1``) was a ``TokenError``
+    traceback under a command that had succeeded."""
     line = line.rstrip()
-    return line[:-1].rstrip() if line.endswith(";") else line
+    return (line[:-1].rstrip(), True) if line.endswith(";") else (line, False)
 
 
 @magics_class
@@ -92,13 +96,13 @@ class KitMagics(Magics):
         assert self.shell is not None
         self.shell.set_next_input(text, replace=False)
 
-    @output_can_be_silenced
     @no_var_expand
     @line_magic
     def kit(self, line: str) -> Any:
-        line = _expand(line, self.shell.user_ns if self.shell is not None else {})
+        line, silenced = _silenced(_expand(line, self.shell.user_ns if self.shell is not None
+                                           else {}))
         try:
-            args = _PARSER.parse_args(_split(_strip_silencer(line)))
+            args = _PARSER.parse_args(_split(line))
         except cli.HelpShown:
             return None
         except cli.CommandLineError as e:
@@ -109,6 +113,8 @@ class KitMagics(Magics):
             raise UsageError(str(e)) from None
         except KitError as e:
             raise self._usage(e) from None
+        if silenced:
+            return None
         if getattr(args, "format", None) == "json" and hasattr(result, "to_json"):
             return TextResult(result.to_json())  # what it says: the JSON, shown as text
         return TextResult(result) if isinstance(result, str) else result
@@ -123,6 +129,11 @@ class KitMagics(Magics):
             return None
         except cli.CommandLineError as e:
             raise UsageError(str(e)) from None
+        if args.var is not None and (not args.var.isidentifier() or keyword.iskeyword(args.var)):
+            # before anything runs: --fix would have rewritten the cell, -o written the file
+            raise UsageError(f"%%kitfile: {args.var!r} is not a valid variable name")
+        if args.output == "":
+            raise UsageError("%%kitfile: argument -o/--output: expected a file name")
         return self._run_kitfile(args, cell, line)
 
     kitfile.__doc__ = _KITFILE_PARSER.format_help()
@@ -155,8 +166,6 @@ class KitMagics(Magics):
                 report.fixed = changes
         if args.var:
             assert self.shell is not None, "a magic always runs in a shell"
-            if not args.var.isidentifier():
-                raise UsageError(f"%%kitfile: {args.var!r} is not a valid variable name")
             self.shell.user_ns[args.var] = report.kitfile  # best effort, see report.partial
         if args.strict and not report.valid:
             display(report)
