@@ -77,3 +77,31 @@ def test_a_quoted_string_reads_back_as_its_bytes(data: bytes) -> None:
     assert quoted.startswith('"') and quoted.endswith('"') and "\n" not in quoted
     assert _go_literal(quoted[1:-1]) == data
     assert gostrconv.quote(os.fsdecode(data)) == quoted
+
+
+_GO_INT_FORMS = [lambda v: str(v), lambda v: f"{'-' if v < 0 else ''}0x{abs(v):x}",
+                 lambda v: f"{'-' if v < 0 else ''}0o{abs(v):o}",
+                 lambda v: f"{'-' if v < 0 else ''}0{abs(v):o}",
+                 lambda v: f"{'-' if v < 0 else ''}0b{abs(v):b}", lambda v: f"{v:_}"]
+
+
+@settings(max_examples=300)
+@given(st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from(_GO_INT_FORMS))
+def test_parse_int_reads_every_form_go_writes_and_refuses_int64_overflow(value, form):
+    """strconv.ParseInt(s, 0, 64): decimal, 0x, 0o, a leading 0, 0b and ``_`` between digits
+    read back to the value while it fits int64; past it, ValueError."""
+    text = form(value)
+    if -(2**63) <= value < 2**63:
+        assert gostrconv.parse_int(text) == value
+    else:
+        with pytest.raises(ValueError, match="out of range"):
+            gostrconv.parse_int(text)
+
+
+@given(st.text(max_size=30))
+def test_parse_int_is_an_int64_or_a_value_error(text):
+    try:
+        value = gostrconv.parse_int(text)
+    except ValueError:
+        return
+    assert -(2**63) <= value < 2**63 and text.isascii() and text.strip() == text
