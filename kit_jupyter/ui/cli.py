@@ -23,6 +23,7 @@ from typing import IO, Any
 from kit_jupyter._version import __version__
 from kit_jupyter.errors import KitError, one_line, path_problem, system_problem
 from kit_jupyter.gocompat import gostrconv
+from kit_jupyter.kitfile.filters import filters_from_flags
 from kit_jupyter.kitfile.reference import password_in, without_password
 from kit_jupyter.oci.mediatypes import COMPRESSIONS, FORMATS
 from kit_jupyter.reporting import Reporter
@@ -372,10 +373,7 @@ def _pack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
 
 
 def _unpack(args: argparse.Namespace, ctx: Context, reporter: Reporter) -> Any:
-    # kit: --filter values when given, else the deprecated flags as one filter. Imported here,
-    # not at the top: the Kitfile package is not to be paid for by every %kit and --help
-    from kit_jupyter.kitfile.filters import filters_from_flags
-
+    # kit: --filter values when given, else the deprecated flags as one filter
     filters = args.filter or filters_from_flags(
         **{word: getattr(args, word) for word, _ in _DEPRECATED_FILTERS})
     return api.load("unpack")(args.ref, dir=args.dir, overwrite=args.overwrite,
