@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from kit_jupyter.errors import one_line
+
 THROTTLE_SECONDS = 0.1
 
 
@@ -36,8 +38,11 @@ def format_bytes(n: float) -> str:
 
 def message_text(level: str, text: str) -> str:
     """The terminal form of one of kit's lines: warnings get kit's ``[WARN ]`` prefix (the
-    text reporter, plain-text progress and results that repeat their messages all use it)."""
-    return f"[WARN ] {text}" if level == "warning" else text
+    text reporter, plain-text progress and results that repeat their messages all use it)
+    and stay on that one line, whatever line break the outside text they quote holds (a
+    U+2028 in a repository name made a second line). Info may span lines (``import``'s
+    generated Kitfile)."""
+    return f"[WARN ] {one_line(text)}" if level == "warning" else text
 
 
 def positioned(label: str, noun: str, index: int, count: int) -> str:

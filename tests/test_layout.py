@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "kit_jupyter.kitfile": 2,
     "kit_jupyter.gocompat": 1,
     "kit_jupyter.errors": 0,
-    "kit_jupyter.reporting": 0,
+    "kit_jupyter.reporting": 1,  # above errors (one_line), below every user
     "kit_jupyter._fs": 0,
     "kit_jupyter._version": 0,
     "kit_jupyter._arguments": 1,  # beside gocompat: above errors, below every user

@@ -161,6 +161,7 @@ def check_cli_outcome(words: list[str], rc: int, out: str, err: str) -> None:
 @example(words=["pack", "proj", "-f", "proj"])
 @example(words=["login", f"https://user:{SECRET}@127.0.0.1:1", "-u", "u", "-p", "p"])
 @example(words=["unpack", f"user:{SECRET}@127.0.0.1:1/x:v1"])
+@example(words=["import", "\u2028", "--ref", "", "--config", ""])  # a [WARN ] line broke in two
 def test_cli_outcome_is_success_or_one_line(workspace, words):
     rc, out, err = run_cli(words)
     event(f"{words[0]} exit {rc}")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from kit_jupyter._arguments import COUNT
 from kit_jupyter._version import __version__
 from kit_jupyter.errors import KitError, one_line, path_problem, system_problem
 from kit_jupyter.gocompat import gostrconv
@@ -322,10 +323,13 @@ def run(args: argparse.Namespace, ctx: Context | None = None) -> Any:
     """Run one parsed command; returns its result object (never prints itself)."""
     ctx = ctx or Context()
     handler = _HANDLERS[args.command]
-    concurrency = getattr(args, "concurrency", None)
-    if concurrency is not None and concurrency < 1:  # kit's NetworkOptions.Complete, before all
-        text = f"invalid argument for concurrency ({concurrency}): must be at least 1"
-        raise KitError(text if args.command == "import" else f"Invalid arguments: {text}")
+    if getattr(args, "concurrency", None) is not None:
+        try:  # kit's NetworkOptions.Complete, before all: the API's own rule and text
+            COUNT.check(args.command, "concurrency", args.concurrency)
+        except KitError as exc:  # kit's import says it unwrapped, its other commands wrapped
+            if args.command == "import":
+                raise
+            raise KitError(f"Invalid arguments: {exc}") from None
     mode = _progress_mode(getattr(args, "progress", ctx.progress) or ctx.progress)
     if mode == "auto" and ctx.progress != "auto":
         mode = ctx.progress
