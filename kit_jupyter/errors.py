@@ -204,17 +204,18 @@ _PATH_ERRNOS = {
 def system_problem(exc: BaseException) -> SystemProblem | None:
     """The one-line error for an OSError the user can fix (full disk, permissions ...), naming
     the file; None for any other exception, which stays a bug with its traceback."""
-    if not isinstance(exc, OSError) or exc.errno not in _SYSTEM_ERRNOS:
-        return None
-    where = f": {exc.filename}" if exc.filename else ""
-    return SystemProblem(f"{_SYSTEM_ERRNOS[exc.errno]}{where}")
+    return _problem(exc, _SYSTEM_ERRNOS)
 
 
 def path_problem(exc: BaseException) -> SystemProblem | None:
     """Like :func:`system_problem`, for a path of the wrong kind (a file where a directory must
     be, or a directory where a file must): what an adapter says instead of a traceback when a
     command let the OSError through."""
-    if not isinstance(exc, OSError) or exc.errno not in _PATH_ERRNOS:
+    return _problem(exc, _PATH_ERRNOS)
+
+
+def _problem(exc: BaseException, reasons: dict[int, str]) -> SystemProblem | None:
+    if not isinstance(exc, OSError) or exc.errno not in reasons:
         return None
     where = f": {exc.filename}" if exc.filename else ""
-    return SystemProblem(f"{_PATH_ERRNOS[exc.errno]}{where}")
+    return SystemProblem(f"{reasons[exc.errno]}{where}")
