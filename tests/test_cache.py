@@ -69,8 +69,12 @@ def test_clear_removes_storage_leftovers_of_killed_processes(tmp_path):
     dead.write_bytes(b"half a blob")
     index_part = tmp_path / "storage" / ".index.json.kj-999999999-1-0123456789ab.part"
     index_part.write_text("{")
+    # a repository's index file whose base64 name happens to hold an owner token is kit's
+    lookalike = tmp_path / "storage" / "bXkkj-999999999-1-0123456789ab-index.json"
+    lookalike.write_text("{}")
     res = cache_clear(home=tmp_path)
     assert not dead.exists() and not index_part.exists()
+    assert lookalike.exists()
     assert "storage/ingest/" + dead.name in res.removed
 
 

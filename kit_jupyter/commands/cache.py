@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from kit_jupyter._arguments import OPT_PATH, arguments
-from kit_jupyter._fs import is_live, sweep_stale
+from kit_jupyter._fs import is_live
 from kit_jupyter.commands.results import Result, html_table, tabwriter
-from kit_jupyter.oci.store import resolve_home
+from kit_jupyter.oci.store import LocalStore, resolve_home
 from kit_jupyter.reporting import NullReporter, Reporter, format_bytes
 from kit_jupyter.transport import remote_cache
 
@@ -171,8 +171,7 @@ def cache_clear(*, home: str | os.PathLike[str] | None = None,
             path.unlink(missing_ok=True)
         removed.append(name)
         freed += size
-    storage = resolve_home(home) / "storage"
-    for leftover in sweep_stale(storage / "ingest") + sweep_stale(storage):
+    for leftover in LocalStore(resolve_home(home)).sweep_leftovers():
         removed.append(str(leftover.relative_to(resolve_home(home))))
     result = CacheClearResult(path=str(root), removed=removed, freed=freed, kept=kept)
     for line in result.text().splitlines():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
 from kit_jupyter._arguments import COUNT, OPT_PATH, OPT_TEXT, TEXT, arguments
-from kit_jupyter._fs import Writeback, sweep_stale, syncing_file, temp_path
+from kit_jupyter._fs import Writeback, syncing_file, temp_path
 from kit_jupyter.commands import render, results
 from kit_jupyter.commands.chain import parent_path, walk_parents
 from kit_jupyter.commands.local import _ref_with_tag, inspect
@@ -586,9 +586,7 @@ def _pull_one(ref: Reference, opts: RegistryOptions, reporter: Reporter, store: 
             blobs = manifest.blobs()
             present = store.hold(b.digest for b in blobs)
             missing = [b for b in blobs if b.digest not in present]
-            tasks = _tasks(reporter, missing)
-            if missing:
-                sweep_stale(store.ingest_dir)  # what a killed pull or pack left there
+            tasks = _tasks(reporter, missing)  # hold() took the lock: leftovers are swept
 
             def download(blob: Descriptor) -> None:
                 with tasks[blob.digest] as task:

@@ -402,13 +402,7 @@ class LocalStore:
                     os.close(fd)
                     raise
                 self._lock_fd = fd
-                # what a killed writer left: an index or tags file's temporary sibling is
-                # otherwise swept only when the same file is written again (never, once its
-                # repository is gone), a killed pack's pins only when a blob is next stored.
-                # Only ``.part`` names in the root: a repository's index file is named by
-                # its base64 name, which a hostile name can make look like one of ours
-                sweep_stale(self.root, suffix=".part")
-                sweep_stale(self.ingest_dir)
+                self.sweep_leftovers()
             self._lock_depth += 1
             try:
                 yield
@@ -420,6 +414,15 @@ class LocalStore:
                         fcntl.flock(fd, fcntl.LOCK_UN)
                     finally:
                         os.close(fd)
+
+    def sweep_leftovers(self) -> list[Path]:
+        """Remove what killed writers left in storage, and return it: blobs being stored or
+        pulled and pins in ``ingest/``, the temporary siblings of index and tags files in the
+        root (otherwise swept only when the same file is written again: never, once its
+        repository is gone). Run whenever the lock is taken, and by ``cache clear``. Only
+        ``.part`` names in the root: a repository's index file is named by its base64 name,
+        which a hostile name can make look like one of ours."""
+        return sweep_stale(self.ingest_dir) + sweep_stale(self.root, suffix=".part")
 
     @contextlib.contextmanager
     def pinning(self) -> Iterator[None]:
